@@ -1,0 +1,61 @@
+"""app-update: Recreate, RollingUpdate and Canary releases behind LoadBalancer Services.
+
+Only wiring here: validated config in, components out.
+"""
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.canary import CanaryPair
+from components.cluster import KubeconfigCluster, KubeconfigClusterArgs
+from components.pod_template import ReleaseContext
+from components.recreate import RecreateDeployment
+from components.release import ReleaseArgs
+from components.rolling import RollingDeployment
+from components.settings import load_stack_config
+
+config = load_stack_config()
+
+if config.cluster.mode == "eks":
+    from components.eks import EksCluster, EksClusterArgs
+
+    cluster = EksCluster("cluster", EksClusterArgs(cluster=config.cluster, stack=config.stack))
+else:
+    cluster = KubeconfigCluster("cluster", KubeconfigClusterArgs(cluster=config.cluster))
+
+namespace = k8s.core.v1.Namespace(
+    "namespace",
+    metadata=k8s.meta.v1.ObjectMetaArgs(
+        name=config.namespace,
+        labels={"app.kubernetes.io/part-of": "app-update", "app.kubernetes.io/managed-by": "pulumi"},
+    ),
+    opts=pulumi.ResourceOptions(provider=cluster.provider),
+)
+context = ReleaseContext(
+    stack=config.stack,
+    namespace=namespace.metadata.name,
+    provider=cluster.provider,
+    await_load_balancer=config.await_load_balancer,
+    service_annotations=cluster.service_annotations,
+)
+
+COMPONENTS = {"Recreate": RecreateDeployment, "RollingUpdate": RollingDeployment, "Canary": CanaryPair}
+releases = {}
+for release in config.releases:
+    component = COMPONENTS[release.strategy](release.name, ReleaseArgs(release=release, context=context),
+                                             opts=pulumi.ResourceOptions(depends_on=[namespace]))
+    releases[release.name] = {
+        "strategy": release.strategy,
+        "address": component.address,
+        "images": release.images(),
+        "tags": release.tags(),
+        "replicas": release.replica_counts(),
+        "service": release.service_name,
+        "traffic": release.traffic if release.strategy == "Canary" else None,
+        "requestedWeight": release.requested_weight,
+        "effectiveWeight": release.effective_weight,
+    }
+
+pulumi.export("namespace", namespace.metadata.name)
+pulumi.export("clusterMode", config.cluster.mode)
+pulumi.export("releases", releases)

@@ -1,0 +1,75 @@
+"""Canary replica arithmetic, as small pure functions (after Argo Rollouts' canary.go).
+
+No Pulumi import.
+"""
+
+from __future__ import annotations
+
+from math import gcd
+
+
+def split_replicas(total: int, weight: int) -> tuple[int, int]:
+    """Split `total` pods into (stable, canary) for a replica-weighted canary.
+
+    The canary gets the count whose share is closest to `weight` percent, never 0 while
+    weight > 0 and never all pods while weight < 100 (both need total >= 2). Ties go to
+    the smaller canary: a canary earns traffic, it is not handed it.
+    """
+    if not 0 <= weight <= 100:
+        raise ValueError(f"weight must be 0..100, got {weight}")
+    if total < 0:
+        raise ValueError(f"total must not be negative, got {total}")
+    if weight == 0 or total == 0:
+        return total, 0
+    if weight == 100:
+        return 0, total
+    # round-half-down of total * weight / 100, in integers
+    canary = (total * weight * 2 + 99) // 200
+    canary = min(max(canary, 1), total - 1)
+    return total - canary, canary
+
+
+def share_percent(stable: int, canary: int) -> float:
+    """The share of pods (and so of traffic behind one Service) that the canary gets."""
+    total = stable + canary
+    return 0.0 if total == 0 else round(100 * canary / total, 2)
+
+
+def exact_total(weight: int) -> int:
+    """The fewest pods for which a replica split gives exactly `weight` percent (5% → 20)."""
+    if weight in (0, 100):
+        return 1
+    return 100 // gcd(weight, 100)
+
+
+def nearest_shares(total: int, weight: int) -> tuple[float, float]:
+    """The achievable canary shares at `total` pods just below and above `weight`."""
+    below = max((100 * c / total for c in range(total + 1) if 100 * c / total <= weight), default=0.0)
+    above = min((100 * c / total for c in range(total + 1) if 100 * c / total >= weight), default=100.0)
+    return round(below, 2), round(above, 2)
+
+
+def weighted_canary_replicas(stable_replicas: int, weight: int) -> int:
+    """Canary pods when the load balancer splits traffic by weight.
+
+    The canary runs enough pods for its share of the stable fleet's load, at least 1 while
+    weight > 0 and none at 0: 5% of traffic costs one pod, not nineteen stable ones.
+    """
+    if not 0 <= weight <= 100:
+        raise ValueError(f"weight must be 0..100, got {weight}")
+    if weight == 0:
+        return 0
+    if weight == 100:
+        return max(stable_replicas, 1)
+    # Pods in proportion to the share of traffic relative to the stable fleet, rounded up.
+    return max(1, -(-stable_replicas * weight // (100 - weight)))
+
+
+def weight_warning(release: str, total: int, requested: int | None, effective: float | None,
+                   traffic: str = "replicas") -> str | None:
+    """The warning `pulumi up` logs when pod counts cannot give the requested weight."""
+    if traffic != "replicas" or requested is None or effective is None or abs(effective - requested) <= 1:
+        return None
+    return (f"release {release}: canary weight {requested}% is approximated as {effective:g}% with {total} pods; "
+            f"an exact split needs a multiple of {exact_total(requested)} pods, or a weighted traffic mode "
+            f"(traffic: nlb, alb or nginx)")

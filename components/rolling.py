@@ -1,0 +1,13 @@
+"""RollingUpdate: pods are replaced a few at a time within maxSurge and maxUnavailable."""
+
+from __future__ import annotations
+
+import pulumi
+
+from components.pod_template import rolling_strategy
+from components.release import ReleaseArgs, SingleTrackRelease
+
+
+class RollingDeployment(SingleTrackRelease):
+    def __init__(self, name: str, args: ReleaseArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("app-update:index:RollingDeployment", name, args, rolling_strategy(args.release), opts)
