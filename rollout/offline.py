@@ -122,7 +122,11 @@ class RegisteredResource:
 
     @property
     def parent_name(self) -> str | None:
-        return self.parent.rsplit("::", 1)[-1] if self.parent else None
+        """The logical name of the parent resource; None at the top (parented to the stack)."""
+        if not self.parent:
+            return None
+        qualified_type, name = self.parent.split("::")[2:4]
+        return None if qualified_type.split("$")[-1] == "pulumi:pulumi:Stack" else name
 
 
 def _mock_classes():

@@ -1,0 +1,210 @@
+"""`python -m rollout <verb>`: the operator's command line.
+
+Verbs follow `kubectl rollout` where one exists (history, undo, status); preview, forecast,
+promote, canary and preflight are this project's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable
+
+from rollout.offline import PROJECT_DIR, StackFileError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def load_config(stack: str, overrides: dict | None = None):
+    """The stack's settings and validated config, or (None, None) after printing why not."""
+    from components.config import ConfigError, split_namespaces, validate
+    from rollout.offline import stack_settings
+
+    try:
+        settings = stack_settings(stack, PROJECT_DIR, overrides)
+    except StackFileError as error:
+        _err(f"error: {error}")
+        return None, None
+    own, other = split_namespaces(settings)
+    try:
+        return settings, validate(own, stack, other)
+    except ConfigError as error:
+        for problem in error.problems:
+            _err(problem)
+        _err(f"{len(error.problems)} problem(s) in Pulumi.{stack}.yaml; nothing was deployed or written")
+        return None, None
+
+
+# ---------------------------------------------------------------------------------------------
+# preview
+# ---------------------------------------------------------------------------------------------
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    from rollout import manifests, plan
+    from rollout.offline import run_program
+
+    stack = args.stack
+    settings, config = load_config(stack)
+    if config is None:
+        return EXIT_USAGE
+    run = run_program(stack, settings=settings)
+    if run.error is not None:
+        _err(f"error: the program failed under the offline runner: {run.error}")
+        return EXIT_FAILED
+    objects = manifests.collect(run)
+    version = config.cluster.kubernetes_version
+    problems = manifests.validate_all(objects, version)
+    if problems:
+        for problem in problems:
+            _err(f"schema error (Kubernetes {version}, strict): {problem}")
+        _err("nothing was written")
+        return EXIT_FAILED
+    out_dir = Path(args.out) if args.out else PROJECT_DIR / "build" / "manifests" / stack
+    paths = manifests.write(objects, out_dir)
+    result = plan.build(config, run)
+    shown_dir = _shown(out_dir)
+    result["manifests"] = {
+        "directory": shown_dir,
+        "files": [p.name for p in paths],
+        "kubernetesVersion": version,
+        "generatedNames": [m.label for m in objects if m.generated_name],
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        note = (f"Manifests: {len(paths)} objects in {shown_dir}/, valid for Kubernetes {version} (strict schema); "
+                f"apply with: kubectl apply -f {shown_dir}/\n"
+                "Offline preview: load balancer addresses and generated names are only known after `pulumi up`.")
+        print(plan.render_text(result, note))
+    return EXIT_OK
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# forecast
+# ---------------------------------------------------------------------------------------------
+
+
+def _int_or_percent(text: str) -> int | str:
+    from components.fenceposts import parse_percent
+
+    if text.isdigit():
+        return int(text)
+    if parse_percent(text) is not None:
+        return text
+    raise argparse.ArgumentTypeError(f'must be a non-negative integer or a percentage like "25%" (got {text!r})')
+
+
+def _non_negative(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer (got {text!r})")
+    return int(text)
+
+
+def cmd_forecast(args: argparse.Namespace) -> int:
+    from components.fenceposts import is_zero
+    from components.forecast import forecast
+
+    if args.strategy == "Recreate" and (args.max_surge is not None or args.max_unavailable is not None):
+        _err("error: --max-surge and --max-unavailable are RollingUpdate settings; "
+             "the Kubernetes API rejects them with Recreate")
+        return EXIT_USAGE
+    surge = "25%" if args.max_surge is None else args.max_surge
+    unavailable = "25%" if args.max_unavailable is None else args.max_unavailable
+    if args.strategy == "RollingUpdate" and is_zero(surge) and is_zero(unavailable):
+        _err("error: --max-unavailable must not be 0 when --max-surge is 0: the Kubernetes API rejects it")
+        return EXIT_USAGE
+    fc = forecast(args.replicas, args.strategy, surge, unavailable)
+    data = fc.to_json()
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return EXIT_OK
+    if args.strategy == "Recreate":
+        print(f"Recreate, {fc.replicas} replicas: every old pod stops before new ones start")
+    else:
+        print(f"RollingUpdate, {fc.replicas} replicas, maxSurge {surge} → {fc.surge_pods}, "
+              f"maxUnavailable {unavailable} → {fc.unavailable_pods}")
+        print(f"The controller keeps at least {fc.min_available} ready and at most {fc.max_total} pods.")
+    print(f"{'step':>4}  {'old':>5}  {'new':>5}  {'ready new':>9}  {'available':>9}  {'pods':>5}")
+    for i, step in enumerate(fc.steps):
+        print(f"{i:>4}  {step.old:>5}  {step.new:>5}  {step.new_ready:>9}  {step.available:>9}  {step.pods:>5}")
+    print(f"fewest available {fc.min_available_seen}, most pods {fc.max_pods_seen}, {fc.syncs} controller syncs")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------
+# Parser
+# ---------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m rollout",
+        description="Release operations for the app-update Pulumi program (one stack per environment).",
+        formatter_class=_Formatter,
+        epilog="Run `python -m rollout <verb> --help` for a verb's options and an example.",
+    )
+    verbs = parser.add_subparsers(dest="verb", metavar="<verb>")
+    verbs.required = True
+
+    preview = verbs.add_parser(
+        "preview", formatter_class=_Formatter,
+        help="show and render a stack offline (no Pulumi CLI, no cloud)",
+        description="Run the Pulumi program offline under mocks with a stack's config: print the plan "
+                    "(resources, per-release numbers, rollout forecast, warnings) and write every Kubernetes "
+                    "object as YAML, checked against the Kubernetes schema.",
+        epilog="example:\n  python -m rollout preview dev\n  python -m rollout preview local --json > plan.json",
+    )
+    preview.add_argument("stack", nargs="?", default="dev", help="stack name (Pulumi.<stack>.yaml); default dev")
+    preview.add_argument("--out", metavar="DIR", help="where to write manifests (default build/manifests/<stack>)")
+    preview.add_argument("--json", action="store_true", help="print the plan as one JSON document")
+    preview.set_defaults(func=cmd_preview)
+
+    fc = verbs.add_parser(
+        "forecast", formatter_class=_Formatter,
+        help="step through a Deployment update as the Kubernetes controller does it",
+        description="Forecast the pods of a Deployment update, sync by sync, with the Deployment controller's "
+                    "own arithmetic (defaults as Kubernetes: RollingUpdate, 25%%, 25%%).",
+        epilog="example:\n  python -m rollout forecast --replicas 5 --max-surge 1 --max-unavailable 1",
+    )
+    fc.add_argument("--replicas", type=_non_negative, required=True, help="spec.replicas")
+    fc.add_argument("--strategy", choices=("RollingUpdate", "Recreate"), default="RollingUpdate")
+    fc.add_argument("--max-surge", type=_int_or_percent, help='int or "N%%" (default 25%%)')
+    fc.add_argument("--max-unavailable", type=_int_or_percent, help='int or "N%%" (default 25%%)')
+    fc.add_argument("--json", action="store_true", help="print the forecast as JSON")
+    fc.set_defaults(func=cmd_forecast)
+
+    for register in _EXTRA_VERBS:
+        register(verbs)
+    return parser
+
+
+# Verb modules add themselves here (operations, canary, preflight).
+_EXTRA_VERBS: list[Callable[[argparse._SubParsersAction], None]] = []
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130

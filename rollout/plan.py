@@ -1,0 +1,202 @@
+"""The preview plan: what a stack deploys, per release, in numbers, with its warnings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from components import canary_math
+from components.config import Release, StackConfig
+from components.fenceposts import RECREATE, ROLLING_UPDATE, Strategy, max_surge, max_unavailable, scaled_value
+from components.forecast import Forecast, forecast
+from rollout.offline import ProgramRun
+
+
+def release_forecast(release: Release) -> Forecast:
+    """The update this release goes through when its (stable) image changes.
+
+    For a canary that is the promotion: the stable Deployment rolls to the canary's tag.
+    """
+    if release.strategy == "Canary":
+        assert release.stable is not None
+        return forecast(release.stable.replicas, ROLLING_UPDATE, release.max_surge, release.max_unavailable)
+    if release.strategy == "Recreate":
+        return forecast(release.replicas, RECREATE, None, None)
+    return forecast(release.replicas, ROLLING_UPDATE, release.max_surge, release.max_unavailable)
+
+
+def traffic_plan(release: Release) -> dict[str, Any] | None:
+    if release.strategy != "Canary":
+        return None
+    assert release.stable is not None and release.canary is not None
+    share = release.effective_weight or 0.0
+    plan: dict[str, Any] = {
+        "mode": release.traffic,
+        "requestedWeight": release.requested_weight,
+        "canaryShare": share,
+        "stablePods": release.stable.replicas,
+        "canaryPods": release.canary.replicas,
+    }
+    weight = release.requested_weight
+    if weight is not None:
+        # What the workshop's pod-count split would need for exactly this share.
+        exact = canary_math.exact_total(weight)
+        plan["replicasModeExactTotal"] = exact
+        plan["replicasModeExactCanaryPods"] = exact * weight // 100
+    if release.traffic == "replicas" and weight is not None and release.replicas > 0:
+        plan["nearestShares"] = list(canary_math.nearest_shares(release.replicas, weight))
+    return plan
+
+
+def warnings_for(release: Release, fc: Forecast) -> list[str]:
+    out = []
+    name = release.name
+    if fc.replicas > 0 and fc.min_available_seen == 0:
+        why = "Recreate stops every pod first" if release.strategy == "Recreate" else (
+            f"maxUnavailable {release.max_unavailable} covers all {fc.replicas} pods")
+        out.append(f"release {name}: an update drops to 0 ready pods ({why}): expect downtime on every update")
+    single = [t for t, n in release.replica_counts().items() if n == 1 and (release.strategy != "Canary" or t == "stable")]
+    if single:
+        out.append(f"release {name}: runs a single {'stable ' if release.strategy == 'Canary' else ''}pod: "
+                   "a node drain or crash takes it offline")
+    if release.strategy != "Recreate":
+        replicas = fc.replicas
+        surge = scaled_value(release.max_surge, replicas, True)
+        unavailable = scaled_value(release.max_unavailable, replicas, False)
+        if replicas > 0 and surge == 0 and unavailable == 0:
+            out.append(f"release {name}: maxSurge {release.max_surge!r} and maxUnavailable {release.max_unavailable!r} "
+                       f"both round to 0 at {replicas} pods; the controller takes maxUnavailable = 1")
+    warning = canary_math.weight_warning(name, release.replicas, release.requested_weight, release.effective_weight,
+                                         release.traffic)
+    if warning:
+        below, above = canary_math.nearest_shares(release.replicas, release.requested_weight or 0)
+        out.append(f"{warning}; nearest shares at {release.replicas} pods: {below:g}% and {above:g}%")
+    return out
+
+
+def release_plan(release: Release) -> dict[str, Any]:
+    fc = release_forecast(release)
+    surge_pods, unavailable_pods = (0, 0)
+    if release.strategy != "Recreate":
+        spec = Strategy(ROLLING_UPDATE, fc.replicas, release.max_surge, release.max_unavailable)
+        surge_pods, unavailable_pods = max_surge(spec), max_unavailable(spec)
+    plan: dict[str, Any] = {
+        "name": release.name,
+        "strategy": release.strategy,
+        "images": release.images(),
+        "replicas": release.replica_counts(),
+        "totalReplicas": release.replicas,
+        "maxSurge": release.max_surge,
+        "maxUnavailable": release.max_unavailable,
+        "maxSurgePods": surge_pods,
+        "maxUnavailablePods": unavailable_pods if release.strategy != "Recreate" else fc.replicas,
+        "fewestReadyDuringUpdate": fc.min_available_seen,
+        "mostPodsDuringUpdate": fc.max_pods_seen,
+        "service": {
+            "name": release.service_name,
+            "port": release.service_port,
+            "targetPort": release.port,
+            "type": "LoadBalancer" if release.strategy != "Canary" or release.traffic in ("replicas", "nlb") else "Ingress",
+        },
+        "forecast": fc.to_json(),
+        "warnings": warnings_for(release, fc),
+    }
+    if release.strategy == "Canary":
+        plan["requestedWeight"] = release.requested_weight
+        plan["effectiveWeight"] = release.effective_weight
+        plan["traffic"] = traffic_plan(release)
+    return plan
+
+
+def build(config: StackConfig, run: ProgramRun) -> dict[str, Any]:
+    releases = [release_plan(r) for r in config.releases]
+    cluster = config.cluster
+    return {
+        "stack": config.stack,
+        "cluster": {
+            "mode": cluster.mode,
+            "context": cluster.context,
+            "kubernetesVersion": cluster.kubernetes_version,
+            "loadBalancerController": cluster.load_balancer_controller,
+        },
+        "namespace": config.namespace,
+        "awaitLoadBalancer": config.await_load_balancer,
+        "resources": [
+            {"type": r.type, "name": r.name, "parent": r.parent_name}
+            for r in sorted(run.resources, key=lambda r: (r.custom, r.type, r.name))
+        ],
+        "releases": releases,
+        "warnings": [w for r in releases for w in r["warnings"]] + list(run.warnings),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Text rendering
+# ---------------------------------------------------------------------------------------------
+
+
+def _steps_line(fc: dict[str, Any], limit: int = 12) -> str:
+    steps = [f"{s['old']}+{s['new']}" + ("" if s["newReady"] == s["new"] else f"({s['newReady']} ready)")
+             for s in fc["steps"]]
+    if len(steps) > limit:
+        steps = steps[: limit // 2] + ["…"] + steps[-limit // 2:]
+    return " → ".join(steps)
+
+
+def render_text(plan: dict[str, Any], manifest_note: str = "") -> str:
+    lines = []
+    cluster = plan["cluster"]
+    where = f"kubeconfig context {cluster['context']}" if cluster["mode"] == "kubeconfig" and cluster["context"] else (
+        "kubeconfig current context" if cluster["mode"] == "kubeconfig" else "EKS cluster created by this stack")
+    lines.append(f"Stack {plan['stack']}: {where}, namespace {plan['namespace']}, Kubernetes {cluster['kubernetesVersion']}")
+    lines.append("")
+    lines.append(f"Resources ({len(plan['resources'])})")
+    children: dict[str | None, list[dict[str, Any]]] = {}
+    for r in plan["resources"]:
+        children.setdefault(r["parent"], []).append(r)
+
+    def tree(parent: str | None, depth: int) -> None:
+        for r in children.get(parent, []):
+            lines.append(f"  {'  ' * depth}{r['name']}  ({r['type']})")
+            if r["name"] != parent:
+                tree(r["name"], depth + 1)
+
+    tree(None, 0)
+    lines.append("")
+    lines.append("Releases")
+    for r in plan["releases"]:
+        head = f"  {r['name']}  {r['strategy']}"
+        if r["strategy"] == "Canary":
+            head += f" (traffic: {r['traffic']['mode']})"
+        lines.append(head)
+        for track, image in r["images"].items():
+            label = "image" if track == "app" else track
+            lines.append(f"    {label:<11}{image} × {r['replicas'][track]}")
+        svc = r["service"]
+        kind = "LoadBalancer" if svc["type"] == "LoadBalancer" else "Ingress"
+        lines.append(f"    {'service':<11}{svc['name']}: {kind} :{svc['port']} → pod :{svc['targetPort']}"
+                     " (address assigned at deploy)")
+        if r["strategy"] == "Canary":
+            t = r["traffic"]
+            req = "" if t["requestedWeight"] is None else f" (requested {t['requestedWeight']}%)"
+            lines.append(f"    {'weight':<11}{t['canaryShare']:g}% of traffic to canary{req}, "
+                         f"{t['canaryPods']} canary + {t['stablePods']} stable pods")
+            if t.get("replicasModeExactTotal") and t["mode"] != "replicas" and t["requestedWeight"] not in (0, 100):
+                lines.append(f"    {'':<11}a pod-count split needs {t['replicasModeExactTotal']} pods for exactly "
+                             f"{t['requestedWeight']}%; this mode needs {t['canaryPods']} canary pod(s)")
+        if r["strategy"] != "Recreate":
+            lines.append(f"    {'fenceposts':<11}maxSurge {r['maxSurge']} → {r['maxSurgePods']} pod(s), "
+                         f"maxUnavailable {r['maxUnavailable']} → {r['maxUnavailablePods']} pod(s)")
+        fc = r["forecast"]
+        what = "promotion" if r["strategy"] == "Canary" else "update"
+        lines.append(f"    {what:<11}fewest ready {fc['minAvailableSeen']}, most pods {fc['maxPodsSeen']}, "
+                     f"{fc['syncs']} controller syncs")
+        lines.append(f"    {'':<11}old+new: {_steps_line(fc)}")
+    if plan["warnings"]:
+        lines.append("")
+        lines.append("Warnings")
+        for w in plan["warnings"]:
+            lines.append(f"  ! {w}")
+    if manifest_note:
+        lines.append("")
+        lines.append(manifest_note)
+    return "\n".join(lines)
