@@ -52,17 +52,15 @@ def nearest_shares(total: int, weight: int) -> tuple[float, float]:
 def weighted_canary_replicas(stable_replicas: int, weight: int) -> int:
     """Canary pods when the load balancer splits traffic by weight.
 
-    The canary runs enough pods for its share of the stable fleet's load, at least 1 while
-    weight > 0 and none at 0: 5% of traffic costs one pod, not nineteen stable ones.
+    The stable fleet keeps its full size (sized for all traffic, so an abort is instant); the
+    canary gets its share of that size, rounded up, at least 1 while weight > 0 and none at 0:
+    5% of traffic costs one pod, not nineteen stable ones.
     """
     if not 0 <= weight <= 100:
         raise ValueError(f"weight must be 0..100, got {weight}")
     if weight == 0:
         return 0
-    if weight == 100:
-        return max(stable_replicas, 1)
-    # Pods in proportion to the share of traffic relative to the stable fleet, rounded up.
-    return max(1, -(-stable_replicas * weight // (100 - weight)))
+    return max(1, -(-stable_replicas * weight // 100))
 
 
 def weight_warning(release: str, total: int, requested: int | None, effective: float | None,

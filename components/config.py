@@ -12,8 +12,9 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from components import canary_math, fenceposts
 
@@ -478,7 +479,7 @@ def _check_release(c: _Checker, name: Any, raw: Any, cluster: Cluster, service_n
     service_port = c.integer(f"{path}.servicePort", value.get("servicePort"), 80, low=1, high=65535)
     service_name = c.string(f"{path}.serviceName", value.get("serviceName"), name if isinstance(name, str) else "",
                             pattern=_DNS1035_LABEL, rule="must be a DNS-1035 label (a Service name)")
-    if service_name and len(service_name) > MAX_RELEASE_NAME:
+    if "serviceName" in value and service_name and len(service_name) > MAX_RELEASE_NAME:
         c.fail(f"{path}.serviceName", f"must be at most {MAX_RELEASE_NAME} characters")
     if service_name:
         if service_name in service_names:

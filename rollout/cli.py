@@ -9,10 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING
 
 from rollout.offline import PROJECT_DIR, StackFileError
+
+if TYPE_CHECKING:
+    from components.config import StackConfig
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -25,13 +29,14 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
     pass
 
 
-def load_config(stack: str, overrides: dict | None = None):
+def load_config(stack: str, project_dir: Path = PROJECT_DIR,
+                overrides: dict | None = None) -> tuple[dict | None, StackConfig | None]:
     """The stack's settings and validated config, or (None, None) after printing why not."""
     from components.config import ConfigError, split_namespaces, validate
     from rollout.offline import stack_settings
 
     try:
-        settings = stack_settings(stack, PROJECT_DIR, overrides)
+        settings = stack_settings(stack, project_dir, overrides)
     except StackFileError as error:
         _err(f"error: {error}")
         return None, None
@@ -55,10 +60,10 @@ def cmd_preview(args: argparse.Namespace) -> int:
     from rollout.offline import run_program
 
     stack = args.stack
-    settings, config = load_config(stack)
+    settings, config = load_config(stack, args.cwd)
     if config is None:
         return EXIT_USAGE
-    run = run_program(stack, settings=settings)
+    run = run_program(stack, args.cwd, settings=settings)
     if run.error is not None:
         _err(f"error: the program failed under the offline runner: {run.error}")
         return EXIT_FAILED
@@ -70,7 +75,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
             _err(f"schema error (Kubernetes {version}, strict): {problem}")
         _err("nothing was written")
         return EXIT_FAILED
-    out_dir = Path(args.out) if args.out else PROJECT_DIR / "build" / "manifests" / stack
+    out_dir = Path(args.out) if args.out else args.cwd / "build" / "manifests" / stack
     paths = manifests.write(objects, out_dir)
     result = plan.build(config, run)
     shown_dir = _shown(out_dir)
@@ -161,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
         epilog="Run `python -m rollout <verb> --help` for a verb's options and an example.",
     )
+    parser.add_argument("-C", "--cwd", type=Path, default=PROJECT_DIR, metavar="DIR",
+                        help="the Pulumi project directory (default: this checkout)")
     verbs = parser.add_subparsers(dest="verb", metavar="<verb>")
     verbs.required = True
 

@@ -26,6 +26,11 @@ from typing import Any
 import yaml
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_LOADER)
 
 
 class StackFileError(Exception):
@@ -38,7 +43,7 @@ class StackFileError(Exception):
 
 
 def project_name(project_dir: Path = PROJECT_DIR) -> str:
-    return yaml.safe_load((project_dir / "Pulumi.yaml").read_text())["name"]
+    return _load_yaml((project_dir / "Pulumi.yaml").read_text())["name"]
 
 
 def available_stacks(project_dir: Path = PROJECT_DIR) -> list[str]:
@@ -56,7 +61,7 @@ def _cli_string(value: Any) -> str:
 def stack_settings(stack: str, project_dir: Path = PROJECT_DIR,
                    overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The stack's config as structured values: Pulumi.yaml defaults, the stack file, overrides."""
-    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())
+    project = _load_yaml((project_dir / "Pulumi.yaml").read_text())
     name = project["name"]
     settings: dict[str, Any] = {}
     for key, spec in (project.get("config") or {}).items():
@@ -68,7 +73,7 @@ def stack_settings(stack: str, project_dir: Path = PROJECT_DIR,
         known = ", ".join(available_stacks(project_dir)) or "none"
         raise StackFileError(f"no stack file {path.name} (stacks here: {known})")
     try:
-        document = yaml.safe_load(path.read_text()) or {}
+        document = _load_yaml(path.read_text()) or {}
     except yaml.YAMLError as error:
         raise StackFileError(f"{path.name} is not valid YAML: {error}") from None
     if not isinstance(document, dict) or not isinstance(document.get("config", {}), dict):
@@ -199,7 +204,7 @@ def _mock_classes():
             super().__init__(mocks)
             self.registrations: list[RegisteredResource] = []
 
-        def RegisterResource(self, request):
+        def RegisterResource(self, request: Any) -> Any:
             from pulumi.runtime import rpc
 
             response = super().RegisterResource(request)

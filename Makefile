@@ -1,0 +1,34 @@
+# app-update: the two everyday commands are `make preview` and `make test`.
+PYTHON ?= python3
+VENV ?= venv
+PY := $(VENV)/bin/python
+STACK ?= dev
+
+.PHONY: help preview test lint bench clean
+
+help:
+	@echo "make preview [STACK=dev]   show and render a stack offline (no Pulumi CLI, no cloud)"
+	@echo "make test                  lint and run the test suite"
+	@echo "make bench                 run the benchmarks in bench/ (by hand; numbers go in the README)"
+	@echo "make clean                 remove build output"
+
+# The venv Pulumi.yaml names (runtime.options.virtualenv), built once per requirements change.
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+preview: $(VENV)/.installed
+	$(PY) -m rollout preview $(STACK)
+
+lint: $(VENV)/.installed
+	$(PY) -m ruff check .
+
+test: lint
+	$(PY) -m pytest
+
+bench: $(VENV)/.installed
+	$(PY) bench/bench_preview.py
+
+clean:
+	rm -rf build .pytest_cache .ruff_cache

@@ -1,0 +1,53 @@
+"""Shared helpers: run the real program offline with a given config."""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from rollout.offline import ProgramRun, run_program, stack_settings  # noqa: E402
+
+STACKS = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in ROOT.glob("Pulumi.*.yaml"))
+
+
+def workshop_release(**overrides: Any) -> dict[str, Any]:
+    release = {"strategy": "RollingUpdate", "tag": "v1", "replicas": 5, "maxSurge": 1, "maxUnavailable": 1}
+    release.update(overrides)
+    return release
+
+
+def settings_with(releases: dict[str, Any], **top: Any) -> dict[str, Any]:
+    """A minimal kubeconfig stack's settings, as structured values keyed like the stack file."""
+    settings: dict[str, Any] = {"app-update:cluster": {"mode": "kubeconfig"}, "app-update:releases": copy.deepcopy(releases)}
+    for key, value in top.items():
+        settings[f"app-update:{key}"] = value
+    return settings
+
+
+def run_with(releases: dict[str, Any], stack: str = "test", **top: Any) -> ProgramRun:
+    run = run_program(stack, settings=settings_with(releases, **top))
+    return run
+
+
+def ok_run(releases: dict[str, Any], stack: str = "test", **top: Any) -> ProgramRun:
+    run = run_with(releases, stack, **top)
+    if run.error is not None:
+        raise run.error
+    return run
+
+
+@pytest.fixture(scope="session")
+def stack_runs() -> dict[str, ProgramRun]:
+    """Each stack file run once through the program (shared: runs are read-only)."""
+    runs = {}
+    for stack in STACKS:
+        runs[stack] = run_program(stack, settings=stack_settings(stack, ROOT))
+    return runs

@@ -1,0 +1,81 @@
+"""Canary replica arithmetic, case by case."""
+
+import pytest
+
+from components.canary_math import (
+    exact_total,
+    nearest_shares,
+    share_percent,
+    split_replicas,
+    weight_warning,
+    weighted_canary_replicas,
+)
+
+# (total, weight, stable, canary)
+SPLITS = [
+    (4, 0, 4, 0),
+    (4, 100, 0, 4),
+    (4, 50, 2, 2),       # the workshop's 2 + 2
+    (6, 67, 2, 4),       # the workshop's 2 + 4: two thirds
+    (4, 25, 3, 1),
+    (4, 5, 3, 1),        # never 0 canary pods while weight > 0
+    (4, 99, 1, 3),       # never 0 stable pods while weight < 100
+    (20, 5, 19, 1),      # 5% exactly needs 20 pods
+    (5, 50, 3, 2),       # a tie goes to the smaller canary
+    (10, 33, 7, 3),
+    (2, 1, 1, 1),
+    (0, 30, 0, 0),
+]
+
+
+@pytest.mark.parametrize("total,weight,stable,canary", SPLITS)
+def test_split_replicas(total, weight, stable, canary):
+    assert split_replicas(total, weight) == (stable, canary)
+
+
+@pytest.mark.parametrize("total", range(2, 30))
+def test_split_is_the_closest_allowed_share(total):
+    for weight in range(1, 100):
+        stable, canary = split_replicas(total, weight)
+        assert stable + canary == total and stable >= 1 and canary >= 1
+        best = min(abs(100 * c / total - weight) for c in range(1, total))
+        assert abs(100 * canary / total - weight) == pytest.approx(best)
+
+
+@pytest.mark.parametrize("weight", [-1, 101])
+def test_split_rejects_weights_outside_0_100(weight):
+    with pytest.raises(ValueError):
+        split_replicas(4, weight)
+
+
+@pytest.mark.parametrize("weight,total", [(5, 20), (25, 4), (50, 2), (1, 100), (33, 100), (0, 1), (100, 1), (20, 5)])
+def test_exact_total(weight, total):
+    assert exact_total(weight) == total
+
+
+def test_share_percent():
+    assert share_percent(2, 2) == 50.0
+    assert share_percent(2, 4) == pytest.approx(66.67)
+    assert share_percent(0, 0) == 0.0
+
+
+def test_nearest_shares():
+    assert nearest_shares(4, 5) == (0.0, 25.0)
+    assert nearest_shares(4, 50) == (50.0, 50.0)
+
+
+# (stable pods, weight, canary pods in a weighted traffic mode)
+WEIGHTED = [(4, 0, 0), (4, 1, 1), (4, 5, 1), (4, 25, 1), (4, 50, 2), (4, 99, 4), (4, 100, 4), (1, 5, 1), (10, 10, 1),
+            (10, 11, 2), (0, 50, 1)]
+
+
+@pytest.mark.parametrize("stable,weight,canary", WEIGHTED)
+def test_weighted_canary_replicas(stable, weight, canary):
+    assert weighted_canary_replicas(stable, weight) == canary
+
+
+def test_weight_warning_names_the_exact_total():
+    message = weight_warning("app", 4, 5, 25.0)
+    assert message is not None and "20 pods" in message and "5%" in message
+    assert weight_warning("app", 4, 25, 25.0) is None
+    assert weight_warning("app", 4, 5, 5.0, traffic="nlb") is None

@@ -1,0 +1,168 @@
+"""`python -m rollout preview` and `forecast` as an operator runs them."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from rollout import manifests
+from rollout.cli import main
+from tests.conftest import ROOT
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A scratch project directory with this project's Pulumi.yaml, for stack files of a test's own."""
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    shutil.copy(ROOT / "__main__.py", tmp_path / "__main__.py")
+    return tmp_path
+
+
+def write_stack(project, name, releases, cluster=None):
+    config = {"app-update:cluster": cluster or {"mode": "kubeconfig"}, "app-update:releases": releases}
+    (project / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump({"config": config}))
+
+
+def test_preview_dev_prints_the_plan_and_writes_manifests(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "preview", "dev", "--out", str(tmp_path))
+    assert code == 0, err
+    assert "app-rolling  RollingUpdate" in out
+    assert "maxSurge 1 → 1 pod(s), maxUnavailable 1 → 1 pod(s)" in out
+    assert "fewest ready 4, most pods 6" in out
+    assert "an update drops to 0 ready pods" in out  # the Recreate release
+    assert "50% of traffic to canary" in out
+    assert "address assigned at deploy" in out
+    names = sorted(p.name for p in tmp_path.glob("*.yaml"))
+    assert names[0] == "01-namespace-app-update.yaml"
+    assert len(names) == 8
+
+
+def test_preview_json_is_one_document_with_the_forecast(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "preview", "dev", "--json", "--out", str(tmp_path))
+    assert code == 0
+    plan = json.loads(out)
+    rolling = next(r for r in plan["releases"] if r["name"] == "app-rolling")
+    assert (rolling["maxSurgePods"], rolling["maxUnavailablePods"]) == (1, 1)
+    assert (rolling["fewestReadyDuringUpdate"], rolling["mostPodsDuringUpdate"]) == (4, 6)
+    assert set(rolling["forecast"]) == {"strategy", "replicas", "maxSurge", "maxUnavailable", "minAvailable",
+                                        "maxTotal", "steps", "minAvailableSeen", "maxPodsSeen", "syncs"}
+    canary = next(r for r in plan["releases"] if r["name"] == "app")
+    assert canary["effectiveWeight"] == 50.0
+    assert canary["service"]["name"] == "app-service"
+    assert plan["manifests"]["kubernetesVersion"] == "1.33"
+    assert {"type": "kubernetes:apps/v1:Deployment", "name": "app-stable", "parent": "app"} in plan["resources"]
+
+
+def test_preview_shows_canary_approximation_and_exact_total(capsys, project):
+    write_stack(project, "five", {"app": {"strategy": "Canary", "replicas": 4, "stable": {"tag": "v1"},
+                                          "canary": {"tag": "v2", "weight": 5}}})
+    code, out, _ = run_cli(capsys, "--cwd", str(project), "preview", "five", "--out", str(project))
+    assert code == 0
+    assert (project / "Pulumi.five.yaml").exists() and (project / "Pulumi.yaml").exists()
+    assert "needs a multiple of 20 pods" in out
+    assert "nearest shares at 4 pods: 0% and 25%" in out
+
+
+@pytest.mark.parametrize("releases,key", [
+    ({"app": {"strategy": "RollingUpdate", "tag": "v1", "maxSurge": 0, "maxUnavailable": 0}},
+     "app-update:releases.app.maxUnavailable"),
+    ({"app": {"strategy": "Recreate", "tag": "v1", "maxSurge": 1}}, "app-update:releases.app.maxSurge"),
+    ({"App": {"strategy": "Recreate", "tag": "v1"}}, "app-update:releases.App"),
+    ({"app": {"strategy": "Recreate", "tag": "v1", "image": "not a/ref"}}, "app-update:releases.app.image"),
+    ({"app": {"strategy": "Canary", "replicas": 4, "stable": {"tag": "v1"}, "canary": {"tag": "v2", "weight": 120}}},
+     "app-update:releases.app.canary.weight"),
+    ({"app": {"strategy": "Recreate", "tag": "v1", "replicas": -1}}, "app-update:releases.app.replicas"),
+    ({"app": {"strategy": "Recreate", "tag": "v1", "port": 99999}}, "app-update:releases.app.port"),
+    ({"app": {"strategy": "Recreate", "tag": "v1", "replicas": "five"}}, "app-update:releases.app.replicas"),
+])
+def test_bad_config_exits_2_naming_the_key_and_writes_nothing(capsys, project, releases, key):
+    write_stack(project, "bad", releases)
+    code, out, err = run_cli(capsys, "--cwd", str(project), "preview", "bad")
+    assert code == 2
+    assert out == ""
+    assert err.splitlines()[0].startswith(key + ": ")
+    assert "Traceback" not in err
+    assert not (project / "build").exists()
+
+
+def test_missing_stack_exits_2_and_lists_stacks(capsys):
+    code, _, err = run_cli(capsys, "preview", "nosuchstack")
+    assert code == 2
+    assert "Pulumi.nosuchstack.yaml" in err and "dev" in err
+
+
+def test_schema_failure_exits_1_naming_the_object_and_writes_nothing(capsys, monkeypatch, tmp_path):
+    real_collect = manifests.collect
+
+    def broken_collect(run):
+        objects = real_collect(run)
+        next(m for m in objects if m.kind == "Service").obj["spec"]["type"] = 42
+        return objects
+
+    monkeypatch.setattr(manifests, "collect", broken_collect)
+    code, _, err = run_cli(capsys, "preview", "dev", "--out", str(tmp_path / "out"))
+    assert code == 1
+    assert "Service/app-update/" in err and "spec.type" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_forecast_json_follows_the_documented_shape(capsys):
+    code, out, _ = run_cli(capsys, "forecast", "--replicas", "5", "--max-surge", "1", "--max-unavailable", "1", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert (data["minAvailable"], data["maxTotal"], data["minAvailableSeen"], data["maxPodsSeen"]) == (4, 6, 4, 6)
+    assert data["steps"][-1] == {"old": 0, "new": 5, "newReady": 5, "available": 5}
+
+
+def test_forecast_defaults_are_kubernetes_defaults(capsys):
+    code, out, _ = run_cli(capsys, "forecast", "--replicas", "10", "--json")
+    data = json.loads(out)
+    assert (data["strategy"], data["maxSurge"], data["maxUnavailable"]) == ("RollingUpdate", 3, 2)
+
+
+def test_forecast_text_table(capsys):
+    code, out, _ = run_cli(capsys, "forecast", "--replicas", "5", "--strategy", "Recreate")
+    assert code == 0
+    assert "every old pod stops before new ones start" in out
+    assert "fewest available 0, most pods 5" in out
+
+
+@pytest.mark.parametrize("argv", [
+    ["forecast", "--replicas", "5", "--max-surge", "0", "--max-unavailable", "0"],
+    ["forecast", "--replicas", "5", "--strategy", "Recreate", "--max-surge", "1"],
+])
+def test_forecast_rejects_what_the_api_rejects(capsys, argv):
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2 and "rejects" in err
+
+
+@pytest.mark.parametrize("argv", [["forecast", "--replicas", "-1"], ["forecast", "--replicas", "5", "--max-surge", "5x"]])
+def test_forecast_bad_arguments_exit_2(capsys, argv):
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    assert caught.value.code == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_module_entry_point_runs_preview(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "rollout", "preview", "local", "--json", "--out", str(tmp_path)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert plan["stack"] == "local" and plan["awaitLoadBalancer"] is False
+
+
+def test_every_verb_has_help_with_an_example(capsys):
+    for verb in ("preview", "forecast"):
+        with pytest.raises(SystemExit):
+            main([verb, "--help"])
+        assert "example:" in capsys.readouterr().out

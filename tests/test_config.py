@@ -1,0 +1,152 @@
+"""Stack config validation: every rule, each error naming its full key path."""
+
+import pytest
+
+from components.config import ConfigError, validate
+
+
+def releases(**named):
+    return {"cluster": {"mode": "kubeconfig"}, "releases": named}
+
+
+def rolling(**overrides):
+    release = {"strategy": "RollingUpdate", "tag": "v1", "replicas": 5, "maxSurge": 1, "maxUnavailable": 1}
+    release.update(overrides)
+    return release
+
+
+def canary(**overrides):
+    release = {"strategy": "Canary", "replicas": 4, "stable": {"tag": "v1"}, "canary": {"tag": "v2", "weight": 25}}
+    release.update(overrides)
+    return release
+
+
+def problems(raw, extra=None):
+    with pytest.raises(ConfigError) as caught:
+        validate(raw, "test", extra)
+    return caught.value.problems
+
+
+# (config, the key path the one error must name, a fragment of the rule)
+INVALID = [
+    (releases(app=rolling(maxSurge=0, maxUnavailable=0)), "releases.app.maxUnavailable", "must not be 0 when maxSurge is 0"),
+    (releases(app=rolling(maxSurge="0%", maxUnavailable=0)), "releases.app.maxUnavailable", "must not be 0 when maxSurge is 0"),
+    (releases(app=rolling(maxSurge="abc")), "releases.app.maxSurge", 'percentage like "25%"'),
+    (releases(app=rolling(maxSurge="5")), "releases.app.maxSurge", 'percentage like "25%"'),
+    (releases(app=rolling(maxSurge=-1)), "releases.app.maxSurge", "must not be negative"),
+    (releases(app=rolling(maxUnavailable="150%")), "releases.app.maxUnavailable", "not be more than 100%"),
+    (releases(app={"strategy": "Recreate", "tag": "v1", "maxSurge": 1}), "releases.app.maxSurge", "rejects rollingUpdate settings with strategy Recreate"),
+    (releases(app={"strategy": "Recreate", "tag": "v1", "maxUnavailable": 1}), "releases.app.maxUnavailable", "strategy Recreate"),
+    (releases(App_1=rolling()), "releases.App_1", "DNS-1123"),
+    (releases(**{"1app": rolling()}), "releases.1app", "start with a letter"),
+    (releases(**{"a" * 57: rolling()}), "releases." + "a" * 57, "at most 56"),
+    (releases(app=rolling(image="Arungupta/App")), "releases.app.image", "not a valid image reference"),
+    (releases(app=rolling(image="arungupta/app-upgrade:v1")), "releases.app.image", "without tag or digest"),
+    (releases(app=rolling(tag="v 1")), "releases.app.tag", "must be an image tag"),
+    (releases(app=rolling(tag=None)), "releases.app.tag", "is required"),
+    (releases(app=rolling(replicas=-1)), "releases.app.replicas", "at least 0"),
+    (releases(app=rolling(replicas="5")), "releases.app.replicas", "must be an integer"),
+    (releases(app=rolling(replicas=True)), "releases.app.replicas", "must be an integer"),
+    (releases(app=rolling(port=0)), "releases.app.port", "between 1 and 65535"),
+    (releases(app=rolling(port=70000)), "releases.app.port", "between 1 and 65535"),
+    (releases(app=rolling(servicePort=65536)), "releases.app.servicePort", "between 1 and 65535"),
+    (releases(app=rolling(strategy="BlueGreen")), "releases.app.strategy", "must be one of Recreate, RollingUpdate, Canary"),
+    (releases(app=rolling(strategy=None)), "releases.app.strategy", "is required"),
+    (releases(app=rolling(maxsurge=1)), "releases.app.maxsurge", "did you mean 'maxSurge'?"),
+    (releases(app=rolling(replica=3)), "releases.app.replica", "did you mean 'replicas'?"),
+    (releases(app=canary(canary={"tag": "v2", "weight": 101})), "releases.app.canary.weight", "between 0 and 100"),
+    (releases(app=canary(canary={"tag": "v2", "weight": -5})), "releases.app.canary.weight", "between 0 and 100"),
+    (releases(app=canary(canary={"tag": "v2", "wieght": 5})), "releases.app.canary.wieght", "did you mean 'weight'?"),
+    (releases(app=canary(replicas=1)), "releases.app.replicas", "at least 2"),
+    (releases(app=canary(tag="v1")), "releases.app.tag", "set stable.tag and canary.tag"),
+    (releases(app=canary(stable={"tag": "v1", "replicas": 2})), "releases.app", "not both"),
+    (releases(app=canary(stable=None)), "releases.app.stable", "is required"),
+    (releases(app=canary(traffic="istio")), "releases.app.traffic", "must be one of replicas, nlb, alb, nginx"),
+    (releases(app=canary(traffic="nlb")), "releases.app.traffic", "needs the AWS Load Balancer Controller"),
+    (releases(app=canary(traffic="alb")), "releases.app.traffic", "cluster.loadBalancerController"),
+    (releases(app=canary(ingressClass="nginx")), "releases.app.ingressClass", "only used with traffic: alb or nginx"),
+    (releases(app=rolling(resources={"requests": {"cpu": "lots"}})), "releases.app.resources.requests.cpu", "quantity"),
+    (releases(app=rolling(resources={"requests": {"memory": "1Gi"}, "limits": {"memory": "128Mi"}})),
+     "releases.app.resources.requests.memory", "must not exceed limits.memory"),
+    (releases(app=rolling(env={"1BAD": "x"})), "releases.app.env.1BAD", "environment variable name"),
+    (releases(app=rolling(healthPath="healthz")), "releases.app.healthPath", "absolute HTTP path"),
+    (releases(app=rolling(minReadySeconds=30, progressDeadlineSeconds=30)), "releases.app.progressDeadlineSeconds",
+     "greater than minReadySeconds"),
+    (releases(app=rolling(serviceName="Bad_Name")), "releases.app.serviceName", "DNS-1035"),
+    ({**releases(app=rolling()), "namespace": "App Update"}, "namespace", "DNS-1123 label"),
+    ({**releases(app=rolling()), "awaitLoadBalancer": "yes"}, "awaitLoadBalancer", "true or false"),
+    ({**releases(app=rolling()), "relases": {}}, "relases", "did you mean 'releases'?"),
+    ({"cluster": {"mode": "gke"}, "releases": {"app": rolling()}}, "cluster.mode", "must be one of kubeconfig, eks"),
+    ({"cluster": {"mode": "kubeconfig", "contxt": "kind"}, "releases": {"app": rolling()}}, "cluster.contxt", "did you mean 'context'?"),
+    ({"cluster": {"mode": "kubeconfig", "kubernetesVersion": 1.33}, "releases": {"app": rolling()}}, "cluster.kubernetesVersion", "must be a string"),
+    ({"cluster": {"mode": "kubeconfig"}}, "releases", "is required"),
+    ({"cluster": {"mode": "kubeconfig"}, "releases": {}}, "releases", "at least one release"),
+    ({"cluster": {"mode": "kubeconfig"}, "releases": ["app"]}, "releases", "must be a mapping"),
+]
+
+
+@pytest.mark.parametrize("raw,key,rule", INVALID, ids=[f"{k}:{r}" for _, k, r in INVALID])
+def test_each_invalid_setting_is_one_line_naming_its_key(raw, key, rule):
+    found = problems(raw)
+    assert len(found) == 1, found
+    assert found[0].startswith(f"app-update:{key}: "), found[0]
+    assert rule in found[0]
+
+
+def test_every_problem_is_reported_at_once():
+    found = problems(releases(
+        a=rolling(maxSurge=0, maxUnavailable=0, port=0),
+        b={"strategy": "Recreate", "tag": "v1", "maxSurge": 1, "replicas": -2},
+    ))
+    keys = sorted(p.split(": ", 1)[0] for p in found)
+    assert keys == ["app-update:releases.a.maxUnavailable", "app-update:releases.a.port",
+                    "app-update:releases.b.maxSurge", "app-update:releases.b.replicas"]
+
+
+def test_duplicate_service_names_are_rejected():
+    found = problems(releases(a=rolling(serviceName="web"), b=rolling(serviceName="web")))
+    assert found == ["app-update:releases.b.serviceName: Service name 'web' is already used by release 'a'"]
+
+
+def test_defaults_follow_kubernetes_and_the_workshop():
+    config = validate(releases(app={"strategy": "RollingUpdate", "tag": "v1"}), "test")
+    release = config.release("app")
+    assert (release.max_surge, release.max_unavailable) == ("25%", "25%")
+    assert (release.image, release.port, release.service_port) == ("arungupta/app-upgrade", 8080, 80)
+    assert release.replicas == 1
+    assert config.namespace == "app-update"
+    assert config.await_load_balancer is True
+    assert config.cluster.kubernetes_version == "1.33"
+
+
+def test_canary_weight_form_splits_by_closest_share():
+    release = validate(releases(app=canary(replicas=4, canary={"tag": "v2", "weight": 5})), "test").release("app")
+    assert (release.stable.replicas, release.canary.replicas) == (3, 1)
+    assert release.requested_weight == 5
+    assert release.effective_weight == 25.0
+
+
+def test_canary_workshop_form_gives_effective_weight():
+    raw = releases(app={"strategy": "Canary", "stable": {"tag": "v1", "replicas": 2}, "canary": {"tag": "v2", "replicas": 4}})
+    release = validate(raw, "test").release("app")
+    assert release.requested_weight is None
+    assert release.effective_weight == pytest.approx(66.67)
+    assert release.replicas == 6
+
+
+def test_weighted_modes_keep_the_stable_fleet_whole():
+    raw = releases(app=canary(traffic="nlb", replicas=4, canary={"tag": "v2", "weight": 5}))
+    raw["cluster"]["loadBalancerController"] = True
+    release = validate(raw, "test").release("app")
+    assert (release.stable.replicas, release.canary.replicas) == (4, 1)
+    assert release.effective_weight == 5.0
+
+
+def test_yaml_strings_for_booleans_are_accepted_as_the_cli_passes_them():
+    config = validate({**releases(app=rolling()), "awaitLoadBalancer": "false", "protected": "true"}, "test")
+    assert config.await_load_balancer is False and config.protected is True
+
+
+def test_eks_mode_needs_a_region():
+    found = problems({"cluster": {"mode": "eks"}, "releases": {"app": rolling()}})
+    assert found == ["aws:region: is required when app-update:cluster.mode is eks"]

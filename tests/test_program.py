@@ -1,0 +1,208 @@
+"""The real program under provider-like mocks: what each component registers."""
+
+import pulumi
+import pytest
+
+from tests.conftest import STACKS, ok_run, run_with, workshop_release
+
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SERVICE = "kubernetes:core/v1:Service"
+INGRESS = "kubernetes:networking/v1:Ingress"
+
+
+def deployments(run):
+    return {r.inputs["metadata"]["name"]: r.inputs for r in run.of_type(DEPLOYMENT)}
+
+
+def services(run):
+    return {r.inputs["metadata"]["name"]: r.inputs for r in run.of_type(SERVICE)}
+
+
+def pods_of(deployment):
+    return deployment["spec"]["template"]["metadata"]["labels"]
+
+
+def selects(selector, labels):
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_stack_file_runs(stack_runs, stack):
+    run = stack_runs[stack]
+    assert run.error is None, run.error
+    assert run.of_type("kubernetes:core/v1:Namespace")
+    assert run.of_type(DEPLOYMENT)
+    assert set(run.outputs["releases"]) == {r.name for r in run.resources if r.type.startswith("app-update:index:")
+                                             and not r.type.endswith("Cluster")}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_kubernetes_resource_uses_the_explicit_provider(stack_runs, stack):
+    run = stack_runs[stack]
+    providers = {r.urn for r in run.resources if r.type == "pulumi:providers:kubernetes"}
+    assert len(providers) == 1
+    for resource in run.kubernetes_objects():
+        assert resource.provider and resource.provider.rsplit("::", 1)[0] in providers, resource.name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_selectors_never_overlap_between_deployments(stack_runs, stack):
+    deps = deployments(stack_runs[stack])
+    for name, dep in deps.items():
+        selector = dep["spec"]["selector"]["matchLabels"]
+        assert selects(selector, pods_of(dep)), name
+        assert not any(k.endswith("version") for k in selector), "an image tag must never be in a selector"
+        for other_name, other in deps.items():
+            if other_name != name:
+                assert not selects(selector, pods_of(other)), f"{name} would adopt pods of {other_name}"
+
+
+def test_dev_is_the_workshop(stack_runs):
+    run = stack_runs["dev"]
+    deps = deployments(run)
+    assert deps["app-recreate"]["spec"]["replicas"] == 5
+    assert deps["app-recreate"]["spec"]["strategy"] == {"type": "Recreate"}
+    assert deps["app-rolling"]["spec"]["replicas"] == 5
+    assert deps["app-rolling"]["spec"]["strategy"] == {
+        "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1}}
+    for dep in deps.values():
+        assert dep["spec"]["template"]["spec"]["containers"][0]["image"].startswith("arungupta/app-upgrade:")
+    assert (deps["app-stable"]["spec"]["replicas"], deps["app-canary"]["spec"]["replicas"]) == (2, 2)
+    svcs = services(run)
+    assert set(svcs) == {"app-recreate", "app-rolling", "app-service"}
+    for svc in svcs.values():
+        assert svc["spec"]["type"] == "LoadBalancer"
+        assert svc["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}]
+
+
+def test_single_track_release_wires_service_to_its_pods():
+    run = ok_run({"web": workshop_release()})
+    dep = deployments(run)["web"]
+    svc = services(run)["web"]
+    assert selects(svc["spec"]["selector"], pods_of(dep))
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert svc["spec"]["ports"][0]["targetPort"] == container["ports"][0]["containerPort"]
+
+
+def test_custom_ports_map_service_port_to_container_port():
+    run = ok_run({"web": workshop_release(port=9000, servicePort=8081)})
+    svc = services(run)["web"]
+    assert svc["spec"]["ports"][0]["port"] == 8081 and svc["spec"]["ports"][0]["targetPort"] == 9000
+    container = deployments(run)["web"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["ports"][0]["containerPort"] == 9000
+
+
+def test_pod_template_is_hardened_and_drains_gracefully():
+    run = ok_run({"web": workshop_release(healthPath="/healthz", preStopSeconds=10,
+                                          resources={"requests": {"cpu": "100m", "memory": "96Mi"},
+                                                     "limits": {"cpu": "500m", "memory": "256Mi"}})})
+    dep = deployments(run)["web"]
+    pod = dep["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["resources"] == {"requests": {"cpu": "100m", "memory": "96Mi"},
+                                      "limits": {"cpu": "500m", "memory": "256Mi"}}
+    security = container["securityContext"]
+    assert security["runAsNonRoot"] is True and security["runAsUser"] == 1000
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False
+    assert container["lifecycle"]["preStop"] == {"sleep": {"seconds": 10}}
+    assert pod["terminationGracePeriodSeconds"] > 10
+    spec = dep["spec"]
+    assert spec["revisionHistoryLimit"] == 10
+    assert spec["minReadySeconds"] == 5 and spec["progressDeadlineSeconds"] == 600
+
+
+def test_change_cause_names_stack_and_image():
+    run = ok_run({"web": workshop_release(tag="v2")}, stack="staging")
+    annotations = deployments(run)["web"]["metadata"]["annotations"]
+    assert annotations["kubernetes.io/change-cause"] == "app-update staging: arungupta/app-upgrade:v2"
+
+
+def test_canary_pair_service_selects_both_tracks_and_nothing_else():
+    run = ok_run({
+        "app": {"strategy": "Canary", "serviceName": "app-service",
+                "stable": {"tag": "v1", "replicas": 2}, "canary": {"tag": "v2", "replicas": 2}},
+        "other": workshop_release(),
+    })
+    deps = deployments(run)
+    selector = services(run)["app-service"]["spec"]["selector"]
+    assert selects(selector, pods_of(deps["app-stable"]))
+    assert selects(selector, pods_of(deps["app-canary"]))
+    assert not selects(selector, pods_of(deps["other"]))
+    assert pods_of(deps["app-stable"])["app.kubernetes.io/version"] == "v1"
+    assert pods_of(deps["app-canary"])["app.kubernetes.io/version"] == "v2"
+
+
+def canary_step(stable, canary):
+    return {"app": {"strategy": "Canary", "serviceName": "app-service",
+                    "stable": {"tag": "v1", "replicas": stable}, "canary": {"tag": "v2", "replicas": canary}}}
+
+
+def test_workshop_canary_sequence():
+    shares = []
+    for stable, canary in [(2, 2), (2, 4), (0, 4)]:
+        run = ok_run(canary_step(stable, canary))
+        deps = deployments(run)
+        assert (deps["app-stable"]["spec"]["replicas"], deps["app-canary"]["spec"]["replicas"]) == (stable, canary)
+        shares.append(run.outputs["releases"]["app"]["effectiveWeight"])
+    assert shares == [50.0, pytest.approx(66.67), 100.0]
+
+
+def test_promotion_changes_images_but_never_names_or_selectors():
+    before = ok_run(canary_step(2, 2))
+    promoted = {"app": {"strategy": "Canary", "serviceName": "app-service",
+                        "stable": {"tag": "v2", "replicas": 4}, "canary": {"tag": "v2", "replicas": 0}}}
+    after = ok_run(promoted)
+    for name in ("app-stable", "app-canary"):
+        b, a = deployments(before)[name], deployments(after)[name]
+        assert b["spec"]["selector"] == a["spec"]["selector"]
+        assert b["metadata"]["name"] == a["metadata"]["name"]
+    assert deployments(after)["app-stable"]["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":v2")
+    assert services(before)["app-service"]["spec"]["selector"] == services(after)["app-service"]["spec"]["selector"]
+
+
+def test_local_stack_does_not_wait_for_load_balancers(stack_runs):
+    for svc in stack_runs["local"].of_type(SERVICE):
+        if svc.inputs["spec"]["type"] == "LoadBalancer":
+            assert svc.inputs["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true"
+    for svc in stack_runs["dev"].of_type(SERVICE):
+        assert "pulumi.com/skipAwait" not in (svc.inputs["metadata"].get("annotations") or {})
+
+
+def test_outputs_carry_addresses_images_and_weights(stack_runs):
+    releases = stack_runs["dev"].outputs["releases"]
+    assert releases["app-rolling"]["address"].endswith(".amazonaws.com")
+    assert releases["app-rolling"]["images"] == {"app": "arungupta/app-upgrade:v1"}
+    assert releases["app"]["tags"] == {"stable": "v1", "canary": "v2"}
+    assert releases["app"]["effectiveWeight"] == 50.0
+
+
+def test_approximated_canary_weight_logs_a_warning_naming_the_exact_total():
+    run = ok_run({"app": {"strategy": "Canary", "replicas": 4, "stable": {"tag": "v1"},
+                          "canary": {"tag": "v2", "weight": 5}}})
+    assert any("20 pods" in w and "app" in w for w in run.warnings), run.warnings
+    exact = ok_run({"app": {"strategy": "Canary", "replicas": 4, "stable": {"tag": "v1"},
+                            "canary": {"tag": "v2", "weight": 25}}})
+    assert not exact.warnings
+
+
+def test_invalid_config_fails_with_the_key_path_and_registers_nothing():
+    run = run_with({"app-rolling": workshop_release(maxSurge=0, maxUnavailable=0),
+                    "app": {"strategy": "Recreate", "tag": "v1", "maxSurge": 1}})
+    assert isinstance(run.error, pulumi.RunError)
+    message = str(run.error)
+    assert "app-update:releases.app-rolling.maxUnavailable" in message
+    assert "app-update:releases.app.maxSurge" in message
+    assert run.resources == []
+
+
+def test_eks_mode_without_region_registers_nothing():
+    run = run_with({"web": workshop_release()}, cluster={"mode": "eks"})
+    assert isinstance(run.error, pulumi.RunError)
+    assert "aws:region" in str(run.error)
+    assert run.resources == []
