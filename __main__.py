@@ -19,7 +19,8 @@ config = load_stack_config()
 if config.cluster.mode == "eks":
     from components.eks import EksCluster, EksClusterArgs
 
-    cluster = EksCluster("cluster", EksClusterArgs(cluster=config.cluster, stack=config.stack))
+    cluster = EksCluster("cluster", EksClusterArgs(cluster=config.cluster, stack=config.stack, region=config.region))
+    pulumi.export("kubeconfig", cluster.kubeconfig)
 else:
     cluster = KubeconfigCluster("cluster", KubeconfigClusterArgs(cluster=config.cluster))
 
@@ -29,7 +30,8 @@ namespace = k8s.core.v1.Namespace(
         name=config.namespace,
         labels={"app.kubernetes.io/part-of": "app-update", "app.kubernetes.io/managed-by": "pulumi"},
     ),
-    opts=pulumi.ResourceOptions(provider=cluster.provider),
+    # On EKS, workloads wait for nodes (and the load balancer controller) to exist.
+    opts=pulumi.ResourceOptions(provider=cluster.provider, depends_on=cluster.ready),
 )
 context = ReleaseContext(
     stack=config.stack,

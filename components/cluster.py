@@ -36,4 +36,5 @@ class KubeconfigCluster(pulumi.ComponentResource):
         )
         # A kubeconfig cluster gives whatever LoadBalancer it has (kind: none, cloud: in-tree).
         self.service_annotations = {}
+        self.ready: list[pulumi.Resource] = []
         self.register_outputs({})

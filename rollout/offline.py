@@ -124,6 +124,7 @@ class RegisteredResource:
     id: str | None
     inputs: dict[str, Any]
     outputs: dict[str, Any]
+    dependencies: list[str] = field(default_factory=list)
 
     @property
     def parent_name(self) -> str | None:
@@ -215,6 +216,7 @@ def _mock_classes():
                     type=request.type, name=request.name, urn=urn, parent=request.parent or None,
                     custom=bool(request.custom), provider=request.provider or None, id=self.resources[urn].id,
                     inputs=_ints(rpc.deserialize_properties(request.object)), outputs=_ints(state),
+                    dependencies=list(request.dependencies),
                 ))
             return response
 
@@ -233,6 +235,7 @@ class ProgramRun:
     outputs: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
     error: BaseException | None = None
+    secret_outputs: set[str] = field(default_factory=set)
 
     def of_type(self, typ: str) -> list[RegisteredResource]:
         return [r for r in self.resources if r.type == typ]
@@ -289,6 +292,7 @@ def run_program(stack: str, project_dir: Path = PROJECT_DIR, overrides: dict[str
         sys.path.insert(0, str(project_dir))
 
     outputs: dict[str, Any] = {}
+    secret_outputs: set[str] = set()
     error: BaseException | None = None
 
     def program() -> Any:
@@ -299,9 +303,11 @@ def run_program(stack: str, project_dir: Path = PROJECT_DIR, overrides: dict[str
         root = pulumi.runtime.get_root_resource()
         exported = getattr(root, "outputs", {}) or {}
         outputs = _ints(_sync_await(pulumi.Output.from_input(exported).future())) or {}
+        secret_outputs = {key for key, value in exported.items()
+                          if isinstance(value, pulumi.Output) and _sync_await(value.is_secret())}
     except Exception as exc:  # the program's own failure is the caller's to report
         error = exc
     finally:
         pulumi_settings.reset_options()
     return ProgramRun(stack=stack, resources=list(monitor.registrations), outputs=outputs,
-                      warnings=collector.messages, error=error)
+                      warnings=collector.messages, error=error, secret_outputs=secret_outputs)

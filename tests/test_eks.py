@@ -1,0 +1,199 @@
+"""The EKS stacks (dev, staging, prod) under mocks: network, IAM, control plane, provider wiring."""
+
+import ipaddress
+import json
+import re
+
+import pytest
+from pulumi.runtime import rpc
+
+from components.config import validate
+from components.subnets import subnet_plan
+from rollout.offline import stack_settings
+from tests.conftest import ROOT
+
+EKS_STACKS = ["dev", "staging", "prod"]
+
+
+def by_type(run, typ):
+    return [r for r in run.resources if r.type == typ]
+
+
+def config_of(stack):
+    own = {k.split(":", 1)[1]: v for k, v in stack_settings(stack, ROOT).items() if k.startswith("app-update:")}
+    other = {k: v for k, v in stack_settings(stack, ROOT).items() if not k.startswith("app-update:")}
+    return validate(own, stack, other)
+
+
+@pytest.mark.parametrize("stack", EKS_STACKS)
+def test_subnets_fit_the_vpc_without_overlap_and_carry_load_balancer_tags(stack_runs, stack):
+    run = stack_runs[stack]
+    assert run.error is None
+    vpc = ipaddress.ip_network(by_type(run, "aws:ec2/vpc:Vpc")[0].inputs["cidrBlock"])
+    subnets = by_type(run, "aws:ec2/subnet:Subnet")
+    networks = [ipaddress.ip_network(s.inputs["cidrBlock"]) for s in subnets]
+    assert all(n.subnet_of(vpc) for n in networks)
+    assert not any(a.overlaps(b) for i, a in enumerate(networks) for b in networks[i + 1:])
+    public = [s for s in subnets if "public" in s.name]
+    private = [s for s in subnets if "private" in s.name]
+    zones = config_of(stack).cluster.availability_zones
+    assert len(public) == len(private) == zones
+    assert all(s.inputs["tags"]["kubernetes.io/role/elb"] == "1" for s in public)
+    assert all(s.inputs["tags"]["kubernetes.io/role/internal-elb"] == "1" for s in private)
+    assert len({s.inputs["availabilityZone"] for s in private}) == zones
+
+
+@pytest.mark.parametrize("stack", EKS_STACKS)
+def test_nodes_run_in_private_subnets_only_and_roll_one_at_a_time(stack_runs, stack):
+    run = stack_runs[stack]
+    private_ids = {s.id for s in by_type(run, "aws:ec2/subnet:Subnet") if "private" in s.name}
+    group = by_type(run, "aws:eks/nodeGroup:NodeGroup")[0]
+    assert set(group.inputs["subnetIds"]) == private_ids
+    assert group.inputs["updateConfig"] == {"maxUnavailable": 1}
+    nodes = config_of(stack).cluster.nodes
+    assert group.inputs["scalingConfig"] == {"minSize": nodes.min, "desiredSize": nodes.desired, "maxSize": nodes.max}
+
+
+@pytest.mark.parametrize("stack", EKS_STACKS)
+def test_control_plane_logs_encrypts_secrets_and_limits_the_endpoint(stack_runs, stack):
+    run = stack_runs[stack]
+    cluster = by_type(run, "aws:eks/cluster:Cluster")[0].inputs
+    assert set(cluster["enabledClusterLogTypes"]) >= {"api", "audit", "authenticator"}
+    key = by_type(run, "aws:kms/key:Key")[0]
+    assert key.inputs["enableKeyRotation"] is True
+    assert cluster["encryptionConfig"] == {"provider": {"keyArn": key.outputs["arn"]}, "resources": ["secrets"]}
+    vpc_config = cluster["vpcConfig"]
+    assert vpc_config["endpointPrivateAccess"] is True
+    assert vpc_config["publicAccessCidrs"] == list(config_of(stack).cluster.endpoint_public_access_cidrs)
+    assert cluster["accessConfig"]["authenticationMode"] == "API"
+    assert cluster["version"] == "1.33"
+
+
+@pytest.mark.parametrize("stack", EKS_STACKS)
+def test_deployer_is_cluster_admin_through_an_access_entry(stack_runs, stack):
+    run = stack_runs[stack]
+    association = by_type(run, "aws:eks/accessPolicyAssociation:AccessPolicyAssociation")[0].inputs
+    assert association["policyArn"].endswith("AmazonEKSClusterAdminPolicy")
+    assert association["principalArn"] == by_type(run, "aws:eks/accessEntry:AccessEntry")[0].inputs["principalArn"]
+
+
+@pytest.mark.parametrize("stack", EKS_STACKS)
+def test_iam_roles_get_only_the_managed_policies_they_need(stack_runs, stack):
+    run = stack_runs[stack]
+    attached = {}
+    for a in by_type(run, "aws:iam/rolePolicyAttachment:RolePolicyAttachment"):
+        attached.setdefault(a.inputs["role"], set()).add(a.inputs["policyArn"].rsplit("/", 1)[-1])
+    roles = {r.name: r.outputs["name"] for r in by_type(run, "aws:iam/role:Role")}
+    assert attached[roles["cluster-control-plane"]] == {"AmazonEKSClusterPolicy"}
+    assert attached[roles["cluster-nodes"]] == {"AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy",
+                                               "AmazonEC2ContainerRegistryReadOnly"}
+    for policies in attached.values():
+        assert "AdministratorAccess" not in policies
+
+
+@pytest.mark.parametrize("stack", EKS_STACKS)
+def test_kubeconfig_is_a_secret_output_with_no_static_credentials(stack_runs, stack):
+    run = stack_runs[stack]
+    assert "kubeconfig" in run.secret_outputs
+    kubeconfig = json.loads(run.outputs["kubeconfig"])
+    user = kubeconfig["users"][0]["user"]
+    assert set(user) == {"exec"}
+    assert user["exec"]["command"] == "aws" and "get-token" in user["exec"]["args"]
+    everything = json.dumps(run.outputs) + json.dumps([r.outputs for r in run.resources])
+    assert not re.search(r"AKIA[0-9A-Z]{16}|aws_secret_access_key|\"token\"\s*:", everything)
+
+
+@pytest.mark.parametrize("stack", EKS_STACKS)
+def test_kubernetes_provider_comes_from_the_cluster_and_survives_kubeconfig_refresh(stack_runs, stack):
+    run = stack_runs[stack]
+    provider = by_type(run, "pulumi:providers:kubernetes")[0]
+    assert provider.parent_name == "cluster"
+    cluster = by_type(run, "aws:eks/cluster:Cluster")[0]
+    assert provider.inputs["clusterIdentifier"] == cluster.outputs["arn"]
+    kubeconfig = provider.inputs["kubeconfig"]
+    # The provider receives the kubeconfig as a secret value.
+    assert kubeconfig[rpc._special_sig_key] == rpc._special_secret_sig
+    assert json.loads(kubeconfig["value"])["clusters"][0]["cluster"]["server"] == cluster.outputs["endpoint"]
+
+
+def test_nat_per_zone_in_prod_single_elsewhere(stack_runs):
+    assert len(by_type(stack_runs["prod"], "aws:ec2/natGateway:NatGateway")) == 3
+    assert len(by_type(stack_runs["dev"], "aws:ec2/natGateway:NatGateway")) == 1
+
+
+def test_prod_is_pinned_to_its_account_and_protected():
+    settings = stack_settings("prod", ROOT)
+    assert settings["aws:allowedAccountIds"] == ["123456789012"]
+    config = config_of("prod")
+    assert config.allowed_account_ids == ("123456789012",) and config.protected is True
+
+
+def test_load_balancer_controller_is_pinned_and_releases_wait_for_it(stack_runs):
+    run = stack_runs["staging"]
+    release = by_type(run, "kubernetes:helm.sh/v3:Release")[0]
+    assert release.inputs["chart"] == "aws-load-balancer-controller"
+    major, minor, _ = (int(x) for x in release.inputs["version"].split("."))
+    assert (major, minor) >= (1, 16)  # controller v2.16: weighted NLB target groups
+    role_arn = release.inputs["values"]["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"]
+    role = next(r for r in by_type(run, "aws:iam/role:Role") if r.outputs["arn"] == role_arn)
+    trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]
+    assert trust["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert any(v == "system:serviceaccount:kube-system:aws-load-balancer-controller"
+               for v in trust["Condition"]["StringEquals"].values())
+    group_urn = by_type(run, "aws:eks/nodeGroup:NodeGroup")[0].urn
+    assert group_urn in release.dependencies
+    namespace = run.named("namespace")
+    assert release.urn in namespace.dependencies and group_urn in namespace.dependencies
+
+
+def test_nlb_annotations_only_with_the_controller(stack_runs):
+    for svc in by_type(stack_runs["staging"], "kubernetes:core/v1:Service"):
+        if svc.inputs["spec"]["type"] == "LoadBalancer":
+            annotations = svc.inputs["metadata"]["annotations"]
+            assert annotations["service.beta.kubernetes.io/aws-load-balancer-type"] == "external"
+            assert annotations["service.beta.kubernetes.io/aws-load-balancer-nlb-target-type"] == "ip"
+            assert annotations["service.beta.kubernetes.io/aws-load-balancer-scheme"] == "internet-facing"
+    for svc in by_type(stack_runs["dev"], "kubernetes:core/v1:Service"):
+        assert not (svc.inputs["metadata"].get("annotations") or {})
+    assert not by_type(stack_runs["dev"], "kubernetes:helm.sh/v3:Release")
+
+
+@pytest.mark.parametrize("cidr,zones", [("10.0.0.0/16", 2), ("10.0.0.0/16", 3), ("172.16.0.0/20", 3)])
+def test_subnet_plan(cidr, zones):
+    public, private = subnet_plan(cidr, zones)
+    nets = [ipaddress.ip_network(n) for n in public + private]
+    assert len(nets) == 2 * zones and len(set(nets)) == len(nets)
+    assert all(n.subnet_of(ipaddress.ip_network(cidr)) for n in nets)
+
+
+EKS_INVALID = [
+    ({"nodes": {"min": 3, "desired": 2, "max": 4}}, "cluster.nodes", "min <= desired <= max"),
+    ({"vpcCidr": "10.0.0.0/33"}, "cluster.vpcCidr", "CIDR"),
+    ({"vpcCidr": "10.0.0.0/8"}, "cluster.vpcCidr", "/16 to /20"),
+    ({"availabilityZones": 4}, "cluster.availabilityZones", "between 2 and 3"),
+    ({"natGateways": "many"}, "cluster.natGateways", "single, perAz"),
+    ({"endpointPublicAccessCidrs": ["10.0.0.1/8"]}, "cluster.endpointPublicAccessCidrs[0]", "no host bits"),
+    ({"nodes": {"instanceTypes": ["huge"]}}, "cluster.nodes.instanceTypes[0]", "EC2 instance type"),
+    ({"nodes": {"capacityType": "CHEAP"}}, "cluster.nodes.capacityType", "ON_DEMAND, SPOT"),
+    ({"context": "kind"}, "cluster.context", "unknown key"),
+]
+
+
+@pytest.mark.parametrize("cluster,key,rule", EKS_INVALID)
+def test_eks_settings_are_validated(cluster, key, rule):
+    from components.config import ConfigError
+
+    raw = {"cluster": {"mode": "eks", **cluster}, "releases": {"app": {"strategy": "Recreate", "tag": "v1"}}}
+    with pytest.raises(ConfigError) as caught:
+        validate(raw, "test", {"aws:region": "us-west-2"})
+    assert len(caught.value.problems) == 1, caught.value.problems
+    assert caught.value.problems[0].startswith(f"app-update:{key}: ") and rule in caught.value.problems[0]
+
+
+def test_allowed_account_ids_must_be_account_ids():
+    from components.config import ConfigError
+
+    raw = {"releases": {"app": {"strategy": "Recreate", "tag": "v1"}}}
+    with pytest.raises(ConfigError) as caught:
+        validate(raw, "test", {"aws:allowedAccountIds": ["12345"]})
+    assert caught.value.problems[0].startswith("aws:allowedAccountIds: ")
