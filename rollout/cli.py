@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -198,13 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     fc.add_argument("--json", action="store_true", help="print the forecast as JSON")
     fc.set_defaults(func=cmd_forecast)
 
-    for register in _EXTRA_VERBS:
-        register(verbs)
+    from rollout import preflight
+
+    preflight.register(verbs)
     return parser
-
-
-# Verb modules add themselves here (operations, canary, preflight).
-_EXTRA_VERBS: list[Callable[[argparse._SubParsersAction], None]] = []
 
 
 def main(argv: list[str] | None = None) -> int:

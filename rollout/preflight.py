@@ -1,0 +1,113 @@
+"""`python -m rollout preflight STACK`: AWS checks before `pulumi up`, with boto3.
+
+Checks that the credentials work and belong to an account the stack allows, that the stack
+names a region, and that every image hosted in ECR exists with the tag the stack deploys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from dataclasses import dataclass
+
+from components.config import StackConfig
+
+ECR_IMAGE = re.compile(r"^(?P<account>[0-9]{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(?P<repo>.+)$")
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def ecr_images(config: StackConfig) -> list[tuple[str, str, str, str, str]]:
+    """(release, account, region, repository, tag) for every ECR-hosted image the stack deploys."""
+    found = []
+    for release in config.releases:
+        match = ECR_IMAGE.match(release.image)
+        if not match:
+            continue
+        for tag in sorted(set(release.tags().values())):
+            found.append((release.name, match["account"], match["region"], match["repo"], tag))
+    return found
+
+
+def uses_aws(config: StackConfig) -> bool:
+    return config.cluster.mode == "eks" or bool(ecr_images(config)) or bool(config.allowed_account_ids)
+
+
+def run_checks(config: StackConfig, session: object | None = None) -> list[Check]:
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    # Never wait on the instance metadata endpoint from a laptop or CI runner.
+    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+    session = session or boto3.Session()
+    checks: list[Check] = []
+    region = config.region
+    if region:
+        checks.append(Check("region", True, f"aws:region is {region}"))
+    else:
+        checks.append(Check("region", False, f"aws:region is not set: pulumi config set aws:region <region> "
+                                             f"--stack {config.stack}"))
+    try:
+        identity = session.client("sts", region_name=region or "us-east-1").get_caller_identity()
+    except (BotoCoreError, ClientError) as error:
+        checks.append(Check("credentials", False, f"no usable AWS credentials: {error}"))
+        return checks
+    account = identity["Account"]
+    checks.append(Check("credentials", True, f"{identity['Arn']} in account {account}"))
+    if config.allowed_account_ids:
+        allowed = ", ".join(config.allowed_account_ids)
+        if account in config.allowed_account_ids:
+            checks.append(Check("account", True, f"account {account} is allowed (aws:allowedAccountIds: {allowed})"))
+        else:
+            checks.append(Check("account", False, f"account {account} is not in aws:allowedAccountIds ({allowed}): "
+                                                  "these credentials belong to another account"))
+    for release, registry, image_region, repo, tag in ecr_images(config):
+        image = f"{registry}.dkr.ecr.{image_region}.amazonaws.com/{repo}:{tag}"
+        ecr = session.client("ecr", region_name=image_region)
+        try:
+            ecr.describe_images(registryId=registry, repositoryName=repo, imageIds=[{"imageTag": tag}])
+            checks.append(Check(f"image {release}", True, f"{image} exists"))
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            why = {"RepositoryNotFoundException": f"repository {repo} does not exist in {registry}/{image_region}",
+                   "ImageNotFoundException": f"tag {tag} is not in repository {repo}"}.get(code, str(error))
+            checks.append(Check(f"image {release}", False, f"{image}: {why}"))
+        except BotoCoreError as error:
+            checks.append(Check(f"image {release}", False, f"{image}: {error}"))
+    return checks
+
+
+def cmd_preflight(args: argparse.Namespace) -> int:
+    from rollout.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, load_config
+
+    _, config = load_config(args.stack, args.cwd)
+    if config is None:
+        return EXIT_USAGE
+    if not uses_aws(config):
+        print(f"stack {args.stack} uses no AWS resources or ECR images: nothing to check")
+        return EXIT_OK
+    checks = run_checks(config)
+    for check in checks:
+        print(f"{'ok  ' if check.ok else 'FAIL'}  {check.name:<22} {check.detail}")
+    failed = [c for c in checks if not c.ok]
+    print(f"preflight {args.stack}: {len(checks) - len(failed)} passed, {len(failed)} failed")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def register(verbs: argparse._SubParsersAction) -> None:
+    parser = verbs.add_parser(
+        "preflight", formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="check AWS credentials, account, region and ECR images before pulumi up",
+        description="Check, with your current AWS credentials, that a stack can be deployed: the caller's account "
+                    "is one the stack allows (aws:allowedAccountIds), the stack sets aws:region, and every image "
+                    "hosted in ECR exists with the tag the stack deploys. Exit 1 when any check fails.",
+        epilog="example:\n  AWS_PROFILE=prod python -m rollout preflight prod",
+    )
+    parser.add_argument("stack", help="stack name (Pulumi.<stack>.yaml)")
+    parser.set_defaults(func=cmd_preflight)

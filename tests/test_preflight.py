@@ -1,0 +1,128 @@
+"""`rollout preflight` against moto's AWS: every pass and failure path."""
+
+import json
+
+import boto3
+import pytest
+import yaml
+from moto import mock_aws
+
+from components.config import validate
+from rollout import preflight
+from rollout.cli import main
+
+ACCOUNT = "123456789012"  # moto's account
+REGION = "us-west-2"
+REPO = "app-update/app"
+IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{REPO}"
+
+
+@pytest.fixture
+def aws_env(monkeypatch, tmp_path):
+    for key in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+
+
+def push(tag):
+    ecr = boto3.client("ecr", region_name=REGION)
+    try:
+        ecr.create_repository(repositoryName=REPO)
+    except ecr.exceptions.RepositoryAlreadyExistsException:
+        pass
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                "config": {"digest": f"sha256:{tag:0<64}"[:71], "size": 1, "mediaType": "application/vnd.docker.container.image.v1+json"},
+                "layers": []}
+    ecr.put_image(repositoryName=REPO, imageManifest=json.dumps(manifest), imageTag=tag)
+
+
+def stack(allowed=None, region=REGION, image=IMAGE, stable="v1", canary="v2"):
+    raw = {"cluster": {"mode": "eks"}, "releases": {
+        "app": {"strategy": "Canary", "image": image, "replicas": 4,
+                "stable": {"tag": stable}, "canary": {"tag": canary, "weight": 25}}}}
+    extra = {"aws:region": region}
+    if allowed is not None:
+        extra["aws:allowedAccountIds"] = allowed
+    if region is None:
+        raw["cluster"] = {"mode": "kubeconfig"}
+        extra = {k: v for k, v in extra.items() if v is not None}
+    return validate(raw, "test", extra)
+
+
+def failures(checks):
+    return {c.name: c.detail for c in checks if not c.ok}
+
+
+@mock_aws
+def test_everything_in_place_passes(aws_env):
+    push("v1")
+    push("v2")
+    checks = preflight.run_checks(stack(allowed=[ACCOUNT]))
+    assert failures(checks) == {}
+    assert {c.name for c in checks} == {"region", "credentials", "account", "image app"}
+
+
+@mock_aws
+def test_wrong_account_fails(aws_env):
+    push("v1")
+    push("v2")
+    found = failures(preflight.run_checks(stack(allowed=["210987654321"])))
+    assert list(found) == ["account"] and "not in aws:allowedAccountIds" in found["account"]
+
+
+@mock_aws
+def test_missing_region_fails(aws_env):
+    push("v1")
+    push("v2")
+    found = failures(preflight.run_checks(stack(region=None)))
+    assert list(found) == ["region"] and "aws:region is not set" in found["region"]
+
+
+@mock_aws
+def test_missing_repository_fails(aws_env):
+    found = failures(preflight.run_checks(stack()))
+    assert "does not exist" in found["image app"]
+
+
+@mock_aws
+def test_missing_tag_fails_naming_the_image(aws_env):
+    push("v1")
+    checks = preflight.run_checks(stack(canary="v3"))
+    found = failures(checks)
+    assert found == {"image app": f"{IMAGE}:v3: tag v3 is not in repository {REPO}"}
+    assert any(c.ok and c.detail == f"{IMAGE}:v1 exists" for c in checks)
+
+
+def test_no_credentials_fails_without_calling_out(aws_env, monkeypatch):
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    found = failures(preflight.run_checks(stack()))
+    assert "no usable AWS credentials" in found["credentials"]
+
+
+def test_images_outside_ecr_are_not_checked():
+    assert preflight.ecr_images(stack(image="arungupta/app-upgrade")) == []
+
+
+@mock_aws
+def test_cli_exit_status_and_report(aws_env, tmp_path, capsys):
+    (tmp_path / "Pulumi.yaml").write_text("name: app-update\nruntime: python\n")
+    config = {"aws:region": REGION, "aws:allowedAccountIds": [ACCOUNT], "app-update:cluster": {"mode": "eks"},
+              "app-update:releases": {"app": {"strategy": "RollingUpdate", "image": IMAGE, "tag": "v1"}}}
+    (tmp_path / "Pulumi.ok.yaml").write_text(yaml.safe_dump({"config": config}))
+    assert main(["--cwd", str(tmp_path), "preflight", "ok"]) == 1  # nothing pushed yet
+    out = capsys.readouterr().out
+    assert "FAIL  image app" in out and "1 failed" in out
+    push("v1")
+    assert main(["--cwd", str(tmp_path), "preflight", "ok"]) == 0
+    assert "4 passed, 0 failed" in capsys.readouterr().out
+
+
+def test_cli_on_a_stack_without_aws_has_nothing_to_check(capsys):
+    assert main(["preflight", "local"]) == 0
+    assert "nothing to check" in capsys.readouterr().out
