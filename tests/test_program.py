@@ -7,7 +7,6 @@ from tests.conftest import STACKS, ok_run, run_with, workshop_release
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SERVICE = "kubernetes:core/v1:Service"
-INGRESS = "kubernetes:networking/v1:Ingress"
 
 
 def deployments(run):
