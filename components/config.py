@@ -256,6 +256,16 @@ class _Checker:
             return default
         return value
 
+    def tag(self, path: str, value: Any, *, required: bool = False) -> str | None:
+        """An image tag. Integers are taken as text: YAML and `pulumi config set --path` make `42` a number."""
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            value = str(value)
+        elif isinstance(value, float):
+            self.fail(path, f"must be an image tag; quote it so YAML keeps it as written (got {value!r})")
+            return None
+        return self.string(path, value, required=required, pattern=_TAG,
+                           rule="must be an image tag (letters, digits, '_', '.', '-'; at most 128 characters)")
+
     def int_or_percent(self, path: str, value: Any, default: int | str) -> int | str | None:
         if value is None:
             return default
@@ -504,8 +514,7 @@ def _check_release(c: _Checker, name: Any, raw: Any, cluster: Cluster, service_n
     )
 
     if strategy in ("Recreate", "RollingUpdate"):
-        tag = c.string(f"{path}.tag", value.get("tag"), required=True, pattern=_TAG,
-                       rule="must be an image tag (letters, digits, '_', '.', '-'; at most 128 characters)")
+        tag = c.tag(f"{path}.tag", value.get("tag"), required=True)
         replicas = c.integer(f"{path}.replicas", value.get("replicas"), 1, low=0)
         surge = unavailable = None
         if strategy == "RollingUpdate":
@@ -528,11 +537,8 @@ def _check_release(c: _Checker, name: Any, raw: Any, cluster: Cluster, service_n
 
     stable_raw = _check_track(c, f"{path}.stable", value.get("stable"), ("tag", "replicas"))
     canary_raw = _check_track(c, f"{path}.canary", value.get("canary"), ("tag", "weight", "replicas"))
-    tag_rule = "must be an image tag (letters, digits, '_', '.', '-'; at most 128 characters)"
-    stable_tag = c.string(f"{path}.stable.tag", stable_raw.get("tag"), required=bool(stable_raw) or value.get("stable") is not None,
-                          pattern=_TAG, rule=tag_rule)
-    canary_tag = c.string(f"{path}.canary.tag", canary_raw.get("tag"), required=bool(canary_raw) or value.get("canary") is not None,
-                          pattern=_TAG, rule=tag_rule)
+    stable_tag = c.tag(f"{path}.stable.tag", stable_raw.get("tag"), required=value.get("stable") is not None)
+    canary_tag = c.tag(f"{path}.canary.tag", canary_raw.get("tag"), required=value.get("canary") is not None)
 
     explicit = "replicas" in stable_raw or "replicas" in canary_raw
     weighted = "weight" in canary_raw or "replicas" in value

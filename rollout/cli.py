@@ -197,8 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     fc.add_argument("--json", action="store_true", help="print the forecast as JSON")
     fc.set_defaults(func=cmd_forecast)
 
-    from rollout import preflight
+    from rollout import operations, preflight
 
+    operations.register(verbs)
     preflight.register(verbs)
     return parser
 

@@ -1,0 +1,337 @@
+"""`rollout history | undo | status | promote`: kubectl rollout's verbs over Pulumi stacks.
+
+history  each past update of a stack: revision, time, result, what every release ran, and
+         the update message as the change cause (what `kubectl rollout history` shows).
+undo     restore the tags, weights and replicas a revision recorded and update the stack.
+status   what a stack runs now: addresses, images per track, canary weight, last update.
+promote  take what one stack really runs (its outputs) into the next stack's config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from rollout import stacks
+from rollout.stacks import Change, OperationError, Revision, StackLike
+
+# (question, word to type or None for yes/no) -> confirmed?
+Confirm = Callable[[str, "str | None"], bool]
+
+
+# ---------------------------------------------------------------------------------------------
+# Decisions (pure: tested against a stand-in stack)
+# ---------------------------------------------------------------------------------------------
+
+
+def history_rows(revs: list[Revision], release: str | None = None) -> list[dict[str, Any]]:
+    rows = []
+    for rev in sorted(revs, key=lambda r: r.number):
+        if rev.releases is None:
+            runs = {"*": "[secret]"} if rev.kind == "update" else {}
+        else:
+            runs = {name: stacks.describe(cfg) for name, cfg in sorted(rev.releases.items())
+                    if release is None or name == release}
+        rows.append({
+            "revision": rev.number, "time": rev.start_time.isoformat(sep=" ", timespec="seconds") if rev.start_time else "",
+            "kind": rev.kind, "result": rev.result, "releases": runs, "changeCause": rev.message,
+        })
+    return rows
+
+
+def undo_target(revs: list[Revision], to_revision: int | None) -> Revision:
+    updates = [r for r in revs if r.kind == "update"]
+    if not updates:
+        raise OperationError("the stack has no updates to go back to")
+    if to_revision is None:
+        earlier = [r for r in updates[1:] if r.succeeded]
+        if not earlier:
+            raise OperationError(f"no successful update before revision {updates[0].number} to go back to")
+        return earlier[0]
+    match = [r for r in updates if r.number == to_revision]
+    if not match:
+        known = ", ".join(str(r.number) for r in sorted(updates, key=lambda r: r.number))
+        raise OperationError(f"revision {to_revision} does not exist (update revisions: {known})")
+    target = match[0]
+    if not target.succeeded:
+        raise OperationError(f"revision {to_revision} {target.result}: undo only goes back to a successful update")
+    return target
+
+
+def undo_changes(target: Revision, current: dict[str, Any], release: str | None = None) -> list[Change]:
+    """The settings to restore so each release runs what it ran in `target`."""
+    if target.releases is None:
+        raise OperationError(f"revision {target.number} recorded no readable releases (secret or missing)")
+    names = [release] if release else sorted(set(target.releases) & set(current))
+    if release and release not in target.releases:
+        raise OperationError(f"release {release} did not exist in revision {target.number}")
+    if release and release not in current:
+        raise OperationError(f"release {release} is not in the stack's current config")
+    changes = []
+    for name in names:
+        then, now = target.releases[name], current[name]
+        if then.get("strategy") != now.get("strategy"):
+            raise OperationError(f"release {name} was {then.get('strategy')} in revision {target.number} and is "
+                                 f"{now.get('strategy')} now: undo restores tags, weights and replicas, not strategies")
+        for field in stacks.RESTORABLE:
+            old, new = stacks.get_path(now, field), stacks.get_path(then, field)
+            if old != new:
+                changes.append(Change(name, field, old, new))
+    if not changes:
+        scope = f"release {release}" if release else "every release"
+        raise OperationError(f"nothing to restore: {scope} already runs what revision {target.number} ran")
+    return changes
+
+
+def running_tags(outputs: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Per release, the tags a stack really runs, from its `releases` output."""
+    value = outputs.get("releases")
+    value = getattr(value, "value", value)
+    if not isinstance(value, dict):
+        raise OperationError("the stack has no `releases` output: has it been deployed with `pulumi up`?")
+    return {name: dict(info.get("tags") or {}) for name, info in value.items()}
+
+
+def promote_changes(source: dict[str, dict[str, str]], target: dict[str, Any], release: str | None,
+                    source_name: str, target_name: str) -> list[Change]:
+    """Write what the source runs into the target's tags; a canary promotes its stable track."""
+    names = [release] if release else sorted(set(source) & set(target))
+    if release and release not in source:
+        raise OperationError(f"release {release} does not run in stack {source_name}")
+    if release and release not in target:
+        raise OperationError(f"release {release} is not in stack {target_name}'s config")
+    if not names:
+        raise OperationError(f"stacks {source_name} and {target_name} have no release in common")
+    changes = []
+    for name in names:
+        tags = source[name]
+        tag = tags.get("app") or tags.get("stable")
+        if not tag:
+            raise OperationError(f"stack {source_name} reports no tag for release {name}")
+        field = "stable.tag" if "stable" in target[name] or "canary" in target[name] else "tag"
+        current = stacks.get_path(target[name], field)
+        if current != tag:
+            changes.append(Change(name, field, current, tag))
+    if not changes:
+        raise OperationError(f"nothing to promote: {target_name} already runs what {source_name} runs")
+    return changes
+
+
+# ---------------------------------------------------------------------------------------------
+# Verbs
+# ---------------------------------------------------------------------------------------------
+
+
+def _confirm_tty(prompt: str, expected: str | None) -> bool:
+    """Ask on the terminal; without one (CI), nothing is confirmed: pass --yes there."""
+    if not sys.stdin.isatty():
+        return False
+    if expected is not None:
+        return input(f"{prompt} Type the stack name ({expected}) to go on: ").strip() == expected
+    return input(f"{prompt} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def _apply(stack: StackLike, name: str, changes: list[Change], message: str, *, yes: bool,
+           confirm: Confirm, protected: bool) -> int:
+    print(f"Changes to stack {name}{' (protected)' if protected else ''}:")
+    for change in changes:
+        print(change.line())
+    if not yes:
+        # A protected stack (prod) wants its name typed, not just a "y".
+        if not confirm(f"Update stack {name} with message {message!r}?", name if protected else None):
+            print("not confirmed: nothing was changed (pass --yes to skip the question)")
+            return 1
+    stacks.write_changes(stack, changes)
+    print(f"Updating {name}: {message}")
+    result = stack.up(message=message, on_output=stacks.stream, color="never")
+    summary = getattr(result, "summary", None)
+    outcome = getattr(summary, "result", "succeeded")
+    print(f"{name}: update {outcome}")
+    return 0 if outcome == "succeeded" else 1
+
+
+def do_history(stack: StackLike, release: str | None, as_json: bool) -> int:
+    import json
+
+    rows = history_rows(stacks.revisions(stack), release)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print(f"stack {stack.name} has no updates yet")
+        return 0
+    print(f"{'REVISION':<9}{'TIME':<21}{'RESULT':<11}{'RELEASES':<58}CHANGE-CAUSE")
+    for row in rows:
+        runs = "; ".join(f"{k}: {v}" for k, v in row["releases"].items()) or f"({row['kind']})"
+        print(f"{row['revision']:<9}{row['time']:<21}{row['result']:<11}{runs:<58}{row['changeCause']}")
+    return 0
+
+
+def do_undo(stack: StackLike, to_revision: int | None, release: str | None, yes: bool, confirm: Confirm) -> int:
+    config = stack.get_all_config()
+    current = stacks.releases_of(config)
+    if current is None:
+        raise OperationError("the stack's config has no readable app-update:releases")
+    target = undo_target(stacks.revisions(stack), to_revision)
+    changes = undo_changes(target, current, release)
+    stacks.check_config(stack.name, config, stacks.apply_changes(current, changes))
+    return _apply(stack, stack.name, changes, f"undo to revision {target.number}", yes=yes, confirm=confirm,
+                  protected=stacks.is_protected(config))
+
+
+def do_promote(source: StackLike, target: StackLike, release: str | None, yes: bool, confirm: Confirm,
+               preflight: Callable[[], bool] | None = None) -> int:
+    config = target.get_all_config()
+    current = stacks.releases_of(config)
+    if current is None:
+        raise OperationError(f"stack {target.name}'s config has no readable app-update:releases")
+    changes = promote_changes(running_tags(source.outputs()), current, release, source.name, target.name)
+    stacks.check_config(target.name, config, stacks.apply_changes(current, changes))
+    if preflight is not None and not preflight():
+        raise OperationError(f"preflight checks for {target.name} failed: nothing was changed")
+    promoted = ", ".join(f"{c.release} {c.new}" for c in changes)
+    return _apply(target, target.name, changes, f"promote {promoted} from {source.name}", yes=yes,
+                  confirm=confirm, protected=stacks.is_protected(config))
+
+
+def do_status(stack: StackLike, as_json: bool) -> int:
+    import json
+
+    outputs = stack.outputs()
+    value = outputs.get("releases")
+    releases = getattr(value, "value", value) or {}
+    last = stacks.revisions(stack)[:1]
+    status = {
+        "stack": stack.name,
+        "lastUpdate": history_rows(last)[0] if last else None,
+        "releases": {
+            name: {
+                "strategy": info.get("strategy"), "address": info.get("address") or None,
+                "images": info.get("images"), "replicas": info.get("replicas"),
+                "traffic": info.get("traffic"), "effectiveWeight": info.get("effectiveWeight"),
+            }
+            for name, info in sorted(releases.items())
+        },
+    }
+    if as_json:
+        print(json.dumps(status, indent=2))
+        return 0
+    if last:
+        row = status["lastUpdate"]
+        print(f"stack {stack.name}: revision {row['revision']} {row['result']} at {row['time']} ({row['changeCause']})")
+    else:
+        print(f"stack {stack.name}: never updated")
+    for name, info in status["releases"].items():
+        print(f"  {name}  {info['strategy']}  {info['address'] or '(no address yet)'}")
+        for track, image in (info["images"] or {}).items():
+            count = (info["replicas"] or {}).get(track)
+            print(f"    {track:<8}{image}" + (f" × {count}" if count is not None else ""))
+        if info["effectiveWeight"] is not None:
+            print(f"    weight  {info['effectiveWeight']:g}% to canary (traffic: {info['traffic']})")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------
+
+
+def _run(action: Callable[[], int]) -> int:
+    from pulumi.automation import errors as auto_errors
+
+    try:
+        return action()
+    except OperationError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except auto_errors.CommandError as error:
+        print(f"error: the Pulumi CLI failed:\n{error}", file=sys.stderr)
+        return 1
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    return _run(lambda: do_history(stacks.open_stack(args.stack, args.cwd), args.release, args.json))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    return _run(lambda: do_status(stacks.open_stack(args.stack, args.cwd), args.json))
+
+
+def cmd_undo(args: argparse.Namespace) -> int:
+    return _run(lambda: do_undo(stacks.open_stack(args.stack, args.cwd), args.to_revision, args.release,
+                                args.yes, _confirm_tty))
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    def preflight_ok() -> bool:
+        from rollout import preflight
+        from rollout.cli import load_config
+
+        _, config = load_config(args.target, args.cwd)
+        if config is None:
+            return False
+        if not preflight.uses_aws(config):
+            return True
+        checks = preflight.run_checks(config)
+        for check in checks:
+            print(f"{'ok  ' if check.ok else 'FAIL'}  {check.name:<22} {check.detail}")
+        return all(c.ok for c in checks)
+
+    return _run(lambda: do_promote(stacks.open_stack(args.source, args.cwd), stacks.open_stack(args.target, args.cwd),
+                                   args.release, args.yes, _confirm_tty, preflight_ok))
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a revision number (got {text!r})")
+    return int(text)
+
+
+def register(verbs: argparse._SubParsersAction) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
+    needs = ("Needs the Pulumi CLI and a login to the stack's backend (for the local file backend: "
+             "PULUMI_BACKEND_URL=file://<dir> and PULUMI_CONFIG_PASSPHRASE).")
+
+    history = verbs.add_parser("history", formatter_class=fmt, help="list a stack's updates with what each release ran",
+                               description="One row per update of the stack, from the Pulumi stack history: revision, "
+                                           "time, result, each release's tags (both tracks and the weight for a canary) "
+                                           "and the update message as the change cause. " + needs,
+                               epilog="example:\n  python -m rollout history dev --release app-rolling")
+    history.add_argument("stack")
+    history.add_argument("--release", metavar="NAME", help="only this release")
+    history.add_argument("--json", action="store_true")
+    history.set_defaults(func=cmd_history)
+
+    undo = verbs.add_parser("undo", formatter_class=fmt, help="go back to what an earlier revision ran",
+                            description="Restore the tags, weights and replicas a revision recorded (default: the last "
+                                        "successful update before the current one), show the change, ask, and update "
+                                        "the stack with the message `undo to revision N`. " + needs,
+                            epilog="example:\n  python -m rollout undo dev --to-revision 1 --release app-rolling")
+    undo.add_argument("stack")
+    undo.add_argument("--to-revision", type=_positive, metavar="N")
+    undo.add_argument("--release", metavar="NAME", help="only this release")
+    undo.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    undo.set_defaults(func=cmd_undo)
+
+    status = verbs.add_parser("status", formatter_class=fmt, help="what a stack runs now",
+                              description="Service addresses, images per track, effective canary weight, and the last "
+                                          "update's time and result, from the stack's outputs and history. " + needs,
+                              epilog="example:\n  python -m rollout status staging")
+    status.add_argument("stack")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+
+    promote = verbs.add_parser("promote", formatter_class=fmt, help="take what one stack runs into the next",
+                               description="Read the tags FROM really runs (its stack outputs, not its config), write "
+                                           "them into TO's config (a canary release promotes its stable track), run "
+                                           "TO's preflight checks when it uses AWS, show the change, ask, and update "
+                                           "TO. " + needs,
+                               epilog="example:\n  python -m rollout promote dev staging\n"
+                                      "  python -m rollout promote staging prod --release app")
+    promote.add_argument("source", metavar="FROM")
+    promote.add_argument("target", metavar="TO")
+    promote.add_argument("--release", metavar="NAME", help="only this release")
+    promote.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    promote.set_defaults(func=cmd_promote)

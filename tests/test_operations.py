@@ -1,0 +1,223 @@
+"""history, undo, status and promote against a stand-in stack with real UpdateSummary history."""
+
+import json
+
+import pytest
+
+from rollout import operations, stacks
+from rollout.cli import main
+from rollout.stacks import OperationError
+from tests.fake_stack import FakeStack, deployed
+
+RELEASES = "app-update:releases"
+
+
+def workshop(rolling_tag="v1", stable="v1", canary="v2", stable_n=2, canary_n=2):
+    return {
+        "app-update:cluster": {"mode": "kubeconfig"},
+        RELEASES: {
+            "app-rolling": {"strategy": "RollingUpdate", "tag": rolling_tag, "replicas": 5, "maxSurge": 1,
+                            "maxUnavailable": 1},
+            "app": {"strategy": "Canary", "serviceName": "app-service",
+                    "stable": {"tag": stable, "replicas": stable_n}, "canary": {"tag": canary, "replicas": canary_n}},
+        },
+    }
+
+
+def set_image(stack, release, tag, message):
+    """What `kubectl set image` becomes: a config change and an update."""
+    stack.config[RELEASES][release]["tag"] = tag
+    stack.up(message=message)
+
+
+def yes(prompt, expected):
+    return True
+
+
+def no(prompt, expected):
+    return False
+
+
+@pytest.fixture
+def dev():
+    stack = deployed("dev", workshop(), "create: workshop releases")
+    set_image(stack, "app-rolling", "v2", "set image app-rolling v2")
+    return stack
+
+
+def test_history_shows_each_revision_with_images_and_change_cause(dev, capsys):
+    assert operations.do_history(dev, None, False) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["REVISION", "TIME", "RESULT", "RELEASES", "CHANGE-CAUSE"]
+    assert "app-rolling: v1 ×5" in out[1] and "create: workshop releases" in out[1]
+    assert "app: stable v1 ×2 + canary v2 ×2" in out[1]
+    assert "app-rolling: v2 ×5" in out[2] and out[2].rstrip().endswith("set image app-rolling v2")
+
+
+def test_history_filters_a_release_and_speaks_json(dev, capsys):
+    operations.do_history(dev, "app-rolling", True)
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["revision"] for r in rows] == [1, 2]
+    assert [r["releases"] for r in rows] == [{"app-rolling": "v1 ×5"}, {"app-rolling": "v2 ×5"}]
+    assert rows[0]["result"] == "succeeded"
+
+
+def test_secret_release_config_reads_secret():
+    stack = FakeStack("dev", workshop(), secret_keys=(RELEASES,))
+    stack.record("with secrets")
+    rows = operations.history_rows(stacks.revisions(stack))
+    assert rows[0]["releases"] == {"*": "[secret]"}
+
+
+def test_undo_defaults_to_the_last_successful_update_before_the_current(dev, capsys):
+    set_image(dev, "app-rolling", "v3", "set image app-rolling v3")
+    dev.summaries[-2].result = "failed"  # revision 2 (v2) failed
+    assert operations.do_undo(dev, None, None, False, yes) == 0
+    out = capsys.readouterr().out
+    assert "app-rolling.tag: v3 → v1" in out
+    assert dev.config[RELEASES]["app-rolling"]["tag"] == "v1"
+    assert dev.up_messages[-1] == "undo to revision 1"
+    assert dev.summaries[-1].result == "succeeded"
+    assert dev.outputs()["releases"].value["app-rolling"]["images"] == {"app": "arungupta/app-upgrade:v1"}
+
+
+def test_undo_to_revision_restores_tags_weights_and_replicas(dev):
+    dev.config[RELEASES]["app"]["stable"] = {"tag": "v2", "replicas": 0}
+    dev.config[RELEASES]["app"]["canary"] = {"tag": "v2", "replicas": 4}
+    dev.up(message="promote canary")
+    changes = operations.undo_changes(operations.undo_target(stacks.revisions(dev), 1),
+                                      stacks.releases_of(dev.get_all_config()))
+    assert {(c.release, c.field, c.old, c.new) for c in changes} == {
+        ("app-rolling", "tag", "v2", "v1"), ("app", "stable.tag", "v2", "v1"),
+        ("app", "stable.replicas", 0, 2), ("app", "canary.replicas", 4, 2)}
+
+
+def test_undo_switches_a_canary_between_forms_cleanly():
+    stack = deployed("dev", workshop())
+    stack.config[RELEASES]["app"] = {"strategy": "Canary", "serviceName": "app-service", "replicas": 4,
+                                     "stable": {"tag": "v1"}, "canary": {"tag": "v2", "weight": 25}}
+    stack.up(message="weighted canary")
+    assert operations.do_undo(stack, 1, "app", True, no) == 0
+    assert stack.config[RELEASES]["app"] == workshop()[RELEASES]["app"]
+
+
+def test_undo_only_one_release(dev):
+    dev.config[RELEASES]["app"]["canary"]["replicas"] = 4
+    dev.up(message="scale canary")
+    assert operations.do_undo(dev, 1, "app", True, no) == 0
+    assert dev.config[RELEASES]["app"]["canary"]["replicas"] == 2
+    assert dev.config[RELEASES]["app-rolling"]["tag"] == "v2"  # untouched
+
+
+@pytest.mark.parametrize("to_revision,reason", [
+    (9, "revision 9 does not exist (update revisions: 1, 2)"),
+    (2, "nothing to restore"),
+])
+def test_undo_refuses_what_it_cannot_do(dev, to_revision, reason):
+    with pytest.raises(OperationError, match=reason.replace("(", r"\(").replace(")", r"\)")):
+        operations.do_undo(dev, to_revision, None, True, yes)
+    assert dev.up_messages == ["create: workshop releases", "set image app-rolling v2"]
+
+
+def test_undo_refuses_a_failed_revision(dev):
+    dev.summaries[0].result = "failed"
+    with pytest.raises(OperationError, match="revision 1 failed"):
+        operations.do_undo(dev, 1, None, True, yes)
+    with pytest.raises(OperationError, match="no successful update before revision 2"):
+        operations.do_undo(dev, None, None, True, yes)
+
+
+def test_undo_without_confirmation_changes_nothing(dev, capsys):
+    before = json.dumps(dev.config, sort_keys=True)
+    assert operations.do_undo(dev, None, None, False, no) == 1
+    assert json.dumps(dev.config, sort_keys=True) == before
+    assert len(dev.summaries) == 2
+    assert "nothing was changed" in capsys.readouterr().out
+
+
+def test_protected_stack_asks_for_its_name():
+    prod = deployed("prod", {**workshop(), "app-update:protected": True})
+    set_image(prod, "app-rolling", "v2", "v2")
+    asked = []
+    operations.do_undo(prod, None, None, False, lambda prompt, expected: asked.append(expected) or False)
+    assert asked == ["prod"]
+
+
+def test_undo_never_writes_invalid_config():
+    stack = deployed("dev", workshop())
+    stack.config[RELEASES]["app-rolling"]["maxSurge"] = 0
+    stack.config[RELEASES]["app-rolling"]["maxUnavailable"] = 1
+    stack.config[RELEASES]["app-rolling"]["tag"] = "v2"
+    stack.up(message="v2")
+    stack.config[RELEASES]["app-rolling"]["maxUnavailable"] = 0  # an invalid edit made by hand since
+    with pytest.raises(OperationError, match="app-update:releases.app-rolling.maxUnavailable"):
+        operations.do_undo(stack, 1, None, True, yes)
+    assert stack.config[RELEASES]["app-rolling"]["tag"] == "v2"
+
+
+def test_promote_takes_what_the_source_runs_not_its_config(capsys):
+    dev = deployed("dev", workshop(rolling_tag="v2", stable="v2", canary="v3"))
+    dev.config[RELEASES]["app-rolling"]["tag"] = "v9"  # edited, never deployed
+    staging = deployed("staging", workshop())
+    assert operations.do_promote(dev, staging, None, True, no) == 0
+    assert staging.config[RELEASES]["app-rolling"]["tag"] == "v2"
+    assert staging.config[RELEASES]["app"]["stable"]["tag"] == "v2"  # a canary promotes its stable track
+    assert staging.up_messages[-1] == "promote app v2, app-rolling v2 from dev"
+    assert staging.outputs()["releases"].value["app-rolling"]["tags"] == {"app": "v2"}
+
+
+def test_promote_one_release_and_nothing_to_promote():
+    dev = deployed("dev", workshop(rolling_tag="v2"))
+    staging = deployed("staging", workshop())
+    operations.do_promote(dev, staging, "app-rolling", True, no)
+    assert staging.config[RELEASES]["app"]["stable"]["tag"] == "v1"
+    with pytest.raises(OperationError, match="nothing to promote"):
+        operations.do_promote(dev, staging, None, True, no)
+
+
+def test_promote_stops_when_preflight_fails():
+    dev = deployed("dev", workshop(rolling_tag="v2"))
+    staging = deployed("staging", workshop())
+    with pytest.raises(OperationError, match="preflight checks for staging failed"):
+        operations.do_promote(dev, staging, None, True, yes, preflight=lambda: False)
+    assert staging.config[RELEASES]["app-rolling"]["tag"] == "v1"
+
+
+def test_promote_refuses_an_undeployed_source():
+    with pytest.raises(OperationError, match="no `releases` output"):
+        operations.do_promote(FakeStack("dev", workshop()), deployed("staging", workshop()), None, True, yes)
+
+
+def test_status_shows_addresses_images_and_weight(capsys):
+    stack = deployed("staging", workshop())
+    assert operations.do_status(stack, False) == 0
+    out = capsys.readouterr().out
+    assert "revision 1 succeeded" in out
+    assert "app-rolling  RollingUpdate  " in out and ".amazonaws.com" in out
+    assert "stable  arungupta/app-upgrade:v1 × 2" in out
+    assert "weight  50% to canary" in out
+
+
+def test_failed_update_reports_failure():
+    stack = deployed("dev", workshop())
+    stack.config[RELEASES]["app-rolling"]["tag"] = "v2"
+    stack.up(message="v2")
+    stack.fail_next_up = True
+    assert operations.do_undo(stack, None, None, True, yes) == 1
+
+
+@pytest.mark.parametrize("argv", [["history", "dev"], ["status", "dev"], ["undo", "dev", "--yes"],
+                                  ["promote", "dev", "staging", "--yes"]])
+def test_without_the_pulumi_cli_each_verb_says_how_to_install_it(argv, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Pulumi CLI is not installed" in err and "get.pulumi.com" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("verb", ["history", "undo", "status", "promote", "preflight"])
+def test_help_has_an_example(verb, capsys):
+    with pytest.raises(SystemExit):
+        main([verb, "--help"])
+    assert "example:" in capsys.readouterr().out
