@@ -197,9 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     fc.add_argument("--json", action="store_true", help="print the forecast as JSON")
     fc.set_defaults(func=cmd_forecast)
 
-    from rollout import operations, preflight
+    from rollout import canary, operations, preflight
 
     operations.register(verbs)
+    canary.register(verbs)
     preflight.register(verbs)
     return parser
 

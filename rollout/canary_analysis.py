@@ -1,0 +1,102 @@
+"""Judging a canary from probe traffic, sequentially: stop as soon as the answer is clear.
+
+Each answer is attributed to a track by its X-App-Version header. The canary fails as soon
+as a one-sided 99.9% Wilson lower bound says its error rate is above the budget, or that
+more than 1% of its answers are slower than the p99 limit (which is what "p99 above the
+limit" means), or when the observed canary share is clearly outside the band around the
+weight. A bad canary is stopped after a handful of its requests, not after a fixed interval.
+No Pulumi import.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+Z_999 = 3.090  # one-sided 99.9%
+
+
+def wilson_interval(successes: int, trials: int, z: float = Z_999) -> tuple[float, float]:
+    """Wilson score interval for a proportion; (0, 1) with no trials."""
+    if trials == 0:
+        return 0.0, 1.0
+    p = successes / trials
+    denominator = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denominator
+    margin = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
+    return max(0.0, centre - margin), min(1.0, centre + margin)
+
+
+def share_band(weight: float) -> tuple[float, float]:
+    """Observed canary shares (percent) still consistent with routing `weight` percent."""
+    if weight <= 0:
+        return 0.0, 0.5
+    if weight >= 100:
+        return 99.5, 100.0
+    return max(0.0, weight / 2 - 2), min(100.0, weight * 1.5 + 2)
+
+
+@dataclass
+class TrackStats:
+    requests: int = 0
+    errors: int = 0
+    slow: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+    def p99(self) -> float | None:
+        if not self.latencies:
+            return None
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)]
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+
+@dataclass
+class Judge:
+    """Observations of one step; `verdict()` is None while the canary may still pass."""
+
+    canary_version: str
+    weight: float
+    max_error_rate: float  # 0.01 for 1%
+    max_p99: float  # seconds
+    total: TrackStats = field(default_factory=TrackStats)
+    canary: TrackStats = field(default_factory=TrackStats)
+
+    def observe(self, version: str | None, ok: bool, latency: float) -> None:
+        for stats in (self.total, self.canary) if version == self.canary_version else (self.total,):
+            stats.requests += 1
+            stats.errors += 0 if ok else 1
+            stats.slow += 1 if latency > self.max_p99 else 0
+            stats.latencies.append(latency)
+
+    @property
+    def canary_share(self) -> float:
+        return 100 * self.canary.requests / self.total.requests if self.total.requests else 0.0
+
+    def verdict(self) -> str | None:
+        canary, total = self.canary, self.total
+        low, _ = wilson_interval(canary.errors, canary.requests)
+        if low > self.max_error_rate:
+            return (f"canary error rate {100 * canary.error_rate:.1f}% over {canary.requests} requests is above "
+                    f"the {100 * self.max_error_rate:g}% budget")
+        # Errors no track owns (connection failures, load balancer 5xx) count against the step too.
+        low_all, _ = wilson_interval(total.errors, total.requests)
+        if low_all > self.max_error_rate:
+            return (f"error rate {100 * total.error_rate:.1f}% over all {total.requests} requests is above "
+                    f"the {100 * self.max_error_rate:g}% budget")
+        slow_low, _ = wilson_interval(canary.slow, canary.requests)
+        if slow_low > 0.01:
+            return (f"canary p99 {1000 * (canary.p99() or 0):.0f}ms is above {1000 * self.max_p99:.0f}ms "
+                    f"({canary.slow} of {canary.requests} requests slower)")
+        share_low, share_high = wilson_interval(canary.requests, total.requests)
+        band_low, band_high = share_band(self.weight)
+        if 100 * share_high < band_low:
+            return (f"canary gets {self.canary_share:.1f}% of {total.requests} requests, far below the "
+                    f"{self.weight:g}% weight: traffic is not reaching it")
+        if 100 * share_low > band_high:
+            return (f"canary gets {self.canary_share:.1f}% of {total.requests} requests, far above the "
+                    f"{self.weight:g}% weight")
+        return None
