@@ -3,13 +3,15 @@ PYTHON ?= python3
 VENV ?= venv
 PY := $(VENV)/bin/python
 STACK ?= dev
+IMAGE ?= app-update/app
 
-.PHONY: help preview test lint bench clean
+.PHONY: help preview test lint bench images clean
 
 help:
 	@echo "make preview [STACK=dev]   show and render a stack offline (no Pulumi CLI, no cloud)"
 	@echo "make test                  lint and run the test suite"
 	@echo "make bench                 run the benchmarks in bench/ (by hand; numbers go in the README)"
+	@echo "make images [IMAGE=repo]   build the sample app's v1 and v2 images (needs a Docker engine)"
 	@echo "make clean                 remove build output"
 
 # The venv Pulumi.yaml names (runtime.options.virtualenv), built once per requirements change.
@@ -29,6 +31,11 @@ test: lint
 
 bench: $(VENV)/.installed
 	$(PY) bench/bench_preview.py
+	$(PY) bench/bench_canary_abort.py
+
+images:
+	docker build --build-arg APP_VERSION=v1 -t $(IMAGE):v1 app
+	docker build --build-arg APP_VERSION=v2 -t $(IMAGE):v2 app
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

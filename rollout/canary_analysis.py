@@ -4,7 +4,7 @@ Each answer is attributed to a track by its X-App-Version header. The canary fai
 as a one-sided 99.9% Wilson lower bound says its error rate is above the budget, or that
 more than 1% of its answers are slower than the p99 limit (which is what "p99 above the
 limit" means), or when the observed canary share is clearly outside the band around the
-weight. A bad canary is stopped after a handful of its requests, not after a fixed interval.
+weight. The error and latency rules also wait for MIN_EVIDENCE bad answers. A bad canary is stopped after a handful of its requests, not after a fixed interval.
 No Pulumi import.
 """
 
@@ -14,6 +14,9 @@ import math
 from dataclasses import dataclass, field
 
 Z_999 = 3.090  # one-sided 99.9%
+# Never judge on fewer bad answers than this: one unlucky request is not a failing canary,
+# and the evidence is looked at after every answer.
+MIN_EVIDENCE = 5
 
 
 def wilson_interval(successes: int, trials: int, z: float = Z_999) -> tuple[float, float]:
@@ -79,16 +82,16 @@ class Judge:
     def verdict(self) -> str | None:
         canary, total = self.canary, self.total
         low, _ = wilson_interval(canary.errors, canary.requests)
-        if low > self.max_error_rate:
+        if canary.errors >= MIN_EVIDENCE and low > self.max_error_rate:
             return (f"canary error rate {100 * canary.error_rate:.1f}% over {canary.requests} requests is above "
                     f"the {100 * self.max_error_rate:g}% budget")
         # Errors no track owns (connection failures, load balancer 5xx) count against the step too.
         low_all, _ = wilson_interval(total.errors, total.requests)
-        if low_all > self.max_error_rate:
+        if total.errors >= MIN_EVIDENCE and low_all > self.max_error_rate:
             return (f"error rate {100 * total.error_rate:.1f}% over all {total.requests} requests is above "
                     f"the {100 * self.max_error_rate:g}% budget")
         slow_low, _ = wilson_interval(canary.slow, canary.requests)
-        if slow_low > 0.01:
+        if canary.slow >= MIN_EVIDENCE and slow_low > 0.01:
             return (f"canary p99 {1000 * (canary.p99() or 0):.0f}ms is above {1000 * self.max_p99:.0f}ms "
                     f"({canary.slow} of {canary.requests} requests slower)")
         share_low, share_high = wilson_interval(canary.requests, total.requests)
