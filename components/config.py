@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -658,6 +659,17 @@ def validate(raw: Mapping[str, Any], stack: str, extra: Mapping[str, Any] | None
         cluster=cluster, releases=tuple(releases), allowed_account_ids=allowed_ids,
         region=region if isinstance(region, str) else None,
     )
+
+
+def parse_config_value(value: Any) -> Any:
+    """A config value as the program sees it: structured values arrive as JSON text from the CLI."""
+    value = getattr(value, "value", value)  # pulumi.automation.ConfigValue, or a bare value
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
 
 
 def split_namespaces(flat: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -50,7 +50,8 @@ def available_stacks(project_dir: Path = PROJECT_DIR) -> list[str]:
     return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
 
 
-def _cli_string(value: Any) -> str:
+def cli_string(value: Any) -> str:
+    """A config value as the CLI hands it to the program: JSON text for structured values."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (dict, list)):
@@ -285,7 +286,7 @@ def run_program(stack: str, project_dir: Path = PROJECT_DIR, overrides: dict[str
     logger.handlers = [collector]
 
     pulumi_settings.reset_options()
-    pulumi.runtime.set_all_config({k: _cli_string(v) for k, v in values.items()}, [])
+    pulumi.runtime.set_all_config({k: cli_string(v) for k, v in values.items()}, [])
     pulumi_mocks.set_mocks(mocks, project=project_name(project_dir), stack=stack, preview=False,
                            logger=logger, monitor=monitor)
     if str(project_dir) not in sys.path:

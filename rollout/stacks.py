@@ -14,6 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from components.config import parse_config_value
+
 PROJECT = "app-update"
 RELEASES_KEY = f"{PROJECT}:releases"
 PROTECTED_KEY = f"{PROJECT}:protected"
@@ -58,29 +60,18 @@ def open_stack(name: str, project_dir: Path) -> StackLike:
 # ---------------------------------------------------------------------------------------------
 
 
-def _value(config_value: Any) -> Any:
-    """The plain value of a ConfigValue (or a bare value); structured values come as JSON text."""
-    value = getattr(config_value, "value", config_value)
-    if isinstance(value, str) and value[:1] in ("{", "["):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value
-    return value
-
-
 def releases_of(config: dict[str, Any]) -> dict[str, Any] | None:
     """The `app-update:releases` mapping of a config map; None when absent or secret."""
     if RELEASES_KEY not in config:
         return None
     if getattr(config[RELEASES_KEY], "secret", False):
         return None
-    value = _value(config[RELEASES_KEY])
+    value = parse_config_value(config[RELEASES_KEY])
     return value if isinstance(value, dict) else None
 
 
 def is_protected(config: dict[str, Any]) -> bool:
-    return str(_value(config.get(PROTECTED_KEY, "false"))).lower() == "true"
+    return str(parse_config_value(config.get(PROTECTED_KEY, "false"))).lower() == "true"
 
 
 @dataclass(frozen=True)
@@ -168,7 +159,7 @@ def check_config(stack: str, config: dict[str, Any], releases: dict[str, Any]) -
     """Refuse changes that would leave the stack's config invalid."""
     from components.config import ConfigError, split_namespaces, validate
 
-    flat = {key: _value(value) for key, value in config.items()}
+    flat = {key: parse_config_value(value) for key, value in config.items()}
     flat[RELEASES_KEY] = releases
     own, other = split_namespaces(flat)
     try:

@@ -8,13 +8,12 @@ Setting config with path=True parses "true"/"false" and integers as the Pulumi C
 from __future__ import annotations
 
 import copy
-import json
 from datetime import datetime, timedelta
 from typing import Any
 
 from pulumi.automation import ConfigValue, OutputValue, UpdateSummary, UpResult
 
-from rollout.offline import run_program
+from rollout.offline import cli_string, run_program
 
 START = datetime(2026, 11, 1, 9, 0, 0)
 
@@ -25,11 +24,6 @@ def _cli_value(text: str) -> Any:
     if text.lstrip("-").isdigit():
         return int(text)
     return text
-
-
-def _cli_string(value: Any) -> str:
-    """How the CLI reports a config value: JSON text for structured values and booleans."""
-    return json.dumps(value) if isinstance(value, (dict, list, bool)) else str(value)
 
 
 class FakeStack:
@@ -47,7 +41,7 @@ class FakeStack:
         version = len(self.summaries) + 1
         config = {}
         for key, value in self.config.items():
-            config[key] = {"value": _cli_string(value), "secret": key in self.secret_keys}
+            config[key] = {"value": cli_string(value), "secret": key in self.secret_keys}
         self.summaries.append(UpdateSummary(
             kind=kind, start_time=START + timedelta(hours=version), message=message, environment={},
             config=config, result=result, end_time=START + timedelta(hours=version, minutes=3), version=version))
@@ -66,7 +60,7 @@ class FakeStack:
 
     # -- config ---------------------------------------------------------------------------
     def get_all_config(self) -> dict[str, ConfigValue]:
-        return {k: ConfigValue(value=_cli_string(v), secret=k in self.secret_keys) for k, v in self.config.items()}
+        return {k: ConfigValue(value=cli_string(v), secret=k in self.secret_keys) for k, v in self.config.items()}
 
     def _walk(self, key: str):
         namespace, _, path = key.partition(":")
