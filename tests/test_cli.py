@@ -72,6 +72,29 @@ def test_preview_shows_canary_approximation_and_exact_total(capsys, project):
     assert "nearest shares at 4 pods: 0% and 25%" in out
 
 
+def test_preview_warns_about_single_pods_and_full_unavailability(capsys, project):
+    write_stack(project, "thin", {
+        "solo": {"strategy": "RollingUpdate", "tag": "v1", "replicas": 1},
+        "all": {"strategy": "RollingUpdate", "tag": "v1", "replicas": 4, "maxSurge": 0, "maxUnavailable": "100%"},
+        "surged": {"strategy": "RollingUpdate", "tag": "v1", "replicas": 4, "maxSurge": 1, "maxUnavailable": "100%"},
+    })
+    code, out, _ = run_cli(capsys, "--cwd", str(project), "preview", "thin", "--json", "--out", str(project / "out"))
+    assert code == 0
+    warnings = json.loads(out)["warnings"]
+    assert any(w.startswith("release solo: runs a single pod") for w in warnings)
+    assert any(w.startswith("release all: an update drops to 0 ready pods (maxUnavailable 100% covers all 4 pods)")
+               for w in warnings)
+    # with a surge pod the controller scales up first, so one pod stays ready: no warning
+    assert not any(w.startswith("release surged: an update drops") for w in warnings)
+
+
+def test_preview_compares_weighted_cost_with_the_replicas_mode(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "preview", "staging", "--json", "--out", str(tmp_path))
+    canary = next(r for r in json.loads(out)["releases"] if r["name"] == "app")
+    assert canary["traffic"] == {"mode": "nlb", "requestedWeight": 5, "canaryShare": 5.0, "stablePods": 4,
+                                 "canaryPods": 1, "replicasModeExactTotal": 20, "replicasModeExactCanaryPods": 1}
+
+
 @pytest.mark.parametrize("releases,key", [
     ({"app": {"strategy": "RollingUpdate", "tag": "v1", "maxSurge": 0, "maxUnavailable": 0}},
      "app-update:releases.app.maxUnavailable"),

@@ -82,6 +82,15 @@ INVALID = [
     ({"cluster": {"mode": "kubeconfig"}}, "releases", "is required"),
     ({"cluster": {"mode": "kubeconfig"}, "releases": {}}, "releases", "at least one release"),
     ({"cluster": {"mode": "kubeconfig"}, "releases": ["app"]}, "releases", "must be a mapping"),
+    (releases(app=rolling(preStopSeconds=301)), "releases.app.preStopSeconds", "between 0 and 300"),
+    (releases(app=rolling(env={"MODE": ["a"]})), "releases.app.env.MODE", "string, number or boolean"),
+    (releases(app=rolling(tag=1.10)), "releases.app.tag", "quote it"),
+    (releases(app=rolling(resources={"request": {}})), "releases.app.resources.request", "did you mean 'requests'?"),
+    (releases(app={"strategy": "Canary", "traffic": "nginx", "stable": {"tag": "v1", "replicas": 2},
+                   "canary": {"tag": "v2", "replicas": 1}}),
+     "releases.app", "splits by weight"),
+    (releases(app=canary(traffic="nginx", replicas=0)), "releases.app.replicas", "at least 1 with traffic 'nginx'"),
+    (releases(app=canary(traffic="nginx", ingressClass="Nginx_Class")), "releases.app.ingressClass", "IngressClass"),
 ]
 
 
@@ -140,6 +149,11 @@ def test_weighted_modes_keep_the_stable_fleet_whole():
     release = validate(raw, "test").release("app")
     assert (release.stable.replicas, release.canary.replicas) == (4, 1)
     assert release.effective_weight == 5.0
+
+
+def test_numeric_tags_are_taken_as_text():
+    # YAML and `pulumi config set --path` turn a tag like 42 into a number
+    assert validate(releases(app=rolling(tag=42)), "test").release("app").tag == "42"
 
 
 def test_yaml_strings_for_booleans_are_accepted_as_the_cli_passes_them():
