@@ -178,8 +178,7 @@ class EksCluster(pulumi.ComponentResource):
             # Node upgrades replace one node at a time.
             update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*node_policies, *egress],
-                                        ignore_changes=["scalingConfig.desiredSize"]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*node_policies, *egress]),
         )
 
         issuer = self.cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer)
