@@ -236,7 +236,12 @@ def _run(stack: StackLike, o: CanaryOptions, log: _Log) -> CanaryRun:
                     f"{'-' if p99 is None else f'{1000 * p99:.0f}ms'}")
 
         started = time.monotonic()
-        verdict = prober.run(o.interval, tick)
+        try:
+            verdict = prober.run(o.interval, tick)
+        except KeyboardInterrupt:
+            # Ctrl-C never leaves a half-rolled canary carrying traffic.
+            prober.stop.set()
+            return _abort(stack, o, log, results, index, weight, "interrupted by the operator")
         p99 = judge.canary.p99()
         result = StepResult(
             step=index, weight=weight, requests=judge.total.requests, canary_requests=judge.canary.requests,

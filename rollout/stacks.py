@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from components.config import parse_config_value
+from components.config import DEFAULT_IMAGE, parse_config_value
 
 PROJECT = "app-update"
 RELEASES_KEY = f"{PROJECT}:releases"
@@ -108,14 +108,17 @@ def get_path(mapping: dict[str, Any], path: str) -> Any:
 
 
 def describe(release: dict[str, Any]) -> str:
-    """One line of what a release runs: `v1 ×5`, `stable v1 ×2 + canary v2 ×2`, `stable v1 + canary v2 @5%`."""
+    """One line of what a release runs: `repo:v1 ×5`, `repo stable v1 ×2 + canary v2 ×2`,
+    `repo stable v1 + canary v2 @5% (4 pods)`."""
+    image = release.get("image", DEFAULT_IMAGE)
     if "stable" in release or "canary" in release:
         stable, canary = release.get("stable") or {}, release.get("canary") or {}
         if "weight" in canary or "replicas" in release:
-            text = f"stable {stable.get('tag')} + canary {canary.get('tag')} @{canary.get('weight', 0)}%"
+            text = f"{image} stable {stable.get('tag')} + canary {canary.get('tag')} @{canary.get('weight', 0)}%"
             return f"{text} ({release.get('replicas')} pods)" if release.get("replicas") is not None else text
-        return f"stable {stable.get('tag')} ×{stable.get('replicas')} + canary {canary.get('tag')} ×{canary.get('replicas')}"
-    return f"{release.get('tag')} ×{release.get('replicas', 1)}"
+        return (f"{image} stable {stable.get('tag')} ×{stable.get('replicas')} "
+                f"+ canary {canary.get('tag')} ×{canary.get('replicas')}")
+    return f"{image}:{release.get('tag')} ×{release.get('replicas', 1)}"
 
 
 # ---------------------------------------------------------------------------------------------

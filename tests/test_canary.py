@@ -110,6 +110,29 @@ def test_traffic_that_never_reaches_the_canary_aborts(apps, proxy):
     assert run.steps[0].elapsed < 10
 
 
+def test_ctrl_c_sends_traffic_back_to_stable(apps, proxy, monkeypatch):
+    from rollout import canary
+
+    def interrupted(self, duration, on_tick):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(canary.Prober, "run", interrupted)
+    stack = LoadBalancedStack(proxy, apps)
+    run = run_canary(stack, options("v2", url=proxy.url, steps=[25, 50]))
+    assert run.exit_code == 1 and run.aborted == "interrupted by the operator"
+    assert stack.config[RELEASES]["app"]["canary"]["weight"] == 0 and proxy.weights["canary"] == 0
+
+
+def test_probe_address_comes_from_the_stack_outputs(apps, proxy):
+    from rollout.canary import release_url
+
+    stack = LoadBalancedStack(proxy, apps)
+    address = stack.outputs()["releases"].value["app"]["address"]
+    assert release_url(stack, "app", stack.config[RELEASES]) == f"http://{address}/"
+    stack.config[RELEASES]["app"]["servicePort"] = 8080
+    assert release_url(stack, "app", stack.config[RELEASES]) == f"http://{address}:8080/"
+
+
 def test_per_track_replicas_form_is_refused(apps, proxy):
     stack = LoadBalancedStack(proxy, apps)
     stack.config[RELEASES]["app"] = {"strategy": "Canary", "stable": {"tag": "v1", "replicas": 2},

@@ -106,6 +106,7 @@ def test_preview_compares_weighted_cost_with_the_replicas_mode(capsys, tmp_path)
     ({"app": {"strategy": "Recreate", "tag": "v1", "replicas": -1}}, "app-update:releases.app.replicas"),
     ({"app": {"strategy": "Recreate", "tag": "v1", "port": 99999}}, "app-update:releases.app.port"),
     ({"app": {"strategy": "Recreate", "tag": "v1", "replicas": "five"}}, "app-update:releases.app.replicas"),
+    ({"app": {"strategy": "Recreate", "tag": "v1", "replcas": 2}}, "app-update:releases.app.replcas"),
 ])
 def test_bad_config_exits_2_naming_the_key_and_writes_nothing(capsys, project, releases, key):
     write_stack(project, "bad", releases)

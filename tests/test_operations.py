@@ -49,17 +49,29 @@ def test_history_shows_each_revision_with_images_and_change_cause(dev, capsys):
     assert operations.do_history(dev, None, False) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].split() == ["REVISION", "TIME", "RESULT", "RELEASES", "CHANGE-CAUSE"]
-    assert "app-rolling: v1 ×5" in out[1] and "create: workshop releases" in out[1]
-    assert "app: stable v1 ×2 + canary v2 ×2" in out[1]
-    assert "app-rolling: v2 ×5" in out[2] and out[2].rstrip().endswith("set image app-rolling v2")
+    assert "app-rolling: arungupta/app-upgrade:v1 ×5" in out[1] and "create: workshop releases" in out[1]
+    assert "app: arungupta/app-upgrade stable v1 ×2 + canary v2 ×2" in out[1]
+    assert "app-rolling: arungupta/app-upgrade:v2 ×5" in out[2]
+    assert out[2].rstrip().endswith("set image app-rolling v2")
 
 
 def test_history_filters_a_release_and_speaks_json(dev, capsys):
     operations.do_history(dev, "app-rolling", True)
     rows = json.loads(capsys.readouterr().out)
     assert [r["revision"] for r in rows] == [1, 2]
-    assert [r["releases"] for r in rows] == [{"app-rolling": "v1 ×5"}, {"app-rolling": "v2 ×5"}]
+    assert [r["releases"] for r in rows] == [{"app-rolling": "arungupta/app-upgrade:v1 ×5"},
+                                             {"app-rolling": "arungupta/app-upgrade:v2 ×5"}]
     assert rows[0]["result"] == "succeeded"
+
+
+def test_history_of_a_weighted_canary_shows_both_tracks_and_the_weight():
+    config = workshop()
+    config[RELEASES]["app"] = {"strategy": "Canary", "image": "example.com/team/app", "replicas": 4,
+                               "stable": {"tag": "v1"}, "canary": {"tag": "v2", "weight": 5}}
+    stack = FakeStack("dev", config)
+    stack.record("weighted")
+    rows = operations.history_rows(stacks.revisions(stack), "app")
+    assert rows[0]["releases"] == {"app": "example.com/team/app stable v1 + canary v2 @5% (4 pods)"}
 
 
 def test_secret_release_config_reads_secret():
