@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from components.config import StackConfig
 from rollout import stacks
 from rollout.stacks import Change, OperationError, Revision, StackLike
 
@@ -182,14 +183,15 @@ def do_undo(stack: StackLike, to_revision: int | None, release: str | None, yes:
 
 
 def do_promote(source: StackLike, target: StackLike, release: str | None, yes: bool, confirm: Confirm,
-               preflight: Callable[[], bool] | None = None) -> int:
+               preflight: Callable[[StackConfig], bool] | None = None) -> int:
     config = target.get_all_config()
     current = stacks.releases_of(config)
     if current is None:
         raise OperationError(f"stack {target.name}'s config has no readable app-update:releases")
     changes = promote_changes(running_tags(source.outputs()), current, release, source.name, target.name)
-    stacks.check_config(target.name, config, stacks.apply_changes(current, changes))
-    if preflight is not None and not preflight():
+    promoted_config = stacks.check_config(target.name, config, stacks.apply_changes(current, changes))
+    # Preflight the config as it will be: the promoted tags must exist where TO pulls from.
+    if preflight is not None and not preflight(promoted_config):
         raise OperationError(f"preflight checks for {target.name} failed: nothing was changed")
     promoted = ", ".join(f"{c.release} {c.new}" for c in changes)
     return _apply(target, target.name, changes, f"promote {promoted} from {source.name}", yes=yes,
@@ -264,21 +266,19 @@ def cmd_undo(args: argparse.Namespace) -> int:
                                 args.yes, _confirm_tty))
 
 
+def preflight_ok(config: StackConfig) -> bool:
+    """TO's preflight checks, printed; True when it uses no AWS."""
+    from rollout import preflight
+
+    if not preflight.uses_aws(config):
+        return True
+    checks = preflight.run_checks(config)
+    for check in checks:
+        print(f"{'ok  ' if check.ok else 'FAIL'}  {check.name:<22} {check.detail}")
+    return all(c.ok for c in checks)
+
+
 def cmd_promote(args: argparse.Namespace) -> int:
-    def preflight_ok() -> bool:
-        from rollout import preflight
-        from rollout.cli import load_config
-
-        _, config = load_config(args.target, args.cwd)
-        if config is None:
-            return False
-        if not preflight.uses_aws(config):
-            return True
-        checks = preflight.run_checks(config)
-        for check in checks:
-            print(f"{'ok  ' if check.ok else 'FAIL'}  {check.name:<22} {check.detail}")
-        return all(c.ok for c in checks)
-
     return _run(lambda: do_promote(stacks.open_stack(args.source, args.cwd), stacks.open_stack(args.target, args.cwd),
                                    args.release, args.yes, _confirm_tty, preflight_ok))
 

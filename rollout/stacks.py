@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from components.config import DEFAULT_IMAGE, parse_config_value
+from components.config import DEFAULT_IMAGE, StackConfig, parse_config_value
 
 PROJECT = "app-update"
 RELEASES_KEY = f"{PROJECT}:releases"
@@ -158,15 +158,15 @@ def apply_changes(releases: dict[str, Any], changes: list[Change]) -> dict[str, 
     return result
 
 
-def check_config(stack: str, config: dict[str, Any], releases: dict[str, Any]) -> None:
-    """Refuse changes that would leave the stack's config invalid."""
+def check_config(stack: str, config: dict[str, Any], releases: dict[str, Any]) -> StackConfig:
+    """The stack's config with `releases` in place, validated; refuses changes that would make it invalid."""
     from components.config import ConfigError, split_namespaces, validate
 
     flat = {key: parse_config_value(value) for key, value in config.items()}
     flat[RELEASES_KEY] = releases
     own, other = split_namespaces(flat)
     try:
-        validate(own, stack, other)
+        return validate(own, stack, other)
     except ConfigError as error:
         raise OperationError("the change would make the stack's config invalid:\n" + str(error)) from None
 

@@ -191,7 +191,7 @@ def test_promote_stops_when_preflight_fails():
     dev = deployed("dev", workshop(rolling_tag="v2"))
     staging = deployed("staging", workshop())
     with pytest.raises(OperationError, match="preflight checks for staging failed"):
-        operations.do_promote(dev, staging, None, True, yes, preflight=lambda: False)
+        operations.do_promote(dev, staging, None, True, yes, preflight=lambda config: False)
     assert staging.config[RELEASES]["app-rolling"]["tag"] == "v1"
 
 
@@ -233,3 +233,42 @@ def test_help_has_an_example(verb, capsys):
     with pytest.raises(SystemExit):
         main([verb, "--help"])
     assert "example:" in capsys.readouterr().out
+
+
+ECR = "123456789012.dkr.ecr.us-west-2.amazonaws.com/app-update/app"
+
+
+def ecr_stack(name, tag):
+    config = {"aws:region": "us-west-2", "app-update:cluster": {"mode": "kubeconfig"},
+              RELEASES: {"web": {"strategy": "RollingUpdate", "image": ECR, "tag": tag, "replicas": 2}}}
+    return deployed(name, config)
+
+
+def test_promote_cli_preflights_the_promoted_tags_in_ecr(monkeypatch, tmp_path, capsys):
+    import boto3
+    from moto import mock_aws
+
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-west-2", "AWS_EC2_METADATA_DISABLED": "true",
+                       "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with mock_aws():
+        ecr = boto3.client("ecr", region_name="us-west-2")
+        ecr.create_repository(repositoryName="app-update/app")
+        manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                               "layers": [], "config": {"digest": "sha256:" + "a" * 64, "size": 1,
+                                                        "mediaType": "application/vnd.docker.container.image.v1+json"}})
+        ecr.put_image(repositoryName="app-update/app", imageManifest=manifest, imageTag="v1")
+        stacks_by_name = {"dev": ecr_stack("dev", "v2"), "staging": ecr_stack("staging", "v1")}
+        monkeypatch.setattr(stacks, "open_stack", lambda name, project_dir: stacks_by_name[name])
+        # v2 runs in dev but was never pushed where staging pulls from: refused, nothing changed
+        assert main(["promote", "dev", "staging", "--yes"]) == 1
+        captured = capsys.readouterr()
+        assert f"FAIL  image web              {ECR}:v2: tag v2 is not in repository app-update/app" in captured.out
+        assert "preflight checks for staging failed" in captured.err
+        assert stacks_by_name["staging"].config[RELEASES]["web"]["tag"] == "v1"
+        ecr.put_image(repositoryName="app-update/app", imageManifest=manifest.replace("a" * 64, "b" * 64),
+                      imageTag="v2")
+        assert main(["promote", "dev", "staging", "--yes"]) == 0
+        assert stacks_by_name["staging"].config[RELEASES]["web"]["tag"] == "v2"
