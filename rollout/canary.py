@@ -310,6 +310,16 @@ def _steps(text: str) -> list[int]:
     return steps
 
 
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 10_000:
+        raise argparse.ArgumentTypeError(f"must be requests per second between 0 and 10000 (got {text!r})")
+    return value
+
+
 def cmd_canary(args: argparse.Namespace) -> int:
     from rollout.operations import _confirm_tty
     from rollout.operations import _run as run_guarded
@@ -354,7 +364,7 @@ def register(verbs: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-error-rate", type=_percent, default=0.01, help="error budget (default 1%%)")
     parser.add_argument("--max-p99", type=_duration, default=0.5, help="p99 latency limit (default 500ms)")
     parser.add_argument("--url", help="probe this URL instead of the release's address")
-    parser.add_argument("--rate", type=float, default=50.0, help="probe requests per second (default 50)")
+    parser.add_argument("--rate", type=_rate, default=50.0, help="probe requests per second (default 50)")
     parser.add_argument("--log", type=Path, help="log file (default build/canary/<stack>-<release>-<time>.log)")
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     parser.set_defaults(func=cmd_canary)

@@ -145,6 +145,7 @@ def test_per_track_replicas_form_is_refused(apps, proxy):
     ["canary", "staging", "--release", "app", "--tag", "v2", "--steps", "50,5"],
     ["canary", "staging", "--release", "app", "--tag", "v2", "--interval", "soon"],
     ["canary", "staging", "--release", "app", "--tag", "v2", "--max-error-rate", "150%"],
+    ["canary", "staging", "--release", "app", "--tag", "v2", "--rate", "0"],
 ])
 def test_bad_arguments_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as caught:
