@@ -272,10 +272,7 @@ def preflight_ok(config: StackConfig) -> bool:
 
     if not preflight.uses_aws(config):
         return True
-    checks = preflight.run_checks(config)
-    for check in checks:
-        print(f"{'ok  ' if check.ok else 'FAIL'}  {check.name:<22} {check.detail}")
-    return all(c.ok for c in checks)
+    return preflight.print_checks(preflight.run_checks(config))
 
 
 def cmd_promote(args: argparse.Namespace) -> int:

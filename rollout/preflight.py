@@ -83,6 +83,13 @@ def run_checks(config: StackConfig, session: object | None = None) -> list[Check
     return checks
 
 
+def print_checks(checks: list[Check]) -> bool:
+    """One line per check; True when all passed."""
+    for check in checks:
+        print(f"{'ok  ' if check.ok else 'FAIL'}  {check.name:<22} {check.detail}")
+    return all(check.ok for check in checks)
+
+
 def cmd_preflight(args: argparse.Namespace) -> int:
     from rollout.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, load_config
 
@@ -93,8 +100,7 @@ def cmd_preflight(args: argparse.Namespace) -> int:
         print(f"stack {args.stack} uses no AWS resources or ECR images: nothing to check")
         return EXIT_OK
     checks = run_checks(config)
-    for check in checks:
-        print(f"{'ok  ' if check.ok else 'FAIL'}  {check.name:<22} {check.detail}")
+    print_checks(checks)
     failed = [c for c in checks if not c.ok]
     print(f"preflight {args.stack}: {len(checks) - len(failed)} passed, {len(failed)} failed")
     return EXIT_FAILED if failed else EXIT_OK

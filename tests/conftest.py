@@ -44,6 +44,19 @@ def ok_run(releases: dict[str, Any], stack: str = "test", **top: Any) -> Program
     return run
 
 
+def objects_of(run: ProgramRun, typ: str) -> dict[str, dict[str, Any]]:
+    """The inputs of every registered object of a type, by metadata.name."""
+    return {r.inputs["metadata"]["name"]: r.inputs for r in run.of_type(typ)}
+
+
+def pod_labels(deployment: dict[str, Any]) -> dict[str, str]:
+    return deployment["spec"]["template"]["metadata"]["labels"]
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
 @pytest.fixture(scope="session")
 def stack_runs() -> dict[str, ProgramRun]:
     """Each stack file run once through the program (shared: runs are read-only)."""

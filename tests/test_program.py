@@ -3,26 +3,18 @@
 import pulumi
 import pytest
 
-from tests.conftest import STACKS, ok_run, run_with, workshop_release
+from tests.conftest import STACKS, objects_of, ok_run, pod_labels, run_with, selects, workshop_release
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SERVICE = "kubernetes:core/v1:Service"
 
 
 def deployments(run):
-    return {r.inputs["metadata"]["name"]: r.inputs for r in run.of_type(DEPLOYMENT)}
+    return objects_of(run, DEPLOYMENT)
 
 
 def services(run):
-    return {r.inputs["metadata"]["name"]: r.inputs for r in run.of_type(SERVICE)}
-
-
-def pods_of(deployment):
-    return deployment["spec"]["template"]["metadata"]["labels"]
-
-
-def selects(selector, labels):
-    return all(labels.get(k) == v for k, v in selector.items())
+    return objects_of(run, SERVICE)
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -49,11 +41,11 @@ def test_selectors_never_overlap_between_deployments(stack_runs, stack):
     deps = deployments(stack_runs[stack])
     for name, dep in deps.items():
         selector = dep["spec"]["selector"]["matchLabels"]
-        assert selects(selector, pods_of(dep)), name
+        assert selects(selector, pod_labels(dep)), name
         assert not any(k.endswith("version") for k in selector), "an image tag must never be in a selector"
         for other_name, other in deps.items():
             if other_name != name:
-                assert not selects(selector, pods_of(other)), f"{name} would adopt pods of {other_name}"
+                assert not selects(selector, pod_labels(other)), f"{name} would adopt pods of {other_name}"
 
 
 def test_dev_is_the_workshop(stack_runs):
@@ -78,7 +70,7 @@ def test_single_track_release_wires_service_to_its_pods():
     run = ok_run({"web": workshop_release()})
     dep = deployments(run)["web"]
     svc = services(run)["web"]
-    assert selects(svc["spec"]["selector"], pods_of(dep))
+    assert selects(svc["spec"]["selector"], pod_labels(dep))
     container = dep["spec"]["template"]["spec"]["containers"][0]
     assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
     assert svc["spec"]["ports"][0]["targetPort"] == container["ports"][0]["containerPort"]
@@ -130,11 +122,11 @@ def test_canary_pair_service_selects_both_tracks_and_nothing_else():
     })
     deps = deployments(run)
     selector = services(run)["app-service"]["spec"]["selector"]
-    assert selects(selector, pods_of(deps["app-stable"]))
-    assert selects(selector, pods_of(deps["app-canary"]))
-    assert not selects(selector, pods_of(deps["other"]))
-    assert pods_of(deps["app-stable"])["app.kubernetes.io/version"] == "v1"
-    assert pods_of(deps["app-canary"])["app.kubernetes.io/version"] == "v2"
+    assert selects(selector, pod_labels(deps["app-stable"]))
+    assert selects(selector, pod_labels(deps["app-canary"]))
+    assert not selects(selector, pod_labels(deps["other"]))
+    assert pod_labels(deps["app-stable"])["app.kubernetes.io/version"] == "v1"
+    assert pod_labels(deps["app-canary"])["app.kubernetes.io/version"] == "v2"
 
 
 def canary_step(stable, canary):

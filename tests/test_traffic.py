@@ -6,7 +6,7 @@ import pytest
 
 from components.canary import alb_forward_action, nlb_forward_action
 from rollout import manifests
-from tests.conftest import ok_run
+from tests.conftest import objects_of, ok_run, pod_labels, selects
 
 WEIGHTS = [0, 1, 5, 50, 99, 100]
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -24,22 +24,12 @@ def run_mode(traffic, weight, replicas=4):
     return ok_run(canary(traffic, weight, replicas), cluster={"mode": "kubeconfig", "loadBalancerController": True})
 
 
-def objects(run, typ):
-    return {r.inputs["metadata"]["name"]: r.inputs for r in run.of_type(typ)}
-
-
-def labels(dep):
-    return dep["spec"]["template"]["metadata"]["labels"]
-
-
-def selects(selector, pod_labels):
-    return all(pod_labels.get(k) == v for k, v in selector.items())
 
 
 @pytest.mark.parametrize("weight", WEIGHTS)
 def test_nlb_annotation_is_exact(weight):
     run = run_mode("nlb", weight)
-    svc = objects(run, SERVICE)["app"]
+    svc = objects_of(run, SERVICE)["app"]
     annotation = svc["metadata"]["annotations"]["service.beta.kubernetes.io/actions.TCP-80"]
     assert json.loads(annotation) == {"type": "forward", "forwardConfig": {
         "baseServiceWeight": 100 - weight,
@@ -50,7 +40,7 @@ def test_nlb_annotation_is_exact(weight):
 @pytest.mark.parametrize("weight", WEIGHTS)
 def test_alb_annotation_is_exact_and_sums_to_100(weight):
     run = run_mode("alb", weight)
-    ingress = objects(run, INGRESS)["app"]
+    ingress = objects_of(run, INGRESS)["app"]
     annotation = json.loads(ingress["metadata"]["annotations"]["alb.ingress.kubernetes.io/actions.canary-split"])
     groups = annotation["forwardConfig"]["targetGroups"]
     assert groups == [{"serviceName": "app-stable", "servicePort": 80, "weight": 100 - weight},
@@ -67,7 +57,7 @@ def test_alb_annotation_is_exact_and_sums_to_100(weight):
 @pytest.mark.parametrize("weight", WEIGHTS)
 def test_nginx_canary_ingress_is_exact(weight):
     run = run_mode("nginx", weight)
-    ingresses = objects(run, INGRESS)
+    ingresses = objects_of(run, INGRESS)
     stable, canary_ingress = ingresses["app"], ingresses["app-canary"]
     assert canary_ingress["metadata"]["annotations"] == {"nginx.ingress.kubernetes.io/canary": "true",
                                                          "nginx.ingress.kubernetes.io/canary-weight": str(weight)}
@@ -82,23 +72,23 @@ def test_nginx_canary_ingress_is_exact(weight):
 @pytest.mark.parametrize("traffic", ["nlb", "alb", "nginx"])
 def test_track_services_select_only_their_track(traffic):
     run = run_mode(traffic, 5)
-    deps = objects(run, DEPLOYMENT)
-    services = objects(run, SERVICE)
+    deps = objects_of(run, DEPLOYMENT)
+    services = objects_of(run, SERVICE)
     stable_name = "app" if traffic == "nlb" else "app-stable"
     stable_sel = services[stable_name]["spec"]["selector"]
     canary_sel = services["app-canary"]["spec"]["selector"]
-    assert selects(stable_sel, labels(deps["app-stable"])) and not selects(stable_sel, labels(deps["app-canary"]))
-    assert selects(canary_sel, labels(deps["app-canary"])) and not selects(canary_sel, labels(deps["app-stable"]))
+    assert selects(stable_sel, pod_labels(deps["app-stable"])) and not selects(stable_sel, pod_labels(deps["app-canary"]))
+    assert selects(canary_sel, pod_labels(deps["app-canary"])) and not selects(canary_sel, pod_labels(deps["app-stable"]))
     for sel in (stable_sel, canary_sel):
-        assert not selects(sel, labels(deps["other"]))
+        assert not selects(sel, pod_labels(deps["other"]))
     assert services["app-canary"]["spec"]["type"] == "ClusterIP"
 
 
 def test_replicas_mode_shares_one_service_across_tracks():
     run = run_mode("replicas", 50)
-    deps = objects(run, DEPLOYMENT)
-    selector = objects(run, SERVICE)["app"]["spec"]["selector"]
-    assert selects(selector, labels(deps["app-stable"])) and selects(selector, labels(deps["app-canary"]))
+    deps = objects_of(run, DEPLOYMENT)
+    selector = objects_of(run, SERVICE)["app"]["spec"]["selector"]
+    assert selects(selector, pod_labels(deps["app-stable"])) and selects(selector, pod_labels(deps["app-canary"]))
     assert not run.of_type(INGRESS)
 
 
@@ -109,17 +99,17 @@ PODS = [(0, 0), (1, 1), (5, 1), (50, 2), (99, 4), (100, 4)]
 @pytest.mark.parametrize("traffic", ["nlb", "alb", "nginx"])
 @pytest.mark.parametrize("weight,canary_pods", PODS)
 def test_weighted_modes_keep_the_stable_fleet_and_size_the_canary(traffic, weight, canary_pods):
-    deps = objects(run_mode(traffic, weight), DEPLOYMENT)
+    deps = objects_of(run_mode(traffic, weight), DEPLOYMENT)
     assert deps["app-stable"]["spec"]["replicas"] == 4
     assert deps["app-canary"]["spec"]["replicas"] == canary_pods
 
 
 def test_five_percent_costs_one_extra_pod_in_weighted_modes_and_sixteen_by_replicas():
     for traffic in ("nlb", "alb", "nginx"):
-        deps = objects(run_mode(traffic, 5), DEPLOYMENT)
+        deps = objects_of(run_mode(traffic, 5), DEPLOYMENT)
         assert deps["app-stable"]["spec"]["replicas"] + deps["app-canary"]["spec"]["replicas"] == 5
     # the workshop's way: exactly 5% needs 20 pods, 16 more than the 4 stable ones
-    deps = objects(run_mode("replicas", 5, replicas=20), DEPLOYMENT)
+    deps = objects_of(run_mode("replicas", 5, replicas=20), DEPLOYMENT)
     assert (deps["app-stable"]["spec"]["replicas"], deps["app-canary"]["spec"]["replicas"]) == (19, 1)
 
 
@@ -127,7 +117,7 @@ def test_five_percent_costs_one_extra_pod_in_weighted_modes_and_sixteen_by_repli
 def test_a_weight_step_changes_only_annotations_and_canary_replicas(traffic):
     before, after = run_mode(traffic, 5), run_mode(traffic, 50)
     for typ in (DEPLOYMENT, SERVICE, INGRESS):
-        b, a = objects(before, typ), objects(after, typ)
+        b, a = objects_of(before, typ), objects_of(after, typ)
         assert set(b) == set(a)
         for name in b:
             if typ == DEPLOYMENT:
@@ -140,5 +130,5 @@ def test_a_weight_step_changes_only_annotations_and_canary_replicas(traffic):
 
 @pytest.mark.parametrize("traffic", ["nlb", "alb", "nginx"])
 @pytest.mark.parametrize("weight", WEIGHTS)
-def test_every_mode_renders_schema_valid_objects(traffic, weight):
+def test_every_mode_renders_schema_valid_objects_of(traffic, weight):
     assert manifests.validate_all(manifests.collect(run_mode(traffic, weight)), "1.33") == []
