@@ -25,6 +25,8 @@ from typing import Any
 
 import yaml
 
+from rollout import aws_mocks
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -110,7 +112,7 @@ def _suffix(seed: str, length: int = 8) -> str:
     return "".join(alphabet[b % len(alphabet)] for b in digest[:length])
 
 
-FAKE_ACCOUNT = "123456789012"
+FAKE_ACCOUNT = aws_mocks.ACCOUNT
 FAKE_REGION = "us-west-2"
 
 
@@ -173,8 +175,6 @@ def _mock_classes():
             if args.typ.startswith("kubernetes:"):
                 return self._kubernetes(args.typ, args.name, inputs)
             if args.typ.startswith("aws:"):
-                from rollout import aws_mocks
-
                 return aws_mocks.new_resource(args.typ, args.name, inputs, self.stack, self.region)
             return f"{args.name}-id", inputs
 
