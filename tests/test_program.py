@@ -197,3 +197,11 @@ def test_eks_mode_without_region_registers_nothing():
     assert isinstance(run.error, pulumi.RunError)
     assert "aws:region" in str(run.error)
     assert run.resources == []
+
+
+def test_kubeconfig_provider_targets_the_configured_context():
+    run = ok_run({"web": workshop_release()}, cluster={"mode": "kubeconfig", "context": "kind-app-update"})
+    [provider] = run.of_type("pulumi:providers:kubernetes")
+    assert provider.inputs["context"] == "kind-app-update"
+    current = ok_run({"web": workshop_release()})
+    assert "context" not in current.of_type("pulumi:providers:kubernetes")[0].inputs
