@@ -6,7 +6,7 @@ from typing import Any
 
 from components import canary_math
 from components.config import Release, StackConfig
-from components.fenceposts import RECREATE, ROLLING_UPDATE, Strategy, max_surge, max_unavailable, scaled_value
+from components.fenceposts import RECREATE, ROLLING_UPDATE, scaled_value
 from components.forecast import Forecast, forecast
 from rollout.offline import ProgramRun
 
@@ -75,10 +75,6 @@ def warnings_for(release: Release, fc: Forecast) -> list[str]:
 
 def release_plan(release: Release) -> dict[str, Any]:
     fc = release_forecast(release)
-    surge_pods, unavailable_pods = (0, 0)
-    if release.strategy != "Recreate":
-        spec = Strategy(ROLLING_UPDATE, fc.replicas, release.max_surge, release.max_unavailable)
-        surge_pods, unavailable_pods = max_surge(spec), max_unavailable(spec)
     plan: dict[str, Any] = {
         "name": release.name,
         "strategy": release.strategy,
@@ -87,8 +83,9 @@ def release_plan(release: Release) -> dict[str, Any]:
         "totalReplicas": release.replicas,
         "maxSurge": release.max_surge,
         "maxUnavailable": release.max_unavailable,
-        "maxSurgePods": surge_pods,
-        "maxUnavailablePods": unavailable_pods if release.strategy != "Recreate" else fc.replicas,
+        # The forecast resolved the fenceposts already (Recreate: no surge, every pod unavailable).
+        "maxSurgePods": fc.surge_pods,
+        "maxUnavailablePods": fc.unavailable_pods,
         "fewestReadyDuringUpdate": fc.min_available_seen,
         "mostPodsDuringUpdate": fc.max_pods_seen,
         "service": {
