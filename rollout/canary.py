@@ -151,6 +151,10 @@ class _Log:
             self.file = path.open("a")
         self.path = path
 
+    @property
+    def path_text(self) -> str | None:
+        return str(self.path) if self.path else None
+
     def event(self, kind: str, **data: Any) -> None:
         if self.file:
             self.file.write(json.dumps({"time": datetime.now().isoformat(timespec="milliseconds"),
@@ -180,15 +184,17 @@ def _release_config(stack: StackLike, release: str) -> tuple[dict[str, Any], dic
     return config, releases
 
 
-def _update(stack: StackLike, log: _Log, changes: list[Change], message: str) -> bool:
+def _update(stack: StackLike, log: _Log, changes: list[Change], message: str) -> tuple[bool, dict[str, Any]]:
+    """Write the changes and update the stack: (succeeded, the releases config as now written)."""
     config, releases = _release_config(stack, changes[0].release)
-    stacks.check_config(stack.name, config, stacks.apply_changes(releases, changes))
+    written = stacks.apply_changes(releases, changes)
+    stacks.check_config(stack.name, config, written)
     stacks.write_changes(stack, changes)
     log.event("update", message=message, changes=[asdict(c) for c in changes])
     result = stack.up(message=message, on_output=lambda line: log.event("pulumi", line=line.rstrip()), color="never")
     outcome = getattr(getattr(result, "summary", None), "result", "succeeded")
     log.event("update-result", result=outcome)
-    return outcome == "succeeded"
+    return outcome == "succeeded", written
 
 
 def release_url(stack: StackLike, release: str, releases: dict[str, Any]) -> str:
@@ -222,9 +228,9 @@ def _run(stack: StackLike, o: CanaryOptions, log: _Log) -> CanaryRun:
         if index == 1:
             changes.insert(0, Change(o.release, "canary.tag", stacks.get_path(releases[o.release], "canary.tag"), o.tag))
         log.say(f"step {index}/{len(o.steps)}: weight {weight}%, updating {stack.name}")
-        if not _update(stack, log, changes, f"canary {o.release} {o.tag}: weight {weight}%"):
-            return _abort(stack, o, log, results, index, weight, "the stack update failed")
-        _, releases = _release_config(stack, o.release)
+        updated, releases = _update(stack, log, changes, f"canary {o.release} {o.tag}: weight {weight}%")
+        if not updated:
+            return _abort(stack, o, log, releases, results, index, weight, "the stack update failed")
         judge = Judge(o.tag, weight, o.max_error_rate, o.max_p99)
         prober = Prober(url, judge, o.rate, o.concurrency, o.timeout)
 
@@ -241,7 +247,7 @@ def _run(stack: StackLike, o: CanaryOptions, log: _Log) -> CanaryRun:
         except KeyboardInterrupt:
             # Ctrl-C never leaves a half-rolled canary carrying traffic.
             prober.stop.set()
-            return _abort(stack, o, log, results, index, weight, "interrupted by the operator")
+            return _abort(stack, o, log, releases, results, index, weight, "interrupted by the operator")
         p99 = judge.canary.p99()
         result = StepResult(
             step=index, weight=weight, requests=judge.total.requests, canary_requests=judge.canary.requests,
@@ -252,32 +258,32 @@ def _run(stack: StackLike, o: CanaryOptions, log: _Log) -> CanaryRun:
         results.append(result)
         log.event("step", **asdict(result))
         if verdict:
-            return _abort(stack, o, log, results, index, weight, verdict)
+            return _abort(stack, o, log, releases, results, index, weight, verdict)
         log.say(f"step {index} passed: {result.requests} requests, canary {result.canary_share}%, "
                 f"errors {result.error_rate}%, canary p99 {result.p99_ms}ms")
 
     promote = [Change(o.release, "stable.tag", stacks.get_path(releases[o.release], "stable.tag"), o.tag),
                Change(o.release, "canary.weight", stacks.get_path(releases[o.release], "canary.weight"), 0)]
     log.say(f"all steps passed: promoting {o.tag} to the stable track of {o.release}")
-    if not _update(stack, log, promote, f"promote {o.release} {o.tag}"):
+    promoted, _ = _update(stack, log, promote, f"promote {o.release} {o.tag}")
+    if not promoted:
         log.say("the promotion update failed: the canary still carries the last weight; run it again or undo")
-        return CanaryRun(1, results, "promotion update failed", str(log.path) if log.path else None)
+        return CanaryRun(1, results, "promotion update failed", log.path_text)
     log.say(f"promoted: {o.release} runs {o.tag}")
-    return CanaryRun(0, results, None, str(log.path) if log.path else None)
+    return CanaryRun(0, results, None, log.path_text)
 
 
-def _abort(stack: StackLike, o: CanaryOptions, log: _Log, results: list[StepResult], index: int, weight: int,
-           reason: str) -> CanaryRun:
+def _abort(stack: StackLike, o: CanaryOptions, log: _Log, releases: dict[str, Any], results: list[StepResult],
+           index: int, weight: int, reason: str) -> CanaryRun:
     log.say(f"ABORT at step {index} (weight {weight}%): {reason}")
-    _, releases = _release_config(stack, o.release)
     back = [Change(o.release, "canary.weight", stacks.get_path(releases[o.release], "canary.weight"), 0)]
-    ok = _update(stack, log, back, f"canary {o.release} {o.tag} aborted at {weight}%: {reason}")
+    ok, _ = _update(stack, log, back, f"canary {o.release} {o.tag} aborted at {weight}%: {reason}")
     log.say(f"traffic to the canary is back at 0%{'' if ok else ' (the update FAILED: check the stack)'}")
     for r in results:
         log.say(f"  step {r.step} weight {r.weight}%: {r.requests} requests, canary {r.canary_share}%, "
                 f"errors {r.error_rate}% (canary {r.canary_error_rate}%), {r.elapsed}s"
                 + (f"  ← {r.verdict}" if r.verdict else ""))
-    return CanaryRun(1, results, reason, str(log.path) if log.path else None)
+    return CanaryRun(1, results, reason, log.path_text)
 
 
 # ---------------------------------------------------------------------------------------------
