@@ -40,7 +40,7 @@ class SingleTrackRelease(pulumi.ComponentResource):
             selector=selector_labels(release), parent=self,
         )
         self.address = service_address(self.service)
-        self.image = pulumi.Output.from_input(f"{release.image}:{release.tag}")
+        self.image = pulumi.Output.from_input(release.images()["app"])
         self.deployment_name = self.deployment.metadata.name
         self.register_outputs({
             "address": self.address, "image": self.image, "deploymentName": self.deployment_name,
