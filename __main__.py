@@ -39,6 +39,7 @@ context = ReleaseContext(
     provider=cluster.provider,
     await_load_balancer=config.await_load_balancer,
     service_annotations=cluster.service_annotations,
+    kubernetes_version=config.cluster.kubernetes_version,
 )
 
 COMPONENTS = {"Recreate": RecreateDeployment, "RollingUpdate": RollingDeployment, "Canary": CanaryPair}

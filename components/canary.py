@@ -72,14 +72,23 @@ class CanaryPair(pulumi.ComponentResource):
         release, context = args.release, args.context
         assert release.stable is not None and release.canary is not None
         strategy = rolling_strategy(release)
-        self.deployments = {
-            track.name: deployment(
-                f"{name}-{track.name}", object_name=f"{release.name}-{track.name}", release=release,
-                context=context, tag=track.tag, replicas=track.replicas, strategy=strategy, parent=self,
-                track=track.name,
-            )
-            for track in release.tracks
-        }
+        canary_track, stable_track = release.canary, release.stable
+        # Order within one update: the canary Deployment changes (and is awaited ready) first. With
+        # traffic by replicas the stable track waits for it, so a raise adds canary pods before stable
+        # ones go; in the weighted modes the traffic split waits for it, so traffic never reaches pods
+        # that are not ready. Lowering a weight needs the other order: `rollout canary` and
+        # `rollout abort` do that in two updates (canary.podsForWeight keeps the pods meanwhile).
+        canary_deployment = deployment(
+            f"{name}-{CANARY}", object_name=f"{release.name}-{CANARY}", release=release, context=context,
+            tag=canary_track.tag, replicas=canary_track.replicas, strategy=strategy, parent=self, track=CANARY,
+        )
+        stable_deployment = deployment(
+            f"{name}-{STABLE}", object_name=f"{release.name}-{STABLE}", release=release, context=context,
+            tag=stable_track.tag, replicas=stable_track.replicas, strategy=strategy, parent=self, track=STABLE,
+            depends_on=[canary_deployment] if release.traffic == "replicas" else None,
+        )
+        self.deployments = {STABLE: stable_deployment, CANARY: canary_deployment}
+        after_canary = [canary_deployment]
         weight = int(release.requested_weight or 0)
         svc = release.service_name
         port = release.service_port
@@ -98,7 +107,7 @@ class CanaryPair(pulumi.ComponentResource):
                 f"{name}-service", object_name=svc, release=release, context=context,
                 selector=selector_labels(release, STABLE), parent=self,
                 annotations={f"{NLB_ACTION_PREFIX}{port}": nlb_forward_action(f"{svc}-canary", port, weight)},
-                depends_on=[self.services[CANARY]],
+                depends_on=[self.services[CANARY], *after_canary],
             )
             self.address = service_address(self.services[STABLE])
         else:
@@ -168,5 +177,5 @@ class CanaryPair(pulumi.ComponentResource):
                 ]))],
             ),
             opts=pulumi.ResourceOptions(parent=self, provider=context.provider,
-                                        depends_on=list(self.services.values())),
+                                        depends_on=[*self.services.values(), self.deployments[CANARY]]),
         )

@@ -63,6 +63,32 @@ def weighted_canary_replicas(stable_replicas: int, weight: int) -> int:
     return max(1, -(-stable_replicas * weight // 100))
 
 
+def track_replicas(traffic: str, replicas: int, weight: int, pods_for_weight: int | None = None) -> tuple[int, int]:
+    """(stable, canary) pods of a canary in the weight form.
+
+    With `pods_for_weight` (set between the two updates of a weight step) each track keeps
+    the larger of its pods at `weight` and at `pods_for_weight`: pods come up before traffic
+    reaches them and leave only after traffic has left them.
+    """
+    weights = [weight] if pods_for_weight is None else [weight, pods_for_weight]
+    if traffic == "replicas":
+        splits = [split_replicas(replicas, w) for w in weights]
+    else:
+        splits = [(replicas, weighted_canary_replicas(replicas, w)) for w in weights]
+    return max(s for s, _ in splits), max(c for _, c in splits)
+
+
+def weight_step(old: int, new: int) -> tuple[tuple[int, int | None], tuple[int, None]]:
+    """The two updates of a weight change, as (canary.weight, canary.podsForWeight) each.
+
+    First: the lower weight, with pods for the higher one (raising: canary pods come up and
+    are ready while traffic stays; lowering: traffic leaves while the pods stay). Second: the
+    new weight alone, which on the way down removes the pods traffic no longer reaches.
+    """
+    low, high = min(old, new), max(old, new)
+    return (low, high if high != low else None), (new, None)
+
+
 def weight_warning(release: str, total: int, requested: int | None, effective: float | None,
                    traffic: str = "replicas") -> str | None:
     """The warning `pulumi up` logs when pod counts cannot give the requested weight."""

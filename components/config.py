@@ -47,7 +47,10 @@ _QUANTITY_FACTORS = {
     None: 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
     "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
 }
-_VERSION = re.compile(r"^1\.(2[5-9]|3[0-9])$")
+# The minor versions the strict schema check has schemas for (kubernetes-validate 1.37.0
+# ships 1.25 to 1.37; tests/test_manifests.py keeps the two in step).
+SUPPORTED_KUBERNETES_VERSIONS = tuple(f"1.{minor}" for minor in range(25, 38))
+INT32_MAX = 2**31 - 1
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 _ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
 
@@ -110,6 +113,9 @@ class Release:
     effective_weight: float | None = None
     traffic: str = "replicas"
     ingress_class: str | None = None
+    # Set between the two updates of a weight step: each track keeps the pods it has at this
+    # weight too, so pods are ready before traffic moves and stay while traffic leaves.
+    pods_for_weight: int | None = None
 
     @property
     def tracks(self) -> tuple[Track, ...]:
@@ -124,6 +130,20 @@ class Release:
     def images(self) -> dict[str, str]:
         """Image reference per track ("app" for single-track releases)."""
         return {track: f"{self.image}:{tag}" for track, tag in self.tags().items()}
+
+    def object_names(self) -> dict[str, tuple[str, ...]]:
+        """The names this release's objects take in the namespace, per kind (PodDisruptionBudgets
+        share their Deployment's name)."""
+        svc = self.service_name
+        if self.strategy != "Canary":
+            return {"Deployment": (self.name,), "Service": (svc,)}
+        deployments = (f"{self.name}-stable", f"{self.name}-canary")
+        if self.traffic == "replicas":
+            return {"Deployment": deployments, "Service": (svc,)}
+        if self.traffic == "nlb":
+            return {"Deployment": deployments, "Service": (svc, f"{svc}-canary")}
+        ingresses = (svc,) if self.traffic == "alb" else (svc, f"{svc}-canary")
+        return {"Deployment": deployments, "Service": (f"{svc}-stable", f"{svc}-canary"), "Ingress": ingresses}
 
     def replica_counts(self) -> dict[str, int]:
         """Pods per track ("app" for single-track releases)."""
@@ -220,9 +240,13 @@ class _Checker:
         if isinstance(value, bool) or not isinstance(value, int):
             self.fail(path, f"must be an integer (got {_show(value)})")
             return default
-        if low is not None and value < low or high is not None and value > high:
-            if high is None:
+        # Every integer the objects carry is an int32 in the Kubernetes API.
+        high = INT32_MAX if high is None else high
+        if low is not None and value < low or value > high:
+            if high == INT32_MAX and low is not None and value < low:
                 self.fail(path, f"must be at least {low} (got {value})")
+            elif high == INT32_MAX:
+                self.fail(path, f"must be at most {high}, the largest number the Kubernetes API takes here (got {value})")
             else:
                 self.fail(path, f"must be between {low} and {high} (got {value})")
             return default
@@ -239,13 +263,17 @@ class _Checker:
         return value
 
     def string(self, path: str, value: Any, default: str | None = None, *, pattern: re.Pattern[str] | None = None,
-               rule: str = "", required: bool = False, choices: tuple[str, ...] | None = None) -> str | None:
+               rule: str = "", required: bool = False, choices: tuple[str, ...] | None = None,
+               quote_hint: bool = False) -> str | None:
         if value is None:
             if required:
                 self.fail(path, "is required")
             return default
         if not isinstance(value, str):
             self.fail(path, f"must be a string (got {_show(value)})")
+            return default
+        if choices is not None and value not in choices and quote_hint:
+            self.fail(path, f"{rule} (got {value!r})")
             return default
         if choices is not None and value not in choices:
             close = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
@@ -276,6 +304,9 @@ class _Checker:
         if isinstance(value, int):
             if value < 0:
                 self.fail(path, f"must not be negative (got {value})")
+                return None
+            if value > INT32_MAX:
+                self.fail(path, f"must be at most {INT32_MAX} (got {value})")
                 return None
             return value
         if isinstance(value, str) and fenceposts.parse_percent(value) is not None:
@@ -349,7 +380,9 @@ def _check_cluster(c: _Checker, raw: Any) -> Cluster:
     value = c.mapping(path, raw) or {"mode": "kubeconfig"}
     mode = c.string(f"{path}.mode", value.get("mode"), "kubeconfig", choices=CLUSTER_MODES)
     version = c.string(f"{path}.kubernetesVersion", value.get("kubernetesVersion"), DEFAULT_KUBERNETES_VERSION,
-                       pattern=_VERSION, rule='must be a Kubernetes minor version from "1.25" to "1.39", quoted')
+                       choices=SUPPORTED_KUBERNETES_VERSIONS, quote_hint=True,
+                       rule=f'must be a Kubernetes minor version from "{SUPPORTED_KUBERNETES_VERSIONS[0]}" to '
+                            f'"{SUPPORTED_KUBERNETES_VERSIONS[-1]}", quoted (the versions the schema check knows)')
     lbc = c.boolean(f"{path}.loadBalancerController", value.get("loadBalancerController"), False)
     if mode != "eks":
         c.keys(path, value, KUBECONFIG_KEYS)
@@ -466,7 +499,7 @@ def _check_track(c: _Checker, path: str, raw: Any, keys: tuple[str, ...]) -> dic
     return value
 
 
-def _check_release(c: _Checker, name: Any, raw: Any, cluster: Cluster, service_names: dict[str, str]) -> Release | None:
+def _check_release(c: _Checker, name: Any, raw: Any, cluster: Cluster) -> Release | None:
     path = f"releases.{name}"
     if not isinstance(name, str) or not _DNS1035_LABEL.match(name) or len(name) > MAX_RELEASE_NAME:
         c.fail(path, "release names must be DNS-1123 labels that start with a letter (lowercase letters, digits and '-', "
@@ -492,10 +525,6 @@ def _check_release(c: _Checker, name: Any, raw: Any, cluster: Cluster, service_n
                             pattern=_DNS1035_LABEL, rule="must be a DNS-1035 label (a Service name)")
     if "serviceName" in value and service_name and len(service_name) > MAX_RELEASE_NAME:
         c.fail(f"{path}.serviceName", f"must be at most {MAX_RELEASE_NAME} characters")
-    if service_name:
-        if service_name in service_names:
-            c.fail(f"{path}.serviceName", f"Service name {service_name!r} is already used by release {service_names[service_name]!r}")
-        service_names[service_name] = str(name)
     health_path = c.string(f"{path}.healthPath", value.get("healthPath"), "/",
                            pattern=re.compile(r"^/\S*$"), rule="must be an absolute HTTP path like /healthz")
     resources = _check_resources(c, f"{path}.resources", value.get("resources"))
@@ -537,7 +566,7 @@ def _check_release(c: _Checker, name: Any, raw: Any, cluster: Cluster, service_n
                "(on eks it is installed; on a kubeconfig cluster it declares the controller is already there)")
 
     stable_raw = _check_track(c, f"{path}.stable", value.get("stable"), ("tag", "replicas"))
-    canary_raw = _check_track(c, f"{path}.canary", value.get("canary"), ("tag", "weight", "replicas"))
+    canary_raw = _check_track(c, f"{path}.canary", value.get("canary"), ("tag", "weight", "replicas", "podsForWeight"))
     stable_tag = c.tag(f"{path}.stable.tag", stable_raw.get("tag"), required=value.get("stable") is not None)
     canary_tag = c.tag(f"{path}.canary.tag", canary_raw.get("tag"), required=value.get("canary") is not None)
 
@@ -549,6 +578,9 @@ def _check_release(c: _Checker, name: Any, raw: Any, cluster: Cluster, service_n
     if traffic != "replicas" and explicit:
         c.fail(path, f"traffic '{traffic}' splits by weight: set replicas (stable pods) and canary.weight, not per-track replicas")
         return None
+    if explicit and "podsForWeight" in canary_raw:
+        c.fail(f"{path}.canary.podsForWeight", "goes with replicas + canary.weight, not with per-track replicas")
+        return None
 
     if explicit:
         stable_n = c.integer(f"{path}.stable.replicas", stable_raw.get("replicas"), required=True, low=0)
@@ -556,38 +588,53 @@ def _check_release(c: _Checker, name: Any, raw: Any, cluster: Cluster, service_n
         if stable_n is None or canary_n is None:
             return None
         requested = None
+        pods_for = None
         effective = canary_math.share_percent(stable_n, canary_n)
         total = stable_n + canary_n
     else:
         total_or_none = c.integer(f"{path}.replicas", value.get("replicas"), required=True, low=0)
         weight = c.integer(f"{path}.canary.weight", canary_raw.get("weight"), 0, low=0, high=100)
+        pods_for = c.integer(f"{path}.canary.podsForWeight", canary_raw.get("podsForWeight"), None, low=0, high=100)
         if total_or_none is None or weight is None:
             return None
         requested = weight
-        if traffic == "replicas":
-            if 0 < weight < 100 and total_or_none < 2:
-                c.fail(f"{path}.replicas", f"must be at least 2 for a canary weight of {weight}: "
-                       "each track needs a pod while 0 < weight < 100")
-                return None
-            stable_n, canary_n = canary_math.split_replicas(total_or_none, weight)
-            effective = canary_math.share_percent(stable_n, canary_n)
-            total = total_or_none
-        else:
-            if weight < 100 and total_or_none < 1:
-                c.fail(f"{path}.replicas", f"must be at least 1 with traffic '{traffic}': the stable track serves the rest")
-                return None
-            stable_n = total_or_none
-            canary_n = canary_math.weighted_canary_replicas(total_or_none, weight)
-            effective = float(weight)
-            total = stable_n + canary_n
+        weights = [weight] if pods_for is None else [weight, pods_for]
+        if traffic == "replicas" and any(0 < w < 100 for w in weights) and total_or_none < 2:
+            c.fail(f"{path}.replicas", f"must be at least 2 for a canary weight of {max(weights)}: "
+                   "each track needs a pod while 0 < weight < 100")
+            return None
+        if traffic != "replicas" and weight < 100 and total_or_none < 1:
+            c.fail(f"{path}.replicas", f"must be at least 1 with traffic '{traffic}': the stable track serves the rest")
+            return None
+        stable_n, canary_n = canary_math.track_replicas(traffic or "replicas", total_or_none, weight, pods_for)
+        effective = canary_math.share_percent(stable_n, canary_n) if traffic == "replicas" else float(weight)
+        total = stable_n + canary_n
     if stable_tag is None or canary_tag is None:
         return None
     return Release(
         **common, replicas=total, max_surge=surge, max_unavailable=unavailable,
         stable=Track("stable", stable_tag, stable_n), canary=Track("canary", canary_tag, canary_n),
         requested_weight=requested, effective_weight=effective, traffic=traffic or "replicas",
-        ingress_class=ingress_class if traffic in ("alb", "nginx") else None,
+        ingress_class=ingress_class if traffic in ("alb", "nginx") else None, pods_for_weight=pods_for,
     )
+
+
+def _check_unique_names(c: _Checker, releases: list[Release]) -> None:
+    """No two releases may name the same object of a kind in the namespace: one would overwrite the other."""
+    owners: dict[tuple[str, str], str] = {}
+    for release in releases:
+        for kind, names in release.object_names().items():
+            for object_name in names:
+                owner = owners.setdefault((kind, object_name), release.name)
+                if owner == release.name:
+                    continue
+                if kind == "Service" and object_name == release.service_name:
+                    c.fail(f"releases.{release.name}.serviceName",
+                           f"Service name {object_name!r} is already used by release {owner!r}")
+                else:
+                    c.fail(f"releases.{release.name}",
+                           f"its {kind} {object_name!r} is also a {kind} of release {owner!r} in the same namespace; "
+                           "rename one of the releases (or its serviceName)")
 
 
 def _check_fenceposts(c: _Checker, path: str, value: Mapping[str, Any]) -> tuple[int | str | None, int | str | None]:
@@ -614,6 +661,9 @@ def validate(raw: Mapping[str, Any], stack: str, extra: Mapping[str, Any] | None
     """
     c = _Checker()
     c.keys("", raw, TOP_LEVEL_KEYS)
+    for key in TOP_LEVEL_KEYS:
+        if key in raw and raw[key] is None:
+            c.fail(key, "is empty (null); give it a value or remove the key for the default")
     namespace = c.string("namespace", raw.get("namespace"), DEFAULT_NAMESPACE, pattern=_DNS1123_LABEL,
                          rule="must be a DNS-1123 label (lowercase letters, digits and '-', at most 63 characters)")
     if namespace and len(namespace) > 63:
@@ -622,23 +672,15 @@ def validate(raw: Mapping[str, Any], stack: str, extra: Mapping[str, Any] | None
     protected = c.boolean("protected", raw.get("protected"), False)
     cluster = _check_cluster(c, raw.get("cluster"))
 
-    releases_raw = c.mapping("releases", raw.get("releases"), required=True) or {}
+    releases_raw = c.mapping("releases", raw.get("releases"), required="releases" not in raw) or {}
     if raw.get("releases") is not None and isinstance(raw.get("releases"), dict) and not releases_raw:
         c.fail("releases", "must name at least one release")
     releases = []
-    service_names: dict[str, str] = {}
     for name, value in releases_raw.items():
-        release = _check_release(c, name, value, cluster, service_names)
+        release = _check_release(c, name, value, cluster)
         if release is not None:
             releases.append(release)
-    # Canary side Services take `<serviceName>-stable` / `-canary`; keep them unique too.
-    for release in releases:
-        if release.strategy == "Canary" and release.traffic != "replicas":
-            for suffix in ("stable", "canary"):
-                taken = f"{release.service_name}-{suffix}"
-                if taken in service_names and service_names[taken] != release.name:
-                    c.fail(f"releases.{release.name}.serviceName",
-                           f"its {suffix} Service {taken!r} clashes with release {service_names[taken]!r}")
+    _check_unique_names(c, releases)
 
     extra = extra or {}
     allowed = extra.get("aws:allowedAccountIds")

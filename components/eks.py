@@ -169,6 +169,8 @@ class EksCluster(pulumi.ComponentResource):
         self.node_group = aws.eks.NodeGroup(
             f"{name}-nodes",
             cluster_name=self.cluster.name,
+            # The nodes follow the control plane's Kubernetes version (EKS upgrades them a node at a time).
+            version=self.cluster.version,
             node_role_arn=self.node_role.arn,
             subnet_ids=[s.id for s in self.private_subnets],
             instance_types=list(spec.nodes.instance_types),

@@ -13,6 +13,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.config import Release
+from components.fenceposts import scaled_value
 
 NAME_LABEL = "app.kubernetes.io/name"
 TRACK_LABEL = "app-update/track"
@@ -27,6 +28,10 @@ REVISION_HISTORY_LIMIT = 10
 # Time after the preStop pause for the app to finish requests in flight on SIGTERM.
 SHUTDOWN_SECONDS = 25
 
+SPREAD_TOPOLOGY_KEYS = ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
+# Deployments of fewer pods get no PodDisruptionBudget: one pod cannot stay up through its own eviction.
+PDB_MIN_REPLICAS = 2
+
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
@@ -39,6 +44,11 @@ class ReleaseContext:
     provider: pulumi.ProviderResource
     await_load_balancer: bool
     service_annotations: dict[str, str]
+    kubernetes_version: str = "1.33"
+
+    def at_least(self, minor: int) -> bool:
+        """Whether the cluster's Kubernetes version is 1.<minor> or later."""
+        return int(self.kubernetes_version.split(".")[1]) >= minor
 
 
 def selector_labels(release: Release, track: str | None = None) -> dict[str, str]:
@@ -100,10 +110,21 @@ def pod_template(release: Release, tag: str, track: str | None = None) -> k8s.co
             seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
         ),
     )
+    # Spread each Deployment's pods over zones and nodes, so a node drain (an EKS node-group
+    # upgrade replaces one node at a time) or a zone outage takes only part of them; best effort,
+    # so a small cluster still schedules everything.
+    spread = [
+        k8s.core.v1.TopologySpreadConstraintArgs(
+            max_skew=1, topology_key=key, when_unsatisfiable="ScheduleAnyway",
+            label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector_labels(release, track)),
+        )
+        for key in SPREAD_TOPOLOGY_KEYS
+    ]
     return k8s.core.v1.PodTemplateSpecArgs(
         metadata=k8s.meta.v1.ObjectMetaArgs(labels=pod_labels(release, tag, track)),
         spec=k8s.core.v1.PodSpecArgs(
             containers=[container],
+            topology_spread_constraints=spread,
             automount_service_account_token=False,
             termination_grace_period_seconds=release.pre_stop_seconds + SHUTDOWN_SECONDS,
             security_context=k8s.core.v1.PodSecurityContextArgs(
@@ -127,9 +148,11 @@ def deployment(
     strategy: k8s.apps.v1.DeploymentStrategyArgs,
     parent: pulumi.Resource,
     track: str | None = None,
+    depends_on: list[pulumi.Resource] | None = None,
 ) -> k8s.apps.v1.Deployment:
-    """A Deployment of the shared pod template, parented to its release component."""
-    return k8s.apps.v1.Deployment(
+    """A Deployment of the shared pod template, parented to its release component, and its
+    PodDisruptionBudget when it runs PDB_MIN_REPLICAS pods or more."""
+    created = k8s.apps.v1.Deployment(
         resource_name,
         metadata=k8s.meta.v1.ObjectMetaArgs(
             name=object_name,
@@ -145,6 +168,36 @@ def deployment(
             progress_deadline_seconds=release.progress_deadline_seconds,
             revision_history_limit=REVISION_HISTORY_LIMIT,
             template=pod_template(release, tag, track),
+        ),
+        opts=pulumi.ResourceOptions(parent=parent, provider=context.provider, depends_on=depends_on),
+    )
+    if replicas >= PDB_MIN_REPLICAS:
+        disruption_budget(f"{resource_name}-pdb", object_name=object_name, release=release, context=context,
+                          replicas=replicas, parent=parent, track=track)
+    return created
+
+
+def disruption_budget_pods(release: Release, replicas: int) -> int:
+    """maxUnavailable of a Deployment's PodDisruptionBudget: what its rolling update may take
+    down anyway, and never less than 1, so a node drain can always evict a pod and never hangs."""
+    if release.strategy == "Recreate":
+        return 1
+    return max(1, scaled_value(release.max_unavailable, replicas, False))
+
+
+def disruption_budget(resource_name: str, *, object_name: str, release: Release, context: ReleaseContext,
+                      replicas: int, parent: pulumi.Resource,
+                      track: str | None = None) -> k8s.policy.v1.PodDisruptionBudget:
+    """Limits voluntary disruptions (drains, node-group upgrades) of exactly one Deployment's pods."""
+    return k8s.policy.v1.PodDisruptionBudget(
+        resource_name,
+        metadata=k8s.meta.v1.ObjectMetaArgs(name=object_name, namespace=context.namespace,
+                                            labels=object_labels(release)),
+        spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+            max_unavailable=disruption_budget_pods(release, replicas),
+            selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector_labels(release, track)),
+            # A pod that is not ready protects nothing: let a drain evict it (on by default from 1.27).
+            unhealthy_pod_eviction_policy="AlwaysAllow" if context.at_least(27) else None,
         ),
         opts=pulumi.ResourceOptions(parent=parent, provider=context.provider),
     )

@@ -13,6 +13,7 @@ tag (the sample app in app/ does).
 from __future__ import annotations
 
 import argparse
+import copy
 import http.client
 import json
 import re
@@ -26,9 +27,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from components import canary_math
 from rollout import stacks
 from rollout.canary_analysis import Judge
-from rollout.stacks import Change, OperationError, StackLike
+from rollout.stacks import OperationError, StackLike
 
 
 @dataclass
@@ -43,6 +45,9 @@ class CanaryOptions:
     rate: float = 50.0  # probe requests per second
     concurrency: int = 8
     timeout: float = 5.0
+    # Step updates are tried once (a failure is a reason to abort); the abort and the promotion
+    # within this policy. Either waits up to lock_wait for another update's lock.
+    retry: stacks.RetryPolicy = field(default_factory=stacks.RetryPolicy)
 
 
 @dataclass
@@ -184,19 +189,6 @@ def _release_config(stack: StackLike, release: str) -> tuple[dict[str, Any], dic
     return config, releases
 
 
-def _update(stack: StackLike, log: _Log, changes: list[Change], message: str) -> tuple[bool, dict[str, Any]]:
-    """Write the changes and update the stack: (succeeded, the releases config as now written)."""
-    config, releases = _release_config(stack, changes[0].release)
-    written = stacks.apply_changes(releases, changes)
-    stacks.check_config(stack.name, config, written)
-    stacks.write_changes(stack, changes)
-    log.event("update", message=message, changes=[asdict(c) for c in changes])
-    result = stack.up(message=message, on_output=lambda line: log.event("pulumi", line=line.rstrip()), color="never")
-    outcome = getattr(getattr(result, "summary", None), "result", "succeeded")
-    log.event("update-result", result=outcome)
-    return outcome == "succeeded", written
-
-
 def release_url(stack: StackLike, release: str, releases: dict[str, Any]) -> str:
     value = stack.outputs().get("releases")
     info = (getattr(value, "value", value) or {}).get(release) or {}
@@ -207,34 +199,181 @@ def release_url(stack: StackLike, release: str, releases: dict[str, Any]) -> str
     return f"http://{address}{'' if port == 80 else f':{port}'}/"
 
 
+def abort_command(stack: str, release: str) -> str:
+    return f"python -m rollout abort {stack} --release {release} --yes"
+
+
+def live_weight(stack: StackLike, release: str) -> float:
+    """The canary's share of traffic as of the stack's last successful update (its outputs)."""
+    value = stack.outputs().get("releases")
+    info = (getattr(value, "value", value) or {}).get(release) or {}
+    return float(info.get("effectiveWeight") or 0)
+
+
+class _Verdict(Exception):
+    """The judge stopped the canary."""
+
+
+class _Tracker:
+    """Writes and updates for one release, keeping track of what the config holds and what is
+    live, so that whatever fails, the report can say both."""
+
+    def __init__(self, stack: StackLike, release: str, releases: dict[str, Any], log: _Log,
+                 policy: stacks.RetryPolicy, sleep: Callable[[float], None]):
+        self.stack, self.release, self.log, self.policy, self.sleep = stack, release, log, policy, sleep
+        self.full_config = stack.get_all_config()
+        self.config = copy.deepcopy(releases)  # as written to the stack's config
+        self.live = copy.deepcopy(releases[release])  # what the last successful update applied
+        self.doubt: dict[str, Any] | None = None  # what a failed update may have applied part of
+
+    @property
+    def cfg(self) -> dict[str, Any]:
+        return self.config[self.release]
+
+    def get(self, field: str) -> Any:
+        return stacks.get_path(self.cfg, field)
+
+    def pods(self, releases: dict[str, Any]) -> tuple[dict[str, int], dict[str, str]]:
+        checked = stacks.check_config(self.stack.name, self.full_config, releases).release(self.release)
+        return checked.replica_counts(), checked.tags()
+
+    def update(self, settings: dict[str, Any], message: str, policy: stacks.RetryPolicy | None = None,
+               *, skip_if_unchanged: bool = False) -> bool:
+        """Write `settings` (field → value, None removes) and update the stack; False when skipped."""
+        changes = [stacks.Change(self.release, f, self.get(f), v) for f, v in settings.items() if self.get(f) != v]
+        after = stacks.apply_changes(self.config, changes)
+        moves_traffic = any(c.field == "canary.weight" for c in changes)
+        if skip_if_unchanged and not moves_traffic and self.pods(after) == self.pods(self.config):
+            return False
+        self.pods(after)  # refuses a change that would make the config invalid, before writing
+        for change in changes:
+            stacks.write_changes(self.stack, [change])
+            self.config = stacks.apply_changes(self.config, [change])
+        self.log.event("update", message=message, changes=[asdict(c) for c in changes])
+        try:
+            stacks.update(self.stack, message, policy=policy or self.policy,
+                          on_output=lambda line: self.log.event("pulumi", line=line.rstrip()),
+                          note=lambda text: self.log.say(f"  {text}"), sleep=self.sleep)
+        except stacks.UpdateFailed as failed:
+            if failed.ran:
+                self.doubt = copy.deepcopy(self.cfg)
+            self.log.event("update-result", result="failed", cause=failed.cause)
+            raise
+        except KeyboardInterrupt:
+            self.doubt = copy.deepcopy(self.cfg)  # the update may have gone part of the way
+            self.log.event("update-result", result="interrupted")
+            raise
+        self.live, self.doubt = copy.deepcopy(self.cfg), None
+        self.log.event("update-result", result="succeeded")
+        return True
+
+    def move_weight(self, old: int, new: int, message: str, policy: stacks.RetryPolicy | None = None,
+                    extra: dict[str, Any] | None = None, *, certain: bool = True) -> None:
+        """Take the canary from `old` to `new` percent in the two updates that keep capacity ahead
+        of traffic (canary_math.weight_step): pods for both weights first, then the new weight alone."""
+        (first_weight, hold), (second_weight, _) = canary_math.weight_step(old, new)
+        first = {"canary.weight": first_weight, "canary.podsForWeight": hold, **(extra or {})}
+        # When the pods are already right the first update would change nothing: skip it, unless
+        # a failed update left the live state in doubt.
+        first_message = (f"{message}: canary pods for {new}% first" if new > old
+                         else f"{message}: weight first, canary pods kept")
+        if not self.update(first, first_message, policy, skip_if_unchanged=certain and not extra):
+            self.log.event("skipped", message=f"{first_message}: the pods are already right")
+        self.update({"canary.weight": second_weight, "canary.podsForWeight": None}, message, policy)
+
+    def describe(self, cfg: dict[str, Any] | None) -> str:
+        if cfg is None:
+            return "unknown"
+        canary, stable = cfg.get("canary") or {}, cfg.get("stable") or {}
+        text = f"stable {stable.get('tag')}, canary {canary.get('tag')} at {canary.get('weight', 0)}%"
+        if canary.get("podsForWeight") is not None:
+            text += f" with pods for {canary['podsForWeight']}%"
+        return text
+
+    def state_line(self) -> str:
+        live = f"live: {self.describe(self.live)} (last successful update)"
+        if self.doubt is not None and self.doubt != self.live:
+            live += f", or part of the way to {self.describe(self.doubt)} (an update failed part-way)"
+        return f"{live}; config holds: {self.describe(self.cfg)}"
+
+    def worst_weight(self) -> int:
+        """The most traffic or pods the canary may have now: what the abort must size for."""
+        values = [0]
+        for cfg in (self.live, self.doubt, self.cfg):
+            canary = (cfg or {}).get("canary") or {}
+            values += [int(canary.get("weight") or 0), int(canary.get("podsForWeight") or 0)]
+        return max(values)
+
+
 def run_canary(stack: StackLike, options: CanaryOptions, *, out: TextIO | None = None,
-               log_path: Path | None = None) -> CanaryRun:
+               log_path: Path | None = None, sleep: Callable[[float], None] = time.sleep) -> CanaryRun:
+    """Step the canary, judge it, promote it or send its traffic back to stable.
+
+    From the first config write on, every way out (a verdict, a failed or locked update, an
+    exception, Ctrl-C) goes through the abort path, which puts the weight back to 0 with
+    bounded retries; what it could not do is reported with the state that is live.
+    """
     log = _Log(log_path, out or sys.stdout)
     try:
-        return _run(stack, options, log)
+        return _CanaryLoop(stack, options, log, sleep).run()
     finally:
         log.close()
 
 
-def _run(stack: StackLike, o: CanaryOptions, log: _Log) -> CanaryRun:
-    _, releases = _release_config(stack, o.release)
-    url = o.url or release_url(stack, o.release, releases)
-    log.say(f"canary {o.release} {o.tag} on {stack.name}: steps {', '.join(f'{w}%' for w in o.steps)}, "
-            f"{o.interval:g}s each, error budget {100 * o.max_error_rate:g}%, p99 limit {1000 * o.max_p99:.0f}ms, "
-            f"probing {url}", url=url)
-    results: list[StepResult] = []
-    for index, weight in enumerate(o.steps, start=1):
-        changes = [Change(o.release, "canary.weight", stacks.get_path(releases[o.release], "canary.weight"), weight)]
-        if index == 1:
-            changes.insert(0, Change(o.release, "canary.tag", stacks.get_path(releases[o.release], "canary.tag"), o.tag))
-        log.say(f"step {index}/{len(o.steps)}: weight {weight}%, updating {stack.name}")
-        updated, releases = _update(stack, log, changes, f"canary {o.release} {o.tag}: weight {weight}%")
-        if not updated:
-            return _abort(stack, o, log, releases, results, index, weight, "the stack update failed")
+class _CanaryLoop:
+    def __init__(self, stack: StackLike, options: CanaryOptions, log: _Log, sleep: Callable[[float], None]):
+        self.stack, self.o, self.log, self.sleep = stack, options, log, sleep
+        self.results: list[StepResult] = []
+        self.step, self.weight = 0, 0
+        self.promoting = False
+        self.stable_promoted = False
+        self.original_stable_tag: Any = None
+
+    def run(self) -> CanaryRun:
+        o, stack, log = self.o, self.stack, self.log
+        _, releases = _release_config(stack, o.release)
+        cfg = releases[o.release]
+        weight_now = int(stacks.get_path(cfg, "canary.weight") or 0)
+        if weight_now or stacks.get_path(cfg, "canary.podsForWeight") is not None or live_weight(stack, o.release):
+            raise OperationError(f"release {o.release}'s canary already carries traffic or is mid-step "
+                                 f"(canary.weight {weight_now}): send it back first with "
+                                 f"`{abort_command(stack.name, o.release)}`")
+        url = o.url or release_url(stack, o.release, releases)
+        self.original_stable_tag = stacks.get_path(cfg, "stable.tag")
+        tracker = _Tracker(stack, o.release, releases, log, o.retry, self.sleep)
+        self.tracker = tracker
+        log.say(f"canary {o.release} {o.tag} on {stack.name}: steps {', '.join(f'{w}%' for w in o.steps)}, "
+                f"{o.interval:g}s each, error budget {100 * o.max_error_rate:g}%, p99 limit {1000 * o.max_p99:.0f}ms, "
+                f"probing {url}", url=url)
+        # From the first write on, every way out goes through the abort path.
+        try:
+            for index, weight in enumerate(o.steps, start=1):
+                self.step = index
+                log.say(f"step {index}/{len(o.steps)}: weight {weight}%, updating {stack.name}")
+                extra = {"canary.tag": o.tag} if index == 1 else None
+                tracker.move_weight(self.weight, weight, f"canary {o.release} {o.tag}: weight {weight}%",
+                                    stacks.RetryPolicy(attempts=1, lock_wait=o.retry.lock_wait, pause=o.retry.pause),
+                                    extra)
+                self.weight = weight
+                verdict = self._judge(url, index, weight)
+                if verdict:
+                    raise _Verdict(verdict)
+            return self._promote()
+        except _Verdict as verdict:
+            return self._abort(str(verdict))
+        except stacks.UpdateFailed as failed:
+            return self._abort(f"the stack update failed: {failed.cause}")
+        except KeyboardInterrupt:
+            return self._abort("interrupted by the operator")
+        except Exception as error:  # noqa: BLE001 (any failure must end in the abort path)
+            return self._abort(stacks.error_line(error))
+
+    def _judge(self, url: str, index: int, weight: int) -> str | None:
+        o, log = self.o, self.log
         judge = Judge(o.tag, weight, o.max_error_rate, o.max_p99)
         prober = Prober(url, judge, o.rate, o.concurrency, o.timeout)
 
-        def tick(elapsed: float, judge: Judge = judge, index: int = index, weight: int = weight) -> None:
+        def tick(elapsed: float) -> None:
             p99 = judge.canary.p99()
             log.say(f"  step {index} weight {weight:>3}%  {elapsed:5.1f}s  requests {judge.total.requests:>6}  "
                     f"canary {judge.canary_share:5.1f}%  errors {100 * judge.total.error_rate:5.2f}% "
@@ -244,10 +383,8 @@ def _run(stack: StackLike, o: CanaryOptions, log: _Log) -> CanaryRun:
         started = time.monotonic()
         try:
             verdict = prober.run(o.interval, tick)
-        except KeyboardInterrupt:
-            # Ctrl-C never leaves a half-rolled canary carrying traffic.
-            prober.stop.set()
-            return _abort(stack, o, log, releases, results, index, weight, "interrupted by the operator")
+        finally:
+            prober.stop.set()  # Ctrl-C included: no probe thread outlives its step
         p99 = judge.canary.p99()
         result = StepResult(
             step=index, weight=weight, requests=judge.total.requests, canary_requests=judge.canary.requests,
@@ -255,35 +392,58 @@ def _run(stack: StackLike, o: CanaryOptions, log: _Log) -> CanaryRun:
             canary_error_rate=round(100 * judge.canary.error_rate, 2),
             p99_ms=None if p99 is None else round(1000 * p99, 1), elapsed=round(time.monotonic() - started, 2),
             verdict=verdict)
-        results.append(result)
+        self.results.append(result)
         log.event("step", **asdict(result))
-        if verdict:
-            return _abort(stack, o, log, releases, results, index, weight, verdict)
-        log.say(f"step {index} passed: {result.requests} requests, canary {result.canary_share}%, "
-                f"errors {result.error_rate}%, canary p99 {result.p99_ms}ms")
+        if not verdict:
+            log.say(f"step {index} passed: {result.requests} requests, canary {result.canary_share}%, "
+                    f"errors {result.error_rate}%, canary p99 {result.p99_ms}ms")
+        return verdict
 
-    promote = [Change(o.release, "stable.tag", stacks.get_path(releases[o.release], "stable.tag"), o.tag),
-               Change(o.release, "canary.weight", stacks.get_path(releases[o.release], "canary.weight"), 0)]
-    log.say(f"all steps passed: promoting {o.tag} to the stable track of {o.release}")
-    promoted, _ = _update(stack, log, promote, f"promote {o.release} {o.tag}")
-    if not promoted:
-        log.say("the promotion update failed: the canary still carries the last weight; run it again or undo")
-        return CanaryRun(1, results, "promotion update failed", log.path_text)
-    log.say(f"promoted: {o.release} runs {o.tag}")
-    return CanaryRun(0, results, None, log.path_text)
+    def _promote(self) -> CanaryRun:
+        o, log, tracker = self.o, self.log, self.tracker
+        self.promoting = True
+        log.say(f"all steps passed: promoting {o.tag} to the stable track of {o.release}")
+        # The stable Deployment rolls to the tag (awaited) while traffic still follows the weight;
+        # then traffic comes back to it, then the canary's pods go.
+        tracker.update({"stable.tag": o.tag}, f"promote {o.release} {o.tag}: stable track")
+        self.stable_promoted = True
+        tracker.move_weight(self.weight, 0, f"promote {o.release} {o.tag}: traffic to the stable track")
+        self.weight = 0
+        log.say(f"promoted: {o.release} runs {o.tag}")
+        return CanaryRun(0, self.results, None, log.path_text)
 
-
-def _abort(stack: StackLike, o: CanaryOptions, log: _Log, releases: dict[str, Any], results: list[StepResult],
-           index: int, weight: int, reason: str) -> CanaryRun:
-    log.say(f"ABORT at step {index} (weight {weight}%): {reason}")
-    back = [Change(o.release, "canary.weight", stacks.get_path(releases[o.release], "canary.weight"), 0)]
-    ok, _ = _update(stack, log, back, f"canary {o.release} {o.tag} aborted at {weight}%: {reason}")
-    log.say(f"traffic to the canary is back at 0%{'' if ok else ' (the update FAILED: check the stack)'}")
-    for r in results:
-        log.say(f"  step {r.step} weight {r.weight}%: {r.requests} requests, canary {r.canary_share}%, "
-                f"errors {r.error_rate}% (canary {r.canary_error_rate}%), {r.elapsed}s"
-                + (f"  ← {r.verdict}" if r.verdict else ""))
-    return CanaryRun(1, results, reason, log.path_text)
+    def _abort(self, reason: str) -> CanaryRun:
+        o, log, tracker = self.o, self.log, self.tracker
+        where = "the promotion" if self.promoting else f"step {self.step}/{len(o.steps)} (weight {o.steps[self.step - 1]}%)"
+        if self.promoting and not self.stable_promoted:
+            reason = f"the promotion failed: {reason}"
+        log.say(f"ABORT at {where}: {reason}")
+        restored = False
+        try:
+            if self.promoting and not self.stable_promoted and tracker.get("stable.tag") != self.original_stable_tag:
+                # The stable track may be part-way to the new tag: back to what it ran, before traffic returns.
+                tracker.update({"stable.tag": self.original_stable_tag}, f"canary {o.release} {o.tag} aborted: "
+                               f"stable track back to {self.original_stable_tag}")
+            # Never skipped: after a failure, what is live may differ from what the config says.
+            tracker.move_weight(tracker.worst_weight(), 0, f"canary {o.release} {o.tag} aborted at {where}: {reason}",
+                                certain=False)
+            restored = True
+        except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 (reported, with what is live)
+            cause = "interrupted again" if isinstance(error, KeyboardInterrupt) else (
+                error.cause if isinstance(error, stacks.UpdateFailed) else stacks.error_line(error))
+            log.say(f"NOT RESTORED ({cause}): {tracker.state_line()}; finish with: "
+                    f"{abort_command(self.stack.name, o.release)}", live=tracker.live, config=tracker.cfg)
+        if restored:
+            if self.stable_promoted:
+                log.say(f"promoted: {o.release} runs {o.tag} (traffic reached the stable track after a retry)")
+                return CanaryRun(0, self.results, None, log.path_text)
+            log.say(f"traffic to the canary is back at 0%: {o.release} runs {tracker.get('stable.tag')} on its "
+                    "stable track")
+        for r in self.results:
+            log.say(f"  step {r.step} weight {r.weight}%: {r.requests} requests, canary {r.canary_share}%, "
+                    f"errors {r.error_rate}% (canary {r.canary_error_rate}%), {r.elapsed}s"
+                    + (f"  ← {r.verdict}" if r.verdict else ""))
+        return CanaryRun(1, self.results, reason, log.path_text)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,19 +486,56 @@ def _rate(text: str) -> float:
     return value
 
 
-def cmd_canary(args: argparse.Namespace) -> int:
-    from rollout.operations import _confirm_tty
-    from rollout.operations import _run as run_guarded
+def do_abort(stack: StackLike, release: str, yes: bool, confirm: stacks.Confirm, *, out: TextIO | None = None,
+             policy: stacks.RetryPolicy | None = None, sleep: Callable[[float], None] = time.sleep) -> int:
+    """Send all traffic of a canary back to its stable track, in the order that keeps capacity
+    ahead of traffic, whatever a run left behind (a closed laptop, a killed CI job)."""
+    log = _Log(None, out or sys.stdout)
+    config, releases = _release_config(stack, release)
+    cfg = releases[release]
+    weight = int(stacks.get_path(cfg, "canary.weight") or 0)
+    hold = stacks.get_path(cfg, "canary.podsForWeight")
+    value = stack.outputs().get("releases")
+    info = (getattr(value, "value", value) or {}).get(release) or {}
+    live = int(info.get("requestedWeight") or 0)
+    last = stacks.revisions(stack)[:1]
+    in_doubt = bool(last) and not last[0].succeeded
+    if weight == 0 and hold is None and live == 0 and float(info.get("effectiveWeight") or 0) == 0 and not in_doubt:
+        log.say(f"nothing to abort: release {release} sends no traffic to its canary on stack {stack.name}")
+        return 0
+    protected = stacks.is_protected(config)
+    log.say(f"Abort the canary of {release} on stack {stack.name}{' (protected)' if protected else ''}: "
+            f"live weight {live}%, config weight {weight}%"
+            + (f", pods for {hold}%" if hold is not None else "")
+            + (f"; the last update (revision {last[0].number}) {last[0].result}" if in_doubt else ""))
+    log.say("  1) canary.weight → 0, pods kept   2) canary pods removed")
+    if not yes and not confirm(f"Send all traffic of {release} back to its stable track?",
+                               stack.name if protected else None):
+        log.say("not confirmed: nothing was changed (pass --yes to skip the question)")
+        return 1
+    tracker = _Tracker(stack, release, releases, log, policy or stacks.RetryPolicy(), sleep)
+    tracker.live["canary"] = {**(tracker.live.get("canary") or {}), "weight": live}
+    try:
+        tracker.move_weight(tracker.worst_weight(), 0, f"abort canary {release}", certain=False)
+    except (stacks.UpdateFailed, KeyboardInterrupt) as error:
+        cause = error.cause if isinstance(error, stacks.UpdateFailed) else "interrupted"
+        log.say(f"NOT RESTORED ({cause}): {tracker.state_line()}; finish with: {abort_command(stack.name, release)}")
+        return 1
+    log.say(f"traffic to the canary is back at 0%: {release} runs {tracker.get('stable.tag')} on its stable track")
+    return 0
 
+
+def cmd_canary(args: argparse.Namespace) -> int:
     options = CanaryOptions(release=args.release, tag=args.tag, steps=args.steps, interval=args.interval,
-                            max_error_rate=args.max_error_rate, max_p99=args.max_p99, url=args.url, rate=args.rate)
+                            max_error_rate=args.max_error_rate, max_p99=args.max_p99, url=args.url, rate=args.rate,
+                            retry=stacks.RetryPolicy(lock_wait=args.lock_wait))
     log_path = args.log or args.cwd / "build" / "canary" / (
         f"{args.stack}-{args.release}-{datetime.now().strftime('%Y%m%d-%H%M%S')}.log")
 
     def action() -> int:
         stack = stacks.open_stack(args.stack, args.cwd)
         protected = stacks.is_protected(stack.get_all_config())
-        if not args.yes and not _confirm_tty(
+        if not args.yes and not stacks.confirm_tty(
                 f"Run a canary of {args.release} {args.tag} on stack {args.stack} ({', '.join(map(str, args.steps))}%)?",
                 args.stack if protected else None):
             print("not confirmed: nothing was changed (pass --yes to skip the question)")
@@ -347,7 +544,12 @@ def cmd_canary(args: argparse.Namespace) -> int:
         print(f"log: {run.log_path}")
         return run.exit_code
 
-    return run_guarded(action)
+    return stacks.guarded(action)
+
+
+def cmd_abort(args: argparse.Namespace) -> int:
+    return stacks.guarded(lambda: do_abort(stacks.open_stack(args.stack, args.cwd), args.release, args.yes,
+                                           stacks.confirm_tty, policy=stacks.RetryPolicy(lock_wait=args.lock_wait)))
 
 
 def register(verbs: argparse._SubParsersAction) -> None:
@@ -356,9 +558,11 @@ def register(verbs: argparse._SubParsersAction) -> None:
         help="step a canary's weight with live checks; promote it or roll it back",
         description="Set the canary tag, then for each weight step update the stack and send probe traffic to the "
                     "release (its address from the stack outputs, or --url), judging success rate, p99 latency and "
-                    "the share of answers from the canary (X-App-Version header). A failing canary is stopped as soon "
-                    "as the failure is statistically clear: weight back to 0, exit 1. After the last step the canary "
-                    "tag becomes the stable tag. Needs the Pulumi CLI and a login to the stack's backend.",
+                    "the share of answers from the canary (X-App-Version header). Each step is two updates: the "
+                    "canary's pods first (ready before traffic moves), then the weight. A failing canary is stopped "
+                    "as soon as the failure is statistically clear: weight back to 0, exit 1. So is a failed or "
+                    "locked update, an error or Ctrl-C. After the last step the canary tag becomes the stable tag. "
+                    "Needs the Pulumi CLI and a login to the stack's backend.",
         epilog="example:\n  python -m rollout canary staging --release app --tag v2 --steps 5,25,50,100 "
                "--interval 60s --max-error-rate 1% --max-p99 500ms",
     )
@@ -371,6 +575,24 @@ def register(verbs: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-p99", type=_duration, default=0.5, help="p99 latency limit (default 500ms)")
     parser.add_argument("--url", help="probe this URL instead of the release's address")
     parser.add_argument("--rate", type=_rate, default=50.0, help="probe requests per second (default 50)")
+    parser.add_argument("--lock-wait", type=_duration, default=300.0,
+                        help="how long to wait for another update's lock on the stack (default 5m)")
     parser.add_argument("--log", type=Path, help="log file (default build/canary/<stack>-<release>-<time>.log)")
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     parser.set_defaults(func=cmd_canary)
+
+    abort = verbs.add_parser(
+        "abort", formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="send all traffic of a canary back to its stable track",
+        description="For a canary left mid-way (a closed laptop, a killed CI job, a run that could not finish its "
+                    "abort): set canary.weight to 0 and update the stack, keeping the canary's pods until traffic has "
+                    "left them, then remove them (two updates). Waits for another update's lock, retries a failed "
+                    "update, and says what is live if it still cannot. Needs the Pulumi CLI and a login.",
+        epilog="example:\n  python -m rollout abort staging --release app",
+    )
+    abort.add_argument("stack")
+    abort.add_argument("--release", required=True, metavar="NAME")
+    abort.add_argument("--lock-wait", type=_duration, default=300.0,
+                       help="how long to wait for another update's lock on the stack (default 5m)")
+    abort.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    abort.set_defaults(func=cmd_abort)

@@ -10,7 +10,6 @@ promote  take what one stack really runs (its outputs) into the next stack's con
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -18,8 +17,7 @@ from components.config import StackConfig
 from rollout import stacks
 from rollout.stacks import Change, OperationError, Revision, StackLike
 
-# (question, word to type or None for yes/no) -> confirmed?
-Confirm = Callable[[str, "str | None"], bool]
+Confirm = stacks.Confirm
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,15 +123,6 @@ def promote_changes(source: dict[str, dict[str, str]], target: dict[str, Any], r
 # ---------------------------------------------------------------------------------------------
 
 
-def _confirm_tty(prompt: str, expected: str | None) -> bool:
-    """Ask on the terminal; without one (CI), nothing is confirmed: pass --yes there."""
-    if not sys.stdin.isatty():
-        return False
-    if expected is not None:
-        return input(f"{prompt} Type the stack name ({expected}) to go on: ").strip() == expected
-    return input(f"{prompt} [y/N] ").strip().lower() in ("y", "yes")
-
-
 def _apply(stack: StackLike, name: str, changes: list[Change], message: str, *, yes: bool,
            confirm: Confirm, protected: bool) -> int:
     print(f"Changes to stack {name}{' (protected)' if protected else ''}:")
@@ -146,11 +135,10 @@ def _apply(stack: StackLike, name: str, changes: list[Change], message: str, *, 
             return 1
     stacks.write_changes(stack, changes)
     print(f"Updating {name}: {message}")
-    result = stack.up(message=message, on_output=stacks.stream, color="never")
-    summary = getattr(result, "summary", None)
-    outcome = getattr(summary, "result", "succeeded")
-    print(f"{name}: update {outcome}")
-    return 0 if outcome == "succeeded" else 1
+    # A failed update raises (CommandError); `guarded` turns it into one `error:` line.
+    stacks.update(stack, message, on_output=stacks.stream)
+    print(f"{name}: update succeeded")
+    return 0
 
 
 def do_history(stack: StackLike, release: str | None, as_json: bool) -> int:
@@ -198,13 +186,63 @@ def do_promote(source: StackLike, target: StackLike, release: str | None, yes: b
                   confirm=confirm, protected=stacks.is_protected(config))
 
 
+def weight_set_by(revs: list[Revision], release: str, weight: Any) -> Revision | None:
+    """The successful update that put the canary at `weight`: the oldest of the newest run of
+    successful updates that all had that weight."""
+    found = None
+    for rev in sorted(revs, key=lambda r: r.number, reverse=True):
+        if rev.kind != "update" or not rev.succeeded:
+            continue
+        cfg = (rev.releases or {}).get(release)
+        if cfg is None or stacks.get_path(cfg, "canary.weight") != weight:
+            break
+        found = rev
+    return found
+
+
+def canary_flags(stack_name: str, releases: dict[str, Any], config: dict[str, Any] | None,
+                 revs: list[Revision]) -> dict[str, list[str]]:
+    """Per canary release, what an operator must know: traffic on a canary nobody promoted,
+    config that no successful update applied, a weight step left half-way."""
+    flags: dict[str, list[str]] = {}
+    for name, info in sorted(releases.items()):
+        if info.get("strategy") != "Canary":
+            continue
+        lines = []
+        share = float(info.get("effectiveWeight") or 0)
+        requested = info.get("requestedWeight")
+        finish = f"send it back with: python -m rollout abort {stack_name} --release {name}"
+        if share > 0:
+            tags = info.get("tags") or {}
+            text = f"canary {tags.get('canary')} carries {share:g}% of traffic"
+            setter = weight_set_by(revs, name, requested) if requested is not None else None
+            if setter is not None:
+                when = setter.start_time.isoformat(sep=" ", timespec="seconds") if setter.start_time else "?"
+                text += f" since revision {setter.number} ({when}, {setter.message!r})"
+            lines.append(f"{text}; {finish}" if requested is not None else text)
+        cfg = (config or {}).get(name)
+        if cfg is not None:
+            weight = stacks.get_path(cfg, "canary.weight")
+            if requested is not None and weight is not None and weight != requested:
+                lines.append(f"config holds canary.weight {weight}, which no successful update applied "
+                             f"(live: {requested}); {finish}")
+            if stacks.get_path(cfg, "canary.podsForWeight") is not None:
+                lines.append(f"a weight step was left half-way (canary.podsForWeight "
+                             f"{stacks.get_path(cfg, 'canary.podsForWeight')}); {finish}")
+        if lines:
+            flags[name] = lines
+    return flags
+
+
 def do_status(stack: StackLike, as_json: bool) -> int:
     import json
 
     outputs = stack.outputs()
     value = outputs.get("releases")
     releases = getattr(value, "value", value) or {}
-    last = stacks.revisions(stack)[:1]
+    revs = stacks.revisions(stack)
+    last = revs[:1]
+    flags = canary_flags(stack.name, releases, stacks.releases_of(stack.get_all_config()), revs)
     status = {
         "stack": stack.name,
         "lastUpdate": history_rows(last)[0] if last else None,
@@ -213,6 +251,7 @@ def do_status(stack: StackLike, as_json: bool) -> int:
                 "strategy": info.get("strategy"), "address": info.get("address") or None,
                 "images": info.get("images"), "replicas": info.get("replicas"),
                 "traffic": info.get("traffic"), "effectiveWeight": info.get("effectiveWeight"),
+                "flags": flags.get(name, []),
             }
             for name, info in sorted(releases.items())
         },
@@ -232,6 +271,8 @@ def do_status(stack: StackLike, as_json: bool) -> int:
             print(f"    {track:<8}{image}" + (f" × {count}" if count is not None else ""))
         if info["effectiveWeight"] is not None:
             print(f"    weight  {info['effectiveWeight']:g}% to canary (traffic: {info['traffic']})")
+        for flag in info["flags"]:
+            print(f"    ! {flag}")
     return 0
 
 
@@ -240,30 +281,17 @@ def do_status(stack: StackLike, as_json: bool) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-def _run(action: Callable[[], int]) -> int:
-    from pulumi.automation import errors as auto_errors
-
-    try:
-        return action()
-    except OperationError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except auto_errors.CommandError as error:
-        print(f"error: the Pulumi CLI failed:\n{error}", file=sys.stderr)
-        return 1
-
-
 def cmd_history(args: argparse.Namespace) -> int:
-    return _run(lambda: do_history(stacks.open_stack(args.stack, args.cwd), args.release, args.json))
+    return stacks.guarded(lambda: do_history(stacks.open_stack(args.stack, args.cwd), args.release, args.json))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    return _run(lambda: do_status(stacks.open_stack(args.stack, args.cwd), args.json))
+    return stacks.guarded(lambda: do_status(stacks.open_stack(args.stack, args.cwd), args.json))
 
 
 def cmd_undo(args: argparse.Namespace) -> int:
-    return _run(lambda: do_undo(stacks.open_stack(args.stack, args.cwd), args.to_revision, args.release,
-                                args.yes, _confirm_tty))
+    return stacks.guarded(lambda: do_undo(stacks.open_stack(args.stack, args.cwd), args.to_revision, args.release,
+                                args.yes, stacks.confirm_tty))
 
 
 def preflight_ok(config: StackConfig) -> bool:
@@ -276,8 +304,8 @@ def preflight_ok(config: StackConfig) -> bool:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    return _run(lambda: do_promote(stacks.open_stack(args.source, args.cwd), stacks.open_stack(args.target, args.cwd),
-                                   args.release, args.yes, _confirm_tty, preflight_ok))
+    return stacks.guarded(lambda: do_promote(stacks.open_stack(args.source, args.cwd), stacks.open_stack(args.target, args.cwd),
+                                   args.release, args.yes, stacks.confirm_tty, preflight_ok))
 
 
 def _positive(text: str) -> int:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +25,12 @@ INSTALL_HINT = ("the Pulumi CLI is not installed or not on PATH: install it with
                 "`curl -fsSL https://get.pulumi.com | sh` (https://www.pulumi.com/docs/install/), then `pulumi login`")
 
 # The settings a revision records per release that undo restores.
-RESTORABLE = ("tag", "replicas", "stable.tag", "stable.replicas", "canary.tag", "canary.weight", "canary.replicas")
+RESTORABLE = ("tag", "replicas", "stable.tag", "stable.replicas", "canary.tag", "canary.weight", "canary.replicas",
+              "canary.podsForWeight")
+
+
+# (question, word to type or None for yes/no) -> confirmed?
+Confirm = Callable[[str, "str | None"], bool]
 
 
 class OperationError(Exception):
@@ -180,6 +187,125 @@ def write_changes(stack: StackLike, changes: list[Change]) -> None:
         else:
             # With path=True the CLI stores integers as numbers and true/false as booleans.
             stack.set_config(change.key, ConfigValue(value=str(change.new)), path=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Updates that fail the way the Automation API fails
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard an update is tried. A failed `up()` raises CommandError; a lock held by another
+    update raises ConcurrentUpdateError before anything runs."""
+
+    attempts: int = 3  # tries of an update that failed for a reason other than a lock
+    lock_wait: float = 300.0  # seconds to wait, in all, for another update to release the lock
+    pause: float = 5.0  # first pause between tries (it doubles) and between looks at the lock
+
+
+# One try, no wait for a lock: undo and promote report a locked stack at once.
+ONCE = RetryPolicy(attempts=1, lock_wait=0)
+LOCKED = ("the stack is locked by another update: wait for it to finish, or clear a lock left by a process "
+          "that died with `pulumi cancel`")
+
+
+class UpdateFailed(Exception):
+    """An update that did not succeed within its RetryPolicy.
+
+    `ran` says whether an update ran at all (and so may have changed resources before it
+    failed); a stack that stayed locked ran nothing.
+    """
+
+    def __init__(self, cause: str, ran: bool):
+        super().__init__(cause)
+        self.cause = cause
+        self.ran = ran
+
+
+def error_line(error: BaseException) -> str:
+    """One line for the operator: the CLI's own `error:` line of a CommandError, or the exception."""
+    from pulumi.automation import errors as auto_errors
+
+    if isinstance(error, auto_errors.ConcurrentUpdateError):
+        return "the stack is locked by another update"
+    if isinstance(error, auto_errors.CommandError):
+        # str(CommandError) is "code: N / stdout: ... / stderr: ...": take the CLI's first real `error:`
+        # line, with the detail line under a generic "N error(s) occurred:".
+        lines = [line.strip().removeprefix("stdout:").removeprefix("stderr:").strip() for line in str(error).splitlines()]
+        for i, line in enumerate(lines):
+            if not line.startswith("error:") or line == "error: update failed":
+                continue
+            text = line.removeprefix("error:").strip()
+            if text.endswith("occurred:") and i + 1 < len(lines) and lines[i + 1].startswith("*"):
+                text = lines[i + 1].lstrip("* ").strip()
+            if text:
+                return "pulumi: " + text
+        body = [line for line in lines if line and not line.startswith("code:")]
+        return "pulumi: " + (body[-1] if body else "the command failed")
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted by the operator"
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+def update(stack: StackLike, message: str, *, policy: RetryPolicy = ONCE,
+           on_output: Callable[[str], None] | None = None, note: Callable[[str], None] | None = None,
+           sleep: Callable[[float], None] = time.sleep) -> None:
+    """`stack.up()` within `policy`: waits out another update's lock, retries other failures.
+
+    Raises UpdateFailed when the policy is used up; KeyboardInterrupt goes through untouched
+    (the caller decides what a Ctrl-C means).
+    """
+    from pulumi.automation import errors as auto_errors
+
+    say = note or (lambda text: None)
+    waited, tries, ran = 0.0, 0, False
+    while True:
+        try:
+            stack.up(message=message, on_output=on_output or stream, color="never")
+            return
+        except auto_errors.ConcurrentUpdateError:
+            if waited >= policy.lock_wait:
+                cause = LOCKED if policy.lock_wait == 0 else (
+                    f"the stack stayed locked by another update for {policy.lock_wait:g}s")
+                raise UpdateFailed(cause, ran) from None
+            pause = min(policy.pause, policy.lock_wait - waited)
+            say(f"stack {stack.name} is locked by another update; waiting ({waited:g}s of {policy.lock_wait:g}s)")
+            sleep(pause)
+            waited += pause
+        except auto_errors.CommandError as error:
+            ran, tries = True, tries + 1
+            if tries >= policy.attempts:
+                raise UpdateFailed(error_line(error), ran) from None
+            pause = policy.pause * 2 ** (tries - 1)
+            say(f"update failed ({error_line(error)}); trying again in {pause:g}s ({tries + 1} of {policy.attempts})")
+            sleep(pause)
+
+
+def confirm_tty(prompt: str, expected: str | None) -> bool:
+    """Ask on the terminal; without one (CI), nothing is confirmed: pass --yes there."""
+    if not sys.stdin.isatty():
+        return False
+    if expected is not None:
+        return input(f"{prompt} Type the stack name ({expected}) to go on: ").strip() == expected
+    return input(f"{prompt} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def guarded(action: Callable[[], int]) -> int:
+    """Run a stack operation; a refusal or a failed Pulumi command is one `error:` line and exit 1."""
+    from pulumi.automation import errors as auto_errors
+
+    try:
+        return action()
+    except OperationError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except UpdateFailed as error:
+        print(f"error: the update failed: {error.cause}", file=sys.stderr)
+        return 1
+    except auto_errors.CommandError as error:
+        print(f"error: {error_line(error)}", file=sys.stderr)
+        return 1
 
 
 def stream(line: str) -> None:

@@ -1,21 +1,50 @@
-"""A stand-in for `pulumi.automation.Stack`: same methods, real UpdateSummary history.
+"""A stand-in for `pulumi.automation.Stack`: same methods, real UpdateSummary history, real failures.
 
 Its `up` runs the real program offline under the provider-like mocks with the stack's config
 and records an UpdateSummary, so history, outputs and config move together as on a backend.
 Setting config with path=True parses "true"/"false" and integers as the Pulumi CLI does.
+
+It fails the way the real API fails (read pulumi/automation/_cmd.py and errors.py):
+- a failed update RAISES: `create_command_error` turns the CLI's output into `CommandError`
+  (or `RuntimeError` for a program that threw), and the failed update is in the history;
+- another update holding the lock raises `ConcurrentUpdateError` before anything runs, and
+  nothing is recorded;
+- Ctrl-C during an update raises `KeyboardInterrupt` out of `up()`; the CLI, which got the
+  SIGINT too, cancels and records the update as failed;
+- a backend that cannot be reached fails every call, config included.
+
+What went live is tracked apart from what succeeded: a failed or interrupted update may have
+changed some resources before it stopped, so `live` takes its config (the worst case).
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from pulumi.automation import ConfigValue, OutputValue, UpdateSummary, UpResult
+from pulumi.automation import CommandResult, ConfigValue, OutputValue, UpdateSummary, UpResult
+from pulumi.automation.errors import create_command_error
 
 from rollout.offline import cli_string, run_program
 
 START = datetime(2026, 11, 1, 9, 0, 0)
+
+# What the CLI prints in these cases; `create_command_error` classifies on these texts.
+LOCKED_STDERR = ("error: the stack is currently locked by 1 lock(s). Either wait for the other process(es) to end "
+                 "or delete the lock file with `pulumi cancel`.\n  file:///state/.pulumi/locks/organization/"
+                 "app-update/{stack}/1.json: created by ci@runner (pid 4242) at 2026-11-01T10:00:00Z")
+UPDATE_FAILED_STDOUT = ("Updating ({stack})\n\n ~  kubernetes:apps/v1:Deployment app-canary updating (600s) "
+                        "error: 1 error occurred:\n ~  kubernetes:apps/v1:Deployment app-canary **updating failed** "
+                        "error: 1 error occurred:\n\nDiagnostics:\n  kubernetes:apps/v1:Deployment (app-canary):\n"
+                        "    error: 1 error occurred:\n    \t* the Kubernetes API server reported that "
+                        "\"app-update/app-canary\" failed to fully initialize or become live: Timeout occurred\n\n"
+                        "  pulumi:pulumi:Stack (app-update-{stack}):\n    error: update failed\n\n"
+                        "Resources:\n    1 errored\n\nDuration: 10m2s\n")
+BACKEND_STDERR = ("error: failed to load checkpoint: blob (key \".pulumi/stacks/app-update/{stack}.json\") "
+                  "(code=Unknown): RequestError: send request failed: dial tcp: lookup state.example: "
+                  "no such host")
 
 
 def _cli_value(text: str) -> Any:
@@ -26,6 +55,16 @@ def _cli_value(text: str) -> Any:
     return text
 
 
+@dataclass
+class ObjectChange:
+    """A Kubernetes object an update created, changed or deleted, in the order it was registered."""
+
+    name: str  # "Deployment/app-canary"
+    action: str  # "create", "update", "delete"
+    fields: tuple[str, ...]  # top-level paths that differ, e.g. ("spec.replicas",)
+    depends_on: tuple[str, ...]  # the objects it waited for, as "Kind/name"
+
+
 class FakeStack:
     def __init__(self, name: str, config: dict[str, Any], secret_keys: tuple[str, ...] = ()):
         self.name = name
@@ -34,22 +73,38 @@ class FakeStack:
         self.summaries: list[UpdateSummary] = []
         self._outputs: dict[str, Any] = {}
         self.up_messages: list[str] = []
-        self.fail_next_up = False
+        # Failure scripting: each up() takes the next entry of `script` ("ok", "fail", "fail-early",
+        # "interrupt"); `locked_by` makes every up() meet a lock; `backend_down` fails every call.
+        self.script: list[str] = []
+        self.locked_by: str | None = None
+        self.backend_down = False
+        # Every update that ran: (message, config it ran with, result); and what it changed.
+        self.applied: list[tuple[str, dict[str, Any], str]] = []
+        self.changes: list[list[ObjectChange]] = []
+        self.live: dict[str, Any] | None = None  # the config the resources were last moved towards
+        self._live_objects: dict[str, dict[str, Any]] = {}
+
+    def _backend(self) -> None:
+        if self.backend_down:
+            raise create_command_error(CommandResult(stdout="", stderr=BACKEND_STDERR.format(stack=self.name),
+                                                     code=255))
 
     # -- history --------------------------------------------------------------------------
-    def record(self, message: str, result: str = "succeeded", kind: str = "update") -> None:
+    def record(self, message: str, result: str = "succeeded", kind: str = "update",
+               config: dict[str, Any] | None = None) -> None:
         version = len(self.summaries) + 1
-        config = {}
-        for key, value in self.config.items():
-            config[key] = {"value": cli_string(value), "secret": key in self.secret_keys}
+        recorded = {}
+        for key, value in (self.config if config is None else config).items():
+            recorded[key] = {"value": cli_string(value), "secret": key in self.secret_keys}
         self.summaries.append(UpdateSummary(
             kind=kind, start_time=START + timedelta(hours=version), message=message, environment={},
-            config=config, result=result, end_time=START + timedelta(hours=version, minutes=3), version=version))
+            config=recorded, result=result, end_time=START + timedelta(hours=version, minutes=3), version=version))
 
     def history(self, page_size: int | None = None, page: int | None = None, show_secrets: bool = True):
+        self._backend()
         newest_first = list(reversed(self.summaries))
         if show_secrets:
-            return newest_first
+            return newest_first[:page_size] if page_size else newest_first
         hidden = []
         for s in newest_first:
             config = {k: ({"secret": True} if v.secret else {"value": v.value, "secret": False})
@@ -60,6 +115,7 @@ class FakeStack:
 
     # -- config ---------------------------------------------------------------------------
     def get_all_config(self) -> dict[str, ConfigValue]:
+        self._backend()
         return {k: ConfigValue(value=cli_string(v), secret=k in self.secret_keys) for k, v in self.config.items()}
 
     def _walk(self, key: str):
@@ -71,6 +127,7 @@ class FakeStack:
         return node, rest[-1]
 
     def set_config(self, key: str, value: ConfigValue, *, path: bool = False) -> None:
+        self._backend()
         if not path:
             self.config[key] = value.value
             return
@@ -78,25 +135,86 @@ class FakeStack:
         node[leaf] = _cli_value(value.value)
 
     def remove_config(self, key: str, *, path: bool = False) -> None:
+        self._backend()
         node, leaf = self._walk(key)
         node.pop(leaf, None)
 
     # -- updates --------------------------------------------------------------------------
     def outputs(self) -> dict[str, OutputValue]:
+        self._backend()
         return {k: OutputValue(v, k == "kubeconfig") for k, v in self._outputs.items()}
 
     def up(self, message: str | None = None, on_output=None, color: str | None = None, **_: Any) -> UpResult:
+        self._backend()
+        if self.locked_by is not None:
+            # The lock is checked before the update starts: nothing runs, nothing is recorded.
+            raise create_command_error(CommandResult(stdout="", stderr=LOCKED_STDERR.format(stack=self.name),
+                                                     code=255))
+        outcome = self.script.pop(0) if self.script else "ok"
         self.up_messages.append(message or "")
         if on_output:
             on_output(f"Updating ({self.name})")
-        run = run_program(self.name, settings=self.config)
-        failed = self.fail_next_up or run.error is not None
-        self.fail_next_up = False
-        self.record(message or "", "failed" if failed else "succeeded")
-        if not failed:
-            self._outputs = run.outputs
+        config = copy.deepcopy(self.config)
+        if outcome == "fail-early":
+            # Fails before any resource changes (a provider that cannot authenticate, say).
+            self.record(message or "", "failed", config=config)
+            raise create_command_error(CommandResult(stdout=f"Updating ({self.name})\n error: getting credentials: "
+                                                            "exec: executable aws not found", stderr="", code=255))
+        run = run_program(self.name, settings=config)
+        if run.error is not None:
+            self.record(message or "", "failed", config=config)
+            raise create_command_error(CommandResult(
+                stdout=f"Updating ({self.name})\n error: an unhandled error occurred: {run.error}", stderr="", code=255))
+        # The update moved resources towards this config, whatever happens next (worst case).
+        self._move_live(message or "", config, run, "succeeded" if outcome == "ok" else "failed")
+        if outcome == "fail":
+            self.record(message or "", "failed", config=config)
+            raise create_command_error(CommandResult(stdout=UPDATE_FAILED_STDOUT.format(stack=self.name),
+                                                     stderr="", code=255))
+        if outcome == "interrupt":
+            self.record(message or "", "failed", config=config)
+            raise KeyboardInterrupt
+        self.record(message or "", "succeeded", config=config)
+        self._outputs = run.outputs
         return UpResult(stdout="", stderr="", summary=self.summaries[-1],
-                        outputs={k: OutputValue(v, False) for k, v in self._outputs.items()})
+                        outputs={k: OutputValue(v, k == "kubeconfig") for k, v in self._outputs.items()})
+
+    def _move_live(self, message: str, config: dict[str, Any], run: Any, result: str) -> None:
+        objects: dict[str, dict[str, Any]] = {}
+        dependencies: dict[str, list[str]] = {}
+        by_urn = {}
+        for resource in run.kubernetes_objects():
+            key = f"{resource.inputs['kind']}/{resource.inputs['metadata']['name']}"
+            objects[key] = resource.inputs
+            by_urn[resource.urn] = key
+            dependencies[key] = resource.dependencies
+        changed = []
+        for key, inputs in objects.items():
+            before = self._live_objects.get(key)
+            fields = tuple(sorted(_differences(before or {}, inputs)))
+            if before is None or fields:
+                depends = tuple(by_urn[u] for u in dependencies[key] if u in by_urn)
+                changed.append(ObjectChange(key, "create" if before is None else "update", fields, depends))
+        changed += [ObjectChange(key, "delete", (), ()) for key in self._live_objects if key not in objects]
+        self._live_objects = objects
+        self.live = config
+        self.applied.append((message, config, result))
+        self.changes.append(changed)
+
+
+def _differences(before: dict[str, Any], after: dict[str, Any], prefix: str = "", depth: int = 2) -> list[str]:
+    """Paths (to `depth` levels) whose values differ: ("spec.replicas", "metadata.annotations")."""
+    out = []
+    for key in sorted(set(before) | set(after)):
+        a, b = before.get(key), after.get(key)
+        if a == b:
+            continue
+        path = f"{prefix}{key}"
+        if depth > 1 and isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{path}.", depth - 1)
+        else:
+            out.append(path)
+    return out
 
 
 def deployed(name: str, config: dict[str, Any], message: str = "initial deploy") -> FakeStack:

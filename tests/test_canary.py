@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from rollout.canary import CanaryOptions, run_canary
+from rollout.canary import CanaryOptions, do_abort, run_canary
 from rollout.cli import main
-from rollout.stacks import OperationError
+from rollout.stacks import OperationError, RetryPolicy
 from tests.apps import AppProcess
 from tests.fake_stack import FakeStack
 from tests.weighted_proxy import WeightedProxy
@@ -74,8 +74,16 @@ def test_a_good_version_goes_through_every_step_and_is_promoted(apps, proxy, tmp
         assert step.error_rate == 0
     app = stack.config[RELEASES]["app"]
     assert app["stable"]["tag"] == "v2" and app["canary"]["weight"] == 0
-    assert stack.up_messages[1:] == ["canary app v2: weight 5%", "canary app v2: weight 25%",
-                                     "canary app v2: weight 50%", "canary app v2: weight 100%", "promote app v2"]
+    # Each step: canary pods first (skipped where they are already right), then the weight.
+    assert stack.up_messages[1:] == [
+        "canary app v2: weight 5%: canary pods for 5% first", "canary app v2: weight 5%",
+        "canary app v2: weight 25%",  # 1 canary pod serves 5% and 25% of 4 stable pods alike
+        "canary app v2: weight 50%: canary pods for 50% first", "canary app v2: weight 50%",
+        "canary app v2: weight 100%: canary pods for 100% first", "canary app v2: weight 100%",
+        "promote app v2: stable track",
+        "promote app v2: traffic to the stable track: weight first, canary pods kept",
+        "promote app v2: traffic to the stable track"]
+    assert all(result == "succeeded" for _, _, result in stack.applied)
     events = [json.loads(line)["event"] for line in (tmp_path / "canary.log").read_text().splitlines()]
     assert events.count("step") == 4 and "update" in events
     out = capsys.readouterr().out
@@ -93,7 +101,10 @@ def test_a_failing_version_is_stopped_early_in_the_first_step(apps, proxy):
     assert step.canary_requests < 100
     assert stack.config[RELEASES]["app"]["canary"]["weight"] == 0
     assert proxy.weights["canary"] == 0  # traffic back at 0%
-    assert stack.up_messages[-1].startswith("canary app v3 aborted at 5%: canary error rate")
+    assert stack.up_messages[-2:] == [
+        "canary app v3 aborted at step 1/4 (weight 5%): " + run.aborted + ": weight first, canary pods kept",
+        "canary app v3 aborted at step 1/4 (weight 5%): " + run.aborted]
+    assert "canary error rate" in run.aborted
 
 
 def test_a_slow_version_is_stopped_on_p99(apps, proxy):
@@ -152,3 +163,298 @@ def test_bad_arguments_exit_2(argv, capsys):
         main(argv)
     assert caught.value.code == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# Failure paths: the stand-in raises what the real Stack raises (CommandError, ConcurrentUpdateError,
+# KeyboardInterrupt); whatever fails, the last update that ran leaves no traffic on the canary.
+# ---------------------------------------------------------------------------------------------
+
+
+def fast(tag="v2", **overrides):
+    return options(tag, steps=[5, 25, 50], interval=0.25, **overrides)
+
+
+def last_applied(stack):
+    message, config, result = stack.applied[-1]
+    return result, config[RELEASES]["app"]
+
+
+def assert_ends_safe(stack, proxy):
+    """The last update that ran succeeded and left the canary with no weight and no held pods."""
+    result, app = last_applied(stack)
+    assert result == "succeeded", stack.applied[-1]
+    assert app["canary"]["weight"] == 0 and "podsForWeight" not in app["canary"]
+    assert stack.config[RELEASES]["app"]["canary"]["weight"] == 0
+    assert "podsForWeight" not in stack.config[RELEASES]["app"]["canary"]
+    assert proxy.weights["canary"] == 0
+
+
+class ScriptedStack(LoadBalancedStack):
+    """Runs `hooks[n]` before its n-th update of the run (0 = the first after the initial deploy)."""
+
+    def __init__(self, proxy, apps, hooks):
+        self.hooks, self.calls = {}, -1  # the initial deploy is call -1
+        super().__init__(proxy, apps)
+        self.hooks = hooks
+
+    def up(self, **kwargs):
+        hook = self.hooks.get(self.calls)
+        self.calls += 1
+        if hook:
+            hook(self)
+        return super().up(**kwargs)
+
+
+def script(*outcomes):
+    def hook(stack):
+        stack.script = list(outcomes)
+    return hook
+
+
+def no_sleep(seconds):
+    pass
+
+
+@pytest.mark.parametrize("at,step", [(0, 1), (1, 1), (2, 2), (4, 3)],
+                         ids=["step1-pods", "step1-weight", "step2-weight", "step3-weight"])
+def test_a_failed_step_update_ends_in_the_abort_path(apps, proxy, at, step, capsys):
+    stack = ScriptedStack(proxy, apps, {at: script("fail")})
+    run = run_canary(stack, fast(url=proxy.url), sleep=no_sleep)
+    assert run.exit_code == 1
+    assert run.aborted.startswith("the stack update failed: pulumi: ")
+    out = capsys.readouterr().out
+    assert f"ABORT at step {step}/3" in out and "failed to fully initialize" in out
+    assert "traffic to the canary is back at 0%" in out
+    assert_ends_safe(stack, proxy)
+
+
+def test_ctrl_c_during_an_update_sends_traffic_back(apps, proxy, capsys):
+    stack = ScriptedStack(proxy, apps, {3: script("interrupt")})  # step 3's first update (canary pods)
+    run = run_canary(stack, fast(url=proxy.url), sleep=no_sleep)
+    assert run.exit_code == 1 and run.aborted == "interrupted by the operator"
+    assert_ends_safe(stack, proxy)
+    assert "ABORT at step 3/3 (weight 50%): interrupted by the operator" in capsys.readouterr().out
+
+
+def test_a_lock_that_is_released_in_time_is_waited_for(apps, proxy, capsys):
+    def lock(stack):
+        stack.locked_by = "ci"
+
+    stack = ScriptedStack(proxy, apps, {2: lock})
+    waits = []
+
+    def sleep(seconds):
+        waits.append(seconds)
+        if len(waits) == 3:
+            stack.locked_by = None  # the other update finishes
+
+    run = run_canary(stack, fast(url=proxy.url), sleep=sleep)
+    assert run.exit_code == 0, run.aborted
+    assert len(waits) == 3
+    assert "is locked by another update; waiting" in capsys.readouterr().out
+
+
+def test_a_stack_that_stays_locked_leaves_weight_0_in_the_config_and_says_what_is_live(apps, proxy, capsys):
+    def lock(stack):
+        stack.locked_by = "ci"
+
+    stack = ScriptedStack(proxy, apps, {2: lock})
+    run = run_canary(stack, fast(url=proxy.url, retry=RetryPolicy(lock_wait=30, pause=10)), sleep=no_sleep)
+    assert run.exit_code == 1 and "stayed locked" in run.aborted
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if line.startswith("NOT RESTORED"))
+    # One line: what is live, what the config holds, the command that finishes the job.
+    assert "live: stable v1, canary v2 at 5% (last successful update)" in line
+    assert "config holds: stable v1, canary v2 at 0% with pods for 25%" in line
+    assert line.endswith("finish with: python -m rollout abort staging --release app --yes")
+    # The next person's `pulumi up` ships weight 0, not the canary.
+    assert stack.config[RELEASES]["app"]["canary"]["weight"] == 0
+    stack.locked_by = None
+    assert do_abort(stack, "app", True, None, out=None, sleep=no_sleep) == 0
+    assert_ends_safe(stack, proxy)
+
+
+@pytest.mark.parametrize("outcomes", [("fail", "fail", "fail"), ("interrupt",)], ids=["fails", "ctrl-c"])
+def test_a_failed_promotion_puts_the_stable_track_back_and_traffic_on_it(apps, proxy, outcomes, capsys):
+    # Updates of the run: 0,1 step 5%; 2 step 25%; 3,4 step 50%; 5 the promotion's stable track.
+    stack = ScriptedStack(proxy, apps, {5: script(*outcomes)})
+    run = run_canary(stack, fast(url=proxy.url), sleep=no_sleep)
+    assert run.exit_code == 1 and run.aborted.startswith("the promotion failed")
+    assert_ends_safe(stack, proxy)
+    result, app = last_applied(stack)
+    assert app["stable"]["tag"] == "v1"  # the tag the stable track ran before, not a half-rolled v2
+    assert "ABORT at the promotion" in capsys.readouterr().out
+
+
+def test_a_promotion_that_fails_once_is_retried_and_completes(apps, proxy):
+    stack = ScriptedStack(proxy, apps, {5: script("fail")})
+    run = run_canary(stack, fast(url=proxy.url), sleep=no_sleep)
+    assert run.exit_code == 0, run.aborted
+    result, app = last_applied(stack)
+    assert result == "succeeded" and app["stable"]["tag"] == "v2" and app["canary"]["weight"] == 0
+    assert stack.up_messages.count("promote app v2: stable track") == 2
+
+
+def test_a_backend_that_refuses_everything_is_reported_in_one_line(apps, proxy, capsys):
+    def down(stack):
+        stack.backend_down = True
+
+    stack = ScriptedStack(proxy, apps, {2: down})
+    run = run_canary(stack, fast(url=proxy.url), sleep=no_sleep)
+    assert run.exit_code == 1 and "failed to load checkpoint" in run.aborted
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("NOT RESTORED"))
+    assert "live: stable v1, canary v2 at 5%" in line and "config holds:" in line
+    assert line.endswith("finish with: python -m rollout abort staging --release app --yes")
+
+
+def test_a_canary_already_carrying_traffic_is_not_started_again(apps, proxy):
+    stack = LoadBalancedStack(proxy, apps)
+    stack.config[RELEASES]["app"]["canary"] = {"tag": "v2", "weight": 25}
+    stack.up(message="by hand")
+    with pytest.raises(OperationError, match="already carries traffic.*rollout abort staging --release app"):
+        run_canary(stack, fast(url=proxy.url))
+
+
+# ---------------------------------------------------------------------------------------------
+# rollout abort
+# ---------------------------------------------------------------------------------------------
+
+
+def test_abort_sends_a_canary_left_mid_way_back_to_stable(apps, proxy, capsys):
+    stack = LoadBalancedStack(proxy, apps)
+    stack.config[RELEASES]["app"]["canary"] = {"tag": "v2", "weight": 50}
+    stack.up(message="canary app v2: weight 50%")  # then the laptop closed
+    assert proxy.weights["canary"] == 50
+    assert do_abort(stack, "app", False, lambda prompt, expected: True, sleep=no_sleep) == 0
+    assert_ends_safe(stack, proxy)
+    assert stack.up_messages[-2:] == ["abort canary app: weight first, canary pods kept", "abort canary app"]
+    assert "back at 0%" in capsys.readouterr().out
+
+
+def test_abort_asks_and_does_nothing_without_a_yes(apps, proxy):
+    stack = LoadBalancedStack(proxy, apps)
+    stack.config[RELEASES]["app"]["canary"] = {"tag": "v2", "weight": 50}
+    stack.up(message="by hand")
+    asked = []
+    assert do_abort(stack, "app", False, lambda prompt, expected: asked.append(expected) or False) == 1
+    assert asked == [None] and stack.config[RELEASES]["app"]["canary"]["weight"] == 50
+
+
+def test_abort_with_nothing_to_do_changes_nothing(apps, proxy, capsys):
+    stack = LoadBalancedStack(proxy, apps)
+    assert do_abort(stack, "app", True, None) == 0
+    assert stack.up_messages == ["initial"]
+    assert "nothing to abort" in capsys.readouterr().out
+
+
+def test_abort_finishes_a_step_left_half_way_even_when_the_config_says_0(apps, proxy):
+    stack = LoadBalancedStack(proxy, apps)
+    stack.config[RELEASES]["app"]["canary"] = {"tag": "v2", "weight": 0, "podsForWeight": 50}
+    stack.up(message="half a step")
+    assert do_abort(stack, "app", True, None, sleep=no_sleep) == 0
+    assert_ends_safe(stack, proxy)
+
+
+def test_abort_that_cannot_update_says_what_is_live(apps, proxy, capsys):
+    stack = LoadBalancedStack(proxy, apps)
+    stack.config[RELEASES]["app"]["canary"] = {"tag": "v2", "weight": 50}
+    stack.up(message="by hand")
+    stack.script = ["fail"] * 3
+    assert do_abort(stack, "app", True, None, sleep=no_sleep) == 1
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line.startswith("NOT RESTORED (pulumi: ") and "live: stable v1, canary v2 at 50%" in line
+
+
+def test_abort_and_status_through_the_command_line(apps, proxy, monkeypatch, capsys):
+    from rollout import stacks
+
+    stack = LoadBalancedStack(proxy, apps)
+    stack.config[RELEASES]["app"]["canary"] = {"tag": "v2", "weight": 25}
+    stack.up(message="canary app v2: weight 25%")
+    stack.up(message="nothing changed")
+    monkeypatch.setattr(stacks, "open_stack", lambda name, cwd: stack)
+    assert main(["status", "staging"]) == 0
+    out = capsys.readouterr().out
+    assert ("! canary v2 carries 25% of traffic since revision 2 (2026-11-01 11:00:00, "
+            "'canary app v2: weight 25%'); send it back with: python -m rollout abort staging --release app") in out
+    assert main(["abort", "staging", "--release", "app"]) == 1  # no terminal: nothing confirmed
+    assert main(["abort", "staging", "--release", "app", "--yes"]) == 0
+    capsys.readouterr()
+    assert main(["status", "staging", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["releases"]["app"]["flags"] == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Order of a weight step, in every traffic mode
+# ---------------------------------------------------------------------------------------------
+
+# Where each mode keeps the split: a change there moves traffic.
+TRAFFIC_FIELD = {
+    "replicas": ("Deployment/app-stable", "spec.replicas"),
+    "nlb": ("Service/app", "metadata.annotations"),
+    "alb": ("Ingress/app", "metadata.annotations"),
+    "nginx": ("Ingress/app-canary", "metadata.annotations"),
+}
+
+
+def mode_stack(mode):
+    stack = FakeStack("staging", {
+        "app-update:cluster": {"mode": "kubeconfig", "loadBalancerController": True},
+        RELEASES: {"app": {"strategy": "Canary", "traffic": mode, "replicas": 20 if mode == "replicas" else 4,
+                           "maxSurge": 1, "maxUnavailable": 1, "stable": {"tag": "v1"},
+                           "canary": {"tag": "v1", "weight": 0}}},
+    })
+    stack.up(message="initial")
+    return stack
+
+
+def changed(stack, update, name, field):
+    return any(c.name == name and field in c.fields for c in stack.changes[update])
+
+
+def pods(config):
+    from rollout.stacks import check_config
+
+    checked = check_config("staging", {k: v for k, v in config.items()}, config[RELEASES])
+    return checked.release("app").replica_counts()
+
+
+@pytest.mark.parametrize("mode", sorted(TRAFFIC_FIELD))
+def test_raising_a_weight_readies_canary_pods_before_traffic_moves(mode, monkeypatch):
+    from rollout import canary
+
+    monkeypatch.setattr(canary.Prober, "run", lambda self, duration, on_tick: None)
+    stack = mode_stack(mode)
+    assert run_canary(stack, options("v2", steps=[50], url="http://127.0.0.1:9/"), sleep=no_sleep).exit_code == 0
+    traffic = TRAFFIC_FIELD[mode]
+    # Update 1: the canary Deployment scales up (awaited ready); the split does not move.
+    assert changed(stack, 1, "Deployment/app-canary", "spec.replicas") and not changed(stack, 1, *traffic)
+    # Update 2: the split moves; the canary's pods stay as they are.
+    assert changed(stack, 2, *traffic) and not changed(stack, 2, "Deployment/app-canary", "spec.replicas")
+    # Within one update too, the split waits for the canary Deployment.
+    split = next(c for c in stack.changes[2] if c.name == traffic[0])
+    assert "Deployment/app-canary" in split.depends_on
+    before, during, after = (pods(stack.applied[i][1]) for i in (0, 1, 2))
+    assert during["canary"] == after["canary"] > before["canary"]
+    assert during["stable"] == before["stable"] >= after["stable"]
+    if mode == "replicas":  # ready pods never fall below replicas - maxUnavailable (20 - 1)
+        assert min(sum(p.values()) for p in (before, during, after)) >= 19
+
+
+@pytest.mark.parametrize("mode", sorted(TRAFFIC_FIELD))
+def test_lowering_a_weight_moves_traffic_before_canary_pods_go(mode):
+    stack = mode_stack(mode)
+    stack.config[RELEASES]["app"]["canary"] = {"tag": "v2", "weight": 50}
+    stack.up(message="at 50%")
+    assert do_abort(stack, "app", True, None, sleep=no_sleep) == 0
+    traffic = TRAFFIC_FIELD[mode]
+    # Update 1 (index 2): the split moves back; the canary keeps its pods.
+    assert changed(stack, 2, *traffic) and not changed(stack, 2, "Deployment/app-canary", "spec.replicas")
+    # Update 2: the canary's pods go; the split stays.
+    assert changed(stack, 3, "Deployment/app-canary", "spec.replicas") and not changed(stack, 3, *traffic)
+    before, during, after = (pods(stack.applied[i][1]) for i in (1, 2, 3))
+    assert during["canary"] == before["canary"] > after["canary"] == 0
+    assert during["stable"] == after["stable"] >= before["stable"]
+    if mode == "replicas":
+        assert min(sum(p.values()) for p in (before, during, after)) >= 19

@@ -210,12 +210,33 @@ def test_status_shows_addresses_images_and_weight(capsys):
     assert "weight  50% to canary" in out
 
 
-def test_failed_update_reports_failure():
-    stack = deployed("dev", workshop())
-    stack.config[RELEASES]["app-rolling"]["tag"] = "v2"
-    stack.up(message="v2")
-    stack.fail_next_up = True
-    assert operations.do_undo(stack, None, None, True, yes) == 1
+@pytest.mark.parametrize("argv", [["undo", "dev", "--yes"], ["promote", "staging", "dev", "--yes"]])
+def test_a_failed_update_is_one_error_line_and_exit_1(argv, monkeypatch, capsys):
+    # The real Stack.up() raises CommandError on a failed update; it never returns a failed summary.
+    dev = deployed("dev", workshop())
+    dev.config[RELEASES]["app-rolling"]["tag"] = "v2"
+    dev.up(message="v2")
+    staging = deployed("staging", workshop(rolling_tag="v3"))
+    monkeypatch.setattr(stacks, "open_stack", lambda name, cwd: {"dev": dev, "staging": staging}[name])
+    monkeypatch.setattr(operations, "preflight_ok", lambda config: True)
+    dev.script = ["fail"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ['error: the update failed: pulumi: the Kubernetes API server reported that "app-update/app-canary" '
+                   "failed to fully initialize or become live: Timeout occurred"]
+    assert dev.summaries[-1].result == "failed"
+
+
+def test_a_locked_stack_is_one_error_line(monkeypatch, capsys):
+    dev = deployed("dev", workshop())
+    dev.config[RELEASES]["app-rolling"]["tag"] = "v2"
+    dev.up(message="v2")
+    dev.locked_by = "someone"
+    monkeypatch.setattr(stacks, "open_stack", lambda name, cwd: dev)
+    assert main(["undo", "dev", "--yes"]) == 1
+    assert capsys.readouterr().err.strip() == ("error: the update failed: the stack is locked by another update: wait "
+                                               "for it to finish, or clear a lock left by a process that died with "
+                                               "`pulumi cancel`")
 
 
 @pytest.mark.parametrize("argv", [["history", "dev"], ["status", "dev"], ["undo", "dev", "--yes"],
