@@ -633,8 +633,8 @@ def _check_unique_names(c: _Checker, releases: list[Release]) -> None:
                            f"Service name {object_name!r} is already used by release {owner!r}")
                 else:
                     c.fail(f"releases.{release.name}",
-                           f"its {kind} {object_name!r} is also a {kind} of release {owner!r} in the same namespace; "
-                           "rename one of the releases (or its serviceName)")
+                           f"its {kind} {object_name!r} has the name of a {kind} of release {owner!r} in the "
+                           "same namespace; rename one of the releases (or its serviceName)")
 
 
 def _check_fenceposts(c: _Checker, path: str, value: Mapping[str, Any]) -> tuple[int | str | None, int | str | None]:

@@ -47,6 +47,47 @@ def traffic_plan(release: Release) -> dict[str, Any] | None:
     return plan
 
 
+DEFAULT_STEPS = (5, 25, 50, 100)  # `rollout canary`'s default --steps
+
+
+def _pods_at(release: Release, weight: int, pods_for: int | None = None) -> tuple[int, int]:
+    assert release.stable is not None
+    base = release.stable.replicas if release.traffic != "replicas" else release.replicas
+    return canary_math.track_replicas(release.traffic, base, weight, pods_for)
+
+
+def _step_updates(release: Release, old: int, new: int) -> list[str]:
+    """The two updates `rollout canary` and `rollout abort` make for one weight change, in words."""
+    (first_weight, hold), (second_weight, _) = canary_math.weight_step(old, new)
+    states = [_pods_at(release, old), _pods_at(release, first_weight, hold), _pods_at(release, second_weight)]
+    words = []
+    for (weight_before, (stable_a, canary_a)), (weight_after, (stable_b, canary_b)) in zip(
+            ((old, states[0]), (first_weight, states[1])), ((first_weight, states[1]), (new, states[2])), strict=True):
+        parts = []
+        if canary_b != canary_a:
+            parts.append(f"canary {canary_a} → {canary_b} pods" + (", awaited ready" if canary_b > canary_a else ""))
+        if stable_b != stable_a:
+            parts.append(f"stable {stable_a} → {stable_b} pods" + (", awaited ready" if stable_b > stable_a else ""))
+        if weight_after != weight_before and release.traffic != "replicas":
+            parts.append(f"weight {weight_before}% → {weight_after}%")
+        words.append(", ".join(parts) or "no change (skipped)")
+    return words
+
+
+def weight_step_plan(release: Release) -> list[dict[str, Any]]:
+    """What the next weight step up and an abort do, update by update (weight form only)."""
+    weight = release.requested_weight
+    if release.strategy != "Canary" or weight is None or release.pods_for_weight is not None:
+        return []
+    plans = []
+    higher = [w for w in DEFAULT_STEPS if w > weight]
+    if higher:
+        plans.append({"change": f"raise {weight}% → {higher[0]}%", "updates": _step_updates(release, weight, higher[0])})
+    if weight > 0:
+        plans.append({"change": f"abort {weight}% → 0%", "updates": _step_updates(release, weight, 0)})
+    return plans
+
+
 def warnings_for(release: Release, fc: Forecast) -> list[str]:
     out = []
     name = release.name
@@ -101,6 +142,7 @@ def release_plan(release: Release) -> dict[str, Any]:
         plan["requestedWeight"] = release.requested_weight
         plan["effectiveWeight"] = release.effective_weight
         plan["traffic"] = traffic_plan(release)
+        plan["weightSteps"] = weight_step_plan(release)
     return plan
 
 
@@ -180,6 +222,10 @@ def render_text(plan: dict[str, Any], manifest_note: str = "") -> str:
             if t.get("replicasModeExactTotal") and t["mode"] != "replicas" and t["requestedWeight"] not in (0, 100):
                 lines.append(f"    {'':<11}a pod-count split needs {t['replicasModeExactTotal']} pods for exactly "
                              f"{t['requestedWeight']}%; this mode needs {t['canaryPods']} canary pod(s)")
+        for i, step in enumerate(r.get("weightSteps") or []):
+            label = "steps" if i == 0 else ""
+            updates = "  ".join(f"{n}) {u}" for n, u in enumerate(step["updates"], start=1))
+            lines.append(f"    {label:<11}{step['change']}: {updates}")
         if r["strategy"] != "Recreate":
             lines.append(f"    {'fenceposts':<11}maxSurge {r['maxSurge']} → {r['maxSurgePods']} pod(s), "
                          f"maxUnavailable {r['maxUnavailable']} → {r['maxUnavailablePods']} pod(s)")

@@ -2,6 +2,7 @@
 
 import pytest
 
+from components import canary_math
 from components.canary_math import (
     exact_total,
     nearest_shares,
@@ -79,3 +80,38 @@ def test_weight_warning_names_the_exact_total():
     assert message is not None and "20 pods" in message and "5%" in message
     assert weight_warning("app", 4, 25, 25.0) is None
     assert weight_warning("app", 4, 5, 5.0, traffic="nlb") is None
+
+
+WEIGHT_STEPS = [
+    # old, new, first update (weight, podsForWeight), second update
+    (0, 5, (0, 5), (5, None)),
+    (5, 25, (5, 25), (25, None)),
+    (50, 100, (50, 100), (100, None)),
+    (25, 0, (0, 25), (0, None)),
+    (100, 0, (0, 100), (0, None)),
+    (50, 25, (25, 50), (25, None)),
+    (0, 0, (0, None), (0, None)),
+]
+
+
+@pytest.mark.parametrize("old,new,first,second", WEIGHT_STEPS)
+def test_a_weight_step_holds_pods_for_the_higher_weight_first(old, new, first, second):
+    assert canary_math.weight_step(old, new) == (first, second)
+
+
+TRACKS = [
+    # traffic, replicas, weight, podsForWeight, (stable, canary)
+    ("replicas", 20, 5, None, (19, 1)),
+    ("replicas", 20, 5, 25, (19, 5)),
+    ("replicas", 20, 0, 25, (20, 5)),
+    ("replicas", 4, 100, 0, (4, 4)),
+    ("nlb", 4, 5, None, (4, 1)),
+    ("nlb", 4, 5, 50, (4, 2)),
+    ("alb", 4, 0, 100, (4, 4)),
+    ("nginx", 10, 25, 5, (10, 3)),
+]
+
+
+@pytest.mark.parametrize("traffic,replicas,weight,pods_for,expected", TRACKS)
+def test_track_replicas_take_the_larger_count_of_both_weights(traffic, replicas, weight, pods_for, expected):
+    assert canary_math.track_replicas(traffic, replicas, weight, pods_for) == expected

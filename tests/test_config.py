@@ -91,6 +91,27 @@ INVALID = [
      "releases.app", "splits by weight"),
     (releases(app=canary(traffic="nginx", replicas=0)), "releases.app.replicas", "at least 1 with traffic 'nginx'"),
     (releases(app=canary(traffic="nginx", ingressClass="Nginx_Class")), "releases.app.ingressClass", "IngressClass"),
+    # Versions the schema check has no schema for are config errors, not a crash in preview.
+    ({"cluster": {"mode": "kubeconfig", "kubernetesVersion": "1.39"}, "releases": {"app": rolling()}},
+     "cluster.kubernetesVersion", 'from "1.25" to "1.37", quoted'),
+    ({"cluster": {"mode": "kubeconfig", "kubernetesVersion": "1.24"}, "releases": {"app": rolling()}},
+     "cluster.kubernetesVersion", "the versions the schema check knows"),
+    # Every integer the objects carry is an int32.
+    (releases(app=rolling(replicas=2**31)), "releases.app.replicas", "at most 2147483647"),
+    (releases(app=rolling(replicas=9223372036854775808)), "releases.app.replicas", "at most 2147483647"),
+    (releases(app=rolling(maxSurge=2**31)), "releases.app.maxSurge", "at most 2147483647"),
+    (releases(app=rolling(minReadySeconds=2**31)), "releases.app.minReadySeconds", "at most 2147483647"),
+    (releases(app=rolling(progressDeadlineSeconds=2**31)), "releases.app.progressDeadlineSeconds", "at most"),
+    # Top-level nulls are input errors, not a crash inside the program.
+    ({**releases(app=rolling()), "namespace": None}, "namespace", "is empty (null)"),
+    ({"cluster": None, "releases": {"app": rolling()}}, "cluster", "is empty (null)"),
+    ({"cluster": {"mode": "kubeconfig"}, "releases": None}, "releases", "is empty (null)"),
+    # podsForWeight (set between the two updates of a weight step) follows the weight's rules.
+    (releases(app=canary(canary={"tag": "v2", "weight": 5, "podsForWeight": 101})),
+     "releases.app.canary.podsForWeight", "between 0 and 100"),
+    (releases(app={"strategy": "Canary", "stable": {"tag": "v1", "replicas": 2},
+                   "canary": {"tag": "v2", "replicas": 1, "podsForWeight": 5}}),
+     "releases.app.canary.podsForWeight", "goes with replicas + canary.weight"),
 ]
 
 
@@ -115,6 +136,55 @@ def test_every_problem_is_reported_at_once():
 def test_duplicate_service_names_are_rejected():
     found = problems(releases(a=rolling(serviceName="web"), b=rolling(serviceName="web")))
     assert found == ["app-update:releases.b.serviceName: Service name 'web' is already used by release 'a'"]
+
+
+NAME_CLASHES = [
+    # (releases, the release the line names, the object, the other release)
+    ({"app": canary(traffic="nginx"), "app-canary": rolling()},
+     "app-canary", "Deployment 'app-canary' has the name of a Deployment of release 'app'", "app"),
+    ({"web": canary(), "web-stable": rolling(serviceName="other")},
+     "web-stable", "Deployment 'web-stable'", "web"),
+    ({"a": canary(traffic="nginx", serviceName="front"), "b": rolling(serviceName="front-canary")},
+     "b.serviceName", "Service name 'front-canary' is already used", "a"),
+    ({"a": canary(traffic="nginx", serviceName="w"), "b": canary(traffic="alb", serviceName="w-canary")},
+     "b", "Ingress 'w-canary' has the name of a Ingress of release 'a'", None),
+]
+
+
+@pytest.mark.parametrize("named,path,what,other", NAME_CLASHES, ids=[c[1] for c in NAME_CLASHES])
+def test_objects_of_two_releases_never_share_a_name_in_the_namespace(named, path, what, other):
+    raw = releases(**named)
+    raw["cluster"]["loadBalancerController"] = True
+    found = [p for p in problems(raw) if p.startswith(f"app-update:releases.{path}: ")]
+    assert len(found) == 1, problems(raw)
+    assert what in found[0]
+    if other:
+        assert f"release '{other}'" in found[0]
+
+
+def test_distinct_releases_with_suffix_like_names_are_fine():
+    raw = releases(app=canary(traffic="nginx"), **{"app-v2": rolling()})
+    assert [r.name for r in validate(raw, "test").releases] == ["app", "app-v2"]
+
+
+def test_every_supported_version_has_a_schema():
+    import kubernetes_validate.utils as kv
+
+    from components.config import SUPPORTED_KUBERNETES_VERSIONS
+
+    known = {".".join(v.split(".")[:2]) for v in kv.all_versions()}
+    assert set(SUPPORTED_KUBERNETES_VERSIONS) <= known
+
+
+def test_pods_for_weight_keeps_each_tracks_larger_count():
+    # replicas mode: 20 pods at 5% is 19 + 1, at 25% 15 + 5; between them 19 + 5.
+    release = validate(releases(app=canary(replicas=20, canary={"tag": "v2", "weight": 5, "podsForWeight": 25})),
+                       "test").release("app")
+    assert release.replica_counts() == {"stable": 19, "canary": 5}
+    raw = releases(app=canary(traffic="nlb", replicas=4, canary={"tag": "v2", "weight": 0, "podsForWeight": 50}))
+    raw["cluster"]["loadBalancerController"] = True
+    release = validate(raw, "test").release("app")
+    assert release.replica_counts() == {"stable": 4, "canary": 2} and release.effective_weight == 0
 
 
 def test_defaults_follow_kubernetes_and_the_workshop():

@@ -197,3 +197,11 @@ def test_allowed_account_ids_must_be_account_ids():
     with pytest.raises(ConfigError) as caught:
         validate(raw, "test", {"aws:allowedAccountIds": ["12345"]})
     assert caught.value.problems[0].startswith("aws:allowedAccountIds: ")
+
+
+@pytest.mark.parametrize("stack", EKS_STACKS)
+def test_node_group_follows_the_control_plane_version(stack_runs, stack):
+    run = stack_runs[stack]
+    cluster = by_type(run, "aws:eks/cluster:Cluster")[0]
+    nodes = by_type(run, "aws:eks/nodeGroup:NodeGroup")[0]
+    assert nodes.inputs["version"] == cluster.outputs["version"] == config_of(stack).cluster.kubernetes_version

@@ -205,3 +205,55 @@ def test_kubeconfig_provider_targets_the_configured_context():
     assert provider.inputs["context"] == "kind-app-update"
     current = ok_run({"web": workshop_release()})
     assert "context" not in current.of_type("pulumi:providers:kubernetes")[0].inputs
+
+
+PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_deployment_of_two_or_more_pods_has_a_budget_selecting_exactly_its_pods(stack_runs, stack):
+    run = stack_runs[stack]
+    deps = deployments(run)
+    budgets = objects_of(run, PDB)
+    assert set(budgets) == {name for name, d in deps.items() if d["spec"]["replicas"] >= 2}
+    for name, budget in budgets.items():
+        spec = budget["spec"]
+        # The budget's pods are this Deployment's and no other's.
+        owners = [n for n, d in deps.items() if selects(spec["selector"]["matchLabels"], pod_labels(d))]
+        assert owners == [name]
+        assert spec["selector"] == deps[name]["spec"]["selector"]
+        # Always at least one eviction allowed: a drain never hangs on it.
+        assert isinstance(spec["maxUnavailable"], int) and spec["maxUnavailable"] >= 1
+        assert "minAvailable" not in spec
+        assert spec["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_pod_template_spreads_over_zones_and_nodes_softly(stack_runs, stack):
+    for deployment in deployments(stack_runs[stack]).values():
+        spec = deployment["spec"]["template"]["spec"]
+        constraints = spec["topologySpreadConstraints"]
+        assert [c["topologyKey"] for c in constraints] == ["topology.kubernetes.io/zone", "kubernetes.io/hostname"]
+        for constraint in constraints:
+            assert constraint["whenUnsatisfiable"] == "ScheduleAnyway" and constraint["maxSkew"] == 1
+            assert constraint["labelSelector"] == deployment["spec"]["selector"]
+
+
+@pytest.mark.parametrize("replicas,surge,unavailable,budget", [
+    (2, 1, 0, 1), (5, 1, 1, 1), (10, "25%", "25%", 2), (10, 1, "50%", 5), (3, "25%", "25%", 1),
+])
+def test_budget_follows_the_rolling_update_fencepost_and_never_drops_below_one(replicas, surge, unavailable, budget):
+    run = ok_run({"app": workshop_release(replicas=replicas, maxSurge=surge, maxUnavailable=unavailable)})
+    assert objects_of(run, PDB)["app"]["spec"]["maxUnavailable"] == budget
+
+
+def test_one_pod_gets_no_budget_and_a_canary_track_gets_its_own():
+    run = ok_run({"solo": workshop_release(replicas=1),
+                  "app": {"strategy": "Canary", "replicas": 10, "stable": {"tag": "v1"},
+                          "canary": {"tag": "v2", "weight": 20}}})
+    assert set(objects_of(run, PDB)) == {"app-stable", "app-canary"}
+
+
+def test_budgets_skip_the_eviction_policy_before_kubernetes_1_27():
+    run = ok_run({"app": workshop_release()}, cluster={"mode": "kubeconfig", "kubernetesVersion": "1.26"})
+    assert "unhealthyPodEvictionPolicy" not in objects_of(run, PDB)["app"]["spec"]

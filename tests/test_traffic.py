@@ -132,3 +132,31 @@ def test_a_weight_step_changes_only_annotations_and_canary_replicas(traffic):
 @pytest.mark.parametrize("weight", WEIGHTS)
 def test_every_mode_renders_schema_valid_objects_of(traffic, weight):
     assert manifests.validate_all(manifests.collect(run_mode(traffic, weight)), "1.33") == []
+
+
+PREVIEW_STEPS = [
+    # traffic, replicas, weight, the plan's lines for the next raise and for an abort
+    ("nlb", 4, 25, ["raise 25% → 50%: 1) canary 1 → 2 pods, awaited ready  2) weight 25% → 50%",
+                    "abort 25% → 0%: 1) weight 25% → 0%  2) canary 1 → 0 pods"]),
+    ("nginx", 4, 5, ["raise 5% → 25%: 1) no change (skipped)  2) weight 5% → 25%",
+                     "abort 5% → 0%: 1) weight 5% → 0%  2) canary 1 → 0 pods"]),
+    ("replicas", 20, 25, ["raise 25% → 50%: 1) canary 5 → 10 pods, awaited ready  2) stable 15 → 10 pods",
+                          "abort 25% → 0%: 1) stable 15 → 20 pods, awaited ready  2) canary 5 → 0 pods"]),
+    ("alb", 4, 0, ["raise 0% → 5%: 1) canary 0 → 1 pods, awaited ready  2) weight 0% → 5%"]),
+]
+
+
+@pytest.mark.parametrize("traffic,replicas,weight,expected", PREVIEW_STEPS, ids=[p[0] for p in PREVIEW_STEPS])
+def test_preview_shows_the_order_of_a_weight_step(traffic, replicas, weight, expected, capsys):
+    from rollout import plan
+    from tests.conftest import settings_with
+
+    settings = settings_with(canary(traffic, weight, replicas))
+    settings["app-update:cluster"]["loadBalancerController"] = True
+    from components.config import split_namespaces, validate
+
+    own, other = split_namespaces(settings)
+    release = validate(own, "test", other).release("app")
+    steps = plan.release_plan(release)["weightSteps"]
+    assert [f"{s['change']}: " + "  ".join(f"{n}) {u}" for n, u in enumerate(s["updates"], 1)) for s in steps] \
+        == expected
