@@ -277,6 +277,9 @@ class _Tracker:
         # a failed update left the live state in doubt.
         first_message = (f"{message}: canary pods for {new}% first" if new > old
                          else f"{message}: weight first, canary pods kept")
+        if hold is None and first_weight == second_weight:  # no weight to move: one update converges
+            self.update(first, message, policy)
+            return
         if not self.update(first, first_message, policy, skip_if_unchanged=certain and not extra):
             self.log.event("skipped", message=f"{first_message}: the pods are already right")
         self.update({"canary.weight": second_weight, "canary.podsForWeight": None}, message, policy)

@@ -458,3 +458,13 @@ def test_lowering_a_weight_moves_traffic_before_canary_pods_go(mode):
     assert during["stable"] == after["stable"] >= before["stable"]
     if mode == "replicas":
         assert min(sum(p.values()) for p in (before, during, after)) >= 19
+
+
+def test_abort_after_a_failed_update_converges_the_stack_even_at_weight_0(apps, proxy):
+    stack = LoadBalancedStack(proxy, apps)
+    stack.config[RELEASES]["app"]["replicas"] = 5
+    stack.script = ["fail"]
+    with pytest.raises(Exception, match="code: 255"):
+        stack.up(message="a failed update by hand")
+    assert do_abort(stack, "app", True, None, sleep=no_sleep) == 0
+    assert stack.up_messages[-1] == "abort canary app" and stack.applied[-1][2] == "succeeded"
