@@ -1,0 +1,731 @@
+"""The stack file's `app-update:` settings as pydantic models: every key, type and default once.
+
+Checking only: these models say whether an input is valid and hold it as given (None where a
+key is absent). What a valid input means (the canary split, the default Service name) is
+resolved afterwards, in components/config.py.
+
+Every rule's message is the one the operator reads: each failure is a PydanticCustomError of
+type "app_update" whose text is the rule in words; `problems()` turns a ValidationError into one
+line per problem naming the full key path (`app-update:releases.app.maxSurge: ...`), with "did
+you mean" for unknown keys and an explanation for keys that belong to another strategy.
+No Pulumi import.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from components import fenceposts
+from components.quantity import parse_quantity
+
+PROJECT = "app-update"
+STRATEGIES = ("Recreate", "RollingUpdate", "Canary")
+TRAFFIC_MODES = ("replicas", "nlb", "alb", "nginx")
+CLUSTER_MODES = ("kubeconfig", "eks")
+DEFAULT_IMAGE = "arungupta/app-upgrade"
+DEFAULT_KUBERNETES_VERSION = "1.33"
+DEFAULT_SURGE = "25%"
+DEFAULT_UNAVAILABLE = "25%"
+# The minor versions the strict schema check has schemas for (kubernetes-validate 1.37.0
+# ships 1.25 to 1.37; tests/test_config.py keeps the two in step).
+SUPPORTED_KUBERNETES_VERSIONS = tuple(f"1.{minor}" for minor in range(25, 38))
+INT32_MAX = 2**31 - 1
+# A canary's Services are `<release>-stable`/`-canary`; a Service name is at most 63 characters.
+MAX_RELEASE_NAME = 63 - len("-canary")
+
+# Kubernetes name rules (apimachinery validation), matched whole (fullmatch: "app\n" is no name).
+DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+# Distribution reference grammar, without tag or digest (the tag is its own key).
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+IMAGE = re.compile(
+    r"(?:(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
+    r"(?::[0-9]+)?/)?" + _PATH_COMPONENT + r"(?:/" + _PATH_COMPONENT + r")*"
+)
+TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
+HEALTH_PATH = re.compile(r"/\S*")
+INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9]+")
+ACCOUNT_ID = re.compile(r"[0-9]{12}")
+VERSION_RULE = (f'must be a Kubernetes minor version from "{SUPPORTED_KUBERNETES_VERSIONS[0]}" to '
+                f'"{SUPPORTED_KUBERNETES_VERSIONS[-1]}", quoted (the versions the schema check knows)')
+
+# Defaults of keys the models leave None when absent (resolved in components/config.py).
+DEFAULT_MIN_READY_SECONDS = 5
+NODES_MIN, NODES_DESIRED, NODES_MAX = 1, 2, 3
+
+
+def show(value: Any) -> str:
+    """A value as the operator wrote it, for "(got ...)"."""
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def rule(text: str, *, at: tuple[str | int, ...] | None = None) -> PydanticCustomError:
+    """A broken rule, in words. `at` reports it at another key of the same mapping (() = the mapping)."""
+    context: dict[str, Any] = {"rule": text}
+    if at is not None:
+        context["at"] = at
+    return PydanticCustomError("app_update", "{rule}", context)
+
+
+# ---------------------------------------------------------------------------------------------
+# Value types: a check that raises the rule in words, and the JSON Schema editors see
+# ---------------------------------------------------------------------------------------------
+
+
+def _integer(low: int | None, high: int | None) -> Callable[[Any], int]:
+    top = INT32_MAX if high is None else high  # every integer the objects carry is an int32
+
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise rule(f"must be an integer (got {show(value)})")
+        if low is not None and value < low and high is None:
+            raise rule(f"must be at least {low} (got {value})")
+        if value > top and high is None:
+            raise rule(f"must be at most {top}, the largest number the Kubernetes API takes here (got {value})")
+        if low is not None and value < low or value > top:
+            raise rule(f"must be between {low} and {top} (got {value})")
+        return value
+
+    return check
+
+
+def Integer(low: int | None = None, high: int | None = None) -> Any:  # noqa: N802 (a type factory)
+    schema: dict[str, Any] = {"type": "integer", "maximum": INT32_MAX if high is None else high}
+    if low is not None:
+        schema["minimum"] = low
+    return Annotated[int, BeforeValidator(_integer(low, high)), WithJsonSchema(schema)]
+
+
+def _boolean(value: Any) -> bool:
+    # The CLI hands booleans to the program as "true"/"false".
+    if isinstance(value, str) and value in ("true", "false"):
+        return value == "true"
+    if not isinstance(value, bool):
+        raise rule(f"must be true or false (got {show(value)})")
+    return value
+
+
+Boolean = Annotated[bool, BeforeValidator(_boolean),
+                    WithJsonSchema({"anyOf": [{"type": "boolean"}, {"enum": ["true", "false"]}]})]
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise rule(f"must be a string (got {show(value)})")
+    return value
+
+
+def Text(pattern: re.Pattern[str] | None = None, why: str = "", max_length: int | None = None,  # noqa: N802
+         json_pattern: str | None = None) -> Any:
+    def check(value: Any) -> str:
+        text = _string(value)
+        if pattern is not None and not pattern.fullmatch(text):
+            raise rule(f"{why} (got {text!r})")
+        if max_length is not None and len(text) > max_length:
+            raise rule(f"must be at most {max_length} characters")
+        return text
+
+    schema: dict[str, Any] = {"type": "string"}
+    if pattern is not None:
+        schema["pattern"] = json_pattern or f"^{pattern.pattern}$"
+    if max_length is not None:
+        schema["maxLength"] = max_length
+    return Annotated[str, BeforeValidator(check), WithJsonSchema(schema)]
+
+
+def Choice(choices: tuple[str, ...], why: str | None = None) -> Any:  # noqa: N802
+    def check(value: Any) -> str:
+        text = _string(value)
+        if text not in choices:
+            if why:
+                raise rule(f"{why} (got {text!r})")
+            close = difflib.get_close_matches(text, choices, n=1, cutoff=0.6)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise rule(f"must be one of {', '.join(choices)} (got {text!r}){hint}")
+        return text
+
+    return Annotated[str, BeforeValidator(check), WithJsonSchema({"enum": list(choices)})]
+
+
+def _tag(value: Any) -> str:
+    # YAML and `pulumi config set --path` make a tag like 42 a number: take integers as text.
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        value = str(value)
+    elif isinstance(value, float):
+        raise rule(f"must be an image tag; quote it so YAML keeps it as written (got {value!r})")
+    text = _string(value)
+    if not TAG.fullmatch(text):
+        raise rule(f"must be an image tag (letters, digits, '_', '.', '-'; at most 128 characters) (got {text!r})")
+    return text
+
+
+ImageTag = Annotated[str, BeforeValidator(_tag), WithJsonSchema(
+    {"anyOf": [{"type": "string", "pattern": f"^{TAG.pattern}$"}, {"type": "integer", "minimum": 0}]})]
+
+
+def _int_or_percent(value: Any) -> int | str:
+    wrong = f'must be a non-negative integer or a percentage like "25%" (got {show(value)})'
+    if isinstance(value, bool):
+        raise rule(wrong)
+    if isinstance(value, int):
+        if value < 0:
+            raise rule(f"must not be negative (got {value})")
+        if value > INT32_MAX:
+            raise rule(f"must be at most {INT32_MAX} (got {value})")
+        return value
+    if isinstance(value, str) and fenceposts.parse_percent(value) is not None:
+        return value
+    raise rule(wrong)
+
+
+IntOrPercent = Annotated[int | str, BeforeValidator(_int_or_percent), WithJsonSchema(
+    {"anyOf": [{"type": "integer", "minimum": 0, "maximum": INT32_MAX}, {"type": "string", "pattern": "^[0-9]+%$"}]})]
+
+
+def _quantity(value: Any) -> str:
+    text = str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+    if not isinstance(text, str) or (parsed := parse_quantity(text)) is None or parsed < 0:
+        raise rule(f'must be a Kubernetes quantity like "250m" or "128Mi" (got {show(value)})')
+    return text
+
+
+Quantity = Annotated[str, BeforeValidator(_quantity), WithJsonSchema(
+    {"anyOf": [{"type": "string", "pattern": r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]+)?$"},
+               {"type": "number", "minimum": 0}]})]
+
+
+def _env_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    raise rule(f"must be a string, number or boolean (got {show(value)})")
+
+
+def _env_name(value: Any) -> str:
+    if not isinstance(value, str) or not ENV_NAME.fullmatch(value):
+        raise rule("is not a valid environment variable name (letters, digits, '_', '-', '.'; not starting with a digit)")
+    return value
+
+
+EnvName = Annotated[str, BeforeValidator(_env_name), WithJsonSchema({"type": "string", "pattern": f"^{ENV_NAME.pattern}$"})]
+EnvValue = Annotated[str, BeforeValidator(_env_value), WithJsonSchema({"type": ["string", "number", "boolean"]})]
+
+
+def _release_name(value: Any) -> str:
+    if not isinstance(value, str) or not DNS1035_LABEL.fullmatch(value) or len(value) > MAX_RELEASE_NAME:
+        raise rule("release names must be DNS-1123 labels that start with a letter (lowercase letters, digits and '-', "
+                   f"at most {MAX_RELEASE_NAME} characters) because they name Deployments and Services")
+    return value
+
+
+ReleaseName = Annotated[str, BeforeValidator(_release_name), WithJsonSchema(
+    {"type": "string", "pattern": f"^{DNS1035_LABEL.pattern}$", "maxLength": MAX_RELEASE_NAME})]
+
+
+def _image(value: Any) -> str:
+    text = _string(value)
+    if not IMAGE.fullmatch(text):
+        if "@" in text or re.search(r":[^/]*$", text):
+            raise rule(f"must be an image reference without tag or digest; put the tag in 'tag' (got {text!r})")
+        raise rule(f"is not a valid image reference (got {text!r})")
+    return text
+
+
+Image = Annotated[str, BeforeValidator(_image), WithJsonSchema({"type": "string", "pattern": f"^{IMAGE.pattern}$"})]
+
+
+def _cidr(value: Any) -> str:
+    try:
+        return str(ipaddress.IPv4Network(value))
+    except (ValueError, TypeError):
+        raise rule(f"must be an IPv4 network in CIDR form with no host bits set (got {show(value)})") from None
+
+
+Cidr = Annotated[str, BeforeValidator(_cidr), WithJsonSchema({"type": "string", "format": "ipv4-network"})]
+
+
+def _non_empty_list(what: str) -> Callable[[Any], list[Any]]:
+    def check(value: Any) -> list[Any]:
+        if not isinstance(value, list) or not value:
+            raise rule(f"must be a non-empty list of {what}" + ("" if what == "CIDRs" else f" (got {show(value)})"))
+        return value
+
+    return check
+
+
+# ---------------------------------------------------------------------------------------------
+# Models
+# ---------------------------------------------------------------------------------------------
+
+
+class Section(BaseModel):
+    """A mapping of the stack file: unknown keys are errors; a key set to null counts as absent."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=False, hide_input_in_errors=True)
+
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        return tuple(field.alias or name for name, field in cls.model_fields.items())
+
+
+def _drop_nulls(value: Any) -> Any:
+    return {k: v for k, v in value.items() if v is not None} if isinstance(value, dict) else value
+
+
+class Track(Section):
+    tag: ImageTag
+    replicas: Integer(0) | None = None
+
+
+class CanaryTrack(Section):
+    tag: ImageTag
+    weight: Integer(0, 100) | None = None
+    replicas: Integer(0) | None = None
+    # Set by `rollout canary`/`abort` between the two updates of a weight step.
+    pods_for_weight: Integer(0, 100) | None = Field(None, alias="podsForWeight")
+
+
+class ResourceList(Section):
+    cpu: Quantity | None = None
+    memory: Quantity | None = None
+
+
+class Resources(Section):
+    # limits first: the requests check reads them.
+    limits: Annotated[ResourceList, BeforeValidator(_drop_nulls)] | None = None
+    requests: Annotated[ResourceList, BeforeValidator(_drop_nulls)] | None = None
+
+    @field_validator("requests")
+    @classmethod
+    def _requests_within_limits(cls, requests: ResourceList | None, info: ValidationInfo) -> ResourceList | None:
+        limits = info.data.get("limits")
+        for name in ("cpu", "memory"):
+            req, lim = getattr(requests, name, None), getattr(limits, name, None)
+            if req and lim and parse_quantity(req) > parse_quantity(lim):
+                raise rule(f"must not exceed limits.{name} ({req} > {lim}): the Kubernetes API rejects it",
+                           at=("requests", name))
+        return requests
+
+
+class ReleaseBase(Section):
+    image: Image | None = None
+    port: Integer(1, 65535) | None = None
+    service_port: Integer(1, 65535) | None = Field(None, alias="servicePort")
+    service_name: Text(DNS1035_LABEL, "must be a DNS-1035 label (a Service name)", MAX_RELEASE_NAME) | None = Field(
+        None, alias="serviceName")
+    health_path: Text(HEALTH_PATH, "must be an absolute HTTP path like /healthz") | None = Field(None, alias="healthPath")
+    resources: Annotated[Resources, BeforeValidator(_drop_nulls)] | None = None
+    env: dict[EnvName, EnvValue] | None = None
+    min_ready_seconds: Integer(0) | None = Field(None, alias="minReadySeconds")
+    progress_deadline_seconds: Integer(1) | None = Field(None, alias="progressDeadlineSeconds")
+    pre_stop_seconds: Integer(0, 300) | None = Field(None, alias="preStopSeconds")
+
+    @field_validator("progress_deadline_seconds")
+    @classmethod
+    def _deadline_after_min_ready(cls, deadline: int | None, info: ValidationInfo) -> int | None:
+        if deadline is None or "min_ready_seconds" not in info.data:
+            return deadline
+        min_ready = info.data["min_ready_seconds"]
+        min_ready = DEFAULT_MIN_READY_SECONDS if min_ready is None else min_ready
+        if deadline <= min_ready:
+            raise rule(f"must be greater than minReadySeconds ({deadline} <= {min_ready}): the Kubernetes API rejects it")
+        return deadline
+
+
+def _check_unavailable(unavailable: int | str | None, info: ValidationInfo) -> int | str | None:
+    if isinstance(unavailable, str) and (fenceposts.parse_percent(unavailable) or 0) > 100:
+        raise rule(f"must not be more than 100% (got {unavailable!r})")
+    if "max_surge" in info.data:  # (absent when maxSurge itself is wrong)
+        surge = info.data["max_surge"]
+        if fenceposts.is_zero(DEFAULT_SURGE if surge is None else surge) and fenceposts.is_zero(
+                DEFAULT_UNAVAILABLE if unavailable is None else unavailable):
+            raise rule("must not be 0 when maxSurge is 0: the Kubernetes API rejects it "
+                       "(the update could never replace a pod)")
+    return unavailable
+
+
+class RecreateRelease(ReleaseBase):
+    strategy: Literal["Recreate"]
+    tag: ImageTag
+    replicas: Integer(0) | None = None
+
+
+class RollingRelease(ReleaseBase):
+    strategy: Literal["RollingUpdate"]
+    tag: ImageTag
+    replicas: Integer(0) | None = None
+    max_surge: IntOrPercent | None = Field(None, alias="maxSurge")
+    max_unavailable: IntOrPercent | None = Field(None, alias="maxUnavailable")
+
+    _unavailable = field_validator("max_unavailable")(_check_unavailable)
+
+
+class CanaryRelease(ReleaseBase):
+    strategy: Literal["Canary"]
+    max_surge: IntOrPercent | None = Field(None, alias="maxSurge")
+    max_unavailable: IntOrPercent | None = Field(None, alias="maxUnavailable")
+    traffic: Choice(TRAFFIC_MODES) | None = None
+    ingress_class: Text(DNS1123_LABEL, "must be an IngressClass name (a DNS-1123 label)") | None = Field(
+        None, alias="ingressClass")
+    stable: Annotated[Track, BeforeValidator(_drop_nulls)]
+    canary: Annotated[CanaryTrack, BeforeValidator(_drop_nulls)]
+    # Last: its check reads the tracks and the traffic mode.
+    replicas: Integer(0) | None = Field(None, validate_default=True)
+
+    _unavailable = field_validator("max_unavailable")(_check_unavailable)
+
+    @field_validator("traffic")
+    @classmethod
+    def _controller_present(cls, traffic: str | None, info: ValidationInfo) -> str | None:
+        if traffic in ("nlb", "alb") and not (info.context or {}).get("load_balancer_controller", False):
+            raise rule(f"'{traffic}' needs the AWS Load Balancer Controller: set {PROJECT}:cluster.loadBalancerController "
+                       "to true (on eks it is installed; on a kubeconfig cluster it declares the controller is already "
+                       "there)")
+        return traffic
+
+    @field_validator("ingress_class")
+    @classmethod
+    def _ingress_class_used(cls, ingress_class: str | None, info: ValidationInfo) -> str | None:
+        if ingress_class is not None and info.data.get("traffic", "replicas") not in ("alb", "nginx"):
+            raise rule("is only used with traffic: alb or nginx")
+        return ingress_class
+
+    @field_validator("replicas")
+    @classmethod
+    def _one_form(cls, replicas: int | None, info: ValidationInfo) -> int | None:
+        stable, canary = info.data.get("stable"), info.data.get("canary")
+        if stable is None or canary is None:
+            return replicas
+        traffic = info.data.get("traffic") or "replicas"
+        explicit = stable.replicas is not None or canary.replicas is not None
+        weighted = canary.weight is not None or replicas is not None
+        if explicit and weighted:
+            raise rule("use either replicas + canary.weight or stable.replicas + canary.replicas, not both", at=())
+        if explicit and traffic != "replicas":
+            raise rule(f"traffic '{traffic}' splits by weight: set replicas (stable pods) and canary.weight, "
+                       "not per-track replicas", at=())
+        if explicit:
+            if canary.pods_for_weight is not None:
+                raise rule("goes with replicas + canary.weight, not with per-track replicas",
+                           at=("canary", "podsForWeight"))
+            for track in ("stable", "canary"):
+                if info.data[track].replicas is None:
+                    raise rule("is required", at=(track, "replicas"))
+            return replicas
+        if replicas is None:
+            raise rule("is required")
+        weight = canary.weight or 0
+        weights = [weight] if canary.pods_for_weight is None else [weight, canary.pods_for_weight]
+        if traffic == "replicas" and any(0 < w < 100 for w in weights) and replicas < 2:
+            raise rule(f"must be at least 2 for a canary weight of {max(weights)}: "
+                       "each track needs a pod while 0 < weight < 100")
+        if traffic != "replicas" and weight < 100 and replicas < 1:
+            raise rule(f"must be at least 1 with traffic '{traffic}': the stable track serves the rest")
+        return replicas
+
+
+Release = Annotated[RecreateRelease | RollingRelease | CanaryRelease, Field(discriminator="strategy")]
+RELEASE_MODELS = {"Recreate": RecreateRelease, "RollingUpdate": RollingRelease, "Canary": CanaryRelease}
+
+# Keys that belong to another strategy: what to say instead of "unknown key".
+MISPLACED = {
+    "Recreate": {
+        "maxSurge": "is a RollingUpdate setting: the Kubernetes API rejects rollingUpdate settings with strategy Recreate",
+        "maxUnavailable": "is a RollingUpdate setting: the Kubernetes API rejects rollingUpdate settings with strategy "
+                          "Recreate",
+        **{key: "belongs to Canary releases only" for key in ("stable", "canary", "traffic", "ingressClass")},
+    },
+    "RollingUpdate": {key: "belongs to Canary releases only" for key in ("stable", "canary", "traffic", "ingressClass")},
+    "Canary": {"tag": "a Canary release has no single tag: set stable.tag and canary.tag"},
+}
+
+
+class NodeGroup(Section):
+    instance_types: Annotated[list[Text(INSTANCE_TYPE, "must be an EC2 instance type like t3.medium")],
+                              BeforeValidator(_non_empty_list("EC2 instance types"))] | None = Field(
+        None, alias="instanceTypes")
+    min: Integer(1) | None = None
+    desired: Integer(1) | None = None
+    max: Integer(1) | None = Field(None, validate_default=True)
+    capacity_type: Choice(("ON_DEMAND", "SPOT")) | None = Field(None, alias="capacityType")
+
+    @field_validator("max")
+    @classmethod
+    def _ordered(cls, high: int | None, info: ValidationInfo) -> int | None:
+        if "min" not in info.data or "desired" not in info.data:
+            return high
+        low, desired, top = info.data["min"] or NODES_MIN, info.data["desired"] or NODES_DESIRED, high or NODES_MAX
+        if not low <= desired <= top:
+            raise rule(f"must satisfy min <= desired <= max (got {low}, {desired}, {top})", at=())
+        return high
+
+
+class KubeconfigCluster(Section):
+    mode: Literal["kubeconfig"]
+    context: Text() | None = None
+    kubernetes_version: Choice(SUPPORTED_KUBERNETES_VERSIONS, VERSION_RULE) | None = Field(None, alias="kubernetesVersion")
+    load_balancer_controller: Boolean | None = Field(None, alias="loadBalancerController")
+
+
+def _vpc_cidr(value: Any) -> str:
+    text = value if isinstance(value, str) else None
+    try:
+        network = ipaddress.IPv4Network(text)
+    except (ValueError, TypeError):
+        raise rule(f"must be an IPv4 network in CIDR form like 10.0.0.0/16 (got {show(value)})") from None
+    if not 16 <= network.prefixlen <= 20:
+        raise rule(f"must be a /16 to /20 network so every subnet gets room (got {text!r})")
+    return str(network)
+
+
+class EksCluster(Section):
+    mode: Literal["eks"]
+    kubernetes_version: Choice(SUPPORTED_KUBERNETES_VERSIONS, VERSION_RULE) | None = Field(None, alias="kubernetesVersion")
+    vpc_cidr: Annotated[str, BeforeValidator(_vpc_cidr), WithJsonSchema({"type": "string"})] | None = Field(
+        None, alias="vpcCidr")
+    availability_zones: Integer(2, 3) | None = Field(None, alias="availabilityZones")
+    nodes: Annotated[NodeGroup, BeforeValidator(_drop_nulls)] | None = None
+    endpoint_public_access_cidrs: Annotated[list[Cidr], BeforeValidator(_non_empty_list("CIDRs"))] | None = Field(
+        None, alias="endpointPublicAccessCidrs")
+    nat_gateways: Choice(("single", "perAz")) | None = Field(None, alias="natGateways")
+    load_balancer_controller: Boolean | None = Field(None, alias="loadBalancerController")
+    tags: dict[str, Text()] | None = None
+
+
+def _cluster_mode_default(value: Any) -> Any:
+    if isinstance(value, dict):
+        value = _drop_nulls(value)
+        return {"mode": "kubeconfig", **value} if "mode" not in value else value
+    return value
+
+
+Cluster = Annotated[KubeconfigCluster | EksCluster, Field(discriminator="mode"), BeforeValidator(_cluster_mode_default)]
+CLUSTER_MODELS = {"kubeconfig": KubeconfigCluster, "eks": EksCluster}
+
+
+def _releases(value: Any) -> Any:
+    if isinstance(value, dict) and not value:
+        raise rule("must name at least one release")
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items()}
+    return value
+
+
+class StackSettings(Section):
+    """Everything under `app-update:` in a stack file (keys without the namespace)."""
+
+    namespace: Text(DNS1123_LABEL, "must be a DNS-1123 label (lowercase letters, digits and '-', at most 63 "
+                                   "characters)", 63) | None = None
+    await_load_balancer: Boolean | None = Field(None, alias="awaitLoadBalancer")
+    protected: Boolean | None = None
+    cluster: Cluster | None = None
+    releases: Annotated[dict[ReleaseName, Release], BeforeValidator(_releases)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Checking and messages
+# ---------------------------------------------------------------------------------------------
+
+_CLUSTER = TypeAdapter(Cluster)
+
+
+def check(raw: Mapping[str, Any]) -> tuple[StackSettings | None, list[str]]:
+    """Validate the `app-update:` settings: the models, or every problem as one line each."""
+    nulls = [key for key in StackSettings.keys() if key in raw and raw[key] is None]
+    problems = [f"{PROJECT}:{key}: is empty (null); give it a value or remove the key for the default" for key in nulls]
+    data = {k: v for k, v in raw.items() if v is not None}
+    context = {"load_balancer_controller": _controller(data.get("cluster"))}
+    try:
+        settings = StackSettings.model_validate(data, context=context)
+    except ValidationError as error:
+        found = [e for e in error.errors(include_url=False) if not (e["type"] == "missing" and e["loc"][0] in nulls)]
+        return None, problems + [line for e in found for line in _lines(e, data)]
+    return (settings, []) if not problems else (None, problems)
+
+
+def _controller(cluster: Any) -> bool:
+    """cluster.loadBalancerController as the release checks need it (False unless clearly set)."""
+    try:
+        return bool(_CLUSTER.validate_python(cluster).load_balancer_controller) if cluster is not None else False
+    except ValidationError:
+        return isinstance(cluster, dict) and cluster.get("loadBalancerController") in (True, "true")
+
+
+def _lines(error: Mapping[str, Any], data: Mapping[str, Any]) -> list[str]:
+    loc = list(error["loc"])
+    kind = error["type"]
+    context = error.get("ctx") or {}
+    # Drop what pydantic adds to a location: the union member's tag and the "[key]" of a mapping key.
+    if len(loc) >= 3 and loc[0] == "releases" and loc[2] in STRATEGIES:
+        del loc[2]
+    if len(loc) >= 2 and loc[0] == "cluster" and loc[1] in CLUSTER_MODES:
+        del loc[1]
+    if loc and loc[-1] == "[key]":
+        loc.pop()
+    if "at" in context:
+        loc = loc[:-1] + list(context["at"])
+    path = _path(loc)
+    if kind == "app_update":
+        return [f"{PROJECT}:{path}: {context['rule']}"]
+    if kind == "missing":
+        return [f"{PROJECT}:{path}: is required"]
+    if kind == "extra_forbidden":
+        return [f"{PROJECT}:{path}: {_unknown_key(loc, data)}"]
+    if kind == "union_tag_not_found":
+        if loc[:1] == ["releases"]:
+            return [f"{PROJECT}:{path}.strategy: is required"]
+        return [f"{PROJECT}:{path}.mode: is required"]
+    if kind == "union_tag_invalid":
+        field, choices = ("strategy", STRATEGIES) if loc[:1] == ["releases"] else ("mode", CLUSTER_MODES)
+        tag = _lookup(data, loc + [field])
+        if not isinstance(tag, str):
+            return [f"{PROJECT}:{path}.{field}: must be a string (got {show(tag)})"]
+        close = difflib.get_close_matches(tag, choices, n=1, cutoff=0.6)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        return [f"{PROJECT}:{path}.{field}: must be one of {', '.join(choices)} (got {tag!r}){hint}"]
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        value = _lookup(data, loc)
+        if len(loc) == 2 and loc[0] == "releases":
+            return [f"{PROJECT}:{path}: must be a mapping with at least 'strategy'"]
+        return [f"{PROJECT}:{path}: must be a mapping (got {show(value)})"]
+    if kind == "list_type":
+        return [f"{PROJECT}:{path}: must be a list (got {show(_lookup(data, loc))})"]
+    return [f"{PROJECT}:{path}: {error['msg']}"]
+
+
+def _path(loc: Iterable[Any]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _lookup(data: Any, loc: list[Any]) -> Any:
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            return None
+    return node
+
+
+def _model_at(loc: list[Any], data: Mapping[str, Any]) -> tuple[type[Section] | None, dict[str, str]]:
+    """The model of the mapping at `loc` (the parent of an unknown key), and its misplaced-key notes."""
+    if not loc:
+        return StackSettings, {}
+    if loc[0] == "cluster":
+        cluster = _lookup(data, ["cluster"]) or {}
+        model = CLUSTER_MODELS.get(cluster.get("mode", "kubeconfig") if isinstance(cluster, dict) else "", None)
+        return (model, {}) if len(loc) == 1 else (NodeGroup, {})
+    if loc[0] == "releases" and len(loc) >= 2:
+        strategy = (_lookup(data, loc[:2]) or {}).get("strategy")
+        if len(loc) == 2:
+            return RELEASE_MODELS.get(strategy), MISPLACED.get(strategy, {})
+        nested = {"stable": Track, "canary": CanaryTrack, "resources": Resources}
+        if len(loc) == 3:
+            return nested.get(loc[2]), {}
+        if loc[2] == "resources":
+            return ResourceList, {}
+    return None, {}
+
+
+def _unknown_key(loc: list[Any], data: Mapping[str, Any]) -> str:
+    model, misplaced = _model_at(loc[:-1], data)
+    key = str(loc[-1])
+    if key in misplaced:
+        return misplaced[key]
+    allowed = model.keys() if model else ()
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    return f"unknown key; did you mean '{close[0]}'?" if close else f"unknown key; valid keys: {', '.join(allowed)}"
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON Schema of a stack file
+# ---------------------------------------------------------------------------------------------
+
+
+def stack_file_schema() -> dict[str, Any]:
+    """A JSON Schema for `Pulumi.<stack>.yaml`: this project's keys with their types; other
+    namespaces (aws:, kubernetes:, pulumi:) free; unknown `app-update:` keys refused."""
+    settings = _closed(StackSettings.model_json_schema(by_alias=True, ref_template="#/$defs/{model}"))
+    settings["properties"]["releases"]["minProperties"] = 1
+    definitions = settings.pop("$defs", {})
+    properties: dict[str, Any] = {}
+    for key, schema in settings["properties"].items():
+        schema.pop("default", None)
+        properties[f"{PROJECT}:{key}"] = schema
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://app-update.example/stack-file.schema.json",
+        "title": f"Pulumi stack file of the {PROJECT} project",
+        "description": "Generated from the config models by `make schema`; do not edit by hand.",
+        "type": "object",
+        "properties": {
+            "config": {
+                "type": "object",
+                "properties": properties,
+                "required": [f"{PROJECT}:releases"],
+                "patternProperties": {f"^(?!{PROJECT}:)[A-Za-z0-9_.-]+:.+$": {}},
+                "additionalProperties": False,
+            },
+            "secretsprovider": {"type": "string"},
+            "encryptedkey": {"type": "string"},
+            "encryptionsalt": {"type": "string"},
+            "environment": {},
+        },
+        "required": ["config"],
+        "additionalProperties": False,
+        "$defs": definitions,
+    }
+
+
+SCHEMA_FILE = "schema/pulumi-stack.schema.json"
+
+
+def schema_text() -> str:
+    """The stack-file schema as committed (`make schema` writes it; a test compares)."""
+    return json.dumps(stack_file_schema(), indent=2) + "\n"
+
+
+def _closed(node: Any) -> Any:
+    """Mappings whose keys have a pattern (release names, env names) take no other keys."""
+    if isinstance(node, dict):
+        if "patternProperties" in node and "additionalProperties" not in node:
+            node["additionalProperties"] = False
+        for value in node.values():
+            _closed(value)
+    elif isinstance(node, list):
+        for value in node:
+            _closed(value)
+    return node
