@@ -23,7 +23,7 @@ import pulumi_kubernetes as k8s
 from components import canary_math
 from components.pod_template import deployment, object_labels, rolling_strategy, selector_labels
 from components.release import ReleaseArgs
-from components.service import ingress_address, service, service_address
+from components.service import SKIP_AWAIT, ingress_address, service, service_address
 
 STABLE = "stable"
 CANARY = "canary"
@@ -158,7 +158,7 @@ class CanaryPair(pulumi.ComponentResource):
                 else k8s.networking.v1.ServiceBackendPortArgs(number=release.service_port))
         merged = dict(annotations or {})
         if not context.await_load_balancer:
-            merged["pulumi.com/skipAwait"] = "true"
+            merged[SKIP_AWAIT] = "true"
         return k8s.networking.v1.Ingress(
             f"{name}-ingress",
             metadata=k8s.meta.v1.ObjectMetaArgs(

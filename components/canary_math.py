@@ -91,9 +91,10 @@ def weight_step(old: int, new: int) -> tuple[tuple[int, int | None], tuple[int, 
 
 def weight_warning(release: str, total: int, requested: int | None, effective: float | None,
                    traffic: str = "replicas") -> str | None:
-    """The warning `pulumi up` logs when pod counts cannot give the requested weight."""
+    """The warning `pulumi up` logs (and preview shows) when pod counts cannot give the requested weight."""
     if traffic != "replicas" or requested is None or effective is None or abs(effective - requested) <= 1:
         return None
+    below, above = nearest_shares(total, requested)
     return (f"release {release}: canary weight {requested}% is approximated as {effective:g}% with {total} pods; "
             f"an exact split needs a multiple of {exact_total(requested)} pods, or a weighted traffic mode "
-            f"(traffic: nlb, alb or nginx)")
+            f"(traffic: nlb, alb or nginx); nearest shares at {total} pods: {below:g}% and {above:g}%")

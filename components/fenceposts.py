@@ -14,15 +14,20 @@ from dataclasses import dataclass, replace
 RECREATE = "Recreate"
 ROLLING_UPDATE = "RollingUpdate"
 
-_PERCENT = re.compile(r"^([0-9]+)%$")
+_PERCENT = re.compile(r"([0-9]+)%")
+# Kubernetes parses the number of "N%" as an int64 (strconv.Atoi): more digits are not a percentage.
+_MAX_PERCENT = 2**63 - 1
 
 IntOrPercent = int | str
 
 
 def parse_percent(value: str) -> int | None:
-    """`"25%"` → 25; anything else → None."""
-    match = _PERCENT.match(value)
-    return int(match.group(1)) if match else None
+    """`"25%"` → 25; anything else → None (also text around it, and numbers past int64)."""
+    match = _PERCENT.fullmatch(value) if isinstance(value, str) else None
+    if match is None or len(match.group(1).lstrip("0")) > 19:
+        return None
+    percent = int(match.group(1).lstrip("0") or "0")
+    return percent if percent <= _MAX_PERCENT else None
 
 
 def is_zero(value: IntOrPercent) -> bool:

@@ -106,15 +106,22 @@ def warnings_for(release: Release, fc: Forecast) -> list[str]:
         if replicas > 0 and surge == 0 and unavailable == 0:
             out.append(f"release {name}: maxSurge {release.max_surge!r} and maxUnavailable {release.max_unavailable!r} "
                        f"both round to 0 at {replicas} pods; the controller takes maxUnavailable = 1")
-    warning = canary_math.weight_warning(name, release.replicas, release.requested_weight, release.effective_weight,
-                                         release.traffic)
-    if warning:
-        below, above = canary_math.nearest_shares(release.replicas, release.requested_weight or 0)
-        out.append(f"{warning}; nearest shares at {release.replicas} pods: {below:g}% and {above:g}%")
+    # The weight warning is the program's own (CanaryPair logs it): build() takes it from the run.
     return out
 
 
-def release_plan(release: Release) -> dict[str, Any]:
+def _front(release: Release, run: ProgramRun) -> str:
+    """What the program registered in front of the release's pods under its Service name."""
+    for resource in run.kubernetes_objects():
+        metadata = resource.inputs.get("metadata") or {}
+        if metadata.get("name") == release.service_name and resource.inputs.get("kind") in ("Service", "Ingress"):
+            if resource.inputs["kind"] == "Ingress":
+                return "Ingress"
+            return (resource.inputs.get("spec") or {}).get("type", "ClusterIP")
+    return "none"
+
+
+def release_plan(release: Release, run: ProgramRun) -> dict[str, Any]:
     fc = release_forecast(release)
     plan: dict[str, Any] = {
         "name": release.name,
@@ -133,7 +140,7 @@ def release_plan(release: Release) -> dict[str, Any]:
             "name": release.service_name,
             "port": release.service_port,
             "targetPort": release.port,
-            "type": "LoadBalancer" if release.strategy != "Canary" or release.traffic in ("replicas", "nlb") else "Ingress",
+            "type": _front(release, run),
         },
         "forecast": fc.to_json(),
         "warnings": warnings_for(release, fc),
@@ -147,7 +154,7 @@ def release_plan(release: Release) -> dict[str, Any]:
 
 
 def build(config: StackConfig, run: ProgramRun) -> dict[str, Any]:
-    releases = [release_plan(r) for r in config.releases]
+    releases = [release_plan(r, run) for r in config.releases]
     cluster = config.cluster
     return {
         "stack": config.stack,

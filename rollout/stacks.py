@@ -16,9 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from components.config import DEFAULT_IMAGE, StackConfig, parse_config_value
-
-PROJECT = "app-update"
+from components.config import DEFAULT_IMAGE, PROJECT, StackConfig, parse_config_value
 RELEASES_KEY = f"{PROJECT}:releases"
 PROTECTED_KEY = f"{PROJECT}:protected"
 INSTALL_HINT = ("the Pulumi CLI is not installed or not on PATH: install it with "

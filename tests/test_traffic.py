@@ -148,15 +148,44 @@ PREVIEW_STEPS = [
 
 @pytest.mark.parametrize("traffic,replicas,weight,expected", PREVIEW_STEPS, ids=[p[0] for p in PREVIEW_STEPS])
 def test_preview_shows_the_order_of_a_weight_step(traffic, replicas, weight, expected, capsys):
+    from components.config import split_namespaces, validate
     from rollout import plan
     from tests.conftest import settings_with
 
     settings = settings_with(canary(traffic, weight, replicas))
     settings["app-update:cluster"]["loadBalancerController"] = True
-    from components.config import split_namespaces, validate
-
     own, other = split_namespaces(settings)
     release = validate(own, "test", other).release("app")
-    steps = plan.release_plan(release)["weightSteps"]
+    steps = plan.release_plan(release, run_mode(traffic, weight, replicas))["weightSteps"]
     assert [f"{s['change']}: " + "  ".join(f"{n}) {u}" for n, u in enumerate(s["updates"], 1)) for s in steps] \
         == expected
+
+
+def test_a_weight_warning_is_shown_once():
+    run = ok_run({"app": {"strategy": "Canary", "replicas": 4, "stable": {"tag": "v1"},
+                          "canary": {"tag": "v2", "weight": 5}}})
+    assert len([w for w in run.warnings if "approximated" in w]) == 1
+    from components.config import split_namespaces, validate
+    from rollout import plan
+    from tests.conftest import settings_with
+
+    own, other = split_namespaces(settings_with({"app": {"strategy": "Canary", "replicas": 4, "stable": {"tag": "v1"},
+                                                         "canary": {"tag": "v2", "weight": 5}}}))
+    built = plan.build(validate(own, "test", other), run)
+    assert len([w for w in built["warnings"] if "approximated as 25%" in w]) == 1
+    assert "nearest shares at 4 pods: 0% and 25%" in built["warnings"][-1]
+    assert built["releases"][0]["service"]["type"] == "LoadBalancer"
+
+
+@pytest.mark.parametrize("traffic,front", [("replicas", "LoadBalancer"), ("nlb", "LoadBalancer"), ("alb", "Ingress"),
+                                           ("nginx", "Ingress")])
+def test_the_plan_reads_the_front_object_the_program_registered(traffic, front):
+    from components.config import split_namespaces, validate
+    from rollout import plan
+    from tests.conftest import settings_with
+
+    settings = settings_with(canary(traffic, 25))
+    settings["app-update:cluster"]["loadBalancerController"] = True
+    own, other = split_namespaces(settings)
+    built = plan.build(validate(own, "test", other), run_mode(traffic, 25))
+    assert built["releases"][0]["service"]["type"] == front
