@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from components.config import DEFAULT_IMAGE, PROJECT, StackConfig, parse_config_value
+
 RELEASES_KEY = f"{PROJECT}:releases"
 PROTECTED_KEY = f"{PROJECT}:protected"
 INSTALL_HINT = ("the Pulumi CLI is not installed or not on PATH: install it with "
