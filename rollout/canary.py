@@ -93,28 +93,51 @@ def probe_once(url: urllib.parse.SplitResult, timeout: float) -> tuple[str | Non
         connection.close()
 
 
-class Prober:
-    """Paced probe traffic from a few threads, fed into a Judge until stopped."""
+class Clock:
+    """Real time, for `rollout canary`. Tests and benchmarks pass a virtual one (same methods)
+    so that a step's interval passes as fast as its probes answer."""
 
-    def __init__(self, url: str, judge: Judge, rate: float, concurrency: int, timeout: float):
+    def now(self) -> float:
+        return time.monotonic()
+
+    def wait_until(self, event: threading.Event, moment: float) -> bool:
+        """Wait until `moment` or until `event` is set; whether it is set."""
+        return event.wait(max(0.0, moment - self.now()))
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+class Prober:
+    """Paced probe traffic from a few threads, fed into a Judge, for one step's interval.
+
+    Request n goes out at start + n / rate; the step ends with the first request whose time is
+    past the interval, or as soon as the judge has a verdict.
+    """
+
+    def __init__(self, url: str, judge: Judge, rate: float, concurrency: int, timeout: float,
+                 clock: Clock | None = None):
         self.url = urllib.parse.urlsplit(url)
         self.judge = judge
         self.rate = rate
         self.timeout = timeout
+        self.clock = clock or Clock()
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.verdict: str | None = None
         self.next_slot = 0
-        self.start = time.monotonic()
-        self.threads = [threading.Thread(target=self._work, daemon=True) for _ in range(concurrency)]
+        self.concurrency = concurrency
 
-    def _work(self) -> None:
+    def _work(self, deadline: float, on_tick: Callable[[float], None]) -> None:
         while not self.stop.is_set():
             with self.lock:
                 slot = self.next_slot
                 self.next_slot += 1
-            # Pace to `rate` requests per second across all threads.
-            if self.stop.wait(max(0.0, self.start + slot / self.rate - time.monotonic())):
+            moment = self.start + slot / self.rate
+            if moment >= deadline:
+                self.stop.set()  # the interval is over
+                return
+            if self.clock.wait_until(self.stop, moment):
                 return
             version, ok, seconds = probe_once(self.url, self.timeout)
             with self.lock:
@@ -125,18 +148,27 @@ class Prober:
                 if verdict:
                     self.verdict = verdict
                     self.stop.set()
+                elapsed = self.clock.now() - self.start
+                if elapsed >= self.next_tick:  # a progress line per second of the step
+                    self.next_tick = int(elapsed) + 1
+                    on_tick(elapsed)
 
     def run(self, duration: float, on_tick: Callable[[float], None]) -> str | None:
-        for thread in self.threads:
-            thread.start()
+        self.start = self.clock.now()
+        self.next_tick = 1.0
         deadline = self.start + duration
-        while not self.stop.wait(min(1.0, max(0.0, deadline - time.monotonic()))):
-            if time.monotonic() >= deadline:
-                break
-            on_tick(time.monotonic() - self.start)
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(self.timeout + 1)
+        threads = [threading.Thread(target=self._work, args=(deadline, on_tick), daemon=True)
+                   for _ in range(self.concurrency)]
+        for thread in threads:
+            thread.start()
+        try:
+            # Wake now and then so Ctrl-C reaches this thread; the workers end the step.
+            while not self.stop.wait(0.5):
+                pass
+        finally:
+            self.stop.set()
+            for thread in threads:
+                thread.join(self.timeout + 1)
         return self.verdict
 
 
@@ -219,8 +251,8 @@ class _Tracker:
     live, so that whatever fails, the report can say both."""
 
     def __init__(self, stack: StackLike, release: str, releases: dict[str, Any], log: _Log,
-                 policy: stacks.RetryPolicy, sleep: Callable[[float], None]):
-        self.stack, self.release, self.log, self.policy, self.sleep = stack, release, log, policy, sleep
+                 policy: stacks.RetryPolicy, clock: Clock):
+        self.stack, self.release, self.log, self.policy, self.clock = stack, release, log, policy, clock
         self.full_config = stack.get_all_config()
         self.config = copy.deepcopy(releases)  # as written to the stack's config
         self.live = copy.deepcopy(releases[release])  # what the last successful update applied
@@ -253,7 +285,7 @@ class _Tracker:
         try:
             stacks.update(self.stack, message, policy=policy or self.policy,
                           on_output=lambda line: self.log.event("pulumi", line=line.rstrip()),
-                          note=lambda text: self.log.say(f"  {text}"), sleep=self.sleep)
+                          note=lambda text: self.log.say(f"  {text}"), sleep=self.clock.sleep)
         except stacks.UpdateFailed as failed:
             if failed.ran:
                 self.doubt = copy.deepcopy(self.cfg)
@@ -309,7 +341,7 @@ class _Tracker:
 
 
 def run_canary(stack: StackLike, options: CanaryOptions, *, out: TextIO | None = None,
-               log_path: Path | None = None, sleep: Callable[[float], None] = time.sleep) -> CanaryRun:
+               log_path: Path | None = None, clock: Clock | None = None) -> CanaryRun:
     """Step the canary, judge it, promote it or send its traffic back to stable.
 
     From the first config write on, every way out (a verdict, a failed or locked update, an
@@ -318,14 +350,14 @@ def run_canary(stack: StackLike, options: CanaryOptions, *, out: TextIO | None =
     """
     log = _Log(log_path, out or sys.stdout)
     try:
-        return _CanaryLoop(stack, options, log, sleep).run()
+        return _CanaryLoop(stack, options, log, clock or Clock()).run()
     finally:
         log.close()
 
 
 class _CanaryLoop:
-    def __init__(self, stack: StackLike, options: CanaryOptions, log: _Log, sleep: Callable[[float], None]):
-        self.stack, self.o, self.log, self.sleep = stack, options, log, sleep
+    def __init__(self, stack: StackLike, options: CanaryOptions, log: _Log, clock: Clock):
+        self.stack, self.o, self.log, self.clock = stack, options, log, clock
         self.results: list[StepResult] = []
         self.step, self.weight = 0, 0
         self.promoting = False
@@ -343,7 +375,7 @@ class _CanaryLoop:
                                  f"`{abort_command(stack.name, o.release)}`")
         url = o.url or release_url(stack, o.release, releases)
         self.original_stable_tag = stacks.get_path(cfg, "stable.tag")
-        tracker = _Tracker(stack, o.release, releases, log, o.retry, self.sleep)
+        tracker = _Tracker(stack, o.release, releases, log, o.retry, self.clock)
         self.tracker = tracker
         log.say(f"canary {o.release} {o.tag} on {stack.name}: steps {', '.join(f'{w}%' for w in o.steps)}, "
                 f"{o.interval:g}s each, error budget {100 * o.max_error_rate:g}%, p99 limit {1000 * o.max_p99:.0f}ms, "
@@ -374,7 +406,7 @@ class _CanaryLoop:
     def _judge(self, url: str, index: int, weight: int) -> str | None:
         o, log = self.o, self.log
         judge = Judge(o.tag, weight, o.max_error_rate, o.max_p99)
-        prober = Prober(url, judge, o.rate, o.concurrency, o.timeout)
+        prober = Prober(url, judge, o.rate, o.concurrency, o.timeout, self.clock)
 
         def tick(elapsed: float) -> None:
             p99 = judge.canary.p99()
@@ -383,7 +415,7 @@ class _CanaryLoop:
                     f"(canary {100 * judge.canary.error_rate:5.2f}%)  canary p99 "
                     f"{'-' if p99 is None else f'{1000 * p99:.0f}ms'}")
 
-        started = time.monotonic()
+        started = self.clock.now()
         try:
             verdict = prober.run(o.interval, tick)
         finally:
@@ -393,7 +425,7 @@ class _CanaryLoop:
             step=index, weight=weight, requests=judge.total.requests, canary_requests=judge.canary.requests,
             canary_share=round(judge.canary_share, 2), error_rate=round(100 * judge.total.error_rate, 2),
             canary_error_rate=round(100 * judge.canary.error_rate, 2),
-            p99_ms=None if p99 is None else round(1000 * p99, 1), elapsed=round(time.monotonic() - started, 2),
+            p99_ms=None if p99 is None else round(1000 * p99, 1), elapsed=round(self.clock.now() - started, 2),
             verdict=verdict)
         self.results.append(result)
         log.event("step", **asdict(result))
@@ -490,7 +522,7 @@ def _rate(text: str) -> float:
 
 
 def do_abort(stack: StackLike, release: str, yes: bool, confirm: stacks.Confirm, *, out: TextIO | None = None,
-             policy: stacks.RetryPolicy | None = None, sleep: Callable[[float], None] = time.sleep) -> int:
+             policy: stacks.RetryPolicy | None = None, clock: Clock | None = None) -> int:
     """Send all traffic of a canary back to its stable track, in the order that keeps capacity
     ahead of traffic, whatever a run left behind (a closed laptop, a killed CI job)."""
     log = _Log(None, out or sys.stdout)
@@ -516,7 +548,7 @@ def do_abort(stack: StackLike, release: str, yes: bool, confirm: stacks.Confirm,
                                stack.name if protected else None):
         log.say("not confirmed: nothing was changed (pass --yes to skip the question)")
         return 1
-    tracker = _Tracker(stack, release, releases, log, policy or stacks.RetryPolicy(), sleep)
+    tracker = _Tracker(stack, release, releases, log, policy or stacks.RetryPolicy(), clock or Clock())
     tracker.live["canary"] = {**(tracker.live.get("canary") or {}), "weight": live}
     try:
         tracker.move_weight(tracker.worst_weight(), 0, f"abort canary {release}", certain=False)

@@ -9,6 +9,7 @@ from rollout.canary import CanaryOptions, do_abort, run_canary
 from rollout.cli import main
 from rollout.stacks import OperationError, RetryPolicy
 from tests.apps import AppProcess
+from tests.clock import VirtualClock
 from tests.fake_stack import FakeStack
 from tests.weighted_proxy import WeightedProxy
 
@@ -65,7 +66,7 @@ def options(tag, **overrides):
 
 def test_a_good_version_goes_through_every_step_and_is_promoted(apps, proxy, tmp_path, capsys):
     stack = LoadBalancedStack(proxy, apps)
-    run = run_canary(stack, options("v2", url=proxy.url), log_path=tmp_path / "canary.log")
+    run = run_canary(stack, options("v2", url=proxy.url), log_path=tmp_path / "canary.log", clock=VirtualClock())
     assert run.exit_code == 0, run.aborted
     assert [s.weight for s in run.steps] == [5, 25, 50, 100]
     for step in run.steps:
@@ -92,7 +93,7 @@ def test_a_good_version_goes_through_every_step_and_is_promoted(apps, proxy, tmp
 
 def test_a_failing_version_is_stopped_early_in_the_first_step(apps, proxy):
     stack = LoadBalancedStack(proxy, apps)
-    run = run_canary(stack, options("v3", url=proxy.url, interval=30.0, rate=300.0))
+    run = run_canary(stack, options("v3", url=proxy.url, interval=30.0, rate=300.0), clock=VirtualClock())
     assert run.exit_code == 1
     assert len(run.steps) == 1
     step = run.steps[0]
@@ -109,14 +110,14 @@ def test_a_failing_version_is_stopped_early_in_the_first_step(apps, proxy):
 
 def test_a_slow_version_is_stopped_on_p99(apps, proxy):
     stack = LoadBalancedStack(proxy, apps)
-    run = run_canary(stack, options("v4", url=proxy.url, steps=[50], interval=30.0, max_p99=0.05))
+    run = run_canary(stack, options("v4", url=proxy.url, steps=[50], interval=30.0, max_p99=0.05), clock=VirtualClock())
     assert run.exit_code == 1 and "p99" in run.aborted
     assert run.steps[0].elapsed < 10
 
 
 def test_traffic_that_never_reaches_the_canary_aborts(apps, proxy):
     stack = LoadBalancedStack(proxy, apps, follow=False)  # the load balancer ignores the weight
-    run = run_canary(stack, options("v2", url=proxy.url, steps=[25], interval=30.0))
+    run = run_canary(stack, options("v2", url=proxy.url, steps=[25], interval=30.0), clock=VirtualClock())
     assert run.exit_code == 1 and "not reaching it" in run.aborted
     assert run.steps[0].elapsed < 10
 
@@ -129,7 +130,7 @@ def test_ctrl_c_sends_traffic_back_to_stable(apps, proxy, monkeypatch):
 
     monkeypatch.setattr(canary.Prober, "run", interrupted)
     stack = LoadBalancedStack(proxy, apps)
-    run = run_canary(stack, options("v2", url=proxy.url, steps=[25, 50]))
+    run = run_canary(stack, options("v2", url=proxy.url, steps=[25, 50]), clock=VirtualClock())
     assert run.exit_code == 1 and run.aborted == "interrupted by the operator"
     assert stack.config[RELEASES]["app"]["canary"]["weight"] == 0 and proxy.weights["canary"] == 0
 
@@ -172,7 +173,7 @@ def test_bad_arguments_exit_2(argv, capsys):
 
 
 def fast(tag="v2", **overrides):
-    return options(tag, steps=[5, 25, 50], interval=0.25, **overrides)
+    return options(tag, steps=[5, 25, 50], interval=0.25, rate=100.0, **overrides)
 
 
 def last_applied(stack):
@@ -212,15 +213,11 @@ def script(*outcomes):
     return hook
 
 
-def no_sleep(seconds):
-    pass
-
-
 @pytest.mark.parametrize("at,step", [(0, 1), (1, 1), (2, 2), (4, 3)],
                          ids=["step1-pods", "step1-weight", "step2-weight", "step3-weight"])
 def test_a_failed_step_update_ends_in_the_abort_path(apps, proxy, at, step, capsys):
     stack = ScriptedStack(proxy, apps, {at: script("fail")})
-    run = run_canary(stack, fast(url=proxy.url), sleep=no_sleep)
+    run = run_canary(stack, fast(url=proxy.url), clock=VirtualClock())
     assert run.exit_code == 1
     assert run.aborted.startswith("the stack update failed: pulumi: ")
     out = capsys.readouterr().out
@@ -231,7 +228,7 @@ def test_a_failed_step_update_ends_in_the_abort_path(apps, proxy, at, step, caps
 
 def test_ctrl_c_during_an_update_sends_traffic_back(apps, proxy, capsys):
     stack = ScriptedStack(proxy, apps, {3: script("interrupt")})  # step 3's first update (canary pods)
-    run = run_canary(stack, fast(url=proxy.url), sleep=no_sleep)
+    run = run_canary(stack, fast(url=proxy.url), clock=VirtualClock())
     assert run.exit_code == 1 and run.aborted == "interrupted by the operator"
     assert_ends_safe(stack, proxy)
     assert "ABORT at step 3/3 (weight 50%): interrupted by the operator" in capsys.readouterr().out
@@ -242,16 +239,14 @@ def test_a_lock_that_is_released_in_time_is_waited_for(apps, proxy, capsys):
         stack.locked_by = "ci"
 
     stack = ScriptedStack(proxy, apps, {2: lock})
-    waits = []
-
     def sleep(seconds):
-        waits.append(seconds)
-        if len(waits) == 3:
+        if len(clock.slept) == 3:
             stack.locked_by = None  # the other update finishes
 
-    run = run_canary(stack, fast(url=proxy.url), sleep=sleep)
+    clock = VirtualClock(sleep)
+    run = run_canary(stack, fast(url=proxy.url), clock=clock)
     assert run.exit_code == 0, run.aborted
-    assert len(waits) == 3
+    assert clock.slept == [5.0, 5.0, 5.0]
     assert "is locked by another update; waiting" in capsys.readouterr().out
 
 
@@ -260,7 +255,7 @@ def test_a_stack_that_stays_locked_leaves_weight_0_in_the_config_and_says_what_i
         stack.locked_by = "ci"
 
     stack = ScriptedStack(proxy, apps, {2: lock})
-    run = run_canary(stack, fast(url=proxy.url, retry=RetryPolicy(lock_wait=30, pause=10)), sleep=no_sleep)
+    run = run_canary(stack, fast(url=proxy.url, retry=RetryPolicy(lock_wait=30, pause=10)), clock=VirtualClock())
     assert run.exit_code == 1 and "stayed locked" in run.aborted
     out = capsys.readouterr().out
     line = next(line for line in out.splitlines() if line.startswith("NOT RESTORED"))
@@ -271,7 +266,7 @@ def test_a_stack_that_stays_locked_leaves_weight_0_in_the_config_and_says_what_i
     # The next person's `pulumi up` ships weight 0, not the canary.
     assert stack.config[RELEASES]["app"]["canary"]["weight"] == 0
     stack.locked_by = None
-    assert do_abort(stack, "app", True, None, out=None, sleep=no_sleep) == 0
+    assert do_abort(stack, "app", True, None, out=None, clock=VirtualClock()) == 0
     assert_ends_safe(stack, proxy)
 
 
@@ -279,7 +274,7 @@ def test_a_stack_that_stays_locked_leaves_weight_0_in_the_config_and_says_what_i
 def test_a_failed_promotion_puts_the_stable_track_back_and_traffic_on_it(apps, proxy, outcomes, capsys):
     # Updates of the run: 0,1 step 5%; 2 step 25%; 3,4 step 50%; 5 the promotion's stable track.
     stack = ScriptedStack(proxy, apps, {5: script(*outcomes)})
-    run = run_canary(stack, fast(url=proxy.url), sleep=no_sleep)
+    run = run_canary(stack, fast(url=proxy.url), clock=VirtualClock())
     assert run.exit_code == 1 and run.aborted.startswith("the promotion failed")
     assert_ends_safe(stack, proxy)
     result, app = last_applied(stack)
@@ -289,7 +284,7 @@ def test_a_failed_promotion_puts_the_stable_track_back_and_traffic_on_it(apps, p
 
 def test_a_promotion_that_fails_once_is_retried_and_completes(apps, proxy):
     stack = ScriptedStack(proxy, apps, {5: script("fail")})
-    run = run_canary(stack, fast(url=proxy.url), sleep=no_sleep)
+    run = run_canary(stack, fast(url=proxy.url), clock=VirtualClock())
     assert run.exit_code == 0, run.aborted
     result, app = last_applied(stack)
     assert result == "succeeded" and app["stable"]["tag"] == "v2" and app["canary"]["weight"] == 0
@@ -301,7 +296,7 @@ def test_a_backend_that_refuses_everything_is_reported_in_one_line(apps, proxy, 
         stack.backend_down = True
 
     stack = ScriptedStack(proxy, apps, {2: down})
-    run = run_canary(stack, fast(url=proxy.url), sleep=no_sleep)
+    run = run_canary(stack, fast(url=proxy.url), clock=VirtualClock())
     assert run.exit_code == 1 and "failed to load checkpoint" in run.aborted
     line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("NOT RESTORED"))
     assert "live: stable v1, canary v2 at 5%" in line and "config holds:" in line
@@ -326,7 +321,7 @@ def test_abort_sends_a_canary_left_mid_way_back_to_stable(apps, proxy, capsys):
     stack.config[RELEASES]["app"]["canary"] = {"tag": "v2", "weight": 50}
     stack.up(message="canary app v2: weight 50%")  # then the laptop closed
     assert proxy.weights["canary"] == 50
-    assert do_abort(stack, "app", False, lambda prompt, expected: True, sleep=no_sleep) == 0
+    assert do_abort(stack, "app", False, lambda prompt, expected: True, clock=VirtualClock()) == 0
     assert_ends_safe(stack, proxy)
     assert stack.up_messages[-2:] == ["abort canary app: weight first, canary pods kept", "abort canary app"]
     assert "back at 0%" in capsys.readouterr().out
@@ -352,7 +347,7 @@ def test_abort_finishes_a_step_left_half_way_even_when_the_config_says_0(apps, p
     stack = LoadBalancedStack(proxy, apps)
     stack.config[RELEASES]["app"]["canary"] = {"tag": "v2", "weight": 0, "podsForWeight": 50}
     stack.up(message="half a step")
-    assert do_abort(stack, "app", True, None, sleep=no_sleep) == 0
+    assert do_abort(stack, "app", True, None, clock=VirtualClock()) == 0
     assert_ends_safe(stack, proxy)
 
 
@@ -361,7 +356,7 @@ def test_abort_that_cannot_update_says_what_is_live(apps, proxy, capsys):
     stack.config[RELEASES]["app"]["canary"] = {"tag": "v2", "weight": 50}
     stack.up(message="by hand")
     stack.script = ["fail"] * 3
-    assert do_abort(stack, "app", True, None, sleep=no_sleep) == 1
+    assert do_abort(stack, "app", True, None, clock=VirtualClock()) == 1
     line = capsys.readouterr().out.splitlines()[-1]
     assert line.startswith("NOT RESTORED (pulumi: ") and "live: stable v1, canary v2 at 50%" in line
 
@@ -426,7 +421,7 @@ def test_raising_a_weight_readies_canary_pods_before_traffic_moves(mode, monkeyp
 
     monkeypatch.setattr(canary.Prober, "run", lambda self, duration, on_tick: None)
     stack = mode_stack(mode)
-    assert run_canary(stack, options("v2", steps=[50], url="http://127.0.0.1:9/"), sleep=no_sleep).exit_code == 0
+    assert run_canary(stack, options("v2", steps=[50], url="http://127.0.0.1:9/"), clock=VirtualClock()).exit_code == 0
     traffic = TRAFFIC_FIELD[mode]
     # Update 1: the canary Deployment scales up (awaited ready); the split does not move.
     assert changed(stack, 1, "Deployment/app-canary", "spec.replicas") and not changed(stack, 1, *traffic)
@@ -447,7 +442,7 @@ def test_lowering_a_weight_moves_traffic_before_canary_pods_go(mode):
     stack = mode_stack(mode)
     stack.config[RELEASES]["app"]["canary"] = {"tag": "v2", "weight": 50}
     stack.up(message="at 50%")
-    assert do_abort(stack, "app", True, None, sleep=no_sleep) == 0
+    assert do_abort(stack, "app", True, None, clock=VirtualClock()) == 0
     traffic = TRAFFIC_FIELD[mode]
     # Update 1 (index 2): the split moves back; the canary keeps its pods.
     assert changed(stack, 2, *traffic) and not changed(stack, 2, "Deployment/app-canary", "spec.replicas")
@@ -466,5 +461,5 @@ def test_abort_after_a_failed_update_converges_the_stack_even_at_weight_0(apps, 
     stack.script = ["fail"]
     with pytest.raises(Exception, match="code: 255"):
         stack.up(message="a failed update by hand")
-    assert do_abort(stack, "app", True, None, sleep=no_sleep) == 0
+    assert do_abort(stack, "app", True, None, clock=VirtualClock()) == 0
     assert stack.up_messages[-1] == "abort canary app" and stack.applied[-1][2] == "succeeded"
