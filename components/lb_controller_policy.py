@@ -1,121 +1,32 @@
-"""The IAM permissions the AWS Load Balancer Controller needs, grouped by what it does.
+"""The AWS Load Balancer Controller's IAM policy: upstream's own document, vendored, not hand-written.
 
-Mutations are limited to load balancers, target groups and security groups that carry the
-controller's own cluster tags (`elbv2.k8s.aws/cluster`, `ingress.k8s.aws/cluster`,
-`service.k8s.aws/cluster`), so the role cannot touch load balancers it did not create.
+Source: the `docs/install/iam_policy.json` of kubernetes-sigs/aws-load-balancer-controller for
+v2.16.0, the controller version the pinned chart (1.16.0, components/eks.py) installs:
+https://raw.githubusercontent.com/kubernetes-sigs/aws-load-balancer-controller/v2.16.0/docs/install/iam_policy.json
+The vendored file (aws_load_balancer_controller_iam_policy.json beside this module) was rebuilt
+offline from upstream's stored copies of that file and of its GovCloud twin (the tag itself was
+not reachable here); its sha256 is pinned in tests/test_eks.py. Before a production rollout,
+compare it with the URL above (`sha256sum`), and replace it whenever the chart pin moves.
+
+Its mutations are scoped to load balancers, target groups and security groups that carry the
+controller's `elbv2.k8s.aws/cluster` tag, so the role cannot take over load balancers it did
+not create.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-_OWNED_TAG_KEYS = ("elbv2.k8s.aws/cluster", "ingress.k8s.aws/cluster", "service.k8s.aws/cluster")
-
-
-def _owned(condition_key: str) -> dict:
-    """A condition matching resources tagged by the controller."""
-    return {"Null": {f"aws:ResourceTag/{condition_key}": "false"}}
+POLICY_FILE = Path(__file__).with_name("aws_load_balancer_controller_iam_policy.json")
+SOURCE = ("https://raw.githubusercontent.com/kubernetes-sigs/aws-load-balancer-controller/v2.16.0/"
+          "docs/install/iam_policy.json")
 
 
-def policy_document() -> str:
-    reads = {
-        "Sid": "Discover",
-        "Effect": "Allow",
-        "Action": [
-            "ec2:DescribeAccountAttributes", "ec2:DescribeAddresses", "ec2:DescribeAvailabilityZones",
-            "ec2:DescribeInternetGateways", "ec2:DescribeVpcs", "ec2:DescribeVpcPeeringConnections",
-            "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups", "ec2:DescribeInstances",
-            "ec2:DescribeNetworkInterfaces", "ec2:DescribeTags", "ec2:DescribeRouteTables",
-            "ec2:DescribeCoipPools", "ec2:DescribeIpamPools", "ec2:GetCoipPoolUsage", "ec2:GetSecurityGroupsForVpc",
-            "elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeLoadBalancerAttributes",
-            "elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeListenerAttributes",
-            "elasticloadbalancing:DescribeListenerCertificates", "elasticloadbalancing:DescribeSSLPolicies",
-            "elasticloadbalancing:DescribeRules", "elasticloadbalancing:DescribeTargetGroups",
-            "elasticloadbalancing:DescribeTargetGroupAttributes", "elasticloadbalancing:DescribeTargetHealth",
-            "elasticloadbalancing:DescribeTags", "elasticloadbalancing:DescribeTrustStores",
-            "elasticloadbalancing:DescribeCapacityReservation",
-            "acm:ListCertificates", "acm:DescribeCertificate", "iam:ListServerCertificates",
-            "iam:GetServerCertificate", "cognito-idp:DescribeUserPoolClient", "waf-regional:GetWebACL",
-            "waf-regional:GetWebACLForResource", "wafv2:GetWebACL", "wafv2:GetWebACLForResource",
-            "shield:GetSubscriptionState", "shield:DescribeProtection",
-        ],
-        "Resource": "*",
-    }
-    service_linked_role = {
-        "Sid": "ElbServiceLinkedRole",
-        "Effect": "Allow",
-        "Action": "iam:CreateServiceLinkedRole",
-        "Resource": "*",
-        "Condition": {"StringEquals": {"iam:AWSServiceName": "elasticloadbalancing.amazonaws.com"}},
-    }
-    security_groups = [
-        {"Sid": "CreateSecurityGroups", "Effect": "Allow", "Action": "ec2:CreateSecurityGroup", "Resource": "*"},
-        {
-            "Sid": "TagNewSecurityGroups", "Effect": "Allow", "Action": "ec2:CreateTags",
-            "Resource": "arn:aws:ec2:*:*:security-group/*",
-            "Condition": {"StringEquals": {"ec2:CreateAction": "CreateSecurityGroup"},
-                          "Null": {"aws:RequestTag/elbv2.k8s.aws/cluster": "false"}},
-        },
-        {
-            "Sid": "ManageOwnSecurityGroups", "Effect": "Allow",
-            "Action": ["ec2:CreateTags", "ec2:DeleteTags", "ec2:AuthorizeSecurityGroupIngress",
-                       "ec2:RevokeSecurityGroupIngress", "ec2:DeleteSecurityGroup"],
-            "Resource": "*", "Condition": _owned("elbv2.k8s.aws/cluster"),
-        },
-        {
-            # Node and pod security groups get ingress rules from the load balancer's group.
-            "Sid": "OpenTargetsToOwnLoadBalancers", "Effect": "Allow",
-            "Action": ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"], "Resource": "*",
-        },
-    ]
-    create = {
-        "Sid": "CreateTaggedLoadBalancers", "Effect": "Allow",
-        "Action": ["elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:CreateTargetGroup"],
-        "Resource": "*", "Condition": {"Null": {"aws:RequestTag/elbv2.k8s.aws/cluster": "false"}},
-    }
-    listeners = {
-        "Sid": "ManageListenersAndRules", "Effect": "Allow",
-        "Action": ["elasticloadbalancing:CreateListener", "elasticloadbalancing:DeleteListener",
-                   "elasticloadbalancing:CreateRule", "elasticloadbalancing:DeleteRule",
-                   "elasticloadbalancing:ModifyListener", "elasticloadbalancing:ModifyListenerAttributes",
-                   "elasticloadbalancing:AddListenerCertificates", "elasticloadbalancing:RemoveListenerCertificates",
-                   "elasticloadbalancing:ModifyRule", "elasticloadbalancing:SetRulePriorities"],
-        "Resource": "*",
-    }
-    tags = {
-        "Sid": "TagOwnLoadBalancers", "Effect": "Allow",
-        "Action": ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
-        "Resource": ["arn:aws:elasticloadbalancing:*:*:targetgroup/*/*",
-                     "arn:aws:elasticloadbalancing:*:*:loadbalancer/net/*/*",
-                     "arn:aws:elasticloadbalancing:*:*:loadbalancer/app/*/*",
-                     "arn:aws:elasticloadbalancing:*:*:listener/net/*/*/*",
-                     "arn:aws:elasticloadbalancing:*:*:listener/app/*/*/*",
-                     "arn:aws:elasticloadbalancing:*:*:listener-rule/net/*/*/*",
-                     "arn:aws:elasticloadbalancing:*:*:listener-rule/app/*/*/*"],
-    }
-    modify = [
-        {
-            "Sid": f"ManageOwn{key.split('.')[0].capitalize()}LoadBalancers", "Effect": "Allow",
-            "Action": ["elasticloadbalancing:ModifyLoadBalancerAttributes", "elasticloadbalancing:SetIpAddressType",
-                       "elasticloadbalancing:SetSecurityGroups", "elasticloadbalancing:SetSubnets",
-                       "elasticloadbalancing:DeleteLoadBalancer", "elasticloadbalancing:ModifyTargetGroup",
-                       "elasticloadbalancing:ModifyTargetGroupAttributes", "elasticloadbalancing:DeleteTargetGroup",
-                       "elasticloadbalancing:ModifyCapacityReservation", "elasticloadbalancing:ModifyIpPools"],
-            "Resource": "*", "Condition": _owned(key),
-        }
-        for key in _OWNED_TAG_KEYS
-    ]
-    targets = {
-        "Sid": "RegisterPodTargets", "Effect": "Allow",
-        "Action": ["elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets"],
-        "Resource": "arn:aws:elasticloadbalancing:*:*:targetgroup/*/*",
-    }
-    web_acls = {
-        "Sid": "AttachWebAcls", "Effect": "Allow",
-        "Action": ["elasticloadbalancing:SetWebAcl", "waf-regional:AssociateWebACL", "waf-regional:DisassociateWebACL",
-                   "wafv2:AssociateWebACL", "wafv2:DisassociateWebACL", "shield:CreateProtection",
-                   "shield:DeleteProtection"],
-        "Resource": "*",
-    }
-    statements = [reads, service_linked_role, *security_groups, create, listeners, tags, *modify, targets, web_acls]
-    return json.dumps({"Version": "2012-10-17", "Statement": statements}, indent=2)
+def policy_document(partition: str = "aws") -> str:
+    """The policy as upstream ships it, with its ARNs in `partition` (aws, aws-cn, aws-us-gov)."""
+    text = POLICY_FILE.read_text()
+    if partition != "aws":
+        text = text.replace("arn:aws:", f"arn:{partition}:")
+    json.loads(text)  # a broken vendored file fails here, not at `pulumi up`
+    return text

@@ -205,3 +205,39 @@ def test_node_group_follows_the_control_plane_version(stack_runs, stack):
     cluster = by_type(run, "aws:eks/cluster:Cluster")[0]
     nodes = by_type(run, "aws:eks/nodeGroup:NodeGroup")[0]
     assert nodes.inputs["version"] == cluster.outputs["version"] == config_of(stack).cluster.kubernetes_version
+
+
+POLICY_SHA256 = "16f232c9d9f79366fe949c4550ad517a202380058a9e48d45a4e215044a20a6a"
+
+
+def test_the_lb_controller_policy_is_the_vendored_upstream_document():
+    import hashlib
+
+    from components import lb_controller_policy
+
+    assert hashlib.sha256(lb_controller_policy.POLICY_FILE.read_bytes()).hexdigest() == POLICY_SHA256
+    document = json.loads(lb_controller_policy.policy_document())
+    assert document["Version"] == "2012-10-17"
+    actions = {a for s in document["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    # What the weighted canary modes need of the controller.
+    assert {"elasticloadbalancing:CreateTargetGroup", "elasticloadbalancing:ModifyListener",
+            "elasticloadbalancing:ModifyRule", "elasticloadbalancing:RegisterTargets"} <= actions
+    # Deleting or retagging a load balancer needs the controller's own cluster tag on it.
+    for statement in document["Statement"]:
+        mutating = {"elasticloadbalancing:DeleteLoadBalancer", "elasticloadbalancing:DeleteTargetGroup"}
+        if mutating & set(statement["Action"]):
+            assert statement["Condition"] == {"Null": {"aws:ResourceTag/elbv2.k8s.aws/cluster": "false"}}
+
+
+def test_the_policy_follows_the_partition():
+    from components.lb_controller_policy import policy_document
+
+    assert "arn:aws:" not in policy_document("aws-us-gov") and "arn:aws-us-gov:ec2:" in policy_document("aws-us-gov")
+
+
+@pytest.mark.parametrize("stack", [s for s in EKS_STACKS if config_of(s).cluster.load_balancer_controller])
+def test_the_controller_role_gets_the_upstream_policy(stack_runs, stack):
+    from components.lb_controller_policy import policy_document
+
+    policy = next(r for r in by_type(stack_runs[stack], "aws:iam/policy:Policy") if r.name.endswith("lb-controller"))
+    assert json.loads(policy.inputs["policy"]) == json.loads(policy_document())
