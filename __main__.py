@@ -12,6 +12,7 @@ from components.pod_template import ReleaseContext
 from components.recreate import RecreateDeployment
 from components.release import ReleaseArgs
 from components.rolling import RollingDeployment
+from components.service import READINESS_GATE_LABEL
 from components.settings import load_stack_config
 
 config = load_stack_config()
@@ -19,7 +20,8 @@ config = load_stack_config()
 if config.cluster.mode == "eks":
     from components.eks import EksCluster, EksClusterArgs
 
-    cluster = EksCluster("cluster", EksClusterArgs(cluster=config.cluster, stack=config.stack, region=config.region))
+    cluster = EksCluster("cluster", EksClusterArgs(cluster=config.cluster, stack=config.stack, region=config.region,
+                                                   profile=config.aws_profile, role_arn=config.aws_role_arn))
     pulumi.export("kubeconfig", cluster.kubeconfig)
 else:
     cluster = KubeconfigCluster("cluster", KubeconfigClusterArgs(cluster=config.cluster))
@@ -28,7 +30,10 @@ namespace = k8s.core.v1.Namespace(
     "namespace",
     metadata=k8s.meta.v1.ObjectMetaArgs(
         name=config.namespace,
-        labels={"app.kubernetes.io/part-of": "app-update", "app.kubernetes.io/managed-by": "pulumi"},
+        labels={"app.kubernetes.io/part-of": "app-update", "app.kubernetes.io/managed-by": "pulumi",
+                # With the AWS Load Balancer Controller serving IP targets, pods get a readiness gate that
+                # holds a rolling update until the load balancer sees each new pod healthy.
+                **({READINESS_GATE_LABEL: "enabled"} if config.cluster.load_balancer_controller else {})},
     ),
     # On EKS, workloads wait for nodes (and the load balancer controller) to exist.
     opts=pulumi.ResourceOptions(provider=cluster.provider, depends_on=cluster.ready),

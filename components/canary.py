@@ -72,47 +72,52 @@ class CanaryPair(pulumi.ComponentResource):
         release, context = args.release, args.context
         assert release.stable is not None and release.canary is not None
         strategy = rolling_strategy(release)
-        canary_track, stable_track = release.canary, release.stable
-        # Order within one update: the canary Deployment changes (and is awaited ready) first. With
-        # traffic by replicas the stable track waits for it, so a raise adds canary pods before stable
-        # ones go; in the weighted modes the traffic split waits for it, so traffic never reaches pods
-        # that are not ready. Lowering a weight needs the other order: `rollout canary` and
-        # `rollout abort` do that in two updates (canary.podsForWeight keeps the pods meanwhile).
-        canary_deployment = deployment(
-            f"{name}-{CANARY}", object_name=f"{release.name}-{CANARY}", release=release, context=context,
-            tag=canary_track.tag, replicas=canary_track.replicas, strategy=strategy, parent=self, track=CANARY,
-        )
-        stable_deployment = deployment(
-            f"{name}-{STABLE}", object_name=f"{release.name}-{STABLE}", release=release, context=context,
-            tag=stable_track.tag, replicas=stable_track.replicas, strategy=strategy, parent=self, track=STABLE,
-            depends_on=[canary_deployment] if release.traffic == "replicas" else None,
-        )
-        self.deployments = {STABLE: stable_deployment, CANARY: canary_deployment}
-        after_canary = [canary_deployment]
         weight = int(release.requested_weight or 0)
         svc = release.service_name
         port = release.service_port
         self.services: dict[str, k8s.core.v1.Service] = {}
         self.ingresses: dict[str, k8s.networking.v1.Ingress] = {}
+        self.deployments: dict[str, k8s.apps.v1.Deployment] = {}
 
+        def track_deployment(track: str, after: list[pulumi.Resource]) -> k8s.apps.v1.Deployment:
+            spec = release.stable if track == STABLE else release.canary
+            assert spec is not None
+            self.deployments[track] = deployment(
+                f"{name}-{track}", object_name=f"{release.name}-{track}", release=release, context=context,
+                tag=spec.tag, replicas=spec.replicas, strategy=strategy, parent=self, track=track, depends_on=after)
+            return self.deployments[track]
+
+        # Order, within one update. Each Deployment comes after the Service in front of its pods (so
+        # the AWS Load Balancer Controller's readiness gates are injected into them). The canary
+        # Deployment changes, and is awaited ready, before the traffic split: in `replicas` mode the
+        # stable Deployment waits for it (a raise adds canary pods before stable ones go), in the
+        # weighted modes the split does (traffic never reaches canary pods that are not ready).
+        # Lowering a weight needs the other order: `rollout canary` and `rollout abort` do that in
+        # two updates, canary.podsForWeight keeping the pods in between.
         if release.traffic == "replicas":
             self.services["shared"] = service(
                 f"{name}-service", object_name=svc, release=release, context=context,
                 selector=selector_labels(release), parent=self,
             )
+            canary_deployment = track_deployment(CANARY, [self.services["shared"]])
+            track_deployment(STABLE, [canary_deployment])
             self.address = service_address(self.services["shared"])
         elif release.traffic == "nlb":
             self.services[CANARY] = self._track_service(name, args, CANARY)
+            canary_deployment = track_deployment(CANARY, [self.services[CANARY]])
             self.services[STABLE] = service(
                 f"{name}-service", object_name=svc, release=release, context=context,
                 selector=selector_labels(release, STABLE), parent=self,
                 annotations={f"{NLB_ACTION_PREFIX}{port}": nlb_forward_action(f"{svc}-canary", port, weight)},
-                depends_on=[self.services[CANARY], *after_canary],
+                depends_on=[self.services[CANARY], canary_deployment],
             )
+            track_deployment(STABLE, [self.services[STABLE]])
             self.address = service_address(self.services[STABLE])
         else:
             for track in (STABLE, CANARY):
                 self.services[track] = self._track_service(name, args, track)
+            track_deployment(CANARY, [self.services[CANARY]])
+            track_deployment(STABLE, [self.services[STABLE]])
             if release.traffic == "alb":
                 self.ingresses[STABLE] = self._ingress(
                     name, args, object_name=svc, backend_service=ALB_ACTION_NAME, backend_port_name="use-annotation",

@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
-from components import canary_math
+from components import canary_math, eks_versions
 from components import config_schema as schema
 from components.config_schema import (  # noqa: F401 (the project's constants, re-exported)
     CLUSTER_MODES,
@@ -149,6 +150,9 @@ class Cluster:
     endpoint_public_access_cidrs: tuple[str, ...] = ()
     nat_gateways: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    availability_zone_names: tuple[str, ...] = ()  # pinned zones; else the first N that need no opt-in
+    log_retention_days: int = 30
+    admins: tuple[str, ...] = ()  # IAM principals given cluster admin; none: whoever runs `pulumi up`
 
 
 @dataclass(frozen=True)
@@ -161,6 +165,8 @@ class StackConfig:
     releases: tuple[Release, ...]
     allowed_account_ids: tuple[str, ...] = ()
     region: str | None = None
+    aws_profile: str | None = None  # aws:profile
+    aws_role_arn: str | None = None  # the role the AWS provider assumes (aws:assumeRoles, last one)
 
     def release(self, name: str) -> Release:
         for release in self.releases:
@@ -193,12 +199,15 @@ def _cluster(given: schema.KubeconfigCluster | schema.EksCluster | None) -> Clus
     nodes = given.nodes or schema.NodeGroup()
     return Cluster(
         mode="eks", kubernetes_version=version, load_balancer_controller=lbc,
-        vpc_cidr=given.vpc_cidr or "10.0.0.0/16", availability_zones=given.availability_zones or 2,
+        vpc_cidr=given.vpc_cidr or "10.0.0.0/16",
+        availability_zones=len(given.availability_zone_names or ()) or given.availability_zones or 2,
         nodes=NodeGroup(tuple(nodes.instance_types or ["t3.medium"]), nodes.min or schema.NODES_MIN,
                         nodes.desired or schema.NODES_DESIRED, nodes.max or schema.NODES_MAX,
                         nodes.capacity_type or "ON_DEMAND"),
         endpoint_public_access_cidrs=tuple(given.endpoint_public_access_cidrs or ["0.0.0.0/0"]),
         nat_gateways=given.nat_gateways or "single", tags=dict(given.tags or {}),
+        availability_zone_names=tuple(given.availability_zone_names or ()),
+        log_retention_days=int(given.log_retention_days or 30), admins=tuple(given.admins or ()),
     )
 
 
@@ -256,7 +265,8 @@ def _unique_names(releases: list[Release]) -> list[str]:
     return problems
 
 
-def validate(raw: Mapping[str, Any], stack: str, extra: Mapping[str, Any] | None = None) -> StackConfig:
+def validate(raw: Mapping[str, Any], stack: str, extra: Mapping[str, Any] | None = None,
+             today: date | None = None) -> StackConfig:
     """Check the `app-update:` settings of one stack (keys without the namespace prefix), then resolve them.
 
     `extra` carries settings of other namespaces the program needs (`aws:region`,
@@ -271,8 +281,13 @@ def validate(raw: Mapping[str, Any], stack: str, extra: Mapping[str, Any] | None
                         f"{schema.show(allowed)})")
     region = extra.get("aws:region")
     cluster = raw.get("cluster")
-    if isinstance(cluster, dict) and cluster.get("mode") == "eks" and not region:
-        problems.append(f"aws:region: is required when {PROJECT}:cluster.mode is eks")
+    if isinstance(cluster, dict) and cluster.get("mode") == "eks":
+        if not region:
+            problems.append(f"aws:region: is required when {PROJECT}:cluster.mode is eks")
+        version = cluster.get("kubernetesVersion", DEFAULT_KUBERNETES_VERSION)
+        why = eks_versions.version_problem(version, today or date.today()) if isinstance(version, str) else None
+        if why and version in SUPPORTED_KUBERNETES_VERSIONS:
+            problems.append(f"{PROJECT}:cluster.kubernetesVersion: {why}")
     if settings is None or problems:
         raise ConfigError(problems)
     releases = [_release(name, given) for name, given in settings.releases.items()]
@@ -284,7 +299,17 @@ def validate(raw: Mapping[str, Any], stack: str, extra: Mapping[str, Any] | None
         await_load_balancer=True if settings.await_load_balancer is None else settings.await_load_balancer,
         protected=bool(settings.protected), cluster=_cluster(settings.cluster), releases=tuple(releases),
         allowed_account_ids=tuple(allowed or ()), region=region if isinstance(region, str) else None,
+        aws_profile=extra.get("aws:profile") if isinstance(extra.get("aws:profile"), str) else None,
+        aws_role_arn=_assumed_role(extra),
     )
+
+
+def _assumed_role(extra: Mapping[str, Any]) -> str | None:
+    """The role the AWS provider ends up as: the last of aws:assumeRoles (or aws:assumeRole)."""
+    roles = extra.get("aws:assumeRoles")
+    role = roles[-1] if isinstance(roles, list) and roles else extra.get("aws:assumeRole")
+    arn = role.get("roleArn") if isinstance(role, dict) else None
+    return arn if isinstance(arn, str) else None
 
 
 def parse_config_value(value: Any) -> Any:

@@ -41,7 +41,7 @@ STRATEGIES = ("Recreate", "RollingUpdate", "Canary")
 TRAFFIC_MODES = ("replicas", "nlb", "alb", "nginx")
 CLUSTER_MODES = ("kubeconfig", "eks")
 DEFAULT_IMAGE = "arungupta/app-upgrade"
-DEFAULT_KUBERNETES_VERSION = "1.33"
+DEFAULT_KUBERNETES_VERSION = "1.35"
 DEFAULT_SURGE = "25%"
 DEFAULT_UNAVAILABLE = "25%"
 # The minor versions the strict schema check has schemas for (kubernetes-validate 1.37.0
@@ -65,6 +65,13 @@ ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
 HEALTH_PATH = re.compile(r"/\S*")
 INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9]+")
 ACCOUNT_ID = re.compile(r"[0-9]{12}")
+ZONE_NAME = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+[a-z]")
+PRINCIPAL_ARN = re.compile(r"arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:(role|user)/[\w+=,.@/-]+")
+# What CloudWatch Logs accepts as a retention.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+                      3288, 3653)
+LOG_RETENTION_RULE = f"must be one of CloudWatch's retention periods in days: {', '.join(map(str, LOG_RETENTION_DAYS))}"
+RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 VERSION_RULE = (f'must be a Kubernetes minor version from "{SUPPORTED_KUBERNETES_VERSIONS[0]}" to '
                 f'"{SUPPORTED_KUBERNETES_VERSIONS[-1]}", quoted (the versions the schema check knows)')
 
@@ -230,7 +237,8 @@ def _env_value(value: Any) -> str:
 
 
 def _env_name(value: Any) -> str:
-    if not isinstance(value, str) or not ENV_NAME.fullmatch(value):
+    # Kubernetes before 1.32 also refuses ".", ".." and names starting with "..".
+    if not isinstance(value, str) or not ENV_NAME.fullmatch(value) or value == "." or value.startswith(".."):
         raise rule("is not a valid environment variable name (letters, digits, '_', '-', '.'; not starting with a digit)")
     return value
 
@@ -518,6 +526,34 @@ class EksCluster(Section):
     nat_gateways: Choice(("single", "perAz")) | None = Field(None, alias="natGateways")
     load_balancer_controller: Boolean | None = Field(None, alias="loadBalancerController")
     tags: dict[str, Text()] | None = None
+    # Zones by name instead of "the first N": pins the cluster where its capacity is.
+    availability_zone_names: Annotated[list[Text(ZONE_NAME, "must be an availability zone name like us-west-2a")],
+                                       BeforeValidator(_non_empty_list("availability zone names"))] | None = Field(
+        None, alias="availabilityZoneNames", validate_default=True)
+    log_retention_days: Annotated[Choice(tuple(str(d) for d in LOG_RETENTION_DAYS), LOG_RETENTION_RULE),
+                                  BeforeValidator(_log_retention),
+                                  WithJsonSchema({"enum": list(LOG_RETENTION_DAYS)})] | None = Field(
+        None, alias="logRetentionDays")
+    # The IAM roles or users that administer the cluster (EKS access entries).
+    admins: Annotated[list[Text(PRINCIPAL_ARN, "must be the ARN of an IAM role or user, like "
+                                               "arn:aws:iam::111122223333:role/platform-admin")],
+                      BeforeValidator(_non_empty_list("IAM role or user ARNs"))] | None = None
+
+    @field_validator("availability_zone_names")
+    @classmethod
+    def _zones_fit(cls, names: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        if names is None:
+            return names
+        if not 2 <= len(names) <= 3 or len(set(names)) != len(names):
+            raise rule(f"must name 2 or 3 different zones (got {len(names)})")
+        count = info.data.get("availability_zones")
+        if count is not None and count != len(names):
+            raise rule(f"names {len(names)} zones but availabilityZones is {count}: give one of the two")
+        return names
+
+
+def _log_retention(value: Any) -> Any:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 def _cluster_mode_default(value: Any) -> Any:
@@ -531,6 +567,13 @@ Cluster = Annotated[KubeconfigCluster | EksCluster, Field(discriminator="mode"),
 CLUSTER_MODELS = {"kubeconfig": KubeconfigCluster, "eks": EksCluster}
 
 
+def _not_reserved(value: Any) -> Any:
+    if value in RESERVED_NAMESPACES:
+        raise rule(f"{value!r} is a namespace every cluster has: the program creates its namespace (and `pulumi destroy` "
+                   "deletes it), so name one of its own")
+    return value
+
+
 def _releases(value: Any) -> Any:
     if isinstance(value, dict) and not value:
         raise rule("must name at least one release")
@@ -542,8 +585,8 @@ def _releases(value: Any) -> Any:
 class StackSettings(Section):
     """Everything under `app-update:` in a stack file (keys without the namespace)."""
 
-    namespace: Text(DNS1123_LABEL, "must be a DNS-1123 label (lowercase letters, digits and '-', at most 63 "
-                                   "characters)", 63) | None = None
+    namespace: Annotated[Text(DNS1123_LABEL, "must be a DNS-1123 label (lowercase letters, digits and '-', at most 63 "
+                                             "characters)", 63), BeforeValidator(_not_reserved)] | None = None
     await_load_balancer: Boolean | None = Field(None, alias="awaitLoadBalancer")
     protected: Boolean | None = None
     cluster: Cluster | None = None

@@ -28,7 +28,7 @@ LB_CONTROLLER_CHART = "aws-load-balancer-controller"
 LB_CONTROLLER_CHART_VERSION = "1.16.0"  # controller v2.16.0: the first with weighted NLB target groups
 LB_CONTROLLER_REPO = "https://aws.github.io/eks-charts"
 LB_CONTROLLER_SERVICE_ACCOUNT = "aws-load-balancer-controller"
-CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+CLUSTER_ADMIN_POLICY = "cluster-access-policy/AmazonEKSClusterAdminPolicy"
 CONTROL_PLANE_LOGS = ["api", "audit", "authenticator"]
 
 
@@ -39,20 +39,27 @@ def _assume_role_policy(service: str) -> str:
     })
 
 
-def kubeconfig_document(cluster_name: str, endpoint: str, ca_data: str, region: str) -> str:
-    """A kubeconfig that fetches short-lived tokens from `aws eks get-token`: no static credentials."""
+def kubeconfig_document(cluster_name: str, endpoint: str, ca_data: str, region: str, profile: str | None = None,
+                        role_arn: str | None = None) -> str:
+    """A kubeconfig that fetches short-lived tokens from `aws eks get-token`: no static credentials.
+
+    The token carries the identity the AWS provider deploys with (its profile, the role it
+    assumes), the one the access entries make cluster admin; not whatever the CLI defaults to.
+    """
+    args = ["--region", region, "eks", "get-token", "--cluster-name", cluster_name, "--output", "json"]
+    if role_arn:
+        args += ["--role-arn", role_arn]
+    user: dict = {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": "aws", "args": args,
+                  "interactiveMode": "Never"}
+    if profile:
+        user["env"] = [{"name": "AWS_PROFILE", "value": profile}]
     return json.dumps({
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": cluster_name, "cluster": {"server": endpoint, "certificate-authority-data": ca_data}}],
         "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}],
         "current-context": cluster_name,
-        "users": [{"name": cluster_name, "user": {"exec": {
-            "apiVersion": "client.authentication.k8s.io/v1beta1",
-            "command": "aws",
-            "args": ["--region", region, "eks", "get-token", "--cluster-name", cluster_name, "--output", "json"],
-            "interactiveMode": "Never",
-        }}}],
+        "users": [{"name": cluster_name, "user": {"exec": user}}],
     })
 
 
@@ -61,6 +68,8 @@ class EksClusterArgs:
     cluster: Cluster
     stack: str
     region: str
+    profile: str | None = None  # aws:profile: the kubeconfig's get-token uses it too
+    role_arn: str | None = None  # the role the AWS provider assumes (aws:assumeRoles), likewise
 
 
 class EksCluster(pulumi.ComponentResource):
@@ -75,7 +84,15 @@ class EksCluster(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         tags = {"app-update:stack": args.stack, "managed-by": "pulumi", **spec.tags}
         cluster_name = f"app-update-{args.stack}"
-        zones = aws.get_availability_zones_output(state="available")
+        partition = aws.get_partition_output().partition
+        if spec.availability_zone_names:
+            zone_names: pulumi.Input[list[str]] = list(spec.availability_zone_names)
+        else:
+            # Local and Wavelength Zones are opt-in (and sort first); EKS refuses them.
+            zone_names = aws.get_availability_zones_output(
+                state="available",
+                filters=[aws.GetAvailabilityZonesFilterArgs(name="opt-in-status", values=["opt-in-not-required"])],
+            ).names
 
         # ---- network ------------------------------------------------------------------------
         self.vpc = aws.ec2.Vpc(f"{name}-vpc", cidr_block=spec.vpc_cidr, enable_dns_hostnames=True,
@@ -84,7 +101,7 @@ class EksCluster(pulumi.ComponentResource):
         shared_tag = {f"kubernetes.io/cluster/{cluster_name}": "shared"}
         self.public_subnets, self.private_subnets = [], []
         for i, (public_cidr, private_cidr) in enumerate(zip(public_cidrs, private_cidrs, strict=True)):
-            zone = zones.names[i]
+            zone = pulumi.Output.from_input(zone_names).apply(lambda names, i=i: names[i])
             self.public_subnets.append(aws.ec2.Subnet(
                 f"{name}-public-{i}", vpc_id=self.vpc.id, cidr_block=public_cidr, availability_zone=zone,
                 map_public_ip_on_launch=False,
@@ -119,14 +136,17 @@ class EksCluster(pulumi.ComponentResource):
         # ---- IAM: only the AWS managed policies each role needs ---------------------------
         self.cluster_role = aws.iam.Role(f"{name}-control-plane", assume_role_policy=_assume_role_policy("eks.amazonaws.com"),
                                          tags=tags, opts=child)
+        def managed(policy: str) -> pulumi.Output[str]:
+            return pulumi.Output.concat("arn:", partition, ":iam::aws:policy/", policy)
+
         cluster_policies = [aws.iam.RolePolicyAttachment(
             f"{name}-control-plane-eks", role=self.cluster_role.name,
-            policy_arn="arn:aws:iam::aws:policy/AmazonEKSClusterPolicy", opts=child)]
+            policy_arn=managed("AmazonEKSClusterPolicy"), opts=child)]
         self.node_role = aws.iam.Role(f"{name}-nodes", assume_role_policy=_assume_role_policy("ec2.amazonaws.com"),
                                       tags=tags, opts=child)
         node_policies = [
             aws.iam.RolePolicyAttachment(f"{name}-nodes-{short}", role=self.node_role.name,
-                                         policy_arn=f"arn:aws:iam::aws:policy/{policy}", opts=child)
+                                         policy_arn=managed(policy), opts=child)
             for short, policy in (("worker", "AmazonEKSWorkerNodePolicy"), ("cni", "AmazonEKS_CNI_Policy"),
                                   ("ecr", "AmazonEC2ContainerRegistryReadOnly"))
         ]
@@ -134,6 +154,10 @@ class EksCluster(pulumi.ComponentResource):
         # ---- control plane -----------------------------------------------------------------
         self.secrets_key = aws.kms.Key(f"{name}-secrets", description=f"{cluster_name} Kubernetes Secrets envelope key",
                                        enable_key_rotation=True, deletion_window_in_days=30, tags=tags, opts=child)
+        # EKS writes control-plane logs here; created by the stack so it has a retention and goes with it.
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-control-plane-logs", name=f"/aws/eks/{cluster_name}/cluster",
+            retention_in_days=spec.log_retention_days, tags=tags, opts=child)
         self.cluster = aws.eks.Cluster(
             f"{name}-eks",
             name=cluster_name,
@@ -153,18 +177,29 @@ class EksCluster(pulumi.ComponentResource):
                 resources=["secrets"],
             ),
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=cluster_policies),
+            # The name is fixed, so a replacement must delete the old cluster first.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*cluster_policies, log_group],
+                                        delete_before_replace=True),
         )
-        # Whoever runs `pulumi up` administers the cluster (the IAM role behind an assumed-role session).
-        caller = aws.get_caller_identity_output()
-        deployer = aws.iam.get_session_context_output(arn=caller.arn).issuer_arn
-        admin_entry = aws.eks.AccessEntry(f"{name}-deployer", cluster_name=self.cluster.name, principal_arn=deployer,
-                                          type="STANDARD", opts=child)
-        admin_policy = aws.eks.AccessPolicyAssociation(
-            f"{name}-deployer-admin", cluster_name=self.cluster.name, principal_arn=deployer,
-            policy_arn=CLUSTER_ADMIN_POLICY,
-            access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[admin_entry]))
+        # Cluster admins: the principals the config names; without any, whoever runs `pulumi up`
+        # (the IAM role behind an assumed-role session).
+        if spec.admins:
+            admins: list[pulumi.Input[str]] = list(spec.admins)
+        else:
+            caller = aws.get_caller_identity_output()
+            admins = [aws.iam.get_session_context_output(arn=caller.arn).issuer_arn]
+        admin_policy_arn = pulumi.Output.concat("arn:", partition, ":eks::aws:", CLUSTER_ADMIN_POLICY)
+        admin_policies = []
+        for i, principal in enumerate(admins):
+            suffix = "" if i == 0 and not spec.admins else f"-{i}"
+            admin_entry = aws.eks.AccessEntry(f"{name}-{'admin' if spec.admins else 'deployer'}{suffix}",
+                                              cluster_name=self.cluster.name, principal_arn=principal, type="STANDARD",
+                                              opts=child)
+            admin_policies.append(aws.eks.AccessPolicyAssociation(
+                f"{name}-{'admin' if spec.admins else 'deployer'}{suffix}-admin", cluster_name=self.cluster.name,
+                principal_arn=principal, policy_arn=admin_policy_arn,
+                access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[admin_entry])))
 
         self.node_group = aws.eks.NodeGroup(
             f"{name}-nodes",
@@ -190,20 +225,20 @@ class EksCluster(pulumi.ComponentResource):
         # ---- kubeconfig and provider ------------------------------------------------------
         self.kubeconfig = pulumi.Output.secret(pulumi.Output.all(
             self.cluster.name, self.cluster.endpoint, self.cluster.certificate_authority.data,
-        ).apply(lambda a: kubeconfig_document(a[0], a[1], a[2], args.region)))
+        ).apply(lambda a: kubeconfig_document(a[0], a[1], a[2], args.region, args.profile, args.role_arn)))
         self.provider = k8s.Provider(
             f"{name}-k8s",
             kubeconfig=self.kubeconfig,
             # Only a new cluster replaces the provider; a refreshed kubeconfig does not.
             cluster_identifier=self.cluster.arn,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[admin_policy]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=admin_policies),
         )
         self.ready = [self.node_group]
 
         # ---- AWS Load Balancer Controller ----------------------------------------------
         self.service_annotations = {}
         if spec.load_balancer_controller:
-            self.lb_controller = self._load_balancer_controller(name, issuer, cluster_name, args.region, tags)
+            self.lb_controller = self._load_balancer_controller(name, issuer, cluster_name, args.region, tags, partition)
             self.ready.append(self.lb_controller)
             self.service_annotations = dict(NLB_ANNOTATIONS)
 
@@ -215,7 +250,7 @@ class EksCluster(pulumi.ComponentResource):
         })
 
     def _load_balancer_controller(self, name: str, issuer: pulumi.Output[str], cluster_name: str, region: str,
-                                  tags: dict[str, str]) -> k8s.helm.v3.Release:
+                                  tags: dict[str, str], partition: pulumi.Output[str]) -> k8s.helm.v3.Release:
         child = pulumi.ResourceOptions(parent=self)
         issuer_host = issuer.apply(lambda url: url.removeprefix("https://"))
         trust = pulumi.Output.all(self.oidc_provider.arn, issuer_host).apply(lambda a: json.dumps({
@@ -230,7 +265,7 @@ class EksCluster(pulumi.ComponentResource):
                 }},
             }],
         }))
-        policy = aws.iam.Policy(f"{name}-lb-controller", policy=policy_document(),
+        policy = aws.iam.Policy(f"{name}-lb-controller", policy=partition.apply(policy_document),
                                 description="AWS Load Balancer Controller", tags=tags, opts=child)
         role = aws.iam.Role(f"{name}-lb-controller", assume_role_policy=trust, tags=tags, opts=child)
         attachment = aws.iam.RolePolicyAttachment(f"{name}-lb-controller", role=role.name, policy_arn=policy.arn,

@@ -31,13 +31,14 @@ class SingleTrackRelease(pulumi.ComponentResource):
                  strategy: k8s.apps.v1.DeploymentStrategyArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(type_token, name, None, opts)
         release, context = args.release, args.context
-        self.deployment = deployment(
-            f"{name}-deployment", object_name=release.name, release=release, context=context,
-            tag=release.tag, replicas=release.replicas, strategy=strategy, parent=self,
-        )
+        # The Service first: pods created after it get the load balancer controller's readiness gates.
         self.service = service(
             f"{name}-service", object_name=release.service_name, release=release, context=context,
             selector=selector_labels(release), parent=self,
+        )
+        self.deployment = deployment(
+            f"{name}-deployment", object_name=release.name, release=release, context=context,
+            tag=release.tag, replicas=release.replicas, strategy=strategy, parent=self, depends_on=[self.service],
         )
         self.address = service_address(self.service)
         self.image = pulumi.Output.from_input(release.images()["app"])

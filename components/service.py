@@ -11,6 +11,9 @@ from components.config import Release
 from components.pod_template import PORT_NAME, ReleaseContext, object_labels
 
 SKIP_AWAIT = "pulumi.com/skipAwait"
+# On a namespace: the AWS Load Balancer Controller's webhook adds target-health readiness gates to
+# pods created after their Service's target group binding exists.
+READINESS_GATE_LABEL = "elbv2.k8s.aws/pod-readiness-gate-inject"
 
 # AWS Load Balancer Controller: an internet-facing NLB that targets pod IPs directly.
 NLB_ANNOTATIONS = {

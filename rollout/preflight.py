@@ -7,11 +7,20 @@ names a region, and that every image hosted in ECR exists with the tag the stack
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import json
 import os
 import re
+import shutil
+import subprocess
 from dataclasses import dataclass
 
 from components.config import StackConfig
+
+# Values from AWS's and the IETF's documentation (RFC 5737): a stack file holding them was
+# never filled in. Pulumi.prod.yaml ships with them, so prod cannot be deployed as written.
+DOCUMENTATION_ACCOUNT = "123456789012"
+DOCUMENTATION_NETWORKS = tuple(ipaddress.IPv4Network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"))
 
 ECR_IMAGE = re.compile(r"^(?P<account>[0-9]{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(?P<repo>.+)$")
 
@@ -35,6 +44,38 @@ def ecr_images(config: StackConfig) -> list[tuple[str, str, str, str, str]]:
     return found
 
 
+def placeholders(config: StackConfig) -> list[str]:
+    """Settings that still hold documentation examples instead of the user's own values."""
+    found = [f"aws:allowedAccountIds {a}" for a in config.allowed_account_ids if a == DOCUMENTATION_ACCOUNT]
+    found += [f"app-update:cluster.endpointPublicAccessCidrs {c}" for c in config.cluster.endpoint_public_access_cidrs
+              if any(ipaddress.IPv4Network(c).subnet_of(n) for n in DOCUMENTATION_NETWORKS)]
+    found += [f"app-update:cluster.admins {a}" for a in config.cluster.admins if f":{DOCUMENTATION_ACCOUNT}:" in a]
+    return found
+
+
+def cli_identity(profile: str | None) -> tuple[dict | None, str]:
+    """Who the `aws` CLI is (the kubeconfig's `aws eks get-token` runs as it), or why it cannot say."""
+    aws = shutil.which("aws")
+    if aws is None:
+        return None, ("the aws CLI is not installed: the kubeconfig runs `aws eks get-token` "
+                      "(https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html)")
+    env = dict(os.environ)
+    if profile:
+        env["AWS_PROFILE"] = profile
+    try:
+        done = subprocess.run([aws, "sts", "get-caller-identity", "--output", "json"], capture_output=True, text=True,
+                              env=env, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return None, f"`aws sts get-caller-identity` did not run: {error}"
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return None, f"`aws sts get-caller-identity` failed: {last}"
+    try:
+        return json.loads(done.stdout), ""
+    except json.JSONDecodeError:
+        return None, "`aws sts get-caller-identity` printed no JSON"
+
+
 def uses_aws(config: StackConfig) -> bool:
     return config.cluster.mode == "eks" or bool(ecr_images(config)) or bool(config.allowed_account_ids)
 
@@ -45,8 +86,12 @@ def run_checks(config: StackConfig, session: object | None = None) -> list[Check
 
     # Never wait on the instance metadata endpoint from a laptop or CI runner.
     os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
-    session = session or boto3.Session()
+    session = session or boto3.Session(profile_name=config.aws_profile)
     checks: list[Check] = []
+    found = placeholders(config)
+    if found:
+        checks.append(Check("placeholders", False, f"replace the documentation examples in Pulumi.{config.stack}.yaml "
+                                                   f"with your own values: {'; '.join(found)}"))
     region = config.region
     if region:
         checks.append(Check("region", True, f"aws:region is {region}"))
@@ -60,6 +105,8 @@ def run_checks(config: StackConfig, session: object | None = None) -> list[Check
         return checks
     account = identity["Account"]
     checks.append(Check("credentials", True, f"{identity['Arn']} in account {account}"))
+    if config.cluster.mode == "eks":
+        checks.append(_same_principal(config, identity))
     if config.allowed_account_ids:
         allowed = ", ".join(config.allowed_account_ids)
         if account in config.allowed_account_ids:
@@ -81,6 +128,23 @@ def run_checks(config: StackConfig, session: object | None = None) -> list[Check
         except BotoCoreError as error:
             checks.append(Check(f"image {release}", False, f"{image}: {error}"))
     return checks
+
+
+def _same_principal(config: StackConfig, sdk: dict) -> Check:
+    """The kubeconfig's `aws eks get-token` must run as the identity that deployed (and administers) the cluster."""
+    cli, why = cli_identity(config.aws_profile)
+    if cli is None:
+        return Check("aws CLI", False, why)
+    if config.aws_role_arn:
+        # get-token assumes the same role as the provider: the base identities only need the same account.
+        same = cli.get("Account") == sdk["Account"]
+    else:
+        same = cli.get("Arn") == sdk["Arn"]
+    if same:
+        return Check("aws CLI", True, f"`aws eks get-token` runs as {cli.get('Arn')}, as the deployment does")
+    return Check("aws CLI", False, f"the aws CLI runs as {cli.get('Arn')} but the deployment as {sdk['Arn']}: the "
+                                   "kubeconfig would get a token the cluster does not know (401); use the same profile "
+                                   "(aws:profile) or credentials for both")
 
 
 def print_checks(checks: list[Check]) -> bool:
@@ -110,9 +174,11 @@ def register(verbs: argparse._SubParsersAction) -> None:
     parser = verbs.add_parser(
         "preflight", formatter_class=argparse.RawDescriptionHelpFormatter,
         help="check AWS credentials, account, region and ECR images before pulumi up",
-        description="Check, with your current AWS credentials, that a stack can be deployed: the caller's account "
-                    "is one the stack allows (aws:allowedAccountIds), the stack sets aws:region, and every image "
-                    "hosted in ECR exists with the tag the stack deploys. Exit 1 when any check fails.",
+        description="Check, with your current AWS credentials, that a stack can be deployed: no documentation "
+                    "placeholder is left in the stack file, the caller's account is one the stack allows "
+                    "(aws:allowedAccountIds), the stack sets aws:region, the aws CLI the kubeconfig calls is installed "
+                    "and runs as the same principal as the deployment, and every image hosted in ECR exists with the "
+                    "tag the stack deploys. Exit 1 when any check fails.",
         epilog="example:\n  AWS_PROFILE=prod python -m rollout preflight prod",
     )
     parser.add_argument("stack", help="stack name (Pulumi.<stack>.yaml)")

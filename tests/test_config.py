@@ -22,6 +22,9 @@ def canary(**overrides):
 
 
 def problems(raw, extra=None):
+    raw = dict(raw)
+    if raw.pop("_region", False):  # an eks stack needs a region; give it one
+        extra = {**(extra or {}), "aws:region": "us-west-2"}
     with pytest.raises(ConfigError) as caught:
         validate(raw, "test", extra)
     return caught.value.problems
@@ -106,6 +109,34 @@ INVALID = [
     ({**releases(app=rolling()), "namespace": None}, "namespace", "is empty (null)"),
     ({"cluster": None, "releases": {"app": rolling()}}, "cluster", "is empty (null)"),
     ({"cluster": {"mode": "kubeconfig"}, "releases": None}, "releases", "is empty (null)"),
+    # Whole-string matching: a trailing newline is no name (Python's `$` would let it through).
+    (releases(**{"app\n": rolling()}), "releases.app\n", "DNS-1123"),
+    ({**releases(app=rolling()), "namespace": "app-update\n"}, "namespace", "DNS-1123 label"),
+    (releases(app=rolling(serviceName="web\n")), "releases.app.serviceName", "DNS-1035"),
+    (releases(app=rolling(tag="v1\n")), "releases.app.tag", "must be an image tag"),
+    (releases(app=rolling(maxSurge="25%\n")), "releases.app.maxSurge", 'percentage like "25%"'),
+    (releases(app=rolling(env={"MODE\n": "x"})), "releases.app.env.MODE\n", "environment variable name"),
+    (releases(app=canary(traffic="nginx", ingressClass="nginx\n")), "releases.app.ingressClass", "IngressClass"),
+    (releases(app=rolling(healthPath="/healthz\n")), "releases.app.healthPath", "absolute HTTP path"),
+    # Env names Kubernetes refuses before 1.32.
+    (releases(app=rolling(env={".": "x"})), "releases.app.env..", "environment variable name"),
+    (releases(app=rolling(env={"..x": "x"})), "releases.app.env...x", "environment variable name"),
+    # Namespaces every cluster has are not the program's to create or delete.
+    ({**releases(app=rolling()), "namespace": "default"}, "namespace", "a namespace every cluster has"),
+    ({**releases(app=rolling()), "namespace": "kube-system"}, "namespace", "a namespace every cluster has"),
+    ({**releases(app=rolling()), "namespace": "kube-node-lease"}, "namespace", "a namespace every cluster has"),
+    # EKS: versions it no longer creates, zones, log retention, admins.
+    ({"cluster": {"mode": "eks", "kubernetesVersion": "1.31"}, "releases": {"app": rolling()}, "_region": True},
+     "cluster.kubernetesVersion", "EKS no longer creates Kubernetes 1.31"),
+    ({"cluster": {"mode": "eks", "availabilityZoneNames": ["us-west-2a"]}, "releases": {"app": rolling()},
+      "_region": True}, "cluster.availabilityZoneNames", "2 or 3 different zones"),
+    ({"cluster": {"mode": "eks", "availabilityZones": 2, "availabilityZoneNames": ["us-west-2a", "us-west-2b",
+                                                                                   "us-west-2c"]},
+      "releases": {"app": rolling()}, "_region": True}, "cluster.availabilityZoneNames", "availabilityZones is 2"),
+    ({"cluster": {"mode": "eks", "logRetentionDays": 10}, "releases": {"app": rolling()}, "_region": True},
+     "cluster.logRetentionDays", "CloudWatch's retention periods"),
+    ({"cluster": {"mode": "eks", "admins": ["admin"]}, "releases": {"app": rolling()}, "_region": True},
+     "cluster.admins[0]", "ARN of an IAM role or user"),
     # podsForWeight (set between the two updates of a weight step) follows the weight's rules.
     (releases(app=canary(canary={"tag": "v2", "weight": 5, "podsForWeight": 101})),
      "releases.app.canary.podsForWeight", "between 0 and 100"),
@@ -195,7 +226,7 @@ def test_defaults_follow_kubernetes_and_the_workshop():
     assert release.replicas == 1
     assert config.namespace == "app-update"
     assert config.await_load_balancer is True
-    assert config.cluster.kubernetes_version == "1.33"
+    assert config.cluster.kubernetes_version == "1.35"
 
 
 def test_canary_weight_form_splits_by_closest_share():
@@ -234,3 +265,48 @@ def test_yaml_strings_for_booleans_are_accepted_as_the_cli_passes_them():
 def test_eks_mode_needs_a_region():
     found = problems({"cluster": {"mode": "eks"}, "releases": {"app": rolling()}})
     assert found == ["aws:region: is required when app-update:cluster.mode is eks"]
+
+
+def test_eks_versions_follow_the_calendar():
+    from datetime import date
+
+    raw = {"cluster": {"mode": "eks", "kubernetesVersion": "1.33"}, "releases": {"app": rolling()}}
+    region = {"aws:region": "us-west-2"}
+    assert validate(raw, "t", region, today=date(2027, 7, 29)).cluster.kubernetes_version == "1.33"  # extended
+    [line] = problems_on(raw, region, date(2027, 7, 30))
+    assert "extended support ended 2027-07-29" in line and "EKS creates 1.34, 1.35" in line
+    raw["cluster"]["kubernetesVersion"] = "1.35"
+    [line] = problems_on(raw, region, date(2025, 12, 1))
+    assert "EKS releases Kubernetes 1.35 on 2026-01-28" in line
+
+
+def problems_on(raw, extra, today):
+    with pytest.raises(ConfigError) as caught:
+        validate(raw, "t", extra, today=today)
+    return caught.value.problems
+
+
+def test_eks_version_warnings_name_extended_support_and_its_price():
+    from datetime import date
+
+    from components.eks_versions import version_warning
+
+    assert "six times" in version_warning("1.33", date(2026, 11, 29))
+    assert "leaves EKS standard support on 2026-12-02" in version_warning("1.34", date(2026, 11, 29))
+    assert version_warning("1.35", date(2026, 11, 29)) is None
+
+
+def test_pinned_zones_set_the_count():
+    raw = {"cluster": {"mode": "eks", "availabilityZoneNames": ["us-west-2b", "us-west-2c", "us-west-2d"]},
+           "releases": {"app": rolling()}}
+    cluster = validate(raw, "t", {"aws:region": "us-west-2"}).cluster
+    assert cluster.availability_zones == 3 and cluster.availability_zone_names == ("us-west-2b", "us-west-2c",
+                                                                                   "us-west-2d")
+    assert cluster.log_retention_days == 30 and cluster.admins == ()
+
+
+def test_the_kubeconfig_identity_comes_from_the_aws_provider_config():
+    raw = {"cluster": {"mode": "eks"}, "releases": {"app": rolling()}}
+    config = validate(raw, "t", {"aws:region": "us-west-2", "aws:profile": "team",
+                                 "aws:assumeRoles": [{"roleArn": "arn:aws:iam::111122223333:role/deployer"}]})
+    assert (config.aws_profile, config.aws_role_arn) == ("team", "arn:aws:iam::111122223333:role/deployer")

@@ -66,7 +66,7 @@ def test_control_plane_logs_encrypts_secrets_and_limits_the_endpoint(stack_runs,
     assert vpc_config["endpointPrivateAccess"] is True
     assert vpc_config["publicAccessCidrs"] == list(config_of(stack).cluster.endpoint_public_access_cidrs)
     assert cluster["accessConfig"]["authenticationMode"] == "API"
-    assert cluster["version"] == "1.33"
+    assert cluster["version"] == "1.35"
 
 
 @pytest.mark.parametrize("stack", EKS_STACKS)
@@ -241,3 +241,73 @@ def test_the_controller_role_gets_the_upstream_policy(stack_runs, stack):
 
     policy = next(r for r in by_type(stack_runs[stack], "aws:iam/policy:Policy") if r.name.endswith("lb-controller"))
     assert json.loads(policy.inputs["policy"]) == json.loads(policy_document())
+
+
+def urn_of(run, typ, name_suffix=""):
+    return next(r.urn for r in by_type(run, typ) if r.name.endswith(name_suffix))
+
+
+@pytest.mark.parametrize("stack", EKS_STACKS)
+def test_control_plane_logs_go_to_a_log_group_the_stack_owns(stack_runs, stack):
+    run = stack_runs[stack]
+    [group] = by_type(run, "aws:cloudwatch/logGroup:LogGroup")
+    assert group.inputs["name"] == f"/aws/eks/app-update-{stack}/cluster"
+    assert group.inputs["retentionInDays"] == config_of(stack).cluster.log_retention_days
+    cluster = by_type(run, "aws:eks/cluster:Cluster")[0]
+    assert group.urn in cluster.dependencies  # before EKS would create it without a retention
+
+
+@pytest.mark.parametrize("stack", EKS_STACKS)
+def test_arns_take_the_partition_from_the_provider(stack_runs, stack):
+    run = stack_runs[stack]
+    for attachment in by_type(run, "aws:iam/rolePolicyAttachment:RolePolicyAttachment"):
+        if "lb-controller" not in attachment.name:
+            assert attachment.inputs["policyArn"].startswith("arn:aws:iam::aws:policy/")
+    for association in by_type(run, "aws:eks/accessPolicyAssociation:AccessPolicyAssociation"):
+        assert association.inputs["policyArn"] == "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+
+
+def test_prod_admins_are_the_ones_its_config_names():
+    from rollout.offline import run_program, stack_settings
+
+    run = run_program("prod", settings=stack_settings("prod", ROOT))
+    entries = by_type(run, "aws:eks/accessEntry:AccessEntry")
+    assert [e.inputs["principalArn"] for e in entries] == list(config_of("prod").cluster.admins)
+
+
+def test_kubeconfig_token_uses_the_providers_profile_and_role():
+    from rollout.offline import run_program, stack_settings
+
+    settings = {**stack_settings("dev", ROOT), "aws:profile": "team-dev",
+                "aws:assumeRoles": [{"roleArn": "arn:aws:iam::111122223333:role/deployer"}]}
+    run = run_program("dev", settings=settings)
+    user = json.loads(run.outputs["kubeconfig"])["users"][0]["user"]["exec"]
+    assert user["env"] == [{"name": "AWS_PROFILE", "value": "team-dev"}]
+    assert user["args"][-2:] == ["--role-arn", "arn:aws:iam::111122223333:role/deployer"]
+
+
+@pytest.mark.parametrize("stack", EKS_STACKS)
+def test_namespace_gets_readiness_gates_where_the_controller_serves_ip_targets(stack_runs, stack):
+    [namespace] = by_type(stack_runs[stack], "kubernetes:core/v1:Namespace")
+    labels = namespace.inputs["metadata"]["labels"]
+    if config_of(stack).cluster.load_balancer_controller:
+        assert labels["elbv2.k8s.aws/pod-readiness-gate-inject"] == "enabled"
+    else:
+        assert "elbv2.k8s.aws/pod-readiness-gate-inject" not in labels
+
+
+@pytest.mark.parametrize("stack", EKS_STACKS)
+def test_every_deployment_comes_after_the_service_in_front_of_its_pods(stack_runs, stack):
+    run = stack_runs[stack]
+    services = {r.urn: r for r in by_type(run, "kubernetes:core/v1:Service")}
+    for deployment in by_type(run, "kubernetes:apps/v1:Deployment"):
+        labels = deployment.inputs["spec"]["template"]["metadata"]["labels"]
+        fronting = [s for s in services.values()
+                    if all(labels.get(k) == v for k, v in s.inputs["spec"]["selector"].items())]
+        assert fronting, deployment.name
+        # It waits for each Service selecting its pods, directly or through the canary Deployment.
+        waits = set(deployment.dependencies)
+        for dep in by_type(run, "kubernetes:apps/v1:Deployment"):
+            if dep.urn in waits:
+                waits |= set(dep.dependencies)
+        assert {s.urn for s in fronting} <= waits, deployment.name

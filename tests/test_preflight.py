@@ -11,7 +11,8 @@ from components.config import validate
 from rollout import preflight
 from rollout.cli import main
 
-ACCOUNT = "123456789012"  # moto's account
+ACCOUNT = "210987654321"  # moto's account (MOTO_ACCOUNT_ID); 123456789012 is a documentation placeholder
+MOTO_ARN = f"arn:aws:sts::{ACCOUNT}:user/moto"
 REGION = "us-west-2"
 REPO = "app-update/app"
 IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{REPO}"
@@ -27,6 +28,18 @@ def aws_env(monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("MOTO_ACCOUNT_ID", ACCOUNT)
+    # A stand-in for the aws CLI the kubeconfig calls: says who it is, as `aws sts get-caller-identity` does.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    stub = bin_dir / "aws"
+    stub.write_text('#!/bin/sh\n[ "$1 $2" = "sts get-caller-identity" ] || exit 252\n'
+                    'if [ -n "$STUB_AWS_FAIL" ]; then echo "Unable to locate credentials" >&2; exit 253; fi\n'
+                    'printf \'{"UserId": "AIDA", "Account": "%s", "Arn": "%s"}\\n\' "${STUB_AWS_ACCOUNT}" "${STUB_AWS_ARN}"\n')
+    stub.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    monkeypatch.setenv("STUB_AWS_ACCOUNT", ACCOUNT)
+    monkeypatch.setenv("STUB_AWS_ARN", MOTO_ARN)
 
 
 def push(tag):
@@ -64,14 +77,14 @@ def test_everything_in_place_passes(aws_env):
     push("v2")
     checks = preflight.run_checks(stack(allowed=[ACCOUNT]))
     assert failures(checks) == {}
-    assert {c.name for c in checks} == {"region", "credentials", "account", "image app"}
+    assert {c.name for c in checks} == {"region", "credentials", "aws CLI", "account", "image app"}
 
 
 @mock_aws
 def test_wrong_account_fails(aws_env):
     push("v1")
     push("v2")
-    found = failures(preflight.run_checks(stack(allowed=["210987654321"])))
+    found = failures(preflight.run_checks(stack(allowed=["444455556666"])))
     assert list(found) == ["account"] and "not in aws:allowedAccountIds" in found["account"]
 
 
@@ -120,9 +133,47 @@ def test_cli_exit_status_and_report(aws_env, tmp_path, capsys):
     assert "FAIL  image app" in out and "1 failed" in out
     push("v1")
     assert main(["--cwd", str(tmp_path), "preflight", "ok"]) == 0
-    assert "4 passed, 0 failed" in capsys.readouterr().out
+    assert "5 passed, 0 failed" in capsys.readouterr().out
 
 
 def test_cli_on_a_stack_without_aws_has_nothing_to_check(capsys):
     assert main(["preflight", "local"]) == 0
     assert "nothing to check" in capsys.readouterr().out
+
+
+@mock_aws
+def test_the_aws_cli_must_run_as_the_deployment(aws_env, monkeypatch):
+    config = stack(allowed=[ACCOUNT])
+    assert "aws CLI" not in failures(preflight.run_checks(config))
+    monkeypatch.setenv("STUB_AWS_ARN", f"arn:aws:sts::{ACCOUNT}:assumed-role/other/session")
+    assert "would get a token the cluster does not know (401)" in failures(preflight.run_checks(config))["aws CLI"]
+    monkeypatch.setenv("STUB_AWS_FAIL", "1")
+    assert "Unable to locate credentials" in failures(preflight.run_checks(config))["aws CLI"]
+
+
+@mock_aws
+def test_a_missing_aws_cli_is_a_failed_check(aws_env, monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert "the aws CLI is not installed" in failures(preflight.run_checks(stack(allowed=[ACCOUNT])))["aws CLI"]
+
+
+@mock_aws
+def test_documentation_placeholders_are_refused(aws_env):
+    raw = {"cluster": {"mode": "eks", "endpointPublicAccessCidrs": ["203.0.113.0/24"],
+                       "admins": ["arn:aws:iam::123456789012:role/platform-admin"]},
+           "releases": {"app": {"strategy": "RollingUpdate", "tag": "v1"}}}
+    config = validate(raw, "prod", {"aws:region": REGION, "aws:allowedAccountIds": ["123456789012"]})
+    detail = failures(preflight.run_checks(config))["placeholders"]
+    assert "aws:allowedAccountIds 123456789012" in detail
+    assert "endpointPublicAccessCidrs 203.0.113.0/24" in detail
+    assert "admins arn:aws:iam::123456789012:role/platform-admin" in detail
+
+
+def test_the_prod_stack_file_still_holds_placeholders_until_replaced():
+    from rollout.offline import stack_settings
+    from tests.conftest import ROOT
+
+    settings = stack_settings("prod", ROOT)
+    own = {k.split(":", 1)[1]: v for k, v in settings.items() if k.startswith("app-update:")}
+    other = {k: v for k, v in settings.items() if not k.startswith("app-update:")}
+    assert preflight.placeholders(validate(own, "prod", other))
