@@ -50,8 +50,12 @@ context = ReleaseContext(
 COMPONENTS = {"Recreate": RecreateDeployment, "RollingUpdate": RollingDeployment, "Canary": CanaryPair}
 releases = {}
 for release in config.releases:
-    component = COMPONENTS[release.strategy](release.name, ReleaseArgs(release=release, context=context),
-                                             opts=pulumi.ResourceOptions(depends_on=[namespace]))
+    component_class = COMPONENTS[release.strategy]
+    # A strategy change renames the component's type: the aliases keep its objects (and their
+    # children, which share names across strategies) the same resources, updated in place.
+    aliases = [pulumi.Alias(type_=other.TYPE) for other in COMPONENTS.values() if other is not component_class]
+    component = component_class(release.name, ReleaseArgs(release=release, context=context),
+                                opts=pulumi.ResourceOptions(depends_on=[namespace], aliases=aliases))
     releases[release.name] = {
         "strategy": release.strategy,
         "address": component.address,

@@ -65,10 +65,11 @@ def nginx_canary_annotations(weight: int) -> dict[str, str]:
 class CanaryPair(pulumi.ComponentResource):
     """Stable and canary Deployments of one release and the traffic split between them."""
 
+    TYPE = "app-update:index:CanaryPair"
     address: pulumi.Output[str]
 
     def __init__(self, name: str, args: ReleaseArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("app-update:index:CanaryPair", name, None, opts)
+        super().__init__(self.TYPE, name, None, opts)
         release, context = args.release, args.context
         assert release.stable is not None and release.canary is not None
         strategy = rolling_strategy(release)

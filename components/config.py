@@ -121,6 +121,22 @@ class Release:
         ingresses = (svc,) if self.traffic == "alb" else (svc, f"{svc}-canary")
         return {"Deployment": deployments, "Service": (f"{svc}-stable", f"{svc}-canary"), "Ingress": ingresses}
 
+    def resource_names(self) -> dict[str, tuple[str, ...]]:
+        """The logical names of this release's Pulumi resources under its component, per kind. Two
+        releases of one strategy with the same name here would register the same URN."""
+        name = self.name
+        if self.strategy != "Canary":
+            return {"Deployment": (f"{name}-deployment",), "Service": (f"{name}-service",),
+                    "PodDisruptionBudget": (f"{name}-deployment-pdb",)}
+        tracks = {"Deployment": (f"{name}-stable", f"{name}-canary"),
+                  "PodDisruptionBudget": (f"{name}-stable-pdb", f"{name}-canary-pdb")}
+        if self.traffic == "replicas":
+            return {**tracks, "Service": (f"{name}-service",)}
+        if self.traffic == "nlb":
+            return {**tracks, "Service": (f"{name}-service", f"{name}-canary-service")}
+        ingresses = (f"{name}-ingress",) if self.traffic == "alb" else (f"{name}-ingress", f"{name}-canary-ingress")
+        return {**tracks, "Service": (f"{name}-stable-service", f"{name}-canary-service"), "Ingress": ingresses}
+
     def replica_counts(self) -> dict[str, int]:
         """Pods per track ("app" for single-track releases)."""
         if self.strategy == "Canary":
@@ -248,6 +264,7 @@ def _release(name: str, given: schema.RecreateRelease | schema.RollingRelease | 
 def _unique_names(releases: list[Release]) -> list[str]:
     """No two releases may name the same object of a kind in the namespace: one would overwrite the other."""
     problems = []
+    named_pairs: set[tuple[str, str]] = set()
     owners: dict[tuple[str, str], str] = {}
     for release in releases:
         for kind, names in release.object_names().items():
@@ -255,6 +272,7 @@ def _unique_names(releases: list[Release]) -> list[str]:
                 owner = owners.setdefault((kind, object_name), release.name)
                 if owner == release.name:
                     continue
+                named_pairs.add((release.name, owner))
                 if kind == "Service" and object_name == release.service_name:
                     problems.append(f"{PROJECT}:releases.{release.name}.serviceName: Service name {object_name!r} is "
                                     f"already used by release {owner!r}")
@@ -262,6 +280,18 @@ def _unique_names(releases: list[Release]) -> list[str]:
                     problems.append(f"{PROJECT}:releases.{release.name}: its {kind} {object_name!r} has the name of a "
                                     f"{kind} of release {owner!r} in the same namespace; rename one of the releases "
                                     "(or its serviceName)")
+    # Pulumi identities: a component's children are named after the release, so a canary `app` and a
+    # canary `app-canary` could both register `app-canary-service`: one URN, twice. Every strategy's
+    # component aliases the others' (a strategy change keeps its objects), so all strategies count.
+    urns: dict[tuple[str, str], str] = {}
+    for release in releases:
+        for kind, names in release.resource_names().items():
+            for resource_name in names:
+                owner = urns.setdefault((kind, resource_name), release.name)
+                if owner != release.name and (release.name, owner) not in named_pairs:
+                    named_pairs.add((release.name, owner))  # one line per pair of releases
+                    problems.append(f"{PROJECT}:releases.{release.name}: its Pulumi {kind} {resource_name!r} would have "
+                                    f"the same URN as a resource of release {owner!r}; rename one of the releases")
     return problems
 
 

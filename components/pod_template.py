@@ -77,7 +77,16 @@ def change_cause(stack: str, release: Release, tag: str) -> str:
     return f"app-update {stack}: {release.image}:{tag}"
 
 
-def pod_template(release: Release, tag: str, track: str | None = None) -> k8s.core.v1.PodTemplateSpecArgs:
+def pre_stop_pause(seconds: int, kubernetes_version: str) -> k8s.core.v1.LifecycleHandlerArgs:
+    """A preStop pause. The `sleep` action is on by default from Kubernetes 1.30 (PodLifecycleSleepAction
+    beta); before, the API server drops it, so the pause runs `sleep` in the container instead."""
+    if int(kubernetes_version.split(".")[1]) >= 30:
+        return k8s.core.v1.LifecycleHandlerArgs(sleep=k8s.core.v1.SleepActionArgs(seconds=seconds))
+    return k8s.core.v1.LifecycleHandlerArgs(exec_=k8s.core.v1.ExecActionArgs(command=["sleep", str(seconds)]))
+
+
+def pod_template(release: Release, tag: str, track: str | None = None,
+                 kubernetes_version: str = "1.35") -> k8s.core.v1.PodTemplateSpecArgs:
     probe_get = k8s.core.v1.HTTPGetActionArgs(path=release.health_path, port=PORT_NAME)
     resources = k8s.core.v1.ResourceRequirementsArgs(
         requests=dict(release.resources.requests) or None,
@@ -97,9 +106,8 @@ def pod_template(release: Release, tag: str, track: str | None = None) -> k8s.co
             http_get=probe_get, initial_delay_seconds=10, period_seconds=10, timeout_seconds=2, failure_threshold=3,
         ),
         # Keep serving while the load balancer deregisters the pod, then get SIGTERM.
-        lifecycle=k8s.core.v1.LifecycleArgs(
-            pre_stop=k8s.core.v1.LifecycleHandlerArgs(sleep=k8s.core.v1.SleepActionArgs(seconds=release.pre_stop_seconds)),
-        ) if release.pre_stop_seconds > 0 else None,
+        lifecycle=k8s.core.v1.LifecycleArgs(pre_stop=pre_stop_pause(release.pre_stop_seconds, kubernetes_version))
+        if release.pre_stop_seconds > 0 else None,
         security_context=k8s.core.v1.SecurityContextArgs(
             run_as_non_root=True,
             run_as_user=RUN_AS_USER,
@@ -167,7 +175,7 @@ def deployment(
             min_ready_seconds=release.min_ready_seconds,
             progress_deadline_seconds=release.progress_deadline_seconds,
             revision_history_limit=REVISION_HISTORY_LIMIT,
-            template=pod_template(release, tag, track),
+            template=pod_template(release, tag, track, context.kubernetes_version),
         ),
         opts=pulumi.ResourceOptions(parent=parent, provider=context.provider, depends_on=depends_on),
     )

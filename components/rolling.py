@@ -9,5 +9,7 @@ from components.release import ReleaseArgs, SingleTrackRelease
 
 
 class RollingDeployment(SingleTrackRelease):
+    TYPE = "app-update:index:RollingDeployment"
+
     def __init__(self, name: str, args: ReleaseArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("app-update:index:RollingDeployment", name, args, rolling_strategy(args.release), opts)
+        super().__init__(self.TYPE, name, args, rolling_strategy(args.release), opts)

@@ -310,3 +310,20 @@ def test_the_kubeconfig_identity_comes_from_the_aws_provider_config():
     config = validate(raw, "t", {"aws:region": "us-west-2", "aws:profile": "team",
                                  "aws:assumeRoles": [{"roleArn": "arn:aws:iam::111122223333:role/deployer"}]})
     assert (config.aws_profile, config.aws_role_arn) == ("team", "arn:aws:iam::111122223333:role/deployer")
+
+
+URN_CLASHES = [
+    pytest.param({"app": canary(traffic="nginx"), "app-canary": canary(traffic="nlb", serviceName="other")},
+                 "Service 'app-canary-service'", id="canary app and canary app-canary"),
+    pytest.param({"app": canary(traffic="nlb"), "app-canary": canary(serviceName="other")},
+                 "Service 'app-canary-service'", id="nlb track service and a replicas canary"),
+]
+
+
+@pytest.mark.parametrize("named,what", URN_CLASHES)
+def test_two_releases_never_register_the_same_urn(named, what):
+    raw = releases(**named)
+    raw["cluster"]["loadBalancerController"] = True
+    found = [p for p in problems(raw) if "same URN" in p]
+    assert len(found) == 1 and found[0].startswith("app-update:releases.app-canary: its Pulumi ") and what in found[0]
+    assert "release 'app'" in found[0]
