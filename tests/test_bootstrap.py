@@ -1,0 +1,423 @@
+"""`rollout bootstrap` against moto's AWS: first run, second run, a weaker bucket, every refusal."""
+
+import argparse
+import json
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from operations import bootstrap
+
+ACCOUNT = "123456789012"  # moto's account
+OTHER_ACCOUNT = "111111111111"
+REGION = "us-west-2"
+BUCKET = "acme-app-update-state"
+ALIAS = "app-update-state"
+OTHERS_STATEMENT = {"Sid": "ReadForAuditors", "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:role/auditor"},
+                    "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/*"}
+
+
+NOWHERE = "/nonexistent/app-update-tests"  # no AWS config or credentials file is read
+
+
+@pytest.fixture
+def aws_env(monkeypatch):
+    for key in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_REGION",
+                "MOTO_ACCOUNT_ID"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", f"{NOWHERE}/config")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", f"{NOWHERE}/credentials")
+
+
+_CACHE: dict = {}
+
+
+def shared_session():
+    """One boto3 session and one client per service and region for the module: creating them is
+    most of the time these tests take otherwise (moto answers whichever mock is active). The
+    credentials are fake; the tests of missing credentials build fresh sessions."""
+    if "session" not in _CACHE:
+        _CACHE["session"] = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                                          region_name=REGION)
+    return _CACHE["session"]
+
+
+def client(service, region=REGION):
+    if (service, region) not in _CACHE:
+        _CACHE[service, region] = shared_session().client(service, region_name=region)
+    return _CACHE[service, region]
+
+
+def shared_clients(region, session=None):
+    return bootstrap.Clients(sts=client("sts", region), s3=client("s3", region), kms=client("kms", region))
+
+
+@pytest.fixture
+def aws(aws_env, monkeypatch):
+    with mock_aws():
+        monkeypatch.setattr(bootstrap, "make_clients", shared_clients)
+        yield
+
+
+def s3():
+    return client("s3")
+
+
+def kms():
+    return client("kms")
+
+
+def kinds(plan):
+    return [a.kind for a in plan.actions]
+
+
+def assert_backend_is_complete(bucket=BUCKET, alias=ALIAS):
+    key = kms().describe_key(KeyId=f"alias/{alias}")["KeyMetadata"]
+    assert kms().get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"] is True
+    assert s3().get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    rule = s3().get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert rule["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key["Arn"]}
+    block = s3().get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    assert block == bootstrap.PUBLIC_ACCESS_BLOCK
+    statements = json.loads(s3().get_bucket_policy(Bucket=bucket)["Policy"])["Statement"]
+    assert bootstrap.tls_statement(bucket) in statements
+    return statements
+
+
+def weaker_bucket(encryption="AES256", policy=True, versioning=None):
+    """A bucket made by hand: no versioning, SSE-S3, public access not blocked, someone's statement."""
+    s3().create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3().put_public_access_block(Bucket=BUCKET, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": False, "IgnorePublicAcls": False, "BlockPublicPolicy": False, "RestrictPublicBuckets": False})
+    if versioning:
+        s3().put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": versioning})
+    if encryption:
+        default = {"SSEAlgorithm": encryption} if encryption == "AES256" else {
+            "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": encryption}
+        s3().put_bucket_encryption(Bucket=BUCKET, ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": default}]})
+    if policy:
+        s3().put_bucket_policy(Bucket=BUCKET, Policy=json.dumps({"Version": "2012-10-17",
+                                                                 "Statement": [OTHERS_STATEMENT]}))
+
+
+# ---------------------------------------------------------------------------------------------
+# Plan and apply
+# ---------------------------------------------------------------------------------------------
+
+
+def test_first_run_creates_everything(aws):
+    plan = bootstrap.plan(BUCKET, ALIAS, REGION)
+    assert kinds(plan) == ["create-key", "create-bucket", "block-public-access", "versioning", "encryption", "policy"]
+    assert all(a.description and "\n" not in a.description for a in plan.actions)
+    assert plan.account == ACCOUNT and plan.key_arn is None
+    with pytest.raises(ClientError):
+        s3().head_bucket(Bucket=BUCKET)  # planning changed nothing
+    done = []
+    key_arn = bootstrap.apply(plan, say=done.append)
+    assert len(done) == 6 and done[0].startswith("  done: create a KMS key")
+    assert assert_backend_is_complete() == [bootstrap.tls_statement(BUCKET)]
+    assert key_arn == kms().describe_key(KeyId=f"alias/{ALIAS}")["KeyMetadata"]["Arn"]
+    assert s3().get_bucket_location(Bucket=BUCKET)["LocationConstraint"] == REGION
+    # the second run
+    again = bootstrap.plan(BUCKET, f"alias/{ALIAS}", REGION)  # alias/ prefix or not: the same alias
+    assert again.actions == []
+    assert len(again.found) == 6 and again.key_arn == key_arn
+    assert len(kms().list_keys()["Keys"]) == 1
+
+
+def test_a_weaker_bucket_is_strengthened_and_others_statements_kept(aws):
+    weaker_bucket()
+    plan = bootstrap.plan(BUCKET, ALIAS, REGION)
+    assert kinds(plan) == ["create-key", "versioning", "encryption", "policy", "block-public-access"]
+    described = {a.kind: a.description for a in plan.actions}
+    assert "now: off" in described["versioning"]
+    assert "now: SSE-S3 (AES256)" in described["encryption"]
+    assert "keeping its 1 other statement(s)" in described["policy"]
+    assert "BlockPublicAcls, IgnorePublicAcls, BlockPublicPolicy, RestrictPublicBuckets" in described[
+        "block-public-access"]
+    bootstrap.apply(plan, say=lambda line: None)
+    statements = assert_backend_is_complete()
+    assert statements == [OTHERS_STATEMENT, bootstrap.tls_statement(BUCKET)]
+    assert bootstrap.plan(BUCKET, ALIAS, REGION).actions == []
+
+
+def test_suspended_versioning_and_no_encryption_are_fixed(aws):
+    weaker_bucket(encryption=None, policy=False, versioning="Suspended")
+    plan = bootstrap.plan(BUCKET, ALIAS, REGION)
+    described = {a.kind: a.description for a in plan.actions}
+    assert "now: suspended" in described["versioning"] and "now: none" in described["encryption"]
+    assert "keeping" not in described["policy"]
+
+
+def test_an_existing_key_without_rotation_gets_rotation(aws):
+    key = kms().create_key(Description="made by hand")["KeyMetadata"]
+    kms().create_alias(AliasName=f"alias/{ALIAS}", TargetKeyId=key["KeyId"])
+    plan = bootstrap.plan(BUCKET, ALIAS, REGION)
+    assert kinds(plan)[0] == "enable-rotation" and "create-key" not in kinds(plan)
+    bootstrap.apply(plan, say=lambda line: None)
+    assert_backend_is_complete()
+    assert len(kms().list_keys()["Keys"]) == 1
+
+
+def test_an_existing_tls_only_statement_under_another_sid_counts(aws):
+    statement = {**bootstrap.tls_statement(BUCKET), "Sid": "TheirOwnTlsRule"}
+    weaker_bucket(policy=False)
+    s3().put_bucket_policy(Bucket=BUCKET, Policy=json.dumps({"Version": "2012-10-17", "Statement": [statement]}))
+    assert "policy" not in kinds(bootstrap.plan(BUCKET, ALIAS, REGION))
+
+
+# ---------------------------------------------------------------------------------------------
+# Refusals: nothing changes
+# ---------------------------------------------------------------------------------------------
+
+
+def refused(match):
+    with pytest.raises(bootstrap.BootstrapError, match=match) as caught:
+        bootstrap.plan(BUCKET, ALIAS, REGION)
+    assert "\n" not in str(caught.value)
+    return str(caught.value)
+
+
+def test_refuses_a_bucket_of_another_account(aws, monkeypatch):
+    monkeypatch.setenv("MOTO_ACCOUNT_ID", OTHER_ACCOUNT)
+    s3().create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    monkeypatch.delenv("MOTO_ACCOUNT_ID")
+    refused("belongs to another AWS account")
+
+
+def test_refuses_a_bucket_it_may_not_read():
+    """S3's answer for another account's bucket (ExpectedBucketOwner) or one we may not see: 403."""
+    clients = stubbed_clients()
+    clients.stubbers["kms"].add_client_error("describe_key", "NotFoundException", http_status_code=400)
+    clients.stubbers["s3"].add_client_error("head_bucket", "403", "Forbidden", http_status_code=403)
+    with pytest.raises(bootstrap.BootstrapError, match="belongs to another AWS account, or these credentials may not"):
+        bootstrap.plan(BUCKET, ALIAS, REGION, clients=clients)
+
+
+def test_refuses_a_bucket_in_another_region(aws):
+    client("s3", "eu-west-1").create_bucket(
+        Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    assert refused("is in region eu-west-1, not us-west-2").endswith("pass --region eu-west-1")
+
+
+def test_refuses_to_rekey_a_bucket_encrypted_with_another_key(aws):
+    other = kms().create_key(Description="someone else's")["KeyMetadata"]
+    weaker_bucket(encryption=other["Arn"])
+    refused("encrypted by default with another KMS key")
+    key = kms().create_key(Description="ours")["KeyMetadata"]  # the alias exists, on another key
+    kms().create_alias(AliasName=f"alias/{ALIAS}", TargetKeyId=key["KeyId"])
+    refused("never re-keys a bucket")
+    assert s3().get_bucket_versioning(Bucket=BUCKET).get("Status") is None  # nothing changed
+
+
+def test_accepts_a_bucket_already_encrypted_with_the_alias_key_by_id(aws):
+    key = kms().create_key(Description="ours")["KeyMetadata"]
+    kms().create_alias(AliasName=f"alias/{ALIAS}", TargetKeyId=key["KeyId"])
+    weaker_bucket(encryption=key["KeyId"])  # the key id, not its ARN: the same key
+    assert "encryption" not in kinds(bootstrap.plan(BUCKET, ALIAS, REGION))
+
+
+def test_refuses_a_policy_statement_under_its_sid_that_says_otherwise(aws):
+    weaker_bucket(policy=False)
+    mine = {**bootstrap.tls_statement(BUCKET), "Condition": {"Bool": {"aws:SecureTransport": "true"}}}
+    s3().put_bucket_policy(Bucket=BUCKET, Policy=json.dumps({"Version": "2012-10-17", "Statement": [mine]}))
+    refused(f"has a statement {bootstrap.TLS_SID} that is not bootstrap's")
+
+
+def test_refuses_a_public_bucket_policy(aws):
+    weaker_bucket(policy=False)
+    public = {"Sid": "Website", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+              "Resource": f"arn:aws:s3:::{BUCKET}/*"}
+    s3().put_bucket_policy(Bucket=BUCKET, Policy=json.dumps({"Version": "2012-10-17", "Statement": [public]}))
+    refused("allows access to everyone \\(statement Website\\)")
+
+
+@pytest.mark.parametrize("setup, match", [
+    (lambda k: kms().disable_key(KeyId=k), "which is Disabled"),
+    (lambda k: kms().schedule_key_deletion(KeyId=k, PendingWindowInDays=7), "which is PendingDeletion"),
+])
+def test_refuses_an_alias_on_an_unusable_key(aws, setup, match):
+    key = kms().create_key(Description="ours")["KeyMetadata"]
+    kms().create_alias(AliasName=f"alias/{ALIAS}", TargetKeyId=key["KeyId"])
+    setup(key["KeyId"])
+    refused(match)
+
+
+def test_refuses_an_asymmetric_key(aws):
+    key = kms().create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]
+    kms().create_alias(AliasName=f"alias/{ALIAS}", TargetKeyId=key["KeyId"])
+    refused("symmetric ENCRYPT_DECRYPT key")
+
+
+# ---------------------------------------------------------------------------------------------
+# AWS failures: one line
+# ---------------------------------------------------------------------------------------------
+
+
+class StubbedClients(bootstrap.Clients):
+    stubbers: dict
+
+
+def stubbed_clients():
+    clients = StubbedClients.from_session(shared_session(), REGION)
+    clients.stubbers = {}
+    for name in ("sts", "s3", "kms"):
+        stubber = Stubber(getattr(clients, name))
+        stubber.activate()
+        clients.stubbers[name] = stubber
+    clients.stubbers["sts"].add_response("get_caller_identity", {
+        "Account": ACCOUNT, "Arn": f"arn:aws:iam::{ACCOUNT}:user/me", "UserId": "AIDA"})
+    return clients
+
+
+def test_access_denied_is_one_line():
+    clients = stubbed_clients()
+    clients.stubbers["kms"].add_client_error("describe_key", "AccessDeniedException", "not allowed: kms:DescribeKey",
+                                             http_status_code=400)
+    with pytest.raises(bootstrap.BootstrapError) as caught:
+        bootstrap.plan(BUCKET, ALIAS, REGION, clients=clients)
+    assert str(caught.value) == f"access denied while looking up KMS alias alias/{ALIAS}: not allowed: kms:DescribeKey"
+
+
+def test_no_credentials_is_one_line(aws_env, monkeypatch):
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    with pytest.raises(bootstrap.BootstrapError, match="^no usable AWS credentials"):
+        bootstrap.plan(BUCKET, ALIAS, REGION)
+
+
+# ---------------------------------------------------------------------------------------------
+# Names
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["ab", "a" * 64, "Upper-Case", "under_score", "-leading", "trailing-", "two..dots",
+                                  "dot.-hyphen", "192.168.1.1", "xn--punycode", "sthree-x", "name-s3alias",
+                                  "name--ol-s3", "name.mrap", "name--x-s3"])
+def test_bad_bucket_names(name):
+    assert bootstrap.bucket_problem(name)
+
+
+@pytest.mark.parametrize("name", ["abc", "acme-app-update-state", "a.b.c", "a" * 63, "0-state"])
+def test_good_bucket_names(name):
+    assert bootstrap.bucket_problem(name) is None
+
+
+@pytest.mark.parametrize("name", ["", "alias/", "aws/s3", "alias/aws/ebs", "has space", "dollar$", "x" * 251])
+def test_bad_alias_names(name):
+    assert bootstrap.alias_problem(name)
+
+
+@pytest.mark.parametrize("name", ["app-update-state", "alias/app-update-state", "team/app_update-1"])
+def test_good_alias_names(name):
+    assert bootstrap.alias_problem(name) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# The command line, through a parser built with register()
+# ---------------------------------------------------------------------------------------------
+
+
+def cli(*words):
+    parser = argparse.ArgumentParser(prog="python -m rollout")
+    verbs = parser.add_subparsers(dest="verb")
+    bootstrap.register(verbs)
+    args = parser.parse_args(["bootstrap", *words])
+    return args.func(args)
+
+
+NEXT = [f"  pulumi login s3://{BUCKET}", f"  pulumi stack init <stack> --secrets-provider awskms://alias/{ALIAS}"]
+
+
+def test_cli_yes_then_again(aws, capsys):
+    assert cli("--bucket", BUCKET, "--kms-alias", ALIAS, "--yes") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"State backend s3://{BUCKET} with KMS key alias/{ALIAS} in account {ACCOUNT}, {REGION}:"
+    assert "State backend ready: 6 change(s) made" in out
+    assert out[-3:] == ["Next:", *NEXT]
+    assert cli("--bucket", BUCKET, "--kms-alias", f"alias/{ALIAS}", "--region", REGION) == 0  # no --yes needed
+    out = capsys.readouterr().out.splitlines()
+    assert "already set up: nothing to change" in out
+    assert not [line for line in out if line.startswith("  + ")]
+    assert out[-3:] == ["Next:", *NEXT]
+
+
+def test_cli_without_a_terminal_changes_nothing(aws, capsys):
+    # pytest's stdin is no terminal: rollout.stacks.confirm_tty confirms nothing
+    assert cli("--bucket", BUCKET, "--kms-alias", ALIAS) == 1
+    out = capsys.readouterr().out
+    assert "  + create S3 bucket" in out
+    assert "not confirmed: nothing was changed (pass --yes to skip the question)" in out
+    assert "Next:" not in out
+    assert s3().list_buckets()["Buckets"] == [] and kms().list_aliases()["Aliases"] == [a for a in kms().list_aliases()[
+        "Aliases"] if a["AliasName"].startswith("alias/aws/")]
+
+
+def test_cli_asks_through_confirm_tty(aws, capsys, monkeypatch):
+    from rollout import stacks
+
+    asked = []
+    monkeypatch.setattr(stacks, "confirm_tty", lambda prompt, expected: asked.append((prompt, expected)) or True)
+    assert cli("--bucket", BUCKET, "--kms-alias", ALIAS) == 0
+    assert asked == [("Make these 6 change(s)?", None)]
+    assert_backend_is_complete()
+
+
+def test_cli_refusal_is_one_error_line(aws, capsys):
+    client("s3", "eu-west-1").create_bucket(
+        Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    assert cli("--bucket", BUCKET, "--kms-alias", ALIAS, "--yes") == 1
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [f"error: bucket {BUCKET} is in region eu-west-1, not {REGION}: "
+                                         "pass --region eu-west-1"]
+    assert "Traceback" not in captured.out + captured.err
+    assert kms().list_aliases()["Aliases"] == [a for a in kms().list_aliases()["Aliases"]
+                                               if a["AliasName"].startswith("alias/aws/")]  # no key made either
+
+
+def test_cli_no_credentials(aws_env, capsys, monkeypatch):
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    assert cli("--bucket", BUCKET, "--kms-alias", ALIAS, "--yes") == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("error: no usable AWS credentials")
+
+
+@pytest.mark.parametrize("words, flag", [
+    (["--bucket", "Bad_Bucket", "--kms-alias", ALIAS], "--bucket 'Bad_Bucket'"),
+    (["--bucket", BUCKET, "--kms-alias", "aws/s3"], "--kms-alias 'aws/s3'"),
+    (["--bucket", BUCKET, "--kms-alias", ALIAS, "--region", "mars-1"], "--region"),
+])
+def test_cli_bad_input_exits_2_naming_the_flag(aws_env, capsys, words, flag):
+    assert cli(*words) == 2  # before any AWS call: no moto here, and nothing was attempted
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {flag}")
+
+
+def test_cli_without_a_region(aws_env, capsys, monkeypatch):
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    assert cli("--bucket", BUCKET, "--kms-alias", ALIAS) == 2
+    assert capsys.readouterr().err.startswith("error: --region: no region given")
+
+
+def test_cli_takes_the_region_from_aws_region(aws, capsys, monkeypatch):
+    monkeypatch.setenv("AWS_REGION", "eu-central-1")  # what configure-aws-credentials sets, over the default
+    assert cli("--bucket", BUCKET, "--kms-alias", ALIAS) == 1  # no terminal: not confirmed
+    assert capsys.readouterr().out.startswith(f"State backend s3://{BUCKET} with KMS key alias/{ALIAS} in account "
+                                              f"{ACCOUNT}, eu-central-1:")
+
+
+def test_help_has_an_example(capsys):
+    with pytest.raises(SystemExit):
+        cli("--help")
+    out = capsys.readouterr().out
+    assert "example:" in out and "--bucket" in out and "--kms-alias" in out and "--yes" in out
