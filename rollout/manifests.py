@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import errno
 import functools
 import json
+import os
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,26 +89,83 @@ def to_yaml(manifest: Manifest) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+class SchemaUnavailable(Exception):
+    """No schema for this Kubernetes version (or for this kind in it): the check cannot run."""
+
+    def __init__(self, version: str, detail: str):
+        self.version = version
+        super().__init__(detail)
+
+
+# Kubernetes' OpenAPI marks integer fields int32 or int64; jsonschema checks no format unless
+# told to. Only these two are checked: the other formats there (byte, date-time, double,
+# int-or-string) are not what the strict schema check is for.
+_INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
+
+
+def _format_checker() -> Any:
+    import jsonschema
+
+    checker = jsonschema.FormatChecker(formats=())
+    for name, (low, high) in _INT_RANGES.items():
+        def in_range(instance: object, low: int = low, high: int = high) -> bool:
+            if isinstance(instance, bool) or not isinstance(instance, (int, float)):
+                return True  # not a number: the type check reports it
+            return low <= instance <= high
+
+        checker.checks(name)(in_range)
+    return checker
+
+
 @functools.cache
 def _validator(kind: str, api_version: str, version: str):
     """A jsonschema validator for one kind, built once from kubernetes-validate's strict schemas.
 
     kubernetes_validate.validate() re-reads the multi-megabyte definitions file on every call;
-    this builds the same Draft 2020-12 validator over the same files once per kind.
+    this builds the same Draft 2020-12 validator over the same files once per kind, and checks
+    the int32/int64 formats too. Raises SchemaUnavailable when there is no schema to check with.
     """
     import jsonschema
     import kubernetes_validate.utils as kv
     from referencing import Registry, Resource
 
-    if kv.major_minor(version) > kv.latest_version():
-        raise kv.VersionNotSupportedError(version=version)
-    schema_version = [v for v in kv.all_versions() if kv.major_minor(v) <= kv.major_minor(version)][-1]
-    group = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
-    schema_dir = f"v{schema_version}-local-strict"
-    schema = kv.schema_contents(f"kubernetes-json-schema/{schema_dir}/{kind.lower()}-{group}.json", version)
-    definitions = _definitions(schema_dir, version)
+    try:
+        _minor(version)
+    except ValueError:
+        raise SchemaUnavailable(version, f"{version!r} is not a Kubernetes version like \"1.33\"") from None
+    try:
+        # kubernetes-validate compares versions as strings ("1.4" > "1.37"); compare numbers.
+        supported = [v for v in kv.all_versions() if _minor(v) <= _minor(version)]
+        if _minor(version) > _minor(kv.latest_version()) or not supported:
+            raise kv.VersionNotSupportedError(version=version)
+        schema_version = supported[-1]
+        group = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+        schema_dir = f"v{schema_version}-local-strict"
+        schema = kv.schema_contents(f"kubernetes-json-schema/{schema_dir}/{kind.lower()}-{group}.json", version)
+        definitions = _definitions(schema_dir, version)
+    except kv.VersionNotSupportedError:
+        raise SchemaUnavailable(version, f"no Kubernetes {version} schema to check against; "
+                                         f"the schemas here cover Kubernetes {_known_versions()}") from None
+    except (FileNotFoundError, ValueError, TypeError):
+        raise SchemaUnavailable(version, f"no schema for {kind} {api_version} in Kubernetes {version}; "
+                                         f"the schemas here cover Kubernetes {_known_versions()}") from None
     registry = Resource.from_contents(definitions) @ (Resource.from_contents(schema) @ Registry())
-    return jsonschema.validators.Draft202012Validator(schema, registry=registry)
+    return jsonschema.validators.Draft202012Validator(schema, registry=registry, format_checker=_format_checker())
+
+
+def _minor(version: str) -> tuple[int, int]:
+    """"1.33" or "1.33.0" → (1, 33); ValueError for anything else."""
+    match = re.match(r"([0-9]{1,9})\.([0-9]{1,9})(?:\.[0-9]+)?$", version) if isinstance(version, str) else None
+    if match is None:
+        raise ValueError(f"not a Kubernetes version: {version!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _known_versions() -> str:
+    import kubernetes_validate.utils as kv
+
+    versions = sorted({_minor(v) for v in kv.all_versions()})
+    return f"{'.'.join(map(str, versions[0]))} to {'.'.join(map(str, versions[-1]))}" if versions else "no version"
 
 
 @functools.cache
@@ -114,12 +176,23 @@ def _definitions(schema_dir: str, version: str) -> Any:
 
 
 def schema_errors(obj: dict[str, Any], version: str) -> list[str]:
-    """Strict schema errors of one object for Kubernetes `version` ("1.33"), as `path: message`."""
+    """Strict schema errors of one object for Kubernetes `version` ("1.33"), as `path: message`.
+
+    Integers are checked against their OpenAPI format (int32, int64) too. Raises
+    SchemaUnavailable when there is no schema for the version or kind.
+    """
     # Round-trip through JSON so the check sees exactly what a YAML/JSON consumer would.
     data = json.loads(json.dumps(obj))
     validator = _validator(data["kind"], data["apiVersion"], version)
     errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path)))
-    return [f"{'.'.join(str(p) for p in e.path) or '(root)'}: {e.message}" for e in errors]
+    return [f"{'.'.join(str(p) for p in e.path) or '(root)'}: {_message(e)}" for e in errors]
+
+
+def _message(error: Any) -> str:
+    if error.validator == "format" and error.validator_value in _INT_RANGES:
+        low, high = _INT_RANGES[error.validator_value]
+        return f"{error.instance} is out of range for {error.validator_value} ({low} to {high})"
+    return error.message
 
 
 def validate_all(manifests: list[Manifest], version: str) -> list[str]:
@@ -131,18 +204,173 @@ def validate_all(manifests: list[Manifest], version: str) -> list[str]:
     return problems
 
 
-def write(manifests: list[Manifest], out_dir: Path) -> list[Path]:
-    """Write one YAML file per object; stale files of an earlier preview are removed first.
+# ---------------------------------------------------------------------------------------------
+# Writing: all or nothing, and never a file this did not write
+# ---------------------------------------------------------------------------------------------
 
-    Only files named as this writes them (`NN-kind-name.yaml`) are removed, so `--out .` in a
-    project directory never touches its stack files.
+# The names of the files a preview wrote into a directory, one a line. No .yaml/.yml/.json
+# ending, so `kubectl apply -f DIR` skips it.
+RECORD = ".app-update-written"
+_WRITTEN_NAME = re.compile(r"[0-9]{2,}-[A-Za-z0-9._-]+\.yaml")
+# Failures of the machine rather than of the path given: exit 1, not 2.
+_OS_FAILURES = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.ENOMEM, errno.EFBIG}
+
+
+class WriteError(Exception):
+    """The manifests could not be written; nothing in the output directory changed.
+
+    `usage` is True when the path given is at fault (a file, under a file, read-only, a file
+    there this did not write) and False for a failure of the machine (disk full, I/O error).
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for old in out_dir.glob("[0-9][0-9]-*.yaml"):
-        old.unlink()
-    paths = []
-    for index, manifest in enumerate(manifests, start=1):
-        path = out_dir / manifest.filename(index)
-        path.write_text(to_yaml(manifest))
-        paths.append(path)
-    return paths
+
+    def __init__(self, message: str, usage: bool):
+        self.usage = usage
+        super().__init__(message)
+
+
+def write(manifests: list[Manifest], out_dir: Path, *, default_dir: bool = False) -> list[Path]:
+    """Write one YAML file per object into out_dir, all or nothing.
+
+    Every file is rendered first, then written into a fresh temporary directory on the same
+    file system and moved into place only when all of them were written, so a failure (disk
+    full, read-only, interrupted) leaves out_dir as it was. Only files an earlier preview wrote
+    there (listed in its RECORD file) are removed or replaced; any other file is left alone,
+    and a file of someone else's with a name this wants to write stops it with a WriteError.
+    `default_dir` (build/manifests/<stack>, this tool's own directory) also takes over
+    `NN-*.yaml` files an older version wrote there without a record.
+    """
+    files = [(_safe_name(manifest.filename(index)), to_yaml(manifest))
+             for index, manifest in enumerate(manifests, start=1)]
+    names = write_files(files, out_dir, default_dir=default_dir)
+    return [out_dir / name for name in names]
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
+
+
+def write_files(files: list[tuple[str, str]], out_dir: Path, *, default_dir: bool = False) -> list[str]:
+    """Write (name, text) files into out_dir as `write` does; returns the names written."""
+    names = [name for name, _ in files]
+    bad = [n for n in names if not _WRITTEN_NAME.fullmatch(n)] + sorted({n for n in names if names.count(n) > 1})
+    if bad:
+        raise ValueError(f"not plain, distinct manifest file names: {bad}")
+    target = Path(os.path.abspath(out_dir))
+    shown = str(out_dir)
+    existing = target.is_dir()
+    if not existing:
+        if target.exists() or target.is_symlink():
+            raise WriteError(f"--out {shown}: is a file, not a directory; nothing was written", usage=True)
+        ancestor = target.parent
+        while not ancestor.exists() and ancestor != ancestor.parent:
+            ancestor = ancestor.parent
+        if not ancestor.is_dir():
+            raise WriteError(f"--out {shown}: {ancestor} is a file, not a directory; nothing was written", usage=True)
+    previous = _previously_written(target, shown, default_dir) if existing else set()
+    for name in names:
+        path = target / name
+        if path.is_dir() and not path.is_symlink():
+            raise WriteError(f"--out {shown}: {name} is a directory; nothing was written", usage=True)
+        if (path.exists() or path.is_symlink()) and name not in previous:
+            raise WriteError(f"--out {shown}: {name} is there and was not written by a preview (not in {RECORD}); "
+                             "move it or choose another directory; nothing was written", usage=True)
+    created: list[Path] = []
+    try:
+        if not existing:
+            created = _make_parents(target.parent)
+        staging = Path(tempfile.mkdtemp(prefix=".app-update-", dir=target if existing else target.parent))
+        try:
+            for name, text in files:
+                _write_file(staging / name, text.encode("utf-8"))
+            record = "# Files `python -m rollout preview` wrote here; the next preview removes only these.\n"
+            _write_file(staging / RECORD, (record + "".join(f"{n}\n" for n in names)).encode("utf-8"))
+            if existing:
+                _move_in(staging, target, names, previous)
+            else:
+                mask = os.umask(0)
+                os.umask(mask)
+                os.chmod(staging, 0o777 & ~mask)
+                os.rename(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    except OSError as error:
+        for directory in reversed(created):
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        reason = error.strerror or str(error)
+        raise WriteError(f"--out {shown}: cannot write the manifests: {reason}; nothing was changed",
+                         usage=error.errno not in _OS_FAILURES) from error
+    except BaseException:
+        for directory in reversed(created):
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        raise
+    return names
+
+
+def _previously_written(target: Path, shown: str, default_dir: bool) -> set[str]:
+    """The plain file names the RECORD in target lists (or, in the default directory without a
+    record, the NN-*.yaml files an older version wrote there)."""
+    from rollout.offline import StackFileError, read_limited
+
+    record = target / RECORD
+    if not (record.exists() or record.is_symlink()):
+        if not default_dir:
+            return set()
+        return {p.name for p in target.iterdir() if _WRITTEN_NAME.fullmatch(p.name) and p.is_file()}
+    try:
+        text = read_limited(record, f"--out {shown}: {RECORD}").decode("utf-8")
+    except (StackFileError, UnicodeDecodeError) as error:
+        raise WriteError(f"{error}; cannot tell which files a preview wrote; nothing was written"
+                         if isinstance(error, StackFileError) else
+                         f"--out {shown}: {RECORD} is not UTF-8 text; nothing was written", usage=True) from None
+    return {line.strip() for line in text.splitlines() if _WRITTEN_NAME.fullmatch(line.strip())}
+
+
+def _make_parents(directory: Path) -> list[Path]:
+    """mkdir -p, returning the directories it created (outermost first)."""
+    missing = []
+    while not directory.exists():
+        missing.append(directory)
+        directory = directory.parent
+    for path in reversed(missing):
+        path.mkdir()
+    return list(reversed(missing))
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
+def _move_in(staging: Path, target: Path, names: list[str], previous: set[str]) -> None:
+    """Swap the staged files into target: the previous preview's files out, the new ones in.
+
+    On any failure every move is undone, so target holds the previous files again.
+    """
+    backup = staging / ".previous"
+    backup.mkdir()
+    moved_out: list[str] = []
+    moved_in: list[str] = []
+    try:
+        for name in sorted(previous) + [RECORD]:
+            path = target / name
+            if path.is_symlink() or path.is_file():
+                os.rename(path, backup / name)
+                moved_out.append(name)
+        for name in names + [RECORD]:
+            os.rename(staging / name, target / name)
+            moved_in.append(name)
+    except BaseException:
+        for name in reversed(moved_in):
+            with contextlib.suppress(OSError):
+                os.rename(target / name, staging / name)
+        for name in reversed(moved_out):
+            with contextlib.suppress(OSError):
+                os.rename(backup / name, target / name)
+        raise

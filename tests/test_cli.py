@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -43,7 +44,8 @@ def test_preview_dev_prints_the_plan_and_writes_manifests(capsys, tmp_path):
     assert "address assigned at deploy" in out
     names = sorted(p.name for p in tmp_path.glob("*.yaml"))
     assert names[0] == "01-namespace-app-update.yaml"
-    assert len(names) == 8
+    assert len(names) >= 8
+    assert f"Manifests: {len(names)} objects in " in out
 
 
 def test_preview_json_is_one_document_with_the_forecast(capsys, tmp_path):
@@ -58,7 +60,9 @@ def test_preview_json_is_one_document_with_the_forecast(capsys, tmp_path):
     canary = next(r for r in plan["releases"] if r["name"] == "app")
     assert canary["effectiveWeight"] == 50.0
     assert canary["service"]["name"] == "app-service"
-    assert plan["manifests"]["kubernetesVersion"] == "1.33"
+    dev_version = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]["app-update:cluster"].get(
+        "kubernetesVersion")
+    assert plan["manifests"]["kubernetesVersion"] == plan["cluster"]["kubernetesVersion"] == dev_version
     assert {"type": "kubernetes:apps/v1:Deployment", "name": "app-stable", "parent": "app"} in plan["resources"]
 
 
@@ -190,3 +194,73 @@ def test_every_verb_has_help_with_an_example(capsys):
         with pytest.raises(SystemExit):
             main([verb, "--help"])
         assert "example:" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue #14: forecast arguments get the config's rules; any replica count finishes at once
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--max-unavailable", "1000%"], "must not be more than 100%"),
+    (["--max-unavailable", "101%"], "must not be more than 100%"),
+    (["--replicas", "2147483648"], "must be at most 2147483647"),
+    (["--replicas", "9" * 5000], "must be at most 2147483647"),
+    (["--max-surge", "2147483648"], "must be at most 2147483647"),
+    (["--max-unavailable", "99999999999"], "must be at most 2147483647"),
+    (["--max-surge", "25%\n"], "must be a non-negative integer or a percentage"),
+    (["--replicas", "\u0661\u0662"], "must be a non-negative integer"),  # Arabic-Indic digits: not for the API
+    (["--max-surge", "9" * 5000 + "%"], "must be a non-negative integer or a percentage"),
+])
+def test_forecast_arguments_outside_the_api_rules_exit_2(capsys, argv, message):
+    full = ["forecast", "--replicas", "5", *argv]
+    with pytest.raises(SystemExit) as caught:
+        main(full)
+    err = capsys.readouterr().err
+    assert caught.value.code == 2
+    assert message in err and "Traceback" not in err
+
+
+def test_forecast_accepts_the_edges_of_the_rules(capsys):
+    code, out, _ = run_cli(capsys, "forecast", "--replicas", "2147483647", "--max-surge", "2147483647",
+                           "--max-unavailable", "100%", "--json")
+    assert code == 0
+    assert json.loads(out)["maxUnavailable"] == 2147483647
+
+
+def test_forecast_of_50000_pods_one_at_a_time_finishes_at_once(capsys):
+    start = time.perf_counter()
+    code, out, err = run_cli(capsys, "forecast", "--replicas", "50000", "--max-surge", "1", "--max-unavailable", "0")
+    assert time.perf_counter() - start < 1
+    assert code == 0, err
+    assert "148,001 steps not listed: the same cycle repeats" in out
+    assert "fewest available 50000, most pods 50001, 100000 controller syncs" in out
+    last = out.splitlines()[-2].split()
+    assert last == ["150000", "0", "50000", "50000", "50000", "50000"]
+
+
+def test_forecast_json_of_int32_max_pods(capsys):
+    start = time.perf_counter()
+    code, out, _ = run_cli(capsys, "forecast", "--replicas", "2147483647", "--max-surge", "1",
+                           "--max-unavailable", "0", "--json")
+    assert time.perf_counter() - start < 1
+    data = json.loads(out)
+    assert (data["syncs"], data["totalSteps"], len(data["steps"])) == (2 * 2147483647, 3 * 2147483647 + 1, 2000)
+
+
+def test_preview_of_50000_and_int32_max_replicas_finishes_fast(capsys, project):
+    write_stack(project, "huge", {
+        "one-by-one": {"strategy": "RollingUpdate", "tag": "v1", "replicas": 50000, "maxSurge": 1, "maxUnavailable": 0},
+        "biggest": {"strategy": "RollingUpdate", "tag": "v1", "replicas": 2147483647},
+    })
+    run_cli(capsys, "--cwd", str(project), "preview", "huge", "--out", str(project / "warm"))  # imports, caches
+    start = time.perf_counter()
+    code, out, err = run_cli(capsys, "--cwd", str(project), "preview", "huge", "--json", "--out", str(project / "out"))
+    elapsed = time.perf_counter() - start
+    assert code == 0, err
+    assert elapsed < 2, elapsed  # about 0.3 s here, most of it the program under the mocks
+    releases = {r["name"]: r for r in json.loads(out)["releases"]}
+    slow = releases["one-by-one"]["forecast"]
+    assert (slow["syncs"], slow["minAvailableSeen"], slow["maxPodsSeen"], slow["totalSteps"]) == (
+        100000, 50000, 50001, 150001)
+    assert releases["biggest"]["forecast"]["maxPodsSeen"] == 2684354559

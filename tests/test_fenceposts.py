@@ -151,3 +151,27 @@ def test_scale_down_old_replica_sets(replicas, unavailable, ready, old, scale, e
     remaining, scaled = scale_down_old_replica_sets(spec, [old_rs], [old_rs])
     assert (scaled > 0) == scale
     assert remaining[0].replicas == expected_old
+
+
+# Percentages as the API parses them (strings.TrimSuffix "%", then strconv.Atoi into an int64):
+# nothing around the number, ASCII digits only, and no more than fits an int64.
+@pytest.mark.parametrize("text,expected", [
+    ("25%", 25), ("0%", 0), ("100%", 100), ("007%", 7), ("9223372036854775807%", 2**63 - 1),
+    (" 25%", None), ("25 %", None), ("%", None), ("25", None), ("-5%", None), ("\u0662\u0665%", None), ("2.5%", None),
+])
+def test_parse_percent_reads_what_the_api_reads(text, expected):
+    from components.fenceposts import parse_percent
+
+    assert parse_percent(text) == expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("25%\n", None),  # `$` matched before a trailing newline
+    ("9223372036854775808%", None),  # past int64: the API's Atoi fails
+    ("9" * 5000 + "%", None),  # int() raised ValueError past 4300 digits
+    ("0" * 5000 + "25%", 25),
+])
+def test_parse_percent_refuses_trailing_newlines_and_huge_numbers_without_raising(text, expected):
+    from components.fenceposts import parse_percent
+
+    assert parse_percent(text) == expected

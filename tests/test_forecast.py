@@ -1,6 +1,7 @@
 """The rollout forecast: exact sequences for known cases, controller bounds for a grid of cases."""
 
 import itertools
+import time
 
 import pytest
 
@@ -73,3 +74,123 @@ def test_controller_bounds_hold_for_every_fencepost_pair(replicas):
             assert step.available >= min(fc.min_available, replicas), (surge, unavailable, step)
         # old only shrinks, new only grows
         assert all(a.old >= b.old and a.new <= b.new for a, b in zip(fc.steps, fc.steps[1:], strict=False))
+
+
+# ---------------------------------------------------------------------------------------------
+# Any replica count: the forecast against a straightforward simulation, and at int32 scale
+# ---------------------------------------------------------------------------------------------
+
+
+def reference(replicas, surge, unavailable):
+    """The forecast as it was simulated before: one controller round after another, no shortcut.
+
+    Each round one sync (scale the new ReplicaSet up if it may, else reconcile the old ones),
+    then every new pod gets ready; syncs that change nothing are not listed.
+    """
+    from components.fenceposts import (
+        ReplicaSet,
+        Strategy,
+        reconcile_new_replica_set,
+        reconcile_old_replica_sets,
+    )
+    from components.fenceposts import max_surge as surge_of
+    from components.fenceposts import max_unavailable as unavailable_of
+
+    spec = Strategy("RollingUpdate", replicas, surge, unavailable)
+    old, new, new_ready, syncs = replicas, 0, 0, 0
+    out = [(old, new, new_ready)]
+    while not (old == 0 and new_ready == replicas):
+        syncs += 1
+        old_rs, new_rs = ReplicaSet(old, old), ReplicaSet(new, new_ready)
+        target = reconcile_new_replica_set(spec, [old_rs, new_rs], new_rs)
+        if target is not None:
+            new, new_ready = target, min(new_ready, target)
+        else:
+            old = reconcile_old_replica_sets(spec, [old_rs], new_rs)[0][0].replicas
+        out.append((old, new, new_ready))
+        if new_ready != new:
+            new_ready = new
+            out.append((old, new, new_ready))
+        assert syncs <= 4 * replicas + 4, "the reference made no progress"
+    steps = [s for i, s in enumerate(out) if i == 0 or out[i - 1] != s]
+    return steps, syncs, surge_of(spec), unavailable_of(spec)
+
+
+GRID_FENCEPOSTS = [0, 1, 2, 3, 7, 40, "0%", "1%", "10%", "25%", "33%", "50%", "75%", "100%", "250%"]
+
+
+@pytest.mark.parametrize("replicas", range(0, 31))
+def test_forecast_equals_the_reference_simulation_step_by_step(replicas):
+    for surge, unavailable in itertools.product(GRID_FENCEPOSTS, GRID_FENCEPOSTS):
+        if replicas and surge in (0, "0%") and unavailable in (0, "0%"):
+            continue  # rejected by the API
+        want_steps, want_syncs, want_surge, want_unavailable = reference(replicas, surge, unavailable)
+        fc = forecast(replicas, "RollingUpdate", surge, unavailable)
+        case = (replicas, surge, unavailable)
+        assert steps(fc) == want_steps, case
+        assert (fc.syncs, fc.surge_pods, fc.unavailable_pods) == (want_syncs, want_surge, want_unavailable), case
+        assert fc.min_available_seen == min(o + r for o, _, r in want_steps), case
+        assert fc.max_pods_seen == max(o + n for o, n, _ in want_steps), case
+        assert fc.omitted_steps == 0 and "omittedSteps" not in fc.to_json()
+
+
+@pytest.mark.parametrize("replicas,surge,unavailable", [(3333, 1, 0), (3000, 0, 1), (2500, 2, 1), (5000, "1%", 0)])
+def test_forecasts_up_to_the_listed_size_are_listed_in_full(replicas, surge, unavailable):
+    want_steps, want_syncs, _, _ = reference(replicas, surge, unavailable)
+    fc = forecast(replicas, "RollingUpdate", surge, unavailable)
+    assert len(want_steps) <= 10_000
+    assert steps(fc) == want_steps and fc.syncs == want_syncs and fc.total_steps is None
+
+
+def test_a_longer_forecast_lists_its_first_and_last_steps_with_exact_numbers():
+    from components.forecast import LISTED_STEPS, SUMMARY_STEPS
+
+    want_steps, want_syncs, _, _ = reference(4000, 1, 0)
+    assert len(want_steps) > LISTED_STEPS
+    fc = forecast(4000, "RollingUpdate", 1, 0)
+    assert steps(fc) == want_steps[:SUMMARY_STEPS] + want_steps[-SUMMARY_STEPS:]
+    assert (fc.total_steps, fc.omitted_steps, fc.omitted_after) == (
+        len(want_steps), len(want_steps) - 2 * SUMMARY_STEPS, SUMMARY_STEPS)
+    assert fc.syncs == want_syncs == 8000
+    assert (fc.min_available_seen, fc.max_pods_seen) == (4000, 4001)
+    data = fc.to_json()
+    assert (data["totalSteps"], data["omittedSteps"], data["omittedAfter"]) == (
+        len(want_steps), len(want_steps) - 2000, 1000)
+    assert len(data["steps"]) == 2000
+
+
+def test_50000_replicas_surge_1_unavailable_0_finishes_at_once():
+    # The old simulation gave up after 100,000 rounds: 50,000 pods one at a time need 100,000.
+    start = time.perf_counter()
+    fc = forecast(50_000, "RollingUpdate", 1, 0)
+    assert time.perf_counter() - start < 0.5
+    assert (fc.syncs, fc.min_available_seen, fc.max_pods_seen) == (100_000, 50_000, 50_001)
+    assert fc.total_steps == 150_001
+    assert fc.steps[0] == Step(50_000, 0, 0) and fc.steps[-1] == Step(0, 50_000, 50_000)
+
+
+INT32_MAX = 2**31 - 1
+
+
+@pytest.mark.parametrize("surge,unavailable,syncs,fewest,most", [
+    ("25%", "25%", 6, 1_610_612_736, 2_684_354_559),
+    (1, 0, 2 * INT32_MAX, INT32_MAX, INT32_MAX + 1),
+    (0, 1, 2 * INT32_MAX, INT32_MAX - 1, INT32_MAX),
+    ("0%", "1%", None, None, INT32_MAX),
+])
+def test_int32_max_replicas_finish_at_once_with_exact_numbers(surge, unavailable, syncs, fewest, most):
+    start = time.perf_counter()
+    fc = forecast(INT32_MAX, "RollingUpdate", surge, unavailable)
+    assert time.perf_counter() - start < 0.5
+    assert fc.steps[0] == Step(INT32_MAX, 0, 0) and fc.steps[-1] == Step(0, INT32_MAX, INT32_MAX)
+    assert len(fc.steps) <= 10_000
+    if syncs is not None:
+        assert (fc.syncs, fc.min_available_seen, fc.max_pods_seen) == (syncs, fewest, most)
+    assert all(fc.min_available <= s.available and s.pods <= fc.max_total for s in fc.steps)
+
+
+def test_negative_input_is_refused_not_looped_on():
+    with pytest.raises(ValueError):
+        forecast(-1, "RollingUpdate", 1, 1)
+    with pytest.raises(ValueError):
+        forecast(5, "RollingUpdate", -1, 1)

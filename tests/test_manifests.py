@@ -48,10 +48,53 @@ def test_schema_errors_name_the_object_and_the_field(stack_runs):
     assert any("surprise" in p for p in problems), problems
 
 
-def test_stale_files_are_removed_on_rewrite(stack_runs, tmp_path):
-    (tmp_path / "99-deployment-gone.yaml").write_text("kind: Deployment\n")
-    manifests.write(manifests.collect(stack_runs["dev"]), tmp_path)
-    assert not (tmp_path / "99-deployment-gone.yaml").exists()
+def test_stale_files_of_an_earlier_preview_are_removed_and_nobody_elses(stack_runs, tmp_path):
+    (tmp_path / "99-deployment-gone.yaml").write_text("kind: Deployment\n")  # not written by a preview: stays
+    many = manifests.write(manifests.collect(stack_runs["local"]), tmp_path)
+    few = manifests.write(manifests.collect(stack_runs["dev"]), tmp_path)
+    assert len(many) > len(few)
+    assert (tmp_path / "99-deployment-gone.yaml").read_text() == "kind: Deployment\n"
+    assert sorted(p.name for p in tmp_path.glob("[0-9][0-9]-*.yaml")) == sorted(
+        [p.name for p in few] + ["99-deployment-gone.yaml"])
+    listed = (tmp_path / manifests.RECORD).read_text().splitlines()
+    assert [line for line in listed if not line.startswith("#")] == [p.name for p in few]
+
+
+def deployment(replicas):
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "app-update"},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "web", "image": "example/web:v1"}]}}},
+    }
+
+
+@pytest.mark.parametrize("replicas", [2**31, 2**63, 9223372036854775808, -(2**31) - 1])
+def test_integers_outside_their_openapi_format_are_schema_errors(replicas):
+    # spec.replicas is format int32: the API server rejects anything outside it
+    assert manifests.schema_errors(deployment(replicas), "1.33") == [
+        f"spec.replicas: {replicas} is out of range for int32 (-2147483648 to 2147483647)"]
+
+
+@pytest.mark.parametrize("replicas", [0, 5, 2**31 - 1])
+def test_integers_inside_their_format_pass(replicas):
+    assert manifests.schema_errors(deployment(replicas), "1.33") == []
+
+
+def test_int64_fields_are_checked_too():
+    obj = deployment(1)
+    obj["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 2**63
+    [error] = manifests.schema_errors(obj, "1.33")
+    assert error.startswith("spec.template.spec.terminationGracePeriodSeconds: 9223372036854775808 is out of range "
+                            "for int64")
+
+
+@pytest.mark.parametrize("version", ["1.38", "1.24", "1.4", "latest"])
+def test_a_version_without_schema_is_a_clean_error(version):
+    with pytest.raises(manifests.SchemaUnavailable) as caught:
+        manifests.schema_errors(deployment(1), version)
+    assert caught.value.version == version
+    assert "1.25 to 1.37" in str(caught.value) or "not a Kubernetes version" in str(caught.value)
 
 
 def test_a_generated_name_is_shown_as_generated():

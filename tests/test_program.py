@@ -257,3 +257,24 @@ def test_one_pod_gets_no_budget_and_a_canary_track_gets_its_own():
 def test_budgets_skip_the_eviction_policy_before_kubernetes_1_27():
     run = ok_run({"app": workshop_release()}, cluster={"mode": "kubeconfig", "kubernetesVersion": "1.26"})
     assert "unhealthyPodEvictionPolicy" not in objects_of(run, PDB)["app"]["spec"]
+
+
+@pytest.mark.parametrize("version,handler", [("1.29", {"exec": {"command": ["sleep", "5"]}}),
+                                             ("1.30", {"sleep": {"seconds": 5}}), ("1.35", {"sleep": {"seconds": 5}})])
+def test_the_pre_stop_pause_uses_the_sleep_action_only_where_the_version_has_it(version, handler):
+    run = ok_run({"app": workshop_release()}, cluster={"mode": "kubeconfig", "kubernetesVersion": version})
+    [container] = deployments(run)["app"]["spec"]["template"]["spec"]["containers"]
+    assert container["lifecycle"]["preStop"] == handler
+
+
+@pytest.mark.parametrize("strategy", ["Recreate", "RollingUpdate", "Canary"])
+def test_each_release_component_aliases_the_other_strategies(strategy):
+    release = workshop_release(strategy=strategy) if strategy != "Canary" else {
+        "strategy": "Canary", "replicas": 4, "stable": {"tag": "v1"}, "canary": {"tag": "v2", "weight": 0}}
+    if strategy == "Recreate":
+        release = {"strategy": "Recreate", "tag": "v1", "replicas": 2}
+    run = ok_run({"app": release})
+    [component] = [r for r in run.resources if not r.custom and r.name == "app"]
+    others = {"Recreate": "RecreateDeployment", "RollingUpdate": "RollingDeployment", "Canary": "CanaryPair"}
+    expected = {f"app-update:index:{t}" for s, t in others.items() if s != strategy}
+    assert {alias["type"] for alias in component.aliases} == expected
