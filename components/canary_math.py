@@ -43,10 +43,12 @@ def exact_total(weight: int) -> int:
 
 
 def nearest_shares(total: int, weight: int) -> tuple[float, float]:
-    """The achievable canary shares at `total` pods just below and above `weight`."""
-    below = max((100 * c / total for c in range(total + 1) if 100 * c / total <= weight), default=0.0)
-    above = min((100 * c / total for c in range(total + 1) if 100 * c / total >= weight), default=100.0)
-    return round(below, 2), round(above, 2)
+    """The achievable canary shares at `total` pods just below and above `weight` (constant time)."""
+    if total <= 0:
+        return 0.0, 100.0
+    below = total * weight // 100  # canary pods whose share is at most the weight
+    above = -(-total * weight // 100)  # ... at least the weight
+    return round(100 * below / total, 2), round(100 * above / total, 2)
 
 
 def weighted_canary_replicas(stable_replicas: int, weight: int) -> int:

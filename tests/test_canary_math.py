@@ -115,3 +115,8 @@ TRACKS = [
 @pytest.mark.parametrize("traffic,replicas,weight,pods_for,expected", TRACKS)
 def test_track_replicas_take_the_larger_count_of_both_weights(traffic, replicas, weight, pods_for, expected):
     assert canary_math.track_replicas(traffic, replicas, weight, pods_for) == expected
+
+
+def test_nearest_shares_take_constant_time_at_any_size():
+    assert nearest_shares(2**31 - 1, 25) == (25.0, 25.0)
+    assert nearest_shares(3, 50) == (33.33, 66.67)
