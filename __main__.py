@@ -6,14 +6,14 @@ Only wiring here: validated config in, components out.
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.canary import CanaryPair
+from components.canary_pair import CanaryPair
 from components.cluster import KubeconfigCluster, KubeconfigClusterArgs
 from components.pod_template import ReleaseContext
 from components.recreate import RecreateDeployment
 from components.release import ReleaseArgs
 from components.rolling import RollingDeployment
 from components.service import READINESS_GATE_LABEL
-from components.settings import load_stack_config
+from components.stack_config import load_stack_config
 
 config = load_stack_config()
 

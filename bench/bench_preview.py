@@ -18,12 +18,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rollout import manifests, plan  # noqa: E402
+from model.stack_file import available_stacks, stack_settings  # noqa: E402
+from preview import manifests, plan  # noqa: E402
+from preview.runner import run_program  # noqa: E402
 from rollout.cli import load_config  # noqa: E402
-from rollout.offline import available_stacks, run_program, stack_settings  # noqa: E402
 
 REPEATS = 5
-BARE = "import sys; from rollout.offline import run_program; r = run_program(sys.argv[1]); assert r.error is None"
+BARE = "import sys; from preview.runner import run_program; r = run_program(sys.argv[1]); assert r.error is None"
 
 
 def cold(argv: list[str]) -> float:

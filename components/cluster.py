@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.config import Cluster
+from model.config import Cluster
 
 
 @dataclass(frozen=True)

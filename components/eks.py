@@ -19,10 +19,10 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.config import Cluster
 from components.lb_controller_policy import policy_document
 from components.service import NLB_ANNOTATIONS
-from components.subnets import subnet_plan
+from model.config import Cluster
+from model.subnets import subnet_plan
 
 LB_CONTROLLER_CHART = "aws-load-balancer-controller"
 LB_CONTROLLER_CHART_VERSION = "1.16.0"  # controller v2.16.0: the first with weighted NLB target groups

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.config import Release
-from components.fenceposts import scaled_value
+from model.config import Release
+from model.fenceposts import scaled_value
 
 NAME_LABEL = "app.kubernetes.io/name"
 TRACK_LABEL = "app-update/track"

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.config import Release
 from components.pod_template import ReleaseContext, deployment, selector_labels
 from components.service import service, service_address
+from model.config import Release
 
 
 @dataclass(frozen=True)

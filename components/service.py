@@ -7,8 +7,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.config import Release
 from components.pod_template import PORT_NAME, ReleaseContext, object_labels
+from model.config import Release
 
 SKIP_AWAIT = "pulumi.com/skipAwait"
 # On a namespace: the AWS Load Balancer Controller's webhook adds target-health readiness gates to

@@ -548,7 +548,7 @@ def cmd_bootstrap(args: argparse.Namespace, *, confirm: Callable[[str, str | Non
                 print(f"  + {action.description}")
             if not args.yes:
                 if confirm is None:
-                    from rollout import stacks
+                    from operations import stacks
 
                     confirm = stacks.confirm_tty
                 if not confirm(f"Make these {len(found.actions)} change(s)?", None):

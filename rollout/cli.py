@@ -19,14 +19,17 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rollout.offline import PROJECT_DIR, StackFileError, check_project_dir, stack_name
+from model.stack_file import PROJECT_DIR, StackFileError, check_project_dir, stack_name
+from operations import bootstrap, canary_run, preflight, revisions
+from operations.stacks import EXIT_FAILED, EXIT_OK, EXIT_USAGE, load_stack_file
 
 if TYPE_CHECKING:
-    from components.config import StackConfig
+    pass
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "build_parser", "load_config", "main", "stack_name"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_INTERRUPTED = 130
+load_config = load_stack_file
 DEBUG_ENV = "APP_UPDATE_DEBUG"
 INT32_MAX = 2**31 - 1
 
@@ -47,36 +50,14 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
     pass
 
 
-def load_config(stack: str, project_dir: Path = PROJECT_DIR,
-                overrides: dict | None = None) -> tuple[dict | None, StackConfig | None]:
-    """The stack's settings and validated config, or (None, None) after printing why not."""
-    from components.config import ConfigError, split_namespaces, validate
-    from rollout.offline import stack_settings
-
-    try:
-        settings = stack_settings(stack, project_dir, overrides)
-    except StackFileError as error:
-        for problem in error.problems:
-            _err(f"error: {problem}")
-        return None, None
-    own, other = split_namespaces(settings)
-    try:
-        return settings, validate(own, stack, other)
-    except ConfigError as error:
-        for problem in error.problems:
-            _err(problem)
-        _err(f"{len(error.problems)} problem(s) in Pulumi.{stack}.yaml; nothing was deployed or written")
-        return None, None
-
-
 # ---------------------------------------------------------------------------------------------
 # preview
 # ---------------------------------------------------------------------------------------------
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
-    from rollout import manifests, plan
-    from rollout.offline import run_program
+    from preview import manifests, plan
+    from preview.runner import run_program
 
     stack = args.stack
     settings, config = load_config(stack, args.cwd)
@@ -156,7 +137,7 @@ def _count(text: str) -> int:
 
 def _int_or_percent(text: str) -> int | str:
     """maxSurge: a non-negative int32 or a percentage like "25%"."""
-    from components.fenceposts import parse_percent
+    from model.fenceposts import parse_percent
 
     if _DIGITS.fullmatch(text):
         return _count(text)
@@ -168,7 +149,7 @@ def _int_or_percent(text: str) -> int | str:
 
 def _unavailable(text: str) -> int | str:
     """maxUnavailable: as maxSurge, and a percentage at most 100% (the API rejects more)."""
-    from components.fenceposts import parse_percent
+    from model.fenceposts import parse_percent
 
     value = _int_or_percent(text)
     if isinstance(value, str) and (parse_percent(value) or 0) > 100:
@@ -177,8 +158,8 @@ def _unavailable(text: str) -> int | str:
 
 
 def cmd_forecast(args: argparse.Namespace) -> int:
-    from components.fenceposts import is_zero
-    from components.forecast import forecast
+    from model.fenceposts import is_zero
+    from model.forecast import forecast
 
     if args.strategy == "Recreate" and (args.max_surge is not None or args.max_unavailable is not None):
         _err("error: --max-surge and --max-unavailable are RollingUpdate settings; "
@@ -259,11 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     fc.add_argument("--json", action="store_true", help="print the forecast as JSON")
     fc.set_defaults(func=cmd_forecast)
 
-    from rollout import canary, operations, preflight
-
-    operations.register(verbs)
-    canary.register(verbs)
+    revisions.register(verbs)
+    canary_run.register(verbs)
     preflight.register(verbs)
+    bootstrap.register(verbs)
     return parser
 
 

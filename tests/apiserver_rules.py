@@ -40,7 +40,7 @@ from decimal import Decimal
 from typing import Any
 
 try:  # the project's exact port of apimachinery's ParseQuantity
-    from components.quantity import parse_quantity
+    from model.quantity import parse_quantity
 except ImportError:  # pragma: no cover - only when the module moved; same grammar, kept in step with it
     _NUMBER = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
     _QUANTITY = re.compile(rf"({_NUMBER})(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]+)?")

@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from rollout.offline import ProgramRun, run_program, stack_settings  # noqa: E402
+from model.stack_file import stack_settings  # noqa: E402
+from preview.runner import ProgramRun, run_program  # noqa: E402
 
 STACKS = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in ROOT.glob("Pulumi.*.yaml"))
 

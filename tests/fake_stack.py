@@ -27,7 +27,8 @@ from typing import Any
 from pulumi.automation import CommandResult, ConfigValue, OutputValue, UpdateSummary, UpResult
 from pulumi.automation.errors import create_command_error
 
-from rollout.offline import cli_string, run_program
+from model.stack_file import cli_string
+from preview.runner import run_program
 
 START = datetime(2026, 11, 1, 9, 0, 0)
 

@@ -19,10 +19,10 @@ except ImportError:  # pragma: no cover - a re-layout moved it
     try:
         from preview.runner import stack_settings
     except ImportError:
-        from rollout.offline import stack_settings
+        from model.stack_file import stack_settings
 
 try:
-    from components.config_schema import DEFAULT_KUBERNETES_VERSION
+    from model.config_models import DEFAULT_KUBERNETES_VERSION
 except ImportError:  # pragma: no cover - a re-layout moved it
     try:
         from model.config import DEFAULT_KUBERNETES_VERSION

@@ -352,7 +352,7 @@ def test_cli_yes_then_again(aws, capsys):
 
 
 def test_cli_without_a_terminal_changes_nothing(aws, capsys):
-    # pytest's stdin is no terminal: rollout.stacks.confirm_tty confirms nothing
+    # pytest's stdin is no terminal: operations.stacks.confirm_tty confirms nothing
     assert cli("--bucket", BUCKET, "--kms-alias", ALIAS) == 1
     out = capsys.readouterr().out
     assert "  + create S3 bucket" in out
@@ -363,7 +363,7 @@ def test_cli_without_a_terminal_changes_nothing(aws, capsys):
 
 
 def test_cli_asks_through_confirm_tty(aws, capsys, monkeypatch):
-    from rollout import stacks
+    from operations import stacks
 
     asked = []
     monkeypatch.setattr(stacks, "confirm_tty", lambda prompt, expected: asked.append((prompt, expected)) or True)

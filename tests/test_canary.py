@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from rollout.canary import CanaryOptions, do_abort, run_canary
+from operations.canary_run import CanaryOptions, do_abort, run_canary
+from operations.stacks import OperationError, RetryPolicy
 from rollout.cli import main
-from rollout.stacks import OperationError, RetryPolicy
 from tests.apps import AppProcess
 from tests.clock import VirtualClock
 from tests.fake_stack import FakeStack
@@ -123,12 +123,12 @@ def test_traffic_that_never_reaches_the_canary_aborts(apps, proxy):
 
 
 def test_ctrl_c_sends_traffic_back_to_stable(apps, proxy, monkeypatch):
-    from rollout import canary
+    from operations import canary_run
 
     def interrupted(self, duration, on_tick):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(canary.Prober, "run", interrupted)
+    monkeypatch.setattr(canary_run.Prober, "run", interrupted)
     stack = LoadBalancedStack(proxy, apps)
     run = run_canary(stack, options("v2", url=proxy.url, steps=[25, 50]), clock=VirtualClock())
     assert run.exit_code == 1 and run.aborted == "interrupted by the operator"
@@ -136,7 +136,7 @@ def test_ctrl_c_sends_traffic_back_to_stable(apps, proxy, monkeypatch):
 
 
 def test_probe_address_comes_from_the_stack_outputs(apps, proxy):
-    from rollout.canary import release_url
+    from operations.canary_run import release_url
 
     stack = LoadBalancedStack(proxy, apps)
     address = stack.outputs()["releases"].value["app"]["address"]
@@ -362,7 +362,7 @@ def test_abort_that_cannot_update_says_what_is_live(apps, proxy, capsys):
 
 
 def test_abort_and_status_through_the_command_line(apps, proxy, monkeypatch, capsys):
-    from rollout import stacks
+    from operations import stacks
 
     stack = LoadBalancedStack(proxy, apps)
     stack.config[RELEASES]["app"]["canary"] = {"tag": "v2", "weight": 25}
@@ -409,7 +409,7 @@ def changed(stack, update, name, field):
 
 
 def pods(config):
-    from rollout.stacks import check_config
+    from operations.stacks import check_config
 
     checked = check_config("staging", {k: v for k, v in config.items()}, config[RELEASES])
     return checked.release("app").replica_counts()
@@ -417,9 +417,9 @@ def pods(config):
 
 @pytest.mark.parametrize("mode", sorted(TRAFFIC_FIELD))
 def test_raising_a_weight_readies_canary_pods_before_traffic_moves(mode, monkeypatch):
-    from rollout import canary
+    from operations import canary_run
 
-    monkeypatch.setattr(canary.Prober, "run", lambda self, duration, on_tick: None)
+    monkeypatch.setattr(canary_run.Prober, "run", lambda self, duration, on_tick: None)
     stack = mode_stack(mode)
     assert run_canary(stack, options("v2", steps=[50], url="http://127.0.0.1:9/"), clock=VirtualClock()).exit_code == 0
     traffic = TRAFFIC_FIELD[mode]

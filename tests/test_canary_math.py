@@ -2,8 +2,8 @@
 
 import pytest
 
-from components import canary_math
-from components.canary_math import (
+from model import canary_math
+from model.canary_math import (
     exact_total,
     nearest_shares,
     share_percent,

@@ -9,7 +9,7 @@ import time
 import pytest
 import yaml
 
-from rollout import manifests
+from preview import manifests
 from rollout.cli import main
 from tests.conftest import ROOT
 

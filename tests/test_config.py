@@ -2,7 +2,7 @@
 
 import pytest
 
-from components.config import ConfigError, validate
+from model.config import ConfigError, validate
 
 
 def releases(**named):
@@ -201,7 +201,7 @@ def test_distinct_releases_with_suffix_like_names_are_fine():
 def test_every_supported_version_has_a_schema():
     import kubernetes_validate.utils as kv
 
-    from components.config import SUPPORTED_KUBERNETES_VERSIONS
+    from model.config import SUPPORTED_KUBERNETES_VERSIONS
 
     known = {".".join(v.split(".")[:2]) for v in kv.all_versions()}
     assert set(SUPPORTED_KUBERNETES_VERSIONS) <= known
@@ -289,7 +289,7 @@ def problems_on(raw, extra, today):
 def test_eks_version_warnings_name_extended_support_and_its_price():
     from datetime import date
 
-    from components.eks_versions import version_warning
+    from model.eks_versions import version_warning
 
     assert "six times" in version_warning("1.33", date(2026, 11, 29))
     assert "leaves EKS standard support on 2026-12-02" in version_warning("1.34", date(2026, 11, 29))

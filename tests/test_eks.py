@@ -7,9 +7,9 @@ import re
 import pytest
 from pulumi.runtime import rpc
 
-from components.config import validate
-from components.subnets import subnet_plan
-from rollout.offline import stack_settings
+from model.config import validate
+from model.stack_file import stack_settings
+from model.subnets import subnet_plan
 from tests.conftest import ROOT
 
 EKS_STACKS = ["dev", "staging", "prod"]
@@ -181,7 +181,7 @@ EKS_INVALID = [
 
 @pytest.mark.parametrize("cluster,key,rule", EKS_INVALID)
 def test_eks_settings_are_validated(cluster, key, rule):
-    from components.config import ConfigError
+    from model.config import ConfigError
 
     raw = {"cluster": {"mode": "eks", **cluster}, "releases": {"app": {"strategy": "Recreate", "tag": "v1"}}}
     with pytest.raises(ConfigError) as caught:
@@ -191,7 +191,7 @@ def test_eks_settings_are_validated(cluster, key, rule):
 
 
 def test_allowed_account_ids_must_be_account_ids():
-    from components.config import ConfigError
+    from model.config import ConfigError
 
     raw = {"releases": {"app": {"strategy": "Recreate", "tag": "v1"}}}
     with pytest.raises(ConfigError) as caught:
@@ -268,7 +268,8 @@ def test_arns_take_the_partition_from_the_provider(stack_runs, stack):
 
 
 def test_prod_admins_are_the_ones_its_config_names():
-    from rollout.offline import run_program, stack_settings
+    from model.stack_file import stack_settings
+    from preview.runner import run_program
 
     run = run_program("prod", settings=stack_settings("prod", ROOT))
     entries = by_type(run, "aws:eks/accessEntry:AccessEntry")
@@ -276,7 +277,8 @@ def test_prod_admins_are_the_ones_its_config_names():
 
 
 def test_kubeconfig_token_uses_the_providers_profile_and_role():
-    from rollout.offline import run_program, stack_settings
+    from model.stack_file import stack_settings
+    from preview.runner import run_program
 
     settings = {**stack_settings("dev", ROOT), "aws:profile": "team-dev",
                 "aws:assumeRoles": [{"roleArn": "arn:aws:iam::111122223333:role/deployer"}]}

@@ -6,7 +6,7 @@ pkg/controller/deployment/util/deployment_util_test.go.
 
 import pytest
 
-from components.fenceposts import (
+from model.fenceposts import (
     RECREATE,
     ROLLING_UPDATE,
     ReplicaSet,
@@ -160,7 +160,7 @@ def test_scale_down_old_replica_sets(replicas, unavailable, ready, old, scale, e
     (" 25%", None), ("25 %", None), ("%", None), ("25", None), ("-5%", None), ("\u0662\u0665%", None), ("2.5%", None),
 ])
 def test_parse_percent_reads_what_the_api_reads(text, expected):
-    from components.fenceposts import parse_percent
+    from model.fenceposts import parse_percent
 
     assert parse_percent(text) == expected
 
@@ -172,6 +172,6 @@ def test_parse_percent_reads_what_the_api_reads(text, expected):
     ("0" * 5000 + "25%", 25),
 ])
 def test_parse_percent_refuses_trailing_newlines_and_huge_numbers_without_raising(text, expected):
-    from components.fenceposts import parse_percent
+    from model.fenceposts import parse_percent
 
     assert parse_percent(text) == expected

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from components.forecast import Step, forecast
+from model.forecast import Step, forecast
 
 
 def steps(fc):
@@ -87,14 +87,14 @@ def reference(replicas, surge, unavailable):
     Each round one sync (scale the new ReplicaSet up if it may, else reconcile the old ones),
     then every new pod gets ready; syncs that change nothing are not listed.
     """
-    from components.fenceposts import (
+    from model.fenceposts import (
         ReplicaSet,
         Strategy,
         reconcile_new_replica_set,
         reconcile_old_replica_sets,
     )
-    from components.fenceposts import max_surge as surge_of
-    from components.fenceposts import max_unavailable as unavailable_of
+    from model.fenceposts import max_surge as surge_of
+    from model.fenceposts import max_unavailable as unavailable_of
 
     spec = Strategy("RollingUpdate", replicas, surge, unavailable)
     old, new, new_ready, syncs = replicas, 0, 0, 0
@@ -143,7 +143,7 @@ def test_forecasts_up_to_the_listed_size_are_listed_in_full(replicas, surge, una
 
 
 def test_a_longer_forecast_lists_its_first_and_last_steps_with_exact_numbers():
-    from components.forecast import LISTED_STEPS, SUMMARY_STEPS
+    from model.forecast import LISTED_STEPS, SUMMARY_STEPS
 
     want_steps, want_syncs, _, _ = reference(4000, 1, 0)
     assert len(want_steps) > LISTED_STEPS

@@ -216,7 +216,8 @@ def fuzz_project(tmp_path_factory) -> Path:
     root.mkdir()
     for name in ("Pulumi.yaml", "__main__.py"):
         shutil.copy(ROOT / name, root / name)
-    shutil.copytree(ROOT / "components", root / "components", ignore=shutil.ignore_patterns("__pycache__"))
+    for package in ("components", "model"):
+        shutil.copytree(ROOT / package, root / package, ignore=shutil.ignore_patterns("__pycache__"))
     for stack_file in STACK_FILES:
         shutil.copy(stack_file, root / stack_file.name)
     return root

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rollout import manifests, offline, plan
+from model import stack_file
+from model.stack_file import StackFileError, stack_settings
+from preview import manifests, plan
 from rollout.cli import main
-from rollout.offline import StackFileError, stack_settings
 from tests.conftest import ROOT
 
 GOOD_CONFIG = """\
@@ -38,9 +39,10 @@ def project(tmp_path):
     root.mkdir()
     for name in ("Pulumi.yaml", "__main__.py"):
         shutil.copy(ROOT / name, root / name)
-    shutil.copytree(ROOT / "components", root / "components", ignore=shutil.ignore_patterns("__pycache__"))
-    for stack_file in ROOT.glob("Pulumi.*.yaml"):
-        shutil.copy(stack_file, root / stack_file.name)
+    for package in ("components", "model"):
+        shutil.copytree(ROOT / package, root / package, ignore=shutil.ignore_patterns("__pycache__"))
+    for stack_path in ROOT.glob("Pulumi.*.yaml"):
+        shutil.copy(stack_path, root / stack_path.name)
     return root
 
 
@@ -140,7 +142,7 @@ def test_a_fifo_as_a_stack_file_exits_2_without_hanging(capsys, project):
 
 def test_a_stack_file_over_the_size_limit_exits_2(capsys, project):
     padding = "# " + "x" * 1000 + "\n"
-    (project / "Pulumi.bad.yaml").write_text(GOOD_CONFIG + padding * (offline.MAX_FILE_BYTES // len(padding) + 1))
+    (project / "Pulumi.bad.yaml").write_text(GOOD_CONFIG + padding * (stack_file.MAX_FILE_BYTES // len(padding) + 1))
     code, out, err, out_dir = preview(capsys, project, "bad")
     assert_input_fault(code, out, err, out_dir, "Pulumi.bad.yaml: is ", "bytes; a stack file may be at most 1,048,576")
 
@@ -151,10 +153,10 @@ def test_the_size_limit_holds_when_the_file_grows_after_the_check(tmp_path, monk
     path.write_bytes(b"x" * 100)
     real_stat = os.stat
     small = os.stat_result((*real_stat(path)[:6], 1, *real_stat(path)[7:]))
-    monkeypatch.setattr(offline.os, "stat", lambda p, *a, **k: small if Path(p) == path else real_stat(p, *a, **k))
+    monkeypatch.setattr(stack_file.os, "stat", lambda p, *a, **k: small if Path(p) == path else real_stat(p, *a, **k))
     try:
         with pytest.raises(StackFileError, match="is more than 10 bytes"):
-            offline.read_limited(path, limit=10)
+            stack_file.read_limited(path, limit=10)
     finally:
         monkeypatch.undo()
 
@@ -203,7 +205,7 @@ def test_deep_nesting_exits_2_without_crashing(capsys, project):
 def test_very_deep_nesting_is_refused_fast():
     start = time.perf_counter()
     with pytest.raises(StackFileError, match="nested more than 64 levels deep"):
-        offline.parse_yaml(b"a: " + b"[" * 200_000 + b"]" * 200_000, "Pulumi.deep.yaml")
+        stack_file.parse_yaml(b"a: " + b"[" * 200_000 + b"]" * 200_000, "Pulumi.deep.yaml")
     assert time.perf_counter() - start < 2
 
 
@@ -509,13 +511,13 @@ def test_a_failing_move_into_place_is_rolled_back(capsys, project, monkeypatch):
 
 
 def test_a_failing_forecast_writes_nothing(capsys, project, monkeypatch):
-    import components.forecast
+    import model.forecast
 
     def failing(*args, **kwargs):
         raise RuntimeError("rollout forecast did not converge")
 
     monkeypatch.setattr(plan, "forecast", failing)
-    monkeypatch.setattr(components.forecast, "forecast", failing)
+    monkeypatch.setattr(model.forecast, "forecast", failing)
     code, _, err, out_dir = preview(capsys, project, "local")
     assert code == 1 and "did not converge" in err
     assert not out_dir.exists()

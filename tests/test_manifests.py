@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rollout import manifests
+from preview import manifests
 from tests.conftest import STACKS
 
 KUBERNETES_VALIDATE = Path(sys.executable).parent / "kubernetes-validate"
@@ -98,7 +98,8 @@ def test_a_version_without_schema_is_a_clean_error(version):
 
 
 def test_a_generated_name_is_shown_as_generated():
-    from rollout.offline import ProgramRun, RegisteredResource
+    from preview.mocks import RegisteredResource
+    from preview.runner import ProgramRun
 
     inputs = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"namespace": "app-update"}, "data": {"a": "b"}}
     outputs = {**inputs, "metadata": {"namespace": "app-update", "name": "settings-x7k2p9qd"}}

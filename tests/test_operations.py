@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from rollout import operations, stacks
+from operations import revisions, stacks
+from operations.stacks import OperationError
 from rollout.cli import main
-from rollout.stacks import OperationError
 from tests.fake_stack import FakeStack, deployed
 
 RELEASES = "app-update:releases"
@@ -46,7 +46,7 @@ def dev():
 
 
 def test_history_shows_each_revision_with_images_and_change_cause(dev, capsys):
-    assert operations.do_history(dev, None, False) == 0
+    assert revisions.do_history(dev, None, False) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].split() == ["REVISION", "TIME", "RESULT", "RELEASES", "CHANGE-CAUSE"]
     assert "app-rolling: arungupta/app-upgrade:v1 ×5" in out[1] and "create: workshop releases" in out[1]
@@ -56,7 +56,7 @@ def test_history_shows_each_revision_with_images_and_change_cause(dev, capsys):
 
 
 def test_history_filters_a_release_and_speaks_json(dev, capsys):
-    operations.do_history(dev, "app-rolling", True)
+    revisions.do_history(dev, "app-rolling", True)
     rows = json.loads(capsys.readouterr().out)
     assert [r["revision"] for r in rows] == [1, 2]
     assert [r["releases"] for r in rows] == [{"app-rolling": "arungupta/app-upgrade:v1 ×5"},
@@ -70,21 +70,21 @@ def test_history_of_a_weighted_canary_shows_both_tracks_and_the_weight():
                                "stable": {"tag": "v1"}, "canary": {"tag": "v2", "weight": 5}}
     stack = FakeStack("dev", config)
     stack.record("weighted")
-    rows = operations.history_rows(stacks.revisions(stack), "app")
+    rows = revisions.history_rows(stacks.revisions(stack), "app")
     assert rows[0]["releases"] == {"app": "example.com/team/app stable v1 + canary v2 @5% (4 pods)"}
 
 
 def test_secret_release_config_reads_secret():
     stack = FakeStack("dev", workshop(), secret_keys=(RELEASES,))
     stack.record("with secrets")
-    rows = operations.history_rows(stacks.revisions(stack))
+    rows = revisions.history_rows(stacks.revisions(stack))
     assert rows[0]["releases"] == {"*": "[secret]"}
 
 
 def test_undo_defaults_to_the_last_successful_update_before_the_current(dev, capsys):
     set_image(dev, "app-rolling", "v3", "set image app-rolling v3")
     dev.summaries[-2].result = "failed"  # revision 2 (v2) failed
-    assert operations.do_undo(dev, None, None, False, yes) == 0
+    assert revisions.do_undo(dev, None, None, False, yes) == 0
     out = capsys.readouterr().out
     assert "app-rolling.tag: v3 → v1" in out
     assert dev.config[RELEASES]["app-rolling"]["tag"] == "v1"
@@ -97,7 +97,7 @@ def test_undo_to_revision_restores_tags_weights_and_replicas(dev):
     dev.config[RELEASES]["app"]["stable"] = {"tag": "v2", "replicas": 0}
     dev.config[RELEASES]["app"]["canary"] = {"tag": "v2", "replicas": 4}
     dev.up(message="promote canary")
-    changes = operations.undo_changes(operations.undo_target(stacks.revisions(dev), 1),
+    changes = revisions.undo_changes(revisions.undo_target(stacks.revisions(dev), 1),
                                       stacks.releases_of(dev.get_all_config()))
     assert {(c.release, c.field, c.old, c.new) for c in changes} == {
         ("app-rolling", "tag", "v2", "v1"), ("app", "stable.tag", "v2", "v1"),
@@ -109,14 +109,14 @@ def test_undo_switches_a_canary_between_forms_cleanly():
     stack.config[RELEASES]["app"] = {"strategy": "Canary", "serviceName": "app-service", "replicas": 4,
                                      "stable": {"tag": "v1"}, "canary": {"tag": "v2", "weight": 25}}
     stack.up(message="weighted canary")
-    assert operations.do_undo(stack, 1, "app", True, no) == 0
+    assert revisions.do_undo(stack, 1, "app", True, no) == 0
     assert stack.config[RELEASES]["app"] == workshop()[RELEASES]["app"]
 
 
 def test_undo_only_one_release(dev):
     dev.config[RELEASES]["app"]["canary"]["replicas"] = 4
     dev.up(message="scale canary")
-    assert operations.do_undo(dev, 1, "app", True, no) == 0
+    assert revisions.do_undo(dev, 1, "app", True, no) == 0
     assert dev.config[RELEASES]["app"]["canary"]["replicas"] == 2
     assert dev.config[RELEASES]["app-rolling"]["tag"] == "v2"  # untouched
 
@@ -127,21 +127,21 @@ def test_undo_only_one_release(dev):
 ])
 def test_undo_refuses_what_it_cannot_do(dev, to_revision, reason):
     with pytest.raises(OperationError, match=reason.replace("(", r"\(").replace(")", r"\)")):
-        operations.do_undo(dev, to_revision, None, True, yes)
+        revisions.do_undo(dev, to_revision, None, True, yes)
     assert dev.up_messages == ["create: workshop releases", "set image app-rolling v2"]
 
 
 def test_undo_refuses_a_failed_revision(dev):
     dev.summaries[0].result = "failed"
     with pytest.raises(OperationError, match="revision 1 failed"):
-        operations.do_undo(dev, 1, None, True, yes)
+        revisions.do_undo(dev, 1, None, True, yes)
     with pytest.raises(OperationError, match="no successful update before revision 2"):
-        operations.do_undo(dev, None, None, True, yes)
+        revisions.do_undo(dev, None, None, True, yes)
 
 
 def test_undo_without_confirmation_changes_nothing(dev, capsys):
     before = json.dumps(dev.config, sort_keys=True)
-    assert operations.do_undo(dev, None, None, False, no) == 1
+    assert revisions.do_undo(dev, None, None, False, no) == 1
     assert json.dumps(dev.config, sort_keys=True) == before
     assert len(dev.summaries) == 2
     assert "nothing was changed" in capsys.readouterr().out
@@ -151,7 +151,7 @@ def test_protected_stack_asks_for_its_name():
     prod = deployed("prod", {**workshop(), "app-update:protected": True})
     set_image(prod, "app-rolling", "v2", "v2")
     asked = []
-    operations.do_undo(prod, None, None, False, lambda prompt, expected: asked.append(expected) or False)
+    revisions.do_undo(prod, None, None, False, lambda prompt, expected: asked.append(expected) or False)
     assert asked == ["prod"]
 
 
@@ -163,7 +163,7 @@ def test_undo_never_writes_invalid_config():
     stack.up(message="v2")
     stack.config[RELEASES]["app-rolling"]["maxUnavailable"] = 0  # an invalid edit made by hand since
     with pytest.raises(OperationError, match="app-update:releases.app-rolling.maxUnavailable"):
-        operations.do_undo(stack, 1, None, True, yes)
+        revisions.do_undo(stack, 1, None, True, yes)
     assert stack.config[RELEASES]["app-rolling"]["tag"] == "v2"
 
 
@@ -171,7 +171,7 @@ def test_promote_takes_what_the_source_runs_not_its_config(capsys):
     dev = deployed("dev", workshop(rolling_tag="v2", stable="v2", canary="v3"))
     dev.config[RELEASES]["app-rolling"]["tag"] = "v9"  # edited, never deployed
     staging = deployed("staging", workshop())
-    assert operations.do_promote(dev, staging, None, True, no) == 0
+    assert revisions.do_promote(dev, staging, None, True, no) == 0
     assert staging.config[RELEASES]["app-rolling"]["tag"] == "v2"
     assert staging.config[RELEASES]["app"]["stable"]["tag"] == "v2"  # a canary promotes its stable track
     assert staging.up_messages[-1] == "promote app v2, app-rolling v2 from dev"
@@ -181,28 +181,28 @@ def test_promote_takes_what_the_source_runs_not_its_config(capsys):
 def test_promote_one_release_and_nothing_to_promote():
     dev = deployed("dev", workshop(rolling_tag="v2"))
     staging = deployed("staging", workshop())
-    operations.do_promote(dev, staging, "app-rolling", True, no)
+    revisions.do_promote(dev, staging, "app-rolling", True, no)
     assert staging.config[RELEASES]["app"]["stable"]["tag"] == "v1"
     with pytest.raises(OperationError, match="nothing to promote"):
-        operations.do_promote(dev, staging, None, True, no)
+        revisions.do_promote(dev, staging, None, True, no)
 
 
 def test_promote_stops_when_preflight_fails():
     dev = deployed("dev", workshop(rolling_tag="v2"))
     staging = deployed("staging", workshop())
     with pytest.raises(OperationError, match="preflight checks for staging failed"):
-        operations.do_promote(dev, staging, None, True, yes, preflight=lambda config: False)
+        revisions.do_promote(dev, staging, None, True, yes, preflight=lambda config: False)
     assert staging.config[RELEASES]["app-rolling"]["tag"] == "v1"
 
 
 def test_promote_refuses_an_undeployed_source():
     with pytest.raises(OperationError, match="no `releases` output"):
-        operations.do_promote(FakeStack("dev", workshop()), deployed("staging", workshop()), None, True, yes)
+        revisions.do_promote(FakeStack("dev", workshop()), deployed("staging", workshop()), None, True, yes)
 
 
 def test_status_shows_addresses_images_and_weight(capsys):
     stack = deployed("staging", workshop())
-    assert operations.do_status(stack, False) == 0
+    assert revisions.do_status(stack, False) == 0
     out = capsys.readouterr().out
     assert "revision 1 succeeded" in out
     assert "app-rolling  RollingUpdate  " in out and ".amazonaws.com" in out
@@ -218,7 +218,7 @@ def test_a_failed_update_is_one_error_line_and_exit_1(argv, monkeypatch, capsys)
     dev.up(message="v2")
     staging = deployed("staging", workshop(rolling_tag="v3"))
     monkeypatch.setattr(stacks, "open_stack", lambda name, cwd: {"dev": dev, "staging": staging}[name])
-    monkeypatch.setattr(operations, "preflight_ok", lambda config: True)
+    monkeypatch.setattr(revisions, "preflight_ok", lambda config: True)
     dev.script = ["fail"]
     assert main(argv) == 1
     err = capsys.readouterr().err.strip().splitlines()

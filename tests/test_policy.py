@@ -316,7 +316,7 @@ def test_report_lines_name_policy_resource_and_level():
 
 
 def stack_is_protected(stack):
-    from rollout.offline import stack_settings
+    from model.stack_file import stack_settings
 
     return str(stack_settings(stack, ROOT).get("app-update:protected", "false")).lower() == "true"
 

@@ -7,8 +7,8 @@ import pytest
 import yaml
 from moto import mock_aws
 
-from components.config import validate
-from rollout import preflight
+from model.config import validate
+from operations import preflight
 from rollout.cli import main
 
 ACCOUNT = "210987654321"  # moto's account (MOTO_ACCOUNT_ID); 123456789012 is a documentation placeholder
@@ -170,7 +170,7 @@ def test_documentation_placeholders_are_refused(aws_env):
 
 
 def test_the_prod_stack_file_still_holds_placeholders_until_replaced():
-    from rollout.offline import stack_settings
+    from model.stack_file import stack_settings
     from tests.conftest import ROOT
 
     settings = stack_settings("prod", ROOT)

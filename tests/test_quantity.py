@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from components.quantity import parse_quantity
+from model.quantity import parse_quantity
 
 VALID = [
     ("0", "0"), ("1", "1"), ("250m", "0.25"), ("128Mi", str(128 * 2**20)), ("1Ki", "1024"), ("1Ei", str(2**60)),

@@ -7,7 +7,7 @@ import jsonschema
 import pytest
 import yaml
 
-from components.config_schema import SCHEMA_FILE, schema_text
+from model.config_models import SCHEMA_FILE, schema_text
 from tests.conftest import ROOT, STACKS
 
 SCHEMA = json.loads((ROOT / SCHEMA_FILE).read_text())

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from components.canary import alb_forward_action, nlb_forward_action
-from rollout import manifests
+from components.canary_pair import alb_forward_action, nlb_forward_action
+from preview import manifests
 from tests.conftest import objects_of, ok_run, pod_labels, selects
 
 WEIGHTS = [0, 1, 5, 50, 99, 100]
@@ -148,8 +148,8 @@ PREVIEW_STEPS = [
 
 @pytest.mark.parametrize("traffic,replicas,weight,expected", PREVIEW_STEPS, ids=[p[0] for p in PREVIEW_STEPS])
 def test_preview_shows_the_order_of_a_weight_step(traffic, replicas, weight, expected, capsys):
-    from components.config import split_namespaces, validate
-    from rollout import plan
+    from model.config import split_namespaces, validate
+    from preview import plan
     from tests.conftest import settings_with
 
     settings = settings_with(canary(traffic, weight, replicas))
@@ -165,8 +165,8 @@ def test_a_weight_warning_is_shown_once():
     run = ok_run({"app": {"strategy": "Canary", "replicas": 4, "stable": {"tag": "v1"},
                           "canary": {"tag": "v2", "weight": 5}}})
     assert len([w for w in run.warnings if "approximated" in w]) == 1
-    from components.config import split_namespaces, validate
-    from rollout import plan
+    from model.config import split_namespaces, validate
+    from preview import plan
     from tests.conftest import settings_with
 
     own, other = split_namespaces(settings_with({"app": {"strategy": "Canary", "replicas": 4, "stable": {"tag": "v1"},
@@ -180,8 +180,8 @@ def test_a_weight_warning_is_shown_once():
 @pytest.mark.parametrize("traffic,front", [("replicas", "LoadBalancer"), ("nlb", "LoadBalancer"), ("alb", "Ingress"),
                                            ("nginx", "Ingress")])
 def test_the_plan_reads_the_front_object_the_program_registered(traffic, front):
-    from components.config import split_namespaces, validate
-    from rollout import plan
+    from model.config import split_namespaces, validate
+    from preview import plan
     from tests.conftest import settings_with
 
     settings = settings_with(canary(traffic, 25))

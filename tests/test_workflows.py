@@ -47,7 +47,7 @@ def all_jobs():
 
 
 def protected_stacks():
-    from rollout.offline import stack_settings
+    from model.stack_file import stack_settings
 
     return {s for s in STACKS if str(stack_settings(s, ROOT).get("app-update:protected", "false")).lower() == "true"}
 

@@ -33,8 +33,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from components import fenceposts
-from components.quantity import parse_quantity
+from model import fenceposts
+from model.quantity import parse_quantity
 
 PROJECT = "app-update"
 STRATEGIES = ("Recreate", "RollingUpdate", "Canary")
@@ -128,6 +128,11 @@ def Integer(low: int | None = None, high: int | None = None) -> Any:  # noqa: N8
     if low is not None:
         schema["minimum"] = low
     return Annotated[int, BeforeValidator(_integer(low, high)), WithJsonSchema(schema)]
+
+
+def parse_boolean(value: Any) -> bool:
+    """A boolean setting as the CLI may pass it ("true"/"false") or YAML holds it."""
+    return _boolean(value)
 
 
 def _boolean(value: Any) -> bool:

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from rollout.offline import ProgramRun
+from preview.runner import ProgramRun
 
 # libyaml's emitter when PyYAML has it: the pure-Python one dominates preview time.
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -311,7 +311,7 @@ def write_files(files: list[tuple[str, str]], out_dir: Path, *, default_dir: boo
 def _previously_written(target: Path, shown: str, default_dir: bool) -> set[str]:
     """The plain file names the RECORD in target lists (or, in the default directory without a
     record, the NN-*.yaml files an older version wrote there)."""
-    from rollout.offline import StackFileError, read_limited
+    from model.stack_file import StackFileError, read_limited
 
     record = target / RECORD
     if not (record.exists() or record.is_symlink()):

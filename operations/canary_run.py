@@ -27,10 +27,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from components import canary_math
-from rollout import stacks
+from model import canary_math
+from operations import stacks
+from operations.stacks import OperationError, StackLike
 from rollout.canary_analysis import Judge
-from rollout.stacks import OperationError, StackLike
 
 
 @dataclass

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from components.config import DEFAULT_IMAGE, PROJECT, StackConfig, parse_config_value
+from model.config import DEFAULT_IMAGE, PROJECT, StackConfig, parse_config_value
 
 RELEASES_KEY = f"{PROJECT}:releases"
 PROTECTED_KEY = f"{PROJECT}:protected"
@@ -166,13 +166,10 @@ def apply_changes(releases: dict[str, Any], changes: list[Change]) -> dict[str, 
 
 def check_config(stack: str, config: dict[str, Any], releases: dict[str, Any]) -> StackConfig:
     """The stack's config with `releases` in place, validated; refuses changes that would make it invalid."""
-    from components.config import ConfigError, split_namespaces, validate
+    from model.config import ConfigError, load
 
-    flat = {key: parse_config_value(value) for key, value in config.items()}
-    flat[RELEASES_KEY] = releases
-    own, other = split_namespaces(flat)
     try:
-        return validate(own, stack, other)
+        return load({**config, RELEASES_KEY: releases}, stack)
     except ConfigError as error:
         raise OperationError("the change would make the stack's config invalid:\n" + str(error)) from None
 
@@ -279,6 +276,33 @@ def update(stack: StackLike, message: str, *, policy: RetryPolicy = ONCE,
             pause = policy.pause * 2 ** (tries - 1)
             say(f"update failed ({error_line(error)}); trying again in {pause:g}s ({tries + 1} of {policy.attempts})")
             sleep(pause)
+
+
+# What every verb exits with: done, failed (one `error:` line), the input's fault, a policy said no.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_POLICY = 0, 1, 2, 3
+
+
+def load_stack_file(stack: str, project_dir: Path, overrides: dict[str, Any] | None = None,
+                    ) -> tuple[dict[str, Any] | None, StackConfig | None]:
+    """A stack file's settings and validated config, or (None, None) after printing, one line
+    each on stderr, every problem with it (the input's fault: exit EXIT_USAGE)."""
+    from model.config import ConfigError, load
+    from model.stack_file import StackFileError, stack_settings
+
+    try:
+        settings = stack_settings(stack, project_dir, overrides)
+    except StackFileError as error:
+        for problem in error.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return None, None
+    try:
+        return settings, load(settings, stack)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(error.problems)} problem(s) in Pulumi.{stack}.yaml; nothing was deployed or written",
+              file=sys.stderr)
+        return None, None
 
 
 def confirm_tty(prompt: str, expected: str | None) -> bool:

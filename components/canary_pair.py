@@ -20,10 +20,10 @@ import json
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import canary_math
 from components.pod_template import deployment, object_labels, rolling_strategy, selector_labels
 from components.release import ReleaseArgs
 from components.service import SKIP_AWAIT, ingress_address, service, service_address
+from model import canary_math
 
 STABLE = "stable"
 CANARY = "canary"

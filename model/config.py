@@ -9,15 +9,17 @@ and `pulumi up` share this module.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 
-from components import canary_math, eks_versions
-from components import config_schema as schema
-from components.config_schema import (  # noqa: F401 (the project's constants, re-exported)
+from model import canary_math, eks_versions
+from model import config_models as schema
+from model.config_models import (  # noqa: F401 (the project's constants, re-exported)
     CLUSTER_MODES,
     DEFAULT_IMAGE,
     DEFAULT_KUBERNETES_VERSION,
@@ -31,7 +33,17 @@ from components.config_schema import (  # noqa: F401 (the project's constants, r
     TRAFFIC_MODES,
 )
 
-DEFAULT_NAMESPACE = "app-update"
+
+@functools.cache
+def project_defaults(project_dir: Path | None = None) -> dict[str, Any]:
+    """The defaults Pulumi.yaml declares for this project's top-level keys (namespace,
+    awaitLoadBalancer, protected): the one place they are written. The Pulumi CLI passes
+    them to the program; offline, the stack-file reader applies them the same way."""
+    from model.stack_file import PROJECT_DIR, load_yaml_file
+
+    project = load_yaml_file((project_dir or PROJECT_DIR) / "Pulumi.yaml") or {}
+    return {key: spec["default"] for key, spec in (project.get("config") or {}).items()
+            if isinstance(spec, dict) and "default" in spec and ":" not in key}
 
 
 class ConfigError(Exception):
@@ -320,14 +332,17 @@ def validate(raw: Mapping[str, Any], stack: str, extra: Mapping[str, Any] | None
             problems.append(f"{PROJECT}:cluster.kubernetesVersion: {why}")
     if settings is None or problems:
         raise ConfigError(problems)
+    defaults = project_defaults()
     releases = [_release(name, given) for name, given in settings.releases.items()]
     problems = _unique_names(releases)
     if problems:
         raise ConfigError(problems)
     return StackConfig(
-        stack=stack, namespace=settings.namespace or DEFAULT_NAMESPACE,
-        await_load_balancer=True if settings.await_load_balancer is None else settings.await_load_balancer,
-        protected=bool(settings.protected), cluster=_cluster(settings.cluster), releases=tuple(releases),
+        stack=stack, namespace=settings.namespace or defaults["namespace"],
+        await_load_balancer=(schema.parse_boolean(defaults["awaitLoadBalancer"]) if settings.await_load_balancer is None
+                             else settings.await_load_balancer),
+        protected=(schema.parse_boolean(defaults["protected"]) if settings.protected is None else settings.protected),
+        cluster=_cluster(settings.cluster), releases=tuple(releases),
         allowed_account_ids=tuple(allowed or ()), region=region if isinstance(region, str) else None,
         aws_profile=extra.get("aws:profile") if isinstance(extra.get("aws:profile"), str) else None,
         aws_role_arn=_assumed_role(extra),
@@ -340,6 +355,14 @@ def _assumed_role(extra: Mapping[str, Any]) -> str | None:
     role = roles[-1] if isinstance(roles, list) and roles else extra.get("aws:assumeRole")
     arn = role.get("roleArn") if isinstance(role, dict) else None
     return arn if isinstance(arn, str) else None
+
+
+def load(values: Mapping[str, Any], stack: str, today: date | None = None) -> StackConfig:
+    """The one loader: the config the Pulumi CLI would pass to the program (`namespace:key` →
+    value; structured values as JSON text, or already parsed) into validated, resolved config.
+    Used by the program, `preview`, the stack operations and the tests."""
+    own, other = split_namespaces({key: parse_config_value(value) for key, value in values.items()})
+    return validate(own, stack, other, today)
 
 
 def parse_config_value(value: Any) -> Any:

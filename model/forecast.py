@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from components.fenceposts import (
+from model.fenceposts import (
     RECREATE,
     ReplicaSet,
     Strategy,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from components import canary_math
-from components.config import Release, StackConfig
-from components.fenceposts import RECREATE, ROLLING_UPDATE, scaled_value
-from components.forecast import Forecast, forecast
-from rollout.offline import ProgramRun
+from model import canary_math
+from model.config import Release, StackConfig
+from model.fenceposts import RECREATE, ROLLING_UPDATE, scaled_value
+from model.forecast import Forecast, forecast
+from preview.runner import ProgramRun
 
 
 def release_forecast(release: Release) -> Forecast:

@@ -13,9 +13,9 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from components.config import StackConfig
-from rollout import stacks
-from rollout.stacks import Change, OperationError, Revision, StackLike
+from model.config import StackConfig
+from operations import stacks
+from operations.stacks import Change, OperationError, Revision, StackLike
 
 Confirm = stacks.Confirm
 
@@ -296,7 +296,7 @@ def cmd_undo(args: argparse.Namespace) -> int:
 
 def preflight_ok(config: StackConfig) -> bool:
     """TO's preflight checks, printed; True when it uses no AWS."""
-    from rollout import preflight
+    from operations import preflight
 
     if not preflight.uses_aws(config):
         return True

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from components.config import StackConfig
+from model.config import StackConfig
 
 # Values from AWS's and the IETF's documentation (RFC 5737): a stack file holding them was
 # never filled in. Pulumi.prod.yaml ships with them, so prod cannot be deployed as written.
@@ -155,9 +155,9 @@ def print_checks(checks: list[Check]) -> bool:
 
 
 def cmd_preflight(args: argparse.Namespace) -> int:
-    from rollout.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, load_config
+    from operations.stacks import EXIT_FAILED, EXIT_OK, EXIT_USAGE, load_stack_file
 
-    _, config = load_config(args.stack, args.cwd)
+    _, config = load_stack_file(args.stack, args.cwd)
     if config is None:
         return EXIT_USAGE
     if not uses_aws(config):

@@ -1,0 +1,168 @@
+"""Mocks that answer like the providers, for running the program offline.
+
+The mocks give back what the providers would: Kubernetes auto-names (`<name>-<8 chars>`) for
+objects without `metadata.name`, a load balancer hostname on LoadBalancer Services and
+Ingresses that are awaited, ids and ARNs for AWS resources, answers to the data sources the
+program calls, and integers as integers. The recording monitor keeps every registration.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from preview import aws_mocks
+
+
+def as_ints(value: Any) -> Any:
+    """Protobuf hands every number over as a float; give integral ones back as ints."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: as_ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [as_ints(v) for v in value]
+    return value
+
+
+def _suffix(seed: str, length: int = 8) -> str:
+    # Deterministic per stack and resource, so repeated previews give the same names.
+    alphabet = "bcdfghjklmnpqrstvwxz2456789"
+    digest = hashlib.sha256(seed.encode()).digest()
+    return "".join(alphabet[b % len(alphabet)] for b in digest[:length])
+
+
+FAKE_ACCOUNT = aws_mocks.ACCOUNT
+FAKE_REGION = "us-west-2"
+
+
+@dataclass
+class RegisteredResource:
+    type: str
+    name: str
+    urn: str
+    parent: str | None
+    custom: bool
+    provider: str | None
+    id: str | None
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    dependencies: list[str] = field(default_factory=list)
+    # The aliases registered with the resource: {"urn": ...} or {"name", "type", "stack",
+    # "project", "parentUrn" / "noParent"} per alias (only the fields that were set).
+    aliases: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def parent_name(self) -> str | None:
+        """The logical name of the parent resource; None at the top (parented to the stack)."""
+        if not self.parent:
+            return None
+        qualified_type, name = self.parent.split("::")[2:4]
+        return None if qualified_type.split("$")[-1] == "pulumi:pulumi:Stack" else name
+
+
+def _aliases(request: Any) -> list[dict[str, Any]]:
+    """A RegisterResourceRequest's aliases (alias specs and alias URNs) as plain dicts."""
+    out: list[dict[str, Any]] = []
+    for alias in getattr(request, "aliases", []) or []:
+        if alias.HasField("spec"):
+            spec = alias.spec
+            entry = {key: getattr(spec, key) for key in ("name", "type", "stack", "project", "parentUrn")
+                     if getattr(spec, key, "")}
+            if getattr(spec, "noParent", False):
+                entry["noParent"] = True
+            out.append(entry)
+        elif alias.urn:
+            out.append({"urn": alias.urn})
+    out.extend({"urn": urn} for urn in getattr(request, "aliasURNs", []) or [])
+    return out
+
+
+def mock_classes() -> tuple[type, type]:
+    # pulumi is imported lazily: `python -m rollout forecast` does not need it.
+    from pulumi.runtime import mocks as pulumi_mocks
+
+    class ProviderLikeMocks(pulumi_mocks.Mocks):
+        def __init__(self, stack: str, region: str):
+            self.stack = stack
+            self.region = region
+
+        def call(self, args: pulumi_mocks.MockCallArgs):
+            token = args.token
+            if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+                names = [f"{self.region}{z}" for z in "abcd"]
+                return {"names": names, "zoneIds": [f"usw2-az{i + 1}" for i in range(4)], "id": self.region,
+                        "groupNames": [self.region]}, []
+            if token == "aws:index/getCallerIdentity:getCallerIdentity":
+                return {"accountId": FAKE_ACCOUNT, "arn": f"arn:aws:iam::{FAKE_ACCOUNT}:user/deployer",
+                        "userId": "AIDAEXAMPLEUSERID", "id": FAKE_ACCOUNT}, []
+            if token == "aws:index/getRegion:getRegion":
+                return {"name": self.region, "region": self.region, "id": self.region,
+                        "endpoint": f"ec2.{self.region}.amazonaws.com"}, []
+            if token == "aws:index/getPartition:getPartition":
+                return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}, []
+            if token == "aws:iam/getSessionContext:getSessionContext":
+                arn = args.args.get("arn", "")
+                return {"issuerArn": arn, "arn": arn, "id": arn}, []
+            raise NotImplementedError(f"the offline mocks do not answer {token}")
+
+        def new_resource(self, args: pulumi_mocks.MockResourceArgs):
+            inputs = as_ints(copy.deepcopy(args.inputs))
+            if not args.custom:
+                return f"{args.name}-component", inputs
+            if args.typ.startswith("pulumi:providers:"):
+                return f"{args.name}-{_suffix(self.stack + args.name)}", inputs
+            if args.typ.startswith("kubernetes:"):
+                return self._kubernetes(args.typ, args.name, inputs)
+            if args.typ.startswith("aws:"):
+                return aws_mocks.new_resource(args.typ, args.name, inputs, self.stack, self.region)
+            return f"{args.name}-id", inputs
+
+        def _kubernetes(self, typ: str, name: str, state: dict[str, Any]):
+            if typ.startswith("kubernetes:helm.sh/"):
+                state.setdefault("status", {"status": "deployed", "name": state.get("name", name)})
+                return f"{state.get('namespace', 'default')}/{state.get('name', name)}", state
+            metadata = state.setdefault("metadata", {})
+            if not metadata.get("name"):
+                metadata["name"] = f"{name}-{_suffix(self.stack + typ + name)}"
+                metadata.setdefault("annotations", {})
+            metadata.setdefault("uid", _suffix(self.stack + name + "uid", 8) + "-0000-4000-8000-000000000000")
+            kind = state.get("kind")
+            skip_await = (metadata.get("annotations") or {}).get("pulumi.com/skipAwait") == "true"
+            spec = state.get("spec") or {}
+            wants_address = (kind == "Service" and spec.get("type") == "LoadBalancer") or kind == "Ingress"
+            if wants_address and not skip_await:
+                host = f"k8s-{_suffix(self.stack + name, 10)}-{_suffix(name, 10)}.elb.{self.region}.amazonaws.com"
+                state["status"] = {"loadBalancer": {"ingress": [{"hostname": host}]}}
+            identity = metadata["name"]
+            if metadata.get("namespace"):
+                identity = f"{metadata['namespace']}/{identity}"
+            return identity, state
+
+    class RecordingMonitor(pulumi_mocks.MockMonitor):
+        """The stock mock monitor, also keeping parent, provider and inputs of each registration."""
+
+        def __init__(self, mocks: pulumi_mocks.Mocks):
+            super().__init__(mocks)
+            self.registrations: list[RegisteredResource] = []
+
+        def RegisterResource(self, request: Any) -> Any:
+            from pulumi.runtime import rpc
+
+            response = super().RegisterResource(request)
+            if request.type != "pulumi:pulumi:Stack":
+                urn = response.urn
+                state = self.resources[urn].state
+                self.registrations.append(RegisteredResource(
+                    type=request.type, name=request.name, urn=urn, parent=request.parent or None,
+                    custom=bool(request.custom), provider=request.provider or None, id=self.resources[urn].id,
+                    inputs=as_ints(rpc.deserialize_properties(request.object)), outputs=as_ints(state),
+                    dependencies=list(request.dependencies), aliases=_aliases(request),
+                ))
+            return response
+
+    return ProviderLikeMocks, RecordingMonitor
+
+
