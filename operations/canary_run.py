@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from model import canary_math
+from model.stack_file import stack_name
 from operations import stacks
 from operations.stacks import OperationError, StackLike
 from rollout.canary_analysis import Judge
@@ -601,7 +602,7 @@ def register(verbs: argparse._SubParsersAction) -> None:
         epilog="example:\n  python -m rollout canary staging --release app --tag v2 --steps 5,25,50,100 "
                "--interval 60s --max-error-rate 1% --max-p99 500ms",
     )
-    parser.add_argument("stack")
+    parser.add_argument("stack", type=stack_name)
     parser.add_argument("--release", required=True, metavar="NAME")
     parser.add_argument("--tag", required=True, help="the image tag to roll out")
     parser.add_argument("--steps", type=_steps, default=[5, 25, 50, 100], help="weights in percent (default 5,25,50,100)")
@@ -625,7 +626,7 @@ def register(verbs: argparse._SubParsersAction) -> None:
                     "update, and says what is live if it still cannot. Needs the Pulumi CLI and a login.",
         epilog="example:\n  python -m rollout abort staging --release app",
     )
-    abort.add_argument("stack")
+    abort.add_argument("stack", type=stack_name)
     abort.add_argument("--release", required=True, metavar="NAME")
     abort.add_argument("--lock-wait", type=_duration, default=300.0,
                        help="how long to wait for another update's lock on the stack (default 5m)")

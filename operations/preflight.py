@@ -16,6 +16,7 @@ import subprocess
 from dataclasses import dataclass
 
 from model.config import StackConfig
+from model.stack_file import stack_name
 
 # Values from AWS's and the IETF's documentation (RFC 5737): a stack file holding them was
 # never filled in. Pulumi.prod.yaml ships with them, so prod cannot be deployed as written.
@@ -181,5 +182,5 @@ def register(verbs: argparse._SubParsersAction) -> None:
                     "tag the stack deploys. Exit 1 when any check fails.",
         epilog="example:\n  AWS_PROFILE=prod python -m rollout preflight prod",
     )
-    parser.add_argument("stack", help="stack name (Pulumi.<stack>.yaml)")
+    parser.add_argument("stack", type=stack_name, help="stack name (Pulumi.<stack>.yaml)")
     parser.set_defaults(func=cmd_preflight)

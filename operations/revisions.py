@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from model.config import StackConfig
+from model.stack_file import stack_name
 from operations import stacks
 from operations.stacks import Change, OperationError, Revision, StackLike
 
@@ -324,7 +325,7 @@ def register(verbs: argparse._SubParsersAction) -> None:
                                            "time, result, each release's tags (both tracks and the weight for a canary) "
                                            "and the update message as the change cause. " + needs,
                                epilog="example:\n  python -m rollout history dev --release app-rolling")
-    history.add_argument("stack")
+    history.add_argument("stack", type=stack_name)
     history.add_argument("--release", metavar="NAME", help="only this release")
     history.add_argument("--json", action="store_true")
     history.set_defaults(func=cmd_history)
@@ -334,7 +335,7 @@ def register(verbs: argparse._SubParsersAction) -> None:
                                         "successful update before the current one), show the change, ask, and update "
                                         "the stack with the message `undo to revision N`. " + needs,
                             epilog="example:\n  python -m rollout undo dev --to-revision 1 --release app-rolling")
-    undo.add_argument("stack")
+    undo.add_argument("stack", type=stack_name)
     undo.add_argument("--to-revision", type=_positive, metavar="N")
     undo.add_argument("--release", metavar="NAME", help="only this release")
     undo.add_argument("--yes", action="store_true", help="do not ask for confirmation")
@@ -344,7 +345,7 @@ def register(verbs: argparse._SubParsersAction) -> None:
                               description="Service addresses, images per track, effective canary weight, and the last "
                                           "update's time and result, from the stack's outputs and history. " + needs,
                               epilog="example:\n  python -m rollout status staging")
-    status.add_argument("stack")
+    status.add_argument("stack", type=stack_name)
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
 
@@ -355,8 +356,8 @@ def register(verbs: argparse._SubParsersAction) -> None:
                                            "TO. " + needs,
                                epilog="example:\n  python -m rollout promote dev staging\n"
                                       "  python -m rollout promote staging prod --release app")
-    promote.add_argument("source", metavar="FROM")
-    promote.add_argument("target", metavar="TO")
+    promote.add_argument("source", metavar="FROM", type=stack_name)
+    promote.add_argument("target", metavar="TO", type=stack_name)
     promote.add_argument("--release", metavar="NAME", help="only this release")
     promote.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     promote.set_defaults(func=cmd_promote)

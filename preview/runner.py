@@ -26,6 +26,7 @@ class ProgramRun:
     warnings: list[str] = field(default_factory=list)
     error: BaseException | None = None
     secret_outputs: set[str] = field(default_factory=set)
+    invokes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def of_type(self, typ: str) -> list[RegisteredResource]:
         return [r for r in self.resources if r.type == typ]
@@ -61,8 +62,6 @@ def run_program(stack: str, project_dir: Path = PROJECT_DIR, overrides: dict[str
     import pulumi
     from pulumi.runtime import mocks as pulumi_mocks
     from pulumi.runtime import settings as pulumi_settings
-    from pulumi.runtime.stack import run_pulumi_func
-    from pulumi.runtime.sync_await import _sync_await
 
     values = settings if settings is not None else stack_settings(stack, project_dir, overrides)
     region = values.get("aws:region") or FAKE_REGION
@@ -86,16 +85,26 @@ def run_program(stack: str, project_dir: Path = PROJECT_DIR, overrides: dict[str
     secret_outputs: set[str] = set()
     error: BaseException | None = None
 
+    captured: dict[str, Any] = {}
+
+    # pulumi.runtime.test is the SDK's public way to run code under the mocks and wait for what it
+    # returns; the stack's exports are the root Stack's public `outputs` (pulumi/pulumi#6113).
+    @pulumi.runtime.test
     def program() -> Any:
         runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
+        exported = dict(pulumi.runtime.get_root_resource().outputs or {})
+        names = sorted(exported)
+        values = pulumi.Output.all(*[pulumi.Output.from_input(exported[n]) for n in names])
+        secret = pulumi.Output.all(*[pulumi.Output.from_input(pulumi.Output.from_input(exported[n]).is_secret())
+                                     for n in names])
+        return pulumi.Output.all(values, secret).apply(
+            lambda both: captured.update(outputs=dict(zip(names, both[0], strict=True)),
+                                         secrets={n for n, flag in zip(names, both[1], strict=True) if flag}))
 
     try:
-        _sync_await(run_pulumi_func(program))
-        root = pulumi.runtime.get_root_resource()
-        exported = getattr(root, "outputs", {}) or {}
-        outputs = as_ints(_sync_await(pulumi.Output.from_input(exported).future())) or {}
-        secret_outputs = {key for key, value in exported.items()
-                          if isinstance(value, pulumi.Output) and _sync_await(value.is_secret())}
+        program()
+        outputs = as_ints(captured.get("outputs") or {})
+        secret_outputs = set(captured.get("secrets") or ())
     except Exception as exc:  # the program's own failure is the caller's to report
         error = exc
     finally:
@@ -103,4 +112,4 @@ def run_program(stack: str, project_dir: Path = PROJECT_DIR, overrides: dict[str
         if added_path and str(project_dir) in sys.path:
             sys.path.remove(str(project_dir))
     return ProgramRun(stack=stack, resources=list(monitor.registrations), outputs=outputs,
-                      warnings=collector.messages, error=error, secret_outputs=secret_outputs)
+                      warnings=collector.messages, error=error, secret_outputs=secret_outputs, invokes=mocks.invokes)

@@ -11,20 +11,18 @@ APP_UPDATE_DEBUG=1 adds the traceback); 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
 import sys
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from model.stack_file import PROJECT_DIR, StackFileError, check_project_dir, stack_name
 from operations import bootstrap, canary_run, preflight, revisions
-from operations.stacks import EXIT_FAILED, EXIT_OK, EXIT_USAGE, load_stack_file
-
-if TYPE_CHECKING:
-    pass
+from operations.stacks import EXIT_FAILED, EXIT_OK, EXIT_POLICY, EXIT_USAGE, load_stack_file
+from policy import rules as policy_rules
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "build_parser", "load_config", "main", "stack_name"]
 
@@ -81,8 +79,16 @@ def cmd_preview(args: argparse.Namespace) -> int:
             _err(f"schema error (Kubernetes {version}, strict): {problem}")
         _err("nothing was written")
         return EXIT_FAILED
+    # The same rules `pulumi preview --policy-pack policy` runs, over what the program registered.
+    violations = policy_rules.check_run(run.resources, config.protected)
+    for line in policy_rules.report(violations):
+        _err(line)
+    if policy_rules.mandatory(violations):
+        _err("a mandatory policy said no: nothing was written")
+        return EXIT_POLICY
     # Everything that can fail runs before anything is written: the plan (and its forecasts) too.
     result = plan.build(config, run)
+    result["policy"] = [dataclasses.asdict(v) for v in violations]
     out_dir = Path(args.out) if args.out else args.cwd / "build" / "manifests" / stack
     try:
         paths = manifests.write(objects, out_dir, default_dir=not args.out)

@@ -264,3 +264,25 @@ def test_preview_of_50000_and_int32_max_replicas_finishes_fast(capsys, project):
     assert (slow["syncs"], slow["minAvailableSeen"], slow["maxPodsSeen"], slow["totalSteps"]) == (
         100000, 50000, 50001, 150001)
     assert releases["biggest"]["forecast"]["maxPodsSeen"] == 2684354559
+
+
+@pytest.mark.parametrize("top,releases,policy", [
+    ({"app-update:protected": True}, {"app": {"strategy": "Recreate", "tag": "v1", "replicas": 2}},
+     "no-recreate-on-protected"),
+    ({}, {"app": {"strategy": "RollingUpdate", "tag": "latest", "replicas": 2}}, "no-latest-image-tag"),
+], ids=["protected-recreate", "latest-tag"])
+def test_a_mandatory_policy_violation_exits_3_and_writes_nothing(capsys, project, top, releases, policy):
+    config = {"app-update:cluster": {"mode": "kubeconfig"}, "app-update:releases": releases, **top}
+    (project / "Pulumi.policy.yaml").write_text(yaml.safe_dump({"config": config}))
+    out_dir = project / "out"
+    code, out, err = run_cli(capsys, "--cwd", str(project), "preview", "policy", "--out", str(out_dir))
+    assert code == 3, err
+    assert f"mandatory  {policy}: app" in err and "a mandatory policy said no: nothing was written" in err
+    assert out == "" and not out_dir.exists()
+
+
+def test_advisory_violations_are_shown_and_the_plan_carries_them(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "preview", "local", "--json", "--out", str(tmp_path))
+    assert code == 0, err
+    assert "advisory   image-pinned-by-digest" in err
+    assert {v["level"] for v in json.loads(out)["policy"]} == {"advisory"}

@@ -5,7 +5,6 @@ import json
 import re
 
 import pytest
-from pulumi.runtime import rpc
 
 from model.config import validate
 from model.stack_file import stack_settings
@@ -110,10 +109,10 @@ def test_kubernetes_provider_comes_from_the_cluster_and_survives_kubeconfig_refr
     assert provider.parent_name == "cluster"
     cluster = by_type(run, "aws:eks/cluster:Cluster")[0]
     assert provider.inputs["clusterIdentifier"] == cluster.outputs["arn"]
-    kubeconfig = provider.inputs["kubeconfig"]
     # The provider receives the kubeconfig as a secret value.
-    assert kubeconfig[rpc._special_sig_key] == rpc._special_secret_sig
-    assert json.loads(kubeconfig["value"])["clusters"][0]["cluster"]["server"] == cluster.outputs["endpoint"]
+    assert "kubeconfig" in provider.secret_inputs
+    kubeconfig = json.loads(provider.inputs["kubeconfig"])
+    assert kubeconfig["clusters"][0]["cluster"]["server"] == cluster.outputs["endpoint"]
 
 
 def test_nat_per_zone_in_prod_single_elsewhere(stack_runs):
@@ -313,3 +312,31 @@ def test_every_deployment_comes_after_the_service_in_front_of_its_pods(stack_run
             if dep.urn in waits:
                 waits |= set(dep.dependencies)
         assert {s.urn for s in fronting} <= waits, deployment.name
+
+
+@pytest.mark.parametrize("stack", EKS_STACKS)
+def test_zones_are_those_that_need_no_opt_in(stack_runs, stack):
+    calls = [args for token, args in stack_runs[stack].invokes
+             if token == "aws:index/getAvailabilityZones:getAvailabilityZones"]
+    assert calls and all(args["state"] == "available" and
+                         args["filters"] == [{"name": "opt-in-status", "values": ["opt-in-not-required"]}]
+                         for args in calls)
+
+
+def test_pinned_zones_are_used_as_named_without_a_lookup():
+    from model.stack_file import stack_settings
+    from preview.runner import run_program
+
+    settings = stack_settings("dev", ROOT)
+    settings["app-update:cluster"] = {**settings["app-update:cluster"],
+                                      "availabilityZoneNames": ["us-west-2c", "us-west-2d"]}
+    run = run_program("dev", settings=settings)
+    assert sorted(s.inputs["availabilityZone"] for s in by_type(run, "aws:ec2/subnet:Subnet")) == [
+        "us-west-2c", "us-west-2c", "us-west-2d", "us-west-2d"]
+    assert not [t for t, _ in run.invokes if t.endswith("getAvailabilityZones")]
+
+
+@pytest.mark.parametrize("stack", EKS_STACKS)
+def test_the_named_cluster_is_replaced_delete_first(stack_runs, stack):
+    [cluster] = by_type(stack_runs[stack], "aws:eks/cluster:Cluster")
+    assert cluster.delete_before_replace

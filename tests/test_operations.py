@@ -293,3 +293,13 @@ def test_promote_cli_preflights_the_promoted_tags_in_ecr(monkeypatch, tmp_path, 
                       imageTag="v2")
         assert main(["promote", "dev", "staging", "--yes"]) == 0
         assert stacks_by_name["staging"].config[RELEASES]["web"]["tag"] == "v2"
+
+
+@pytest.mark.parametrize("argv", [["history", "../prod"], ["undo", "x/y", "--yes"], ["status", ".hidden"],
+                                  ["promote", "dev", "a/../b"], ["canary", "s/t", "--release", "app", "--tag", "v2"],
+                                  ["abort", "../s", "--release", "app"], ["preflight", "x/../../evil"]])
+def test_every_verb_takes_only_plain_stack_names(argv, capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    assert caught.value.code == 2
+    assert "Traceback" not in capsys.readouterr().err

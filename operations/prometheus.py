@@ -1,0 +1,268 @@
+"""The users' real traffic, per version, from a Prometheus server's HTTP API (urllib only).
+
+`PrometheusSource.sample()` reads cumulative counters per scrape target and version at one
+evaluation time; `Sample.since(earlier)` turns two samples into increments per version
+(requests, 5xx errors, answers slower than the p99 limit), which feed
+`model.judge.Judge.observe_counts` the same way probe answers feed `observe`:
+
+    source = PrometheusSource("http://prometheus:9090", "v2", max_p99=0.5, selector='namespace="app-update"')
+    before = source.sample()
+    ...                                        # every scrape interval or so:
+    now = source.sample()
+    for version, counts in now.since(before).items():
+        judge.observe_counts(version, counts.requests, counts.errors, counts.slow)
+    verdict, before = judge.verdict(), now
+
+The PromQL it runs (two instant queries at one evaluation time, `/api/v1/query`), with the
+default labels (the sample app's metrics, app/server.py):
+
+    sum by (job, instance, version, code) (app_requests_total{<selector>})
+    sum by (job, instance, version, le) (app_request_duration_seconds_bucket{<selector>})
+
+Sums stay per scrape target (job, instance), so a counter reset (a restarted pod) is seen and
+handled as Prometheus's own increase() does, without its extrapolation: counts stay whole. Errors
+are the series whose `code` fully matches `error_codes` (5..). Slow answers come from the
+histogram: the count in `+Inf` minus the count in the smallest bucket whose bound is at or above
+the p99 limit. When the limit is a bucket bound (the app's buckets include 0.1, 0.25, 0.5 and 1 s)
+that is exact; otherwise answers between the limit and that bucket's bound are not counted as
+slow (never a fast answer counted slow). With no bucket at or above the limit, nothing is slow.
+
+Other metrics, the same way (`Labels`; presets below; the selector narrows to one release):
+
+    ISTIO          istio_requests_total{destination_version, response_code}, reporter="destination";
+                   istio_request_duration_milliseconds (le in milliseconds)
+    INGRESS_NGINX  nginx_ingress_controller_requests{canary, status}, where `canary` names the canary
+                   backend (<namespace>-<service>-<port>) for requests routed to it and is empty for the
+                   others: pass that name as the canary version; the histogram is
+                   nginx_ingress_controller_request_duration_seconds
+
+Every failure is a PrometheusError with a one-line message: unreachable, an error answered (the
+API's own errorType and error), an answer that is not the API's, no series at all, or none for
+the canary version.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+
+
+class PrometheusError(Exception):
+    """Prometheus could not answer what the source asked; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Labels:
+    """Which metrics and labels carry requests, versions, status codes and latency."""
+
+    requests: str = "app_requests_total"  # a counter of answered requests
+    version: str = "version"  # the label that tells versions apart
+    code: str = "code"  # the label with the HTTP status code
+    error_codes: str = "5.."  # errors: codes fully matching this regular expression
+    duration: str | None = "app_request_duration_seconds"  # a histogram (its _bucket series); None: no latency
+    duration_version: str | None = None  # the histogram's version label, when it differs from `version`
+    duration_unit: float = 1.0  # seconds per unit of the histogram's `le` (milliseconds: 0.001)
+    selector: str = ""  # label matchers every query carries, e.g. 'namespace="app-update"'
+
+
+APP = Labels()
+ISTIO = Labels(requests="istio_requests_total", version="destination_version", code="response_code",
+               duration="istio_request_duration_milliseconds", duration_unit=0.001,
+               selector='reporter="destination"')
+INGRESS_NGINX = Labels(requests="nginx_ingress_controller_requests", version="canary", code="status",
+                       duration="nginx_ingress_controller_request_duration_seconds")
+
+_LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_METRIC = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+
+
+@dataclass(frozen=True)
+class Counts:
+    requests: int = 0
+    errors: int = 0
+    slow: int = 0
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(self.requests + other.requests, self.errors + other.errors, self.slow + other.slow)
+
+
+Target = tuple[str, str, str]  # (job, instance, version)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Cumulative counters at one Prometheus evaluation time, per scrape target and version."""
+
+    time: float
+    requests: dict[Target, tuple[float, float]] = field(default_factory=dict)  # → (requests, errors)
+    latency: dict[Target, tuple[float, float]] = field(default_factory=dict)  # → (all, slow)
+
+    def totals(self) -> dict[str, Counts]:
+        """Counts per version since each target started (what the counters say now)."""
+        return self.since(Sample(time=-math.inf))
+
+    def since(self, earlier: Sample) -> dict[str, Counts]:
+        """Increments per version from `earlier` to this sample. A target whose counter went down
+        restarted: its increment is what it counted since. A target new since `earlier` counts whole."""
+        counts: dict[str, Counts] = {}
+        for target, (requests, errors) in self.requests.items():
+            before = earlier.requests.get(target)
+            if before is not None and requests >= before[0]:
+                requests, errors = requests - before[0], max(0.0, errors - before[1])
+            all_, slow = self.latency.get(target, (0.0, 0.0))
+            before_latency = earlier.latency.get(target)
+            if before_latency is not None and all_ >= before_latency[0]:
+                slow = max(0.0, slow - before_latency[1])
+            whole = round(requests)
+            delta = Counts(whole, min(whole, round(errors)), min(whole, round(slow)))
+            version = target[2]
+            counts[version] = counts.get(version, Counts()) + delta
+        return counts
+
+
+class PrometheusSource:
+    """Instant queries against a Prometheus HTTP API, for one canary version."""
+
+    def __init__(self, url: str, canary_version: str, max_p99: float, *, labels: Labels = APP,
+                 selector: str | None = None, timeout: float = 5.0):
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise PrometheusError(f"the Prometheus URL must be http(s)://host:port[/prefix] (got {url!r})")
+        for name in (labels.version, labels.code, labels.duration_version or labels.version):
+            if not _LABEL.fullmatch(name):
+                raise PrometheusError(f"{name!r} is not a Prometheus label name")
+        for name in (labels.requests, labels.duration or "x"):
+            if not _METRIC.fullmatch(name):
+                raise PrometheusError(f"{name!r} is not a Prometheus metric name")
+        if not max_p99 > 0 or labels.duration_unit <= 0:
+            raise PrometheusError("max_p99 and the duration unit must be more than 0")
+        self.url = url.rstrip("/")
+        self.canary_version = canary_version
+        self.max_p99 = max_p99
+        self.labels = labels
+        self.selector = labels.selector if selector is None else ",".join(
+            part for part in (labels.selector, selector) if part)
+        self.timeout = timeout
+        self._errors = re.compile(labels.error_codes)
+        self.slow_bucket: float | None = None  # seconds: the bucket bound "slow" is counted above, once known
+
+    # -- the queries -----------------------------------------------------------------------------
+
+    @property
+    def requests_query(self) -> str:
+        lab = self.labels
+        return f"sum by (job, instance, {lab.version}, {lab.code}) ({lab.requests}{{{self.selector}}})"
+
+    @property
+    def latency_query(self) -> str | None:
+        lab = self.labels
+        if lab.duration is None:
+            return None
+        return f"sum by (job, instance, {lab.duration_version or lab.version}, le) ({lab.duration}_bucket{{{self.selector}}})"
+
+    def query(self, promql: str, at: float | None = None) -> tuple[float, list[tuple[dict[str, str], float]]]:
+        """An instant query: (evaluation time, [(labels, value)])."""
+        params = {"query": promql}
+        if at is not None:
+            params["time"] = repr(at)
+        request = urllib.request.Request(f"{self.url}/api/v1/query?{urllib.parse.urlencode(params)}",
+                                         headers={"Accept": "application/json", "User-Agent": "app-update-canary"})
+        where = f"Prometheus at {self.url}"
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                status, body = response.status, response.read()
+        except urllib.error.HTTPError as error:
+            status, body = error.code, error.read()
+        except (OSError, ValueError) as error:
+            reason = getattr(error, "reason", None) or error
+            raise PrometheusError(_line(f"{where} is unreachable: {reason}")) from None
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            raise PrometheusError(_line(f"{where} answered HTTP {status} with something that is not the Prometheus "
+                                        f"API's JSON (is the URL right?)")) from None
+        if not isinstance(answer, dict) or answer.get("status") != "success":
+            kind = answer.get("errorType", "error") if isinstance(answer, dict) else "error"
+            text = answer.get("error", "no error text") if isinstance(answer, dict) else "not an object"
+            raise PrometheusError(_line(f"{where} answered {kind} (HTTP {status}) for {promql}: {text}"))
+        data = answer.get("data") or {}
+        if data.get("resultType") != "vector":
+            raise PrometheusError(_line(f"{where} answered a {data.get('resultType')} for {promql}, not a vector"))
+        series, when = [], at
+        for item in data.get("result") or []:
+            moment, value = item["value"]
+            when = float(moment)
+            series.append((item.get("metric") or {}, float(value)))
+        if when is None:  # no series: take the time from here on as "now" on the server's clock
+            when = math.nan
+        return when, series
+
+    def sample(self, *, require_canary: bool = True) -> Sample:
+        """Cumulative counters now. With `require_canary`, no series for the canary version is an
+        error (the app's own series exist from its start, at 0; an ingress's appear with its first
+        canary request: pass False there)."""
+        lab = self.labels
+        when, series = self.query(self.requests_query)
+        if not series:
+            raise PrometheusError(_line(f"Prometheus at {self.url} has no series of {lab.requests}"
+                                        f"{{{self.selector}}}: is the app scraped, and is the selector right?"))
+        requests: dict[Target, tuple[float, float]] = {}
+        for labels, value in series:
+            target = (labels.get("job", ""), labels.get("instance", ""), labels.get(lab.version, ""))
+            total, errors = requests.get(target, (0.0, 0.0))
+            error = self._errors.fullmatch(labels.get(lab.code, "")) is not None
+            requests[target] = (total + value, errors + (value if error else 0.0))
+        if require_canary and not any(target[2] == self.canary_version for target in requests):
+            raise PrometheusError(_line(
+                f"Prometheus at {self.url} has no series of {lab.requests} with {lab.version}="
+                f"{json.dumps(self.canary_version)} (versions seen: "
+                f"{', '.join(sorted({json.dumps(t[2]) for t in requests}))}): is the canary scraped?"))
+        latency: dict[Target, tuple[float, float]] = {}
+        if self.latency_query is not None:
+            latency = self._latency(None if math.isnan(when) else when)
+        return Sample(time=when, requests=requests, latency=latency)
+
+    def _latency(self, at: float | None) -> dict[Target, tuple[float, float]]:
+        lab = self.labels
+        _, series = self.query(self.latency_query or "", at)
+        if not series:
+            raise PrometheusError(_line(
+                f"Prometheus at {self.url} has no series of {lab.duration}_bucket{{{self.selector}}}: "
+                "judge without latency (Labels(duration=None)) or scrape the histogram"))
+        buckets: dict[Target, dict[float, float]] = {}
+        version_label = lab.duration_version or lab.version
+        for labels, value in series:
+            try:
+                bound = float(labels.get("le", ""))
+            except ValueError:
+                continue
+            target = (labels.get("job", ""), labels.get("instance", ""), labels.get(version_label, ""))
+            per = buckets.setdefault(target, {})
+            per[bound] = per.get(bound, 0.0) + value
+        limit = self.max_p99 / lab.duration_unit
+        latency = {}
+        for target, per in buckets.items():
+            everything = per.get(math.inf, 0.0)
+            # Bucket bounds are floats written by the exporter: allow for their rounding at the limit.
+            at_or_above = [bound for bound in per if bound >= limit * (1 - 1e-9) and not math.isinf(bound)]
+            if not at_or_above:
+                latency[target] = (everything, 0.0)
+                continue
+            bound = min(at_or_above)
+            self.slow_bucket = bound * lab.duration_unit
+            latency[target] = (everything, max(0.0, everything - per[bound]))
+        return latency
+
+    def increments(self, since: Sample, *, require_canary: bool = True) -> tuple[Sample, dict[str, Counts]]:
+        """A new sample, and the increments per version since `since`."""
+        now = self.sample(require_canary=require_canary)
+        return now, now.since(since)
+
+
+def _line(text: str) -> str:
+    return " ".join(text.split())
