@@ -241,6 +241,11 @@ def render_text(plan: dict[str, Any], manifest_note: str = "") -> str:
         lines.append(f"    {what:<11}fewest ready {fc['minAvailableSeen']}, most pods {fc['maxPodsSeen']}, "
                      f"{fc['syncs']} controller syncs")
         lines.append(f"    {'':<11}old+new: {_steps_line(fc)}")
+    if plan.get("policy"):
+        lines.append("")
+        lines.append("Policies (advisory: `pulumi up` goes ahead)")
+        for v in plan["policy"]:
+            lines.append(f"  - {v['policy']}: {v['resource']}: {v['message']}")
     if plan["warnings"]:
         lines.append("")
         lines.append("Warnings")

@@ -81,9 +81,9 @@ def cmd_preview(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     # The same rules `pulumi preview --policy-pack policy` runs, over what the program registered.
     violations = policy_rules.check_run(run.resources, config.protected)
-    for line in policy_rules.report(violations):
-        _err(line)
     if policy_rules.mandatory(violations):
+        for line in policy_rules.report(policy_rules.mandatory(violations)):
+            _err(line)
         _err("a mandatory policy said no: nothing was written")
         return EXIT_POLICY
     # Everything that can fail runs before anything is written: the plan (and its forecasts) too.
