@@ -4,6 +4,8 @@ Cases ported as data from kubernetes/kubernetes pkg/controller/deployment/rollin
 pkg/controller/deployment/util/deployment_util_test.go.
 """
 
+from types import SimpleNamespace
+
 import pytest
 
 from model.fenceposts import (
@@ -20,57 +22,61 @@ from model.fenceposts import (
     scale_down_old_replica_sets,
 )
 
-# TestResolveFenceposts: (maxSurge, maxUnavailable, desired, surge, unavailable, error)
+def case(name, **fields):
+    """One row of an upstream table, its fields named; `name` is the row's id."""
+    return pytest.param(SimpleNamespace(**fields), id=name)
+
+
+# TestResolveFenceposts
 RESOLVE_FENCEPOSTS = [
-    ("0%", "0%", 0, 0, 1, False),
-    ("39%", "39%", 10, 4, 3, False),
-    ("oops", "39%", 10, 0, 0, True),
-    ("55%", "urg", 10, 0, 0, True),
-    (None, "39%", 10, 0, 3, False),
-    ("39%", None, 10, 4, 0, False),
-    (None, None, 10, 0, 1, False),
+    case("0%/0% at 0 replicas: unavailable becomes 1", surge="0%", unavailable="0%", desired=0, want=(0, 1)),
+    case("39% of 10: surge rounds up, unavailable down", surge="39%", unavailable="39%", desired=10, want=(4, 3)),
+    case("bad maxSurge", surge="oops", unavailable="39%", desired=10, want=ValueError),
+    case("bad maxUnavailable", surge="55%", unavailable="urg", desired=10, want=ValueError),
+    case("no maxSurge", surge=None, unavailable="39%", desired=10, want=(0, 3)),
+    case("no maxUnavailable", surge="39%", unavailable=None, desired=10, want=(4, 0)),
+    case("neither: unavailable becomes 1", surge=None, unavailable=None, desired=10, want=(0, 1)),
 ]
 
 
-@pytest.mark.parametrize("surge,unavailable,desired,want_surge,want_unavailable,error", RESOLVE_FENCEPOSTS)
-def test_resolve_fenceposts(surge, unavailable, desired, want_surge, want_unavailable, error):
-    if error:
+@pytest.mark.parametrize("c", RESOLVE_FENCEPOSTS)
+def test_resolve_fenceposts(c):
+    if c.want is ValueError:
         with pytest.raises(ValueError):
-            resolve_fenceposts(surge, unavailable, desired)
+            resolve_fenceposts(c.surge, c.unavailable, c.desired)
         return
-    assert resolve_fenceposts(surge, unavailable, desired) == (want_surge, want_unavailable)
+    assert resolve_fenceposts(c.surge, c.unavailable, c.desired) == c.want
 
 
-# TestNewRSNewReplicas: (strategy, deployment replicas, new RS replicas, maxSurge, expected);
-# allRSs holds one other ReplicaSet of 5 replicas (upstream's rs5) and maxUnavailable is 1.
+# TestNewRSNewReplicas: allRSs holds one other ReplicaSet of 5 replicas (upstream's rs5); maxUnavailable 1.
 NEW_RS_NEW_REPLICAS = [
-    ("can not scale up - to newRSReplicas", ROLLING_UPDATE, 1, 5, 1, 5),
-    ("scale up - to depReplicas", ROLLING_UPDATE, 6, 2, 10, 6),
-    ("recreate - to depReplicas", RECREATE, 3, 1, 1, 3),
+    case("can not scale up - to newRSReplicas", strategy=ROLLING_UPDATE, replicas=1, new_rs=5, surge=1, want=5),
+    case("scale up - to depReplicas", strategy=ROLLING_UPDATE, replicas=6, new_rs=2, surge=10, want=6),
+    case("recreate - to depReplicas", strategy=RECREATE, replicas=3, new_rs=1, surge=1, want=3),
 ]
 
 
-@pytest.mark.parametrize("name,strategy,replicas,new_replicas,surge,expected", NEW_RS_NEW_REPLICAS)
-def test_new_rs_new_replicas(name, strategy, replicas, new_replicas, surge, expected):
-    spec = Strategy(strategy, replicas, surge, 1)
-    assert new_rs_new_replicas(spec, [ReplicaSet(5)], ReplicaSet(new_replicas)) == expected
+@pytest.mark.parametrize("c", NEW_RS_NEW_REPLICAS)
+def test_new_rs_new_replicas(c):
+    spec = Strategy(c.strategy, c.replicas, c.surge, 1)
+    assert new_rs_new_replicas(spec, [ReplicaSet(5)], ReplicaSet(c.new_rs)) == c.want
 
 
-# TestMaxUnavailable: (replicas, maxUnavailable, expected); maxSurge 1
+# TestMaxUnavailable (maxSurge 1)
 MAX_UNAVAILABLE = [
-    ("less than replicas", 10, 5, 5),
-    ("equal replicas", 10, 10, 10),
-    ("greater than replicas", 5, 10, 5),
-    ("replicas is 0", 0, 10, 0),
-    ("less than replicas with percents", 10, "50%", 5),
-    ("equal replicas with percents", 10, "100%", 10),
-    ("greater than replicas with percents", 5, "100%", 5),
+    case("less than replicas", replicas=10, unavailable=5, want=5),
+    case("equal replicas", replicas=10, unavailable=10, want=10),
+    case("greater than replicas", replicas=5, unavailable=10, want=5),
+    case("replicas is 0", replicas=0, unavailable=10, want=0),
+    case("less than replicas with percents", replicas=10, unavailable="50%", want=5),
+    case("equal replicas with percents", replicas=10, unavailable="100%", want=10),
+    case("greater than replicas with percents", replicas=5, unavailable="100%", want=5),
 ]
 
 
-@pytest.mark.parametrize("name,replicas,unavailable,expected", MAX_UNAVAILABLE)
-def test_max_unavailable(name, replicas, unavailable, expected):
-    assert max_unavailable(Strategy(ROLLING_UPDATE, replicas, 1, unavailable)) == expected
+@pytest.mark.parametrize("c", MAX_UNAVAILABLE)
+def test_max_unavailable(c):
+    assert max_unavailable(Strategy(ROLLING_UPDATE, c.replicas, 1, c.unavailable)) == c.want
 
 
 def test_max_unavailable_is_zero_for_recreate():
@@ -78,79 +84,80 @@ def test_max_unavailable_is_zero_for_recreate():
     assert max_unavailable(Strategy(RECREATE, 5, None, None)) == 0
 
 
-# TestDeploymentController_reconcileNewReplicaSet: (replicas, maxSurge, old, new, scale?, expected new)
-# maxUnavailable 0
+# TestDeploymentController_reconcileNewReplicaSet (maxUnavailable 0); want: the new RS's replicas, None = no scaling
 RECONCILE_NEW = [
-    (10, 0, 10, 0, False, None),
-    (10, 2, 10, 0, True, 2),
-    (10, 2, 5, 0, True, 7),
-    (10, 2, 10, 2, False, None),
-    (10, 2, 2, 11, True, 10),
+    case("maxSurge 0: no scale up", replicas=10, surge=0, old=10, new=0, want=None),
+    case("scale up to maxSurge", replicas=10, surge=2, old=10, new=0, want=2),
+    case("scale up to replicas + maxSurge - old", replicas=10, surge=2, old=5, new=0, want=7),
+    case("already at maxSurge", replicas=10, surge=2, old=10, new=2, want=None),
+    case("scale down an oversized new RS", replicas=10, surge=2, old=2, new=11, want=10),
 ]
 
 
-@pytest.mark.parametrize("replicas,surge,old,new,scale,expected", RECONCILE_NEW)
-def test_reconcile_new_replica_set(replicas, surge, old, new, scale, expected):
-    spec = Strategy(ROLLING_UPDATE, replicas, surge, 0)
-    new_rs = ReplicaSet(new)
-    result = reconcile_new_replica_set(spec, [new_rs, ReplicaSet(old)], new_rs)
-    assert (result is not None) == scale
-    assert result == expected
+@pytest.mark.parametrize("c", RECONCILE_NEW)
+def test_reconcile_new_replica_set(c):
+    spec = Strategy(ROLLING_UPDATE, c.replicas, c.surge, 0)
+    new_rs = ReplicaSet(c.new)
+    assert reconcile_new_replica_set(spec, [new_rs, ReplicaSet(c.old)], new_rs) == c.want
 
 
-# TestDeploymentController_reconcileOldReplicaSets:
-# (replicas, maxUnavailable, old, new, ready old, ready new, scale?, expected old); maxSurge 0
+# TestDeploymentController_reconcileOldReplicaSets (maxSurge 0)
 RECONCILE_OLD = [
-    (10, 0, 10, 0, 10, 0, True, 9),
-    (10, 2, 10, 0, 10, 0, True, 8),
-    (10, 2, 10, 0, 8, 0, True, 8),  # unhealthy old replicas cleaned up
-    (10, 2, 10, 0, 9, 0, True, 8),  # 1 unhealthy cleaned up, 1 ready scaled down
-    (10, 2, 8, 2, 8, 0, False, 8),  # the new RS's unavailable pods block further scale-down
+    case("maxUnavailable 0: still one old pod down", replicas=10, unavailable=0, old=10, new=0, ready_old=10,
+         ready_new=0, scales=True, old_after=9),
+    case("scale down by maxUnavailable", replicas=10, unavailable=2, old=10, new=0, ready_old=10, ready_new=0,
+         scales=True, old_after=8),
+    case("unhealthy old replicas cleaned up", replicas=10, unavailable=2, old=10, new=0, ready_old=8, ready_new=0,
+         scales=True, old_after=8),
+    case("1 unhealthy cleaned up, 1 ready scaled down", replicas=10, unavailable=2, old=10, new=0, ready_old=9,
+         ready_new=0, scales=True, old_after=8),
+    case("the new RS's unavailable pods block scale-down", replicas=10, unavailable=2, old=8, new=2, ready_old=8,
+         ready_new=0, scales=False, old_after=8),
 ]
 
 
-@pytest.mark.parametrize("replicas,unavailable,old,new,ready_old,ready_new,scale,expected_old", RECONCILE_OLD)
-def test_reconcile_old_replica_sets(replicas, unavailable, old, new, ready_old, ready_new, scale, expected_old):
-    spec = Strategy(ROLLING_UPDATE, replicas, 0, unavailable)
-    remaining, scaled = reconcile_old_replica_sets(spec, [ReplicaSet(old, ready_old)], ReplicaSet(new, ready_new))
-    assert (scaled > 0) == scale
-    assert remaining[0].replicas == expected_old
+@pytest.mark.parametrize("c", RECONCILE_OLD)
+def test_reconcile_old_replica_sets(c):
+    spec = Strategy(ROLLING_UPDATE, c.replicas, 0, c.unavailable)
+    remaining, scaled = reconcile_old_replica_sets(spec, [ReplicaSet(c.old, c.ready_old)],
+                                                   ReplicaSet(c.new, c.ready_new))
+    assert (scaled > 0) == c.scales
+    assert remaining[0].replicas == c.old_after
 
 
-# TestDeploymentController_cleanupUnhealthyReplicas: (old, ready, max cleanup, cleaned)
+# TestDeploymentController_cleanupUnhealthyReplicas
 CLEANUP = [
-    (10, 8, 1, 1),
-    (10, 8, 3, 2),
-    (10, 8, 0, 0),
-    (10, 10, 3, 0),
+    case("clean up one of two unhealthy", old=10, ready=8, max_cleanup=1, cleaned=1),
+    case("clean up all unhealthy", old=10, ready=8, max_cleanup=3, cleaned=2),
+    case("no room to clean up", old=10, ready=8, max_cleanup=0, cleaned=0),
+    case("nothing unhealthy", old=10, ready=10, max_cleanup=3, cleaned=0),
 ]
 
 
-@pytest.mark.parametrize("old,ready,max_cleanup,expected", CLEANUP)
-def test_cleanup_unhealthy_replicas(old, ready, max_cleanup, expected):
-    remaining, cleaned = cleanup_unhealthy_replicas([ReplicaSet(old, ready)], max_cleanup)
-    assert cleaned == expected
-    assert remaining[0].replicas == old - expected
+@pytest.mark.parametrize("c", CLEANUP)
+def test_cleanup_unhealthy_replicas(c):
+    remaining, cleaned = cleanup_unhealthy_replicas([ReplicaSet(c.old, c.ready)], c.max_cleanup)
+    assert cleaned == c.cleaned
+    assert remaining[0].replicas == c.old - c.cleaned
 
 
-# TestDeploymentController_scaleDownOldReplicaSetsForRollingUpdate:
-# (replicas, maxUnavailable, ready, old, scale?, expected old); maxSurge 0
+# TestDeploymentController_scaleDownOldReplicaSetsForRollingUpdate (maxSurge 0)
 SCALE_DOWN = [
-    (10, 0, 10, 10, True, 9),
-    (10, 2, 10, 10, True, 8),
-    (10, 2, 8, 10, False, 10),
-    (10, 2, 10, 0, False, 0),
-    (10, 2, 1, 10, False, 10),
+    case("maxUnavailable 0: one pod down", replicas=10, unavailable=0, ready=10, old=10, scales=True, old_after=9),
+    case("scale down by maxUnavailable", replicas=10, unavailable=2, ready=10, old=10, scales=True, old_after=8),
+    case("already at the floor", replicas=10, unavailable=2, ready=8, old=10, scales=False, old_after=10),
+    case("no old pods", replicas=10, unavailable=2, ready=10, old=0, scales=False, old_after=0),
+    case("too few ready pods", replicas=10, unavailable=2, ready=1, old=10, scales=False, old_after=10),
 ]
 
 
-@pytest.mark.parametrize("replicas,unavailable,ready,old,scale,expected_old", SCALE_DOWN)
-def test_scale_down_old_replica_sets(replicas, unavailable, ready, old, scale, expected_old):
-    spec = Strategy(ROLLING_UPDATE, replicas, 0, unavailable)
-    old_rs = ReplicaSet(old, ready)
+@pytest.mark.parametrize("c", SCALE_DOWN)
+def test_scale_down_old_replica_sets(c):
+    spec = Strategy(ROLLING_UPDATE, c.replicas, 0, c.unavailable)
+    old_rs = ReplicaSet(c.old, c.ready)
     remaining, scaled = scale_down_old_replica_sets(spec, [old_rs], [old_rs])
-    assert (scaled > 0) == scale
-    assert remaining[0].replicas == expected_old
+    assert (scaled > 0) == c.scales
+    assert remaining[0].replicas == c.old_after
 
 
 # Percentages as the API parses them (strings.TrimSuffix "%", then strconv.Atoi into an int64):
