@@ -22,6 +22,7 @@ from model.fenceposts import (
     scale_down_old_replica_sets,
 )
 
+
 def case(name, **fields):
     """One row of an upstream table, its fields named; `name` is the row's id."""
     return pytest.param(SimpleNamespace(**fields), id=name)
