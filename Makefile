@@ -5,12 +5,13 @@ PY := $(VENV)/bin/python
 STACK ?= dev
 IMAGE ?= app-update/app
 
-.PHONY: help preview test lint bench images clean schema
+.PHONY: help preview test lint bench images clean schema prometheus
 
 help:
 	@echo "make preview [STACK=dev]   show and render a stack offline (no Pulumi CLI, no cloud)"
 	@echo "make test                  lint and run the test suite"
 	@echo "make bench                 run the benchmarks in bench/ (by hand; numbers go in the README)"
+	@echo "make prometheus            install Debian's prometheus package (tests/test_prometheus.py runs it)"
 	@echo "make images [IMAGE=repo]   build the sample app's v1 and v2 images (needs a Docker engine)"
 	@echo "make schema                regenerate schema/pulumi-stack.schema.json from the config models"
 	@echo "make clean                 remove build output"
@@ -36,6 +37,18 @@ bench: $(VENV)/.installed
 
 schema: $(VENV)/.installed
 	$(PY) -c "from components.config_schema import SCHEMA_FILE, schema_text; open(SCHEMA_FILE, 'w').write(schema_text())"
+
+# Debian's prometheus package: tests/test_prometheus.py starts the binary on a loopback port (CI's .ci/run runs
+# this too). Idempotent and quiet: nothing happens when the binary is there; apt's output only on failure. As root,
+# or through sudo. On a machine running systemd the package also enables a prometheus service on :9090 (stop it
+# with: sudo systemctl disable --now prometheus); the tests never use it.
+prometheus:
+	@command -v prometheus >/dev/null 2>&1 || { \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); log=$$(mktemp); \
+	  if { $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive \
+	       apt-get install -y -qq --no-install-recommends prometheus; } >$$log 2>&1; then \
+	    rm -f $$log; echo "installed $$(prometheus --version 2>&1 | head -n 1)"; \
+	  else cat $$log; rm -f $$log; echo "make prometheus: apt-get could not install prometheus" >&2; exit 1; fi; }
 
 images:
 	docker build --build-arg APP_VERSION=v1 -t $(IMAGE):v1 app

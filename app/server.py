@@ -14,6 +14,15 @@ Environment, checked at start (every problem is one `error:` line on stderr, the
   SHUTDOWN_TIMEOUT_SECONDS  the drain deadline after SIGTERM, more than 0 and at most 3600 (default 20)
 GET /healthz is for the probes.
 
+GET /metrics is for Prometheus (the official client library, prometheus-client, app/requirements.txt):
+  app_requests_total{version,code}              requests answered, by the version that answered and the HTTP
+                                                status code ("200", "404", "500")
+  app_request_duration_seconds{version}         a histogram of the time from the request read to the answer
+                                                sent, buckets 5ms to 10s including 0.1, 0.25, 0.5 and 1 s
+Requests for /metrics and /healthz are not counted in either (Prometheus's scrapes and the kubelet's probes
+are not traffic), so every series is the users' traffic. The series of the app's own version exist from the
+start, at 0 (codes 200 and 500), so a version that has answered nothing yet shows as 0, not as absent.
+
 Connections are kept alive (HTTP/1.1), an answer leaves in one write with TCP_NODELAY, and the listen backlog
 takes bursts of new connections. On SIGTERM (or SIGINT) the server stops accepting connections, closes idle
 keep-alive connections at once and finishes the requests in flight, answering them with `Connection: close`.
@@ -21,7 +30,7 @@ Whatever is still open SHUTDOWN_TIMEOUT_SECONDS after the signal (a request stil
 sending its request slowly, a client not reading its answer) is closed then, and the process exits: status 0
 when everything in flight finished, 1 when the deadline cut a request short. The Kubernetes pod's grace period
 is preStopSeconds + 25 s, so the default of 20 s ends before the kubelet's SIGKILL.
-Standard library only.
+Standard library and prometheus-client only.
 """
 
 from __future__ import annotations
@@ -40,12 +49,30 @@ import time
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+try:
+    from prometheus_client import (
+        CONTENT_TYPE_LATEST,
+        CollectorRegistry,
+        Counter,
+        Histogram,
+        disable_created_metrics,
+        generate_latest,
+    )
+except ImportError:  # main() says so in one line; the settings check (and its tests) need no metrics
+    CollectorRegistry = None
+
 GREETINGS = {"v1": "Hello World!", "v2": "Howdy World!"}
 VERSION = re.compile(r"[A-Za-z0-9._-]{1,128}")
 PORT = re.compile(r"[0-9]{1,5}")
 DEFAULT_SHUTDOWN_TIMEOUT = 20.0
 # How long handlers cut at the deadline get to let go of their connections before the process exits anyway.
 CUT_GRACE_SECONDS = 0.5
+
+
+# Buckets of app_request_duration_seconds: each typical p99 limit is a bucket bound, so "slower than the
+# limit" is exact from the histogram.
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0)
+UNCOUNTED_PATHS = ("/metrics", "/healthz")
 
 
 def greeting(version: str) -> str:
@@ -104,6 +131,30 @@ class Settings:
                                        above_low=True)
         if problems:
             raise SettingsError(problems)
+
+
+class Metrics:
+    """The app's Prometheus metrics, in a registry of its own."""
+
+    def __init__(self, version: str):
+        self.version = version
+        disable_created_metrics()  # no *_created series: a process start time per series says nothing here
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter("app_requests", "Requests answered, by the version that answered and the HTTP status "
+                                "code (not /metrics or /healthz).", ["version", "code"], registry=self.registry)
+        self.duration = Histogram("app_request_duration_seconds", "Time from the request read to the answer sent "
+                                  "(not /metrics or /healthz).", ["version"], buckets=DURATION_BUCKETS,
+                                  registry=self.registry)
+        for code in ("200", "500"):  # present from the first scrape, at 0
+            self.requests.labels(version, code)
+        self.duration.labels(version)
+
+    def record(self, status: int, seconds: float) -> None:
+        self.requests.labels(self.version, str(status)).inc()
+        self.duration.labels(self.version).observe(seconds)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
 
 
 class Connection:
@@ -193,26 +244,37 @@ class Handler(BaseHTTPRequestHandler):
         return parsed
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        settings = self.server.settings
+        started = time.perf_counter()
         if self.server.access_log:
             print(f"start GET {self.path}", flush=True)
-        if self.path == "/healthz":
-            self._answer(200, "ok\n")
+        path = self.path.split("?", 1)[0]
+        if path == "/metrics" and self.server.metrics is not None:
+            self._answer(200, self.server.metrics.exposition(), CONTENT_TYPE_LATEST)
             return
-        if self.path.split("?", 1)[0] != "/":
-            self._answer(404, "not found\n")
-            return
-        if settings.latency:
-            time.sleep(settings.latency)
-        if settings.fail_rate and self.server.random.random() < settings.fail_rate:
-            self._answer(500, "injected failure\n")
-            return
-        self._answer(200, greeting(settings.version) + "\n")
+        status = self._respond(path)
+        if self.server.metrics is not None and path not in UNCOUNTED_PATHS:
+            self.server.metrics.record(status, time.perf_counter() - started)
 
-    def _answer(self, status: int, body: str) -> None:
-        data = body.encode()
+    def _respond(self, path: str) -> int:
+        """Answer GET `path`; the status sent."""
+        settings = self.server.settings
+        if self.path == "/healthz":
+            status, body = 200, "ok\n"
+        elif path != "/":
+            status, body = 404, "not found\n"
+        else:
+            if settings.latency:
+                time.sleep(settings.latency)
+            if settings.fail_rate and self.server.random.random() < settings.fail_rate:
+                status, body = 500, "injected failure\n"
+            else:
+                status, body = 200, greeting(settings.version) + "\n"
+        self._answer(status, body.encode())
+        return status
+
+    def _answer(self, status: int, data: bytes, content_type: str = "text/plain; charset=utf-8") -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.send_header("X-App-Version", self.server.settings.version)
         if self.server.stopping.is_set():
@@ -235,8 +297,9 @@ class AppServer(ThreadingHTTPServer):
     # The listen backlog: bursts of new connections wait here instead of in SYN retries (1 s, then 3 s).
     request_queue_size = 1024
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, metrics: Metrics | None = None):
         self.settings = settings
+        self.metrics = metrics
         self.random = random.Random()
         self.stopping = threading.Event()
         self.stop_requested_at = 0.0
@@ -307,7 +370,7 @@ class AppServer(ThreadingHTTPServer):
 
 def serve(settings: Settings) -> int:
     try:
-        server = AppServer(settings)
+        server = AppServer(settings, Metrics(settings.version))
     except OSError as error:
         print(f"error: cannot listen on {settings.host}:{settings.port}: {error.strerror or error}", file=sys.stderr)
         return 1
@@ -334,6 +397,9 @@ def main() -> int:
     except SettingsError as error:
         for problem in error.problems:
             print(f"error: {problem}", file=sys.stderr)
+        return 2
+    if CollectorRegistry is None:
+        print("error: the prometheus-client package is missing: pip install -r app/requirements.txt", file=sys.stderr)
         return 2
     return serve(settings)
 

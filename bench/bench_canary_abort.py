@@ -1,30 +1,53 @@
-"""How fast a bad canary is stopped (run by hand: `make bench`).
+"""How fast a bad canary is stopped, and how often a good one is stopped anyway (run by hand: `make bench`).
 
-Simulates probe traffic against a canary that fails 50%, 10% or 2% of its requests, with a
-1% error budget, and counts the requests and seconds until `rollout canary`'s sequential
-judge aborts. Compared with the rule Flagger uses: a failed metric check per interval,
-rollback after `threshold` failed checks (defaults: 60 s interval, threshold 5), so at least
-interval x threshold whatever the failure rate.
+Three rules at a 1% error budget and 50 probe requests per second:
+  old      today's judge (rollout/canary_analysis.py): a one-sided 99.9% Wilson bound after every answer,
+           never on fewer than 5 bad answers
+  new      model/judge.py: mixture SPRTs, anytime-valid (alpha 1% per error test per step)
+  Flagger  a metric check per interval (60 s), rollback after `threshold` (5) failed checks; a check fails
+           when the interval's canary error rate is above the budget
+
+1. Requests to abort a canary failing 50%, 10% or 2% at weights 5, 25, 50%: simulated (TRIALS runs,
+   answer by answer, the verdict asked after each), and the exact median (dynamic programming over
+   the judge's own decisions, bench-free of sampling noise).
+2. False aborts per default run (steps 5, 25, 50, 100%, 60 s each, traffic at the weight, stable
+   healthy) for a canary failing 0%, 0.5x and 1x the budget: exact, for all three.
+3. Answers after the settle phase to see that traffic does not reach the canary at all.
 """
 
 from __future__ import annotations
 
+import argparse
+import math
 import random
 import statistics
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rollout.canary_analysis import Judge  # noqa: E402
+from model.judge import Judge as NewJudge  # noqa: E402
+from model.judge import (  # noqa: E402
+    abort_boundary,
+    median_requests_to_abort,
+    run_false_abort_probability,
+)
+from rollout.canary_analysis import Judge as OldJudge  # noqa: E402
 
 RATE = 50.0  # probe requests per second, the `rollout canary` default
-TRIALS = 200
+INTERVAL = 60.0
+BUDGET = 0.01
+STEPS = (5, 25, 50, 100)
+SEED = 20261128
 FLAGGER_INTERVAL, FLAGGER_THRESHOLD = 60.0, 5
+JUDGES: dict[str, Callable[..., object]] = {"old": OldJudge, "new": NewJudge}
 
 
-def requests_to_abort(fail_rate: float, weight: int, rng: random.Random, limit: int = 200_000) -> int:
-    judge = Judge("v2", weight, max_error_rate=0.01, max_p99=0.5)
+def requests_to_abort(make: Callable[..., object], fail_rate: float, weight: int, rng: random.Random,
+                      limit: int = 200_000) -> int:
+    judge = make("v2", weight, BUDGET, 0.5)
     for n in range(1, limit + 1):
         canary = rng.random() * 100 < weight
         ok = not (canary and rng.random() < fail_rate)
@@ -34,18 +57,124 @@ def requests_to_abort(fail_rate: float, weight: int, rng: random.Random, limit: 
     return limit
 
 
+def boundary(make: Callable[..., object], horizon: int) -> list[int]:
+    """Fewest canary errors among n canary answers on which the judge aborts (weight 100)."""
+    if hasattr(make("v2", 100, BUDGET, 0.5), "observe_counts"):
+        def rejects(n: int, k: int) -> bool:
+            judge = make("v2", 100, BUDGET, 0.5)
+            judge.observe_counts("v2", n, k, 0)
+            return judge.verdict() is not None
+        return abort_boundary(rejects, horizon)
+    first = [horizon + 1] * (horizon + 1)  # the old judge: answer by answer, errors first, a pass per count
+    for k in range(horizon + 1):
+        judge = make("v2", 100, BUDGET, 0.5)
+        for n in range(1, horizon + 1):
+            judge.observe("v2", n > k, 0.005)
+            if n >= k and first[n] > k and judge.verdict():
+                first[n] = k
+        if first[horizon] <= k:
+            break
+    return first
+
+
+def binomial_above(m: int, p: float, threshold: float) -> float:
+    """P(Bin(m, p) > threshold)."""
+    if p <= 0:
+        return 0.0
+    if p >= 1:
+        return 1.0 if m > threshold else 0.0
+    total = 0.0
+    for k in range(m + 1):
+        if k > threshold:
+            total += math.exp(math.lgamma(m + 1) - math.lgamma(k + 1) - math.lgamma(m - k + 1)
+                              + k * math.log(p) + (m - k) * math.log1p(-p))
+    return total
+
+
+def flagger_check_fails(fail_rate: float, weight: int) -> float:
+    answers = round(RATE * FLAGGER_INTERVAL * weight / 100)
+    return binomial_above(answers, fail_rate, BUDGET * answers)
+
+
+def flagger_abort_probability(fail_rate: float) -> float:
+    """A default run under Flagger: a failed check repeats the step, a passed one moves on; rollback at
+    the `threshold`-th failed check."""
+    alive = {0: 1.0}  # failed checks so far → probability, at the current step
+    aborted = 0.0
+    for weight in STEPS:
+        q = flagger_check_fails(fail_rate, weight)
+        moving_on: dict[int, float] = {}
+        for failed, probability in alive.items():
+            # at this step: j more failures then a pass, or failures up to the threshold
+            for more in range(FLAGGER_THRESHOLD - failed):
+                moving_on[failed + more] = moving_on.get(failed + more, 0.0) + probability * q**more * (1 - q)
+            aborted += probability * q ** (FLAGGER_THRESHOLD - failed)
+        alive = moving_on
+    return aborted
+
+
 def main() -> None:
-    rng = random.Random(20261128)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=200, help="simulated runs per case (default 200)")
+    args = parser.parse_args()
     flagger = FLAGGER_INTERVAL * FLAGGER_THRESHOLD
-    print(f"probe rate {RATE:g} req/s, error budget 1%, {TRIALS} trials each; Flagger: {flagger:.0f} s")
-    print(f"{'canary fails':>12}{'weight':>8}{'requests (median)':>19}{'p90':>8}{'seconds (median)':>18}{'vs Flagger':>12}")
+    canary_answers = [round(RATE * INTERVAL * w / 100) for w in STEPS]
+
+    started = time.perf_counter()
+    boundaries = {name: boundary(make, 6000) for name, make in JUDGES.items()}
+    print(f"(exact decision boundaries in {time.perf_counter() - started:.1f}s)")
+
+    print(f"\n1. Requests to abort: probe rate {RATE:g}/s, error budget {BUDGET:.0%}, {args.trials} simulated runs "
+          f"each (median, p90) and the exact median; Flagger: {flagger:.0f} s when every check fails")
+    print(f"{'fails':>6}{'weight':>7} | {'old median':>10}{'p90':>8}{'exact':>7}{'s':>7} | {'new median':>10}"
+          f"{'p90':>8}{'exact':>7}{'s':>7} | {'new/old':>7} | {'Flagger':>8}{'check fails':>12}")
+    results = {}
+    for name, make in JUDGES.items():
+        rng = random.Random(SEED)  # the same sequence for both judges (and as the README's earlier table)
+        for fail_rate in (0.5, 0.1, 0.02):
+            for weight in (5, 25, 50):
+                counts = [requests_to_abort(make, fail_rate, weight, rng) for _ in range(args.trials)]
+                results[name, fail_rate, weight] = (statistics.median(counts),
+                                                    statistics.quantiles(counts, n=10)[-1],
+                                                    median_requests_to_abort(boundaries[name], fail_rate, weight / 100))
     for fail_rate in (0.5, 0.1, 0.02):
         for weight in (5, 25, 50):
-            counts = [requests_to_abort(fail_rate, weight, rng) for _ in range(TRIALS)]
-            median = statistics.median(counts)
-            p90 = statistics.quantiles(counts, n=10)[-1]
-            seconds = median / RATE
-            print(f"{fail_rate:>11.0%} {weight:>6}%{median:>19.0f}{p90:>8.0f}{seconds:>17.1f}s{flagger / seconds:>11.0f}x")
+            old, new = results["old", fail_rate, weight], results["new", fail_rate, weight]
+            print(f"{fail_rate:>6.0%}{weight:>6}% | {old[0]:>10.0f}{old[1]:>8.0f}{old[2] or 0:>7}{old[0] / RATE:>6.1f}s"
+                  f" | {new[0]:>10.0f}{new[1]:>8.0f}{new[2] or 0:>7}{new[0] / RATE:>6.1f}s | "
+                  f"{(new[2] or 0) / (old[2] or 1):>7.2f} | {flagger:>7.0f}s{flagger_check_fails(fail_rate, weight):>11.0%}")
+
+    print(f"\n2. False aborts per default run (steps {', '.join(f'{w}%' for w in STEPS)}, {INTERVAL:g} s each at "
+          f"{RATE:g}/s; canary answers per step {canary_answers}), exact")
+    print(f"{'canary fails':>14} | {'old':>9} | {'new':>9} | {'Flagger':>9}")
+    for fraction in (0.0, 0.5, 1.0):
+        p = fraction * BUDGET
+        row = [run_false_abort_probability(boundaries[name], p, canary_answers) for name in JUDGES]
+        print(f"{f'{fraction:g}x budget':>14} | {row[0]:>9.4%} | {row[1]:>9.4%} | {flagger_abort_probability(p):>9.4%}")
+
+    print("\n3. Answers after the settle phase until 'traffic is not reaching it' (no canary answer at all)")
+    print(f"{'weight':>7} | {'old':>6} | {'new':>6}")
+    for weight in (5, 25, 50, 100):
+        row = []
+        for make in JUDGES.values():
+            judge = make("v2", weight, BUDGET, 0.5)
+            n = 0
+            while n < 100_000 and not judge.verdict():
+                judge.observe("v1", True, 0.005)
+                n += 1
+            row.append(n)
+        print(f"{weight:>6}% | {row[0]:>6} | {row[1]:>6}")
+
+    print("\n4. Cost per answer (observe + verdict), 100,000 answers at 25%")
+    for name, make in JUDGES.items():
+        judge = make("v2", 25, BUDGET, 0.5)
+        rng = random.Random(1)
+        versions = ["v2" if rng.random() < 0.25 else "v1" for _ in range(100_000)]
+        started = time.perf_counter()
+        for version in versions:
+            judge.observe(version, True, 0.005)
+            judge.verdict()
+        print(f"  {name}: {(time.perf_counter() - started) * 10:.1f} µs")
 
 
 if __name__ == "__main__":

@@ -1,31 +1,42 @@
 """The users' real traffic, per version, from a Prometheus server's HTTP API (urllib only).
 
 `PrometheusSource.sample()` reads cumulative counters per scrape target and version at one
-evaluation time; `Sample.since(earlier)` turns two samples into increments per version
-(requests, 5xx errors, answers slower than the p99 limit), which feed
-`model.judge.Judge.observe_counts` the same way probe answers feed `observe`:
+evaluation time, with each target's last scrape time. `Rounds` turns samples into increments per
+version (requests, 5xx errors, answers slower than the p99 limit) in whole scrape rounds, which
+feed `model.judge.Judge.observe_counts` the way probe answers feed `observe`:
 
     source = PrometheusSource("http://prometheus:9090", "v2", max_p99=0.5, selector='namespace="app-update"')
-    before = source.sample()
-    ...                                        # every scrape interval or so:
-    now = source.sample()
-    for version, counts in now.since(before).items():
-        judge.observe_counts(version, counts.requests, counts.errors, counts.slow)
-    verdict, before = judge.verdict(), now
+    rounds = Rounds(source)                    # the baseline: at the step's start
+    ...                                        # a few times per scrape interval:
+    increments = rounds.poll()                 # None until every target has been scraped again
+    if increments is not None:
+        for version, counts in increments.items():
+            judge.observe_counts(version, counts.requests, counts.errors, counts.slow)
+        verdict = judge.verdict()
 
-The PromQL it runs (two instant queries at one evaluation time, `/api/v1/query`), with the
+Why rounds: each target is scraped at its own moment within the interval, so at any instant one
+version's counters are fresher than another's. Increments taken when every target has been
+scraped again cover one scrape interval per target, so the canary's share of them is its share
+of the traffic (taken at an arbitrary instant, one version's traffic of a whole interval may be
+missing). Traffic that changes within a round (a weight change) still skews a round: that is what
+the judge's settle phase is for; make it at least two scrape intervals longer than the change
+takes to apply. A target whose scrapes fail drops out of the queries (Prometheus marks its series
+stale) and is not waited for; its counters are remembered, so when it comes back only what it
+counted since is new. A target that restarted (its counter went down) counts what it counted
+since its restart, as Prometheus's own increase() does, but without extrapolation: counts stay whole.
+
+The PromQL it runs (three instant queries at one evaluation time, `/api/v1/query`), with the
 default labels (the sample app's metrics, app/server.py):
 
     sum by (job, instance, version, code) (app_requests_total{<selector>})
+    max by (job, instance) (timestamp(app_requests_total{<selector>}))
     sum by (job, instance, version, le) (app_request_duration_seconds_bucket{<selector>})
 
-Sums stay per scrape target (job, instance), so a counter reset (a restarted pod) is seen and
-handled as Prometheus's own increase() does, without its extrapolation: counts stay whole. Errors
-are the series whose `code` fully matches `error_codes` (5..). Slow answers come from the
+Errors are the series whose `code` fully matches `error_codes` (5..). Slow answers come from the
 histogram: the count in `+Inf` minus the count in the smallest bucket whose bound is at or above
 the p99 limit. When the limit is a bucket bound (the app's buckets include 0.1, 0.25, 0.5 and 1 s)
 that is exact; otherwise answers between the limit and that bucket's bound are not counted as
-slow (never a fast answer counted slow). With no bucket at or above the limit, nothing is slow.
+slow (never a fast answer counted slow). With no finite bucket at or above the limit, nothing is.
 
 Other metrics, the same way (`Labels`; presets below; the selector narrows to one release):
 
@@ -101,6 +112,12 @@ class Sample:
     time: float
     requests: dict[Target, tuple[float, float]] = field(default_factory=dict)  # → (requests, errors)
     latency: dict[Target, tuple[float, float]] = field(default_factory=dict)  # → (all, slow)
+    scraped: dict[tuple[str, str], float] = field(default_factory=dict)  # (job, instance) → last scrape time
+
+    def merged_into(self, earlier: Sample) -> Sample:
+        """This sample, plus what `earlier` knew of targets missing from it (stale for now)."""
+        return Sample(time=self.time, requests={**earlier.requests, **self.requests},
+                      latency={**earlier.latency, **self.latency}, scraped={**earlier.scraped, **self.scraped})
 
     def totals(self) -> dict[str, Counts]:
         """Counts per version since each target started (what the counters say now)."""
@@ -157,6 +174,10 @@ class PrometheusSource:
     def requests_query(self) -> str:
         lab = self.labels
         return f"sum by (job, instance, {lab.version}, {lab.code}) ({lab.requests}{{{self.selector}}})"
+
+    @property
+    def scraped_query(self) -> str:
+        return f"max by (job, instance) (timestamp({self.labels.requests}{{{self.selector}}}))"
 
     @property
     def latency_query(self) -> str | None:
@@ -222,10 +243,13 @@ class PrometheusSource:
                 f"Prometheus at {self.url} has no series of {lab.requests} with {lab.version}="
                 f"{json.dumps(self.canary_version)} (versions seen: "
                 f"{', '.join(sorted({json.dumps(t[2]) for t in requests}))}): is the canary scraped?"))
+        at = None if math.isnan(when) else when
+        _, stamps = self.query(self.scraped_query, at)
+        scraped = {(labels.get("job", ""), labels.get("instance", "")): value for labels, value in stamps}
         latency: dict[Target, tuple[float, float]] = {}
         if self.latency_query is not None:
-            latency = self._latency(None if math.isnan(when) else when)
-        return Sample(time=when, requests=requests, latency=latency)
+            latency = self._latency(at)
+        return Sample(time=when, requests=requests, latency=latency, scraped=scraped)
 
     def _latency(self, at: float | None) -> dict[Target, tuple[float, float]]:
         lab = self.labels
@@ -258,10 +282,33 @@ class PrometheusSource:
             latency[target] = (everything, max(0.0, everything - per[bound]))
         return latency
 
-    def increments(self, since: Sample, *, require_canary: bool = True) -> tuple[Sample, dict[str, Counts]]:
-        """A new sample, and the increments per version since `since`."""
-        now = self.sample(require_canary=require_canary)
-        return now, now.since(since)
+
+
+class Rounds:
+    """Increments per version in whole scrape rounds (see the module's docstring).
+
+    The constructor takes the baseline sample; `poll()` takes another and returns the increments
+    since the last round once every target of the baseline still answering has been scraped
+    since, else None. `round_timeout` (seconds of Prometheus time) ends a round that waits longer
+    than that anyway."""
+
+    def __init__(self, source: PrometheusSource, *, require_canary: bool = True, round_timeout: float = 120.0):
+        self.source = source
+        self.require_canary = require_canary
+        self.round_timeout = round_timeout
+        self.base = source.sample(require_canary=require_canary)
+        self.rounds = 0
+
+    def poll(self) -> dict[str, Counts] | None:
+        now = self.source.sample(require_canary=self.require_canary)
+        behind = [target for target, at in now.scraped.items()
+                  if target in self.base.scraped and at <= self.base.scraped[target]]
+        if behind and not now.time - self.base.time >= self.round_timeout:
+            return None
+        increments = now.since(self.base)
+        self.base = now.merged_into(self.base)
+        self.rounds += 1
+        return increments
 
 
 def _line(text: str) -> str:

@@ -1,0 +1,193 @@
+"""A real Prometheus server on a loopback port, scraping given targets every second, for the tests.
+
+Prometheus 2.42 (Debian 12's) scrapes a new target only ~5-6 s after it starts (its discovery and
+scrape managers pass target updates on every 5 s, with no flag to change that): `Background` lets a
+test module start it while pytest collects and runs the modules before it.
+
+Debian's `prometheus` package provides the binary (`make prometheus`; `.ci/run` installs it). The
+server gets a free port, a temporary TSDB directory and a config file of its own; `start()` polls
+`/-/ready`, then the targets API until every target is up, each with a deadline; `stop()`
+terminates it and waits with a deadline (then kills). Nothing sleeps for a fixed time.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+POLL = 0.05  # seconds between polls while waiting on a deadline
+
+
+def prometheus_binary() -> str | None:
+    return shutil.which("prometheus")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], Any], deadline_s: float, what: str) -> Any:
+    """Poll `condition` until it returns something true; fail with `what` past the deadline."""
+    deadline = time.monotonic() + deadline_s
+    last: object = None
+    while True:
+        try:
+            result = condition()
+        except (OSError, ValueError, KeyError) as error:  # not up yet
+            result, last = None, error
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} within {deadline_s:g}s" + (f" (last: {last})" if last else ""))
+        time.sleep(POLL)  # poll interval while waiting on a deadline
+
+
+class PrometheusServer:
+    def __init__(self, targets: dict[str, list[str]], *, scrape_interval: str = "1s", binary: str | None = None):
+        """`targets`: job name → ["127.0.0.1:port", ...], each scraped on /metrics."""
+        self.targets = targets
+        self.scrape_interval = scrape_interval
+        self.binary = binary or prometheus_binary()
+        if self.binary is None:
+            raise FileNotFoundError("the prometheus binary is not installed (make prometheus)")
+        self.process: subprocess.Popen[str] | None = None
+        self.directory: Path | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def config(self) -> str:
+        jobs = "".join(
+            f"  - job_name: {json.dumps(job)}\n"
+            f"    scrape_interval: {self.scrape_interval}\n"
+            f"    scrape_timeout: {self.scrape_interval}\n"
+            f"    static_configs:\n"
+            f"      - targets: {json.dumps(addresses)}\n"
+            for job, addresses in self.targets.items())
+        return (f"global:\n  scrape_interval: {self.scrape_interval}\n  evaluation_interval: {self.scrape_interval}\n"
+                f"scrape_configs:\n{jobs}")
+
+    def start(self, deadline_s: float = 20.0) -> PrometheusServer:
+        self.directory = Path(tempfile.mkdtemp(prefix="prometheus-test-"))
+        config = self.directory / "prometheus.yml"
+        config.write_text(self.config())
+        for attempt in range(3):  # the free port may be taken between asking and binding: try another
+            self.port = free_port()
+            log = (self.directory / f"prometheus-{attempt}.log").open("w")
+            self.process = subprocess.Popen(
+                [self.binary, f"--config.file={config}", f"--web.listen-address=127.0.0.1:{self.port}",
+                 f"--storage.tsdb.path={self.directory / 'data'}", "--log.level=warn"],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+            log.close()
+            try:
+                wait_for(self._ready, deadline_s, f"Prometheus ready on {self.url}")
+                break
+            except TimeoutError:
+                self._end()
+                if attempt == 2:
+                    raise RuntimeError(f"Prometheus did not start: {self.log_tail()}") from None
+        expected = sum(len(addresses) for addresses in self.targets.values())
+        wait_for(lambda: self._targets_up() == expected, deadline_s, f"{expected} scrape targets up")
+        return self
+
+    def _ready(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            raise TimeoutError(f"Prometheus exited with status {self.process.returncode}")
+        with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
+            return response.status == 200
+
+    def _targets_up(self) -> int:
+        answer = self.api("targets", {"state": "active"})
+        return sum(1 for target in answer["activeTargets"] if target["health"] == "up")
+
+    def api(self, endpoint: str, params: dict[str, str] | None = None) -> Any:
+        query = f"?{urllib.parse.urlencode(params)}" if params else ""
+        with urllib.request.urlopen(f"{self.url}/api/v1/{endpoint}{query}", timeout=5) as response:
+            return json.loads(response.read())["data"]
+
+    def log_tail(self) -> str:
+        if self.directory is None:
+            return ""
+        logs = sorted(self.directory.glob("prometheus-*.log"))
+        return logs[-1].read_text()[-2000:] if logs else ""
+
+    def _end(self, deadline_s: float = 10.0) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=deadline_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=deadline_s)
+
+    def stop(self) -> None:
+        self._end()
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = None
+
+    def __enter__(self) -> PrometheusServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def in_ci() -> bool:
+    return bool(os.environ.get("CI"))
+
+
+class Background(Generic[T]):
+    """Something slow to start, started on a thread now and waited for where it is used; stopped by
+    `stop()` or, if never used, at the interpreter's exit."""
+
+    def __init__(self, start: Callable[[], T], stop: Callable[[T], None]):
+        self._start, self._stop = start, stop
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        atexit.register(self.stop)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._start()
+        except BaseException as error:  # noqa: BLE001 (raised again where the value is used)
+            self._error = error
+
+    def result(self, deadline_s: float = 60.0) -> T:
+        self._thread.join(deadline_s)
+        if self._thread.is_alive():
+            raise TimeoutError(f"not started within {deadline_s:g}s")
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None
+        return self._value
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self._thread.join(60)
+        if self._value is not None:
+            self._stop(self._value)
