@@ -1,7 +1,7 @@
 """How fast a bad canary is stopped, and how often a good one is stopped anyway (run by hand: `make bench`).
 
 Three rules at a 1% error budget and 50 probe requests per second:
-  old      today's judge (rollout/canary_analysis.py): a one-sided 99.9% Wilson bound after every answer,
+  old      the old judge (bench/wilson_judge.py, kept for comparison): a one-sided 99.9% Wilson bound after every answer,
            never on fewer than 5 bad answers
   new      model/judge.py: mixture SPRTs, anytime-valid (alpha 1% per error test per step)
   Flagger  a metric check per interval (60 s), rollback after `threshold` (5) failed checks; a check fails
@@ -28,13 +28,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.wilson_judge import Judge as OldJudge  # noqa: E402
 from model.judge import Judge as NewJudge  # noqa: E402
 from model.judge import (  # noqa: E402
     abort_boundary,
     median_requests_to_abort,
     run_false_abort_probability,
 )
-from rollout.canary_analysis import Judge as OldJudge  # noqa: E402
 
 RATE = 50.0  # probe requests per second, the `rollout canary` default
 INTERVAL = 60.0

@@ -2,7 +2,8 @@
 
 For each weight step: set the weight (and, first, the canary tag), update the stack, then
 send probe traffic to the release's address and judge the canary as the answers arrive
-(rollout/canary_analysis.py). A failing canary is stopped as soon as its failure is clear:
+(model/judge.py: sequential tests valid however often they look), or as Prometheus counts the
+users' traffic (operations/prometheus.py). A failing canary is stopped as soon as its failure is clear:
 weight back to 0, stack updated, exit 1. After the last step the canary tag becomes the
 stable tag (the stable Deployment rolls in place) and the weight goes back to 0.
 
@@ -28,10 +29,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from model import canary_math
+from model.judge import Judge
 from model.stack_file import stack_name
 from operations import stacks
 from operations.stacks import OperationError, StackLike
-from rollout.canary_analysis import Judge
 
 
 @dataclass
@@ -49,6 +50,11 @@ class CanaryOptions:
     # Step updates are tried once (a failure is a reason to abort); the abort and the promotion
     # within this policy. Either waits up to lock_wait for another update's lock.
     retry: stacks.RetryPolicy = field(default_factory=stacks.RetryPolicy)
+    # Seconds after a weight change before the share tests count (the load balancer applies it).
+    settle: float = 5.0
+    # Judge from Prometheus (its URL) instead of the probe answers; probes, if rate > 0, only add traffic.
+    metrics: str | None = None
+    metrics_selector: str | None = None
 
 
 @dataclass
@@ -116,9 +122,13 @@ class Prober:
     past the interval, or as soon as the judge has a verdict.
     """
 
-    def __init__(self, url: str, judge: Judge, rate: float, concurrency: int, timeout: float,
-                 clock: Clock | None = None):
-        self.url = urllib.parse.urlsplit(url)
+    def __init__(self, url: str | None, judge: Judge, rate: float, concurrency: int, timeout: float,
+                 clock: Clock | None = None, rounds: Any = None, judge_probes: bool = True, settle: float = 0.0):
+        self.url = urllib.parse.urlsplit(url) if url else None
+        self.rounds = rounds  # operations.prometheus.Rounds: the judge reads the users' traffic from it
+        self.settle_rounds_from: int | None = None
+        self.judge_probes = judge_probes
+        self.settle = settle
         self.judge = judge
         self.rate = rate
         self.timeout = timeout
@@ -144,22 +154,53 @@ class Prober:
             with self.lock:
                 if self.stop.is_set():
                     return
-                self.judge.observe(version, ok, seconds)
-                verdict = self.judge.verdict()
-                if verdict:
-                    self.verdict = verdict
-                    self.stop.set()
-                elapsed = self.clock.now() - self.start
-                if elapsed >= self.next_tick:  # a progress line per second of the step
-                    self.next_tick = int(elapsed) + 1
-                    on_tick(elapsed)
+                if self.judge_probes:
+                    self.judge.observe(version, ok, seconds, at=self.clock.now() - self.start)
+                self._after_evidence(on_tick)
+
+    def _after_evidence(self, on_tick: Callable[[float], None]) -> None:
+        """Under the lock: stop on a verdict; a progress line per second of the step."""
+        verdict = self.judge.verdict()
+        if verdict:
+            self.verdict = verdict
+            self.stop.set()
+        elapsed = self.clock.now() - self.start
+        if elapsed >= self.next_tick:
+            self.next_tick = int(elapsed) + 1
+            on_tick(elapsed)
+
+    def _watch_metrics(self, deadline: float, on_tick: Callable[[float], None]) -> None:
+        """Feed the judge each whole scrape round's increments per version, until the step ends."""
+        while not self.stop.is_set():
+            if self.clock.now() >= deadline:
+                self.stop.set()
+                return
+            increments = self.rounds.poll()
+            with self.lock:
+                if self.stop.is_set():
+                    return
+                # The settle phase ends with the first whole round that began after the settle time.
+                if increments is not None and self.judge.settling and self.settle_rounds_from is None \
+                        and self.clock.now() - self.start >= self.settle:
+                    self.settle_rounds_from = self.rounds.rounds
+                elif increments is not None and self.judge.settling and self.settle_rounds_from is not None:
+                    self.judge.end_settle()
+                for version, counts in (increments or {}).items():
+                    self.judge.observe_counts(version, counts.requests, counts.errors, counts.slow,
+                                              at=self.clock.now() - self.start)
+                self._after_evidence(on_tick)
+            # Prometheus scrapes every few seconds: look again in a moment (real time).
+            if self.stop.wait(0.5):
+                return
 
     def run(self, duration: float, on_tick: Callable[[float], None]) -> str | None:
         self.start = self.clock.now()
         self.next_tick = 1.0
         deadline = self.start + duration
         threads = [threading.Thread(target=self._work, args=(deadline, on_tick), daemon=True)
-                   for _ in range(self.concurrency)]
+                   for _ in range(self.concurrency if self.url is not None and self.rate > 0 else 0)]
+        if self.rounds is not None:
+            threads.append(threading.Thread(target=self._watch_metrics, args=(deadline, on_tick), daemon=True))
         for thread in threads:
             thread.start()
         try:
@@ -374,13 +415,16 @@ class _CanaryLoop:
             raise OperationError(f"release {o.release}'s canary already carries traffic or is mid-step "
                                  f"(canary.weight {weight_now}): send it back first with "
                                  f"`{abort_command(stack.name, o.release)}`")
-        url = o.url or release_url(stack, o.release, releases)
+        if o.rate <= 0 and not o.metrics:
+            raise OperationError("nothing would judge the canary: give probes a --rate or judge from --metrics")
+        url = o.url or (release_url(stack, o.release, releases) if o.rate > 0 else None)
         self.original_stable_tag = stacks.get_path(cfg, "stable.tag")
         tracker = _Tracker(stack, o.release, releases, log, o.retry, self.clock)
         self.tracker = tracker
         log.say(f"canary {o.release} {o.tag} on {stack.name}: steps {', '.join(f'{w}%' for w in o.steps)}, "
                 f"{o.interval:g}s each, error budget {100 * o.max_error_rate:g}%, p99 limit {1000 * o.max_p99:.0f}ms, "
-                f"probing {url}", url=url)
+                f"{f'probing {url}' if url else 'no probes'}"
+                f"{f', judging from Prometheus at {o.metrics}' if o.metrics else ''}", url=url, metrics=o.metrics)
         # From the first write on, every way out goes through the abort path.
         try:
             for index, weight in enumerate(o.steps, start=1):
@@ -406,17 +450,30 @@ class _CanaryLoop:
 
     def _judge(self, url: str, index: int, weight: int) -> str | None:
         o, log = self.o, self.log
-        judge = Judge(o.tag, weight, o.max_error_rate, o.max_p99)
-        prober = Prober(url, judge, o.rate, o.concurrency, o.timeout, self.clock)
+        rounds = None
+        # From probes the settle phase is time; from Prometheus it is also whole scrape rounds,
+        # since a round can straddle the weight change (the loop ends it: Prober._watch_metrics).
+        judge = (Judge(o.tag, weight, o.max_error_rate, o.max_p99, settling=True) if o.metrics
+                 else Judge(o.tag, weight, o.max_error_rate, o.max_p99, settle_seconds=o.settle))
+        if o.metrics:
+            from operations.prometheus import PrometheusSource, Rounds
+
+            # The baseline is taken now: only traffic of this step counts.
+            rounds = Rounds(PrometheusSource(o.metrics, o.tag, o.max_p99, selector=o.metrics_selector))
+        prober = Prober(url, judge, o.rate, o.concurrency, o.timeout, self.clock, rounds=rounds,
+                        judge_probes=rounds is None, settle=o.settle)
 
         def tick(elapsed: float) -> None:
             p99 = judge.canary.p99()
             log.say(f"  step {index} weight {weight:>3}%  {elapsed:5.1f}s  requests {judge.total.requests:>6}  "
                     f"canary {judge.canary_share:5.1f}%  errors {100 * judge.total.error_rate:5.2f}% "
                     f"(canary {100 * judge.canary.error_rate:5.2f}%)  canary p99 "
-                    f"{'-' if p99 is None else f'{1000 * p99:.0f}ms'}")
+                    f"{'-' if p99 is None else f'{1000 * p99:.0f}ms'}"
+                    + ("  (settling: traffic share not judged yet)" if judge.settling else ""),
+                    settling=judge.settling)
 
         started = self.clock.now()
+        log.event("settle", step=index, seconds=o.settle)
         try:
             verdict = prober.run(o.interval, tick)
         finally:
@@ -512,13 +569,21 @@ def _steps(text: str) -> list[int]:
     return steps
 
 
+def _metrics(text: str) -> str:
+    kind, _, url = text.partition("=")
+    parsed = urllib.parse.urlsplit(url)
+    if kind != "prometheus" or parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise argparse.ArgumentTypeError(f"must be prometheus=URL, like prometheus=http://prometheus:9090 (got {text!r})")
+    return url
+
+
 def _rate(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        value = 0.0
-    if not 0 < value <= 10_000:
-        raise argparse.ArgumentTypeError(f"must be requests per second between 0 and 10000 (got {text!r})")
+        value = -1.0
+    if not 0 <= value <= 10_000:
+        raise argparse.ArgumentTypeError(f"must be requests per second from 0 to 10000 (got {text!r})")
     return value
 
 
@@ -562,9 +627,13 @@ def do_abort(stack: StackLike, release: str, yes: bool, confirm: stacks.Confirm,
 
 
 def cmd_canary(args: argparse.Namespace) -> int:
+    if args.rate == 0 and not args.metrics:
+        print("error: --rate 0 sends no probes: then judge from --metrics prometheus=URL", file=sys.stderr)
+        return stacks.EXIT_USAGE
     options = CanaryOptions(release=args.release, tag=args.tag, steps=args.steps, interval=args.interval,
                             max_error_rate=args.max_error_rate, max_p99=args.max_p99, url=args.url, rate=args.rate,
-                            retry=stacks.RetryPolicy(lock_wait=args.lock_wait))
+                            retry=stacks.RetryPolicy(lock_wait=args.lock_wait), settle=args.settle,
+                            metrics=args.metrics, metrics_selector=args.metrics_selector)
     log_path = args.log or args.cwd / "build" / "canary" / (
         f"{args.stack}-{args.release}-{datetime.now().strftime('%Y%m%d-%H%M%S')}.log")
 
@@ -610,7 +679,14 @@ def register(verbs: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-error-rate", type=_percent, default=0.01, help="error budget (default 1%%)")
     parser.add_argument("--max-p99", type=_duration, default=0.5, help="p99 latency limit (default 500ms)")
     parser.add_argument("--url", help="probe this URL instead of the release's address")
-    parser.add_argument("--rate", type=_rate, default=50.0, help="probe requests per second (default 50)")
+    parser.add_argument("--rate", type=_rate, default=50.0,
+                        help="probe requests per second (default 50; 0: no probes, with --metrics)")
+    parser.add_argument("--settle", type=_duration, default=5.0,
+                        help="time after each weight change before the traffic share is judged (default 5s)")
+    parser.add_argument("--metrics", type=_metrics, metavar="prometheus=URL",
+                        help="judge the users' traffic from Prometheus (per-version counters) instead of the probes")
+    parser.add_argument("--metrics-selector", metavar="LABELS",
+                        help='PromQL label matchers for the app\'s series, e.g. \'namespace="app-update"\'')
     parser.add_argument("--lock-wait", type=_duration, default=300.0,
                         help="how long to wait for another update's lock on the stack (default 5m)")
     parser.add_argument("--log", type=Path, help="log file (default build/canary/<stack>-<release>-<time>.log)")

@@ -157,7 +157,8 @@ def test_per_track_replicas_form_is_refused(apps, proxy):
     ["canary", "staging", "--release", "app", "--tag", "v2", "--steps", "50,5"],
     ["canary", "staging", "--release", "app", "--tag", "v2", "--interval", "soon"],
     ["canary", "staging", "--release", "app", "--tag", "v2", "--max-error-rate", "150%"],
-    ["canary", "staging", "--release", "app", "--tag", "v2", "--rate", "0"],
+    ["canary", "staging", "--release", "app", "--tag", "v2", "--rate", "-1"],
+    ["canary", "staging", "--release", "app", "--tag", "v2", "--metrics", "graphite=http://x"],
 ])
 def test_bad_arguments_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as caught:
@@ -463,3 +464,19 @@ def test_abort_after_a_failed_update_converges_the_stack_even_at_weight_0(apps, 
         stack.up(message="a failed update by hand")
     assert do_abort(stack, "app", True, None, clock=VirtualClock()) == 0
     assert stack.up_messages[-1] == "abort canary app" and stack.applied[-1][2] == "succeeded"
+
+
+def test_no_probes_and_no_metrics_is_refused(capsys):
+    assert main(["canary", "staging", "--release", "app", "--tag", "v2", "--rate", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --rate 0 sends no probes: then judge from --metrics prometheus=URL"
+
+
+def test_a_share_far_from_the_weight_waits_for_the_settle_phase(apps, proxy):
+    # The load balancer ignores the weight; with a settle phase longer than the step, the share
+    # tests never count, so only the errors and latency could stop it: the step passes.
+    stack = LoadBalancedStack(proxy, apps, follow=False)
+    run = run_canary(stack, options("v2", url=proxy.url, steps=[25], interval=0.3, settle=10.0), clock=VirtualClock())
+    assert run.exit_code == 0, run.aborted
+    stack = LoadBalancedStack(proxy, apps, follow=False)
+    run = run_canary(stack, options("v2", url=proxy.url, steps=[25], interval=30.0, settle=0.5), clock=VirtualClock())
+    assert run.exit_code == 1 and "not reaching it" in run.aborted and "settle" in run.aborted

@@ -2,7 +2,7 @@
 over a default run (steps 5, 25, 50, 100%, 60 s each at 50 probes/s, a 1% budget).
 
 The tests marked "old judge" fail with today's per-answer Wilson rule put back in place of
-model.judge.Judge (rollout/canary_analysis.py): it aborts a canary at half its budget in 0.37% of
+model.judge.Judge (bench/wilson_judge.py): it aborts a canary at half its budget in 0.37% of
 default runs, where the bound is 0.2%."""
 
 from __future__ import annotations

@@ -222,6 +222,36 @@ def test_a_judge_fed_from_prometheus_aborts_a_failing_canary(prometheus, apps, p
 
 
 # ---------------------------------------------------------------------------------------------
+# `rollout canary --metrics prometheus=URL`: the canary loop judged from Prometheus
+# ---------------------------------------------------------------------------------------------
+
+
+def canary_from_prometheus(prometheus, apps, proxy, tag, steps, interval):
+    from operations.canary_run import CanaryOptions, run_canary
+    from tests.test_canary import LoadBalancedStack
+
+    stack = LoadBalancedStack(proxy, apps)
+    # Probes only make traffic here; the judge reads Prometheus' per-version counters.
+    options = CanaryOptions(release="app", tag=tag, steps=steps, interval=interval, rate=60.0, url=proxy.url,
+                            settle=1.0, metrics=prometheus.url, metrics_selector=JOB)
+    return stack, run_canary(stack, options)
+
+
+def test_the_canary_loop_judged_from_prometheus_promotes_a_good_version(prometheus, apps, proxy):
+    stack, run = canary_from_prometheus(prometheus, apps, proxy, "v2", [100], 4.0)
+    assert run.exit_code == 0, run.aborted
+    assert all(step.requests > 0 for step in run.steps)  # counted by Prometheus, not by the probes
+    assert stack.config["app-update:releases"]["app"]["stable"]["tag"] == "v2"
+
+
+def test_the_canary_loop_judged_from_prometheus_aborts_a_failing_version(prometheus, apps, proxy):
+    stack, run = canary_from_prometheus(prometheus, apps, proxy, "v3", [50], 20.0)
+    assert run.exit_code == 1 and run.aborted.startswith("canary error rate"), run.aborted
+    assert run.steps[0].elapsed < 15
+    assert stack.config["app-update:releases"]["app"]["canary"]["weight"] == 0 and proxy.weights["canary"] == 0
+
+
+# ---------------------------------------------------------------------------------------------
 # Clear errors, one line each
 # ---------------------------------------------------------------------------------------------
 
