@@ -9,7 +9,7 @@ IMAGE ?= app-update/app
 
 help:
 	@echo "make preview [STACK=dev]   show and render a stack offline (no Pulumi CLI, no cloud)"
-	@echo "make test                  lint and run the test suite"
+	@echo "make test                  lint (ruff, lint-imports) and run the test suite"
 	@echo "make bench                 run the benchmarks in bench/ (by hand; numbers go in the README)"
 	@echo "make prometheus            install Debian's prometheus package (tests/test_prometheus.py runs it)"
 	@echo "make images [IMAGE=repo]   build the sample app's v1 and v2 images (needs a Docker engine)"
@@ -27,6 +27,7 @@ preview: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
 
 test: lint
 	$(PY) -m pytest
@@ -36,7 +37,7 @@ bench: $(VENV)/.installed
 	$(PY) bench/bench_canary_abort.py
 
 schema: $(VENV)/.installed
-	$(PY) -c "from components.config_schema import SCHEMA_FILE, schema_text; open(SCHEMA_FILE, 'w').write(schema_text())"
+	$(PY) -c "from model.config_models import SCHEMA_FILE, schema_text; open(SCHEMA_FILE, 'w').write(schema_text())"
 
 # Debian's prometheus package: tests/test_prometheus.py starts the binary on a loopback port (CI's .ci/run runs
 # this too). Idempotent and quiet: nothing happens when the binary is there; apt's output only on failure. As root,

@@ -45,3 +45,9 @@ def test_private_pulumi_apis_stay_in_their_documented_place(path):
     if str(path.relative_to(ROOT)) not in PRIVATE_PULUMI_ALLOWED:
         assert used == set()
 
+
+
+def test_nothing_imports_the_command_line():
+    importers = [p for p in SOURCES if p.parent.name != "rollout"
+                 for m, _ in imports(p) if m == "rollout" or m.startswith("rollout.")]
+    assert importers == []
