@@ -20,6 +20,7 @@ changed some resources before it stopped, so `live` takes its config (the worst 
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -161,7 +162,7 @@ class FakeStack:
             self.record(message or "", "failed", config=config)
             raise create_command_error(CommandResult(stdout=f"Updating ({self.name})\n error: getting credentials: "
                                                             "exec: executable aws not found", stderr="", code=255))
-        run = run_program(self.name, settings=config)
+        run = _run_program(self.name, config)
         if run.error is not None:
             self.record(message or "", "failed", config=config)
             raise create_command_error(CommandResult(
@@ -201,6 +202,18 @@ class FakeStack:
         self.live = config
         self.applied.append((message, config, result))
         self.changes.append(changed)
+
+
+_RUNS: dict[str, Any] = {}
+
+
+def _run_program(stack: str, config: dict[str, Any]) -> Any:
+    """The program's run for this config. Runs are deterministic and read-only, so the many tests
+    that update a stand-in stack through the same configs share them (the suite stays fast)."""
+    key = json.dumps([stack, config], sort_keys=True, default=str)
+    if key not in _RUNS:
+        _RUNS[key] = run_program(stack, settings=config)
+    return _RUNS[key]
 
 
 def _differences(before: dict[str, Any], after: dict[str, Any], prefix: str = "", depth: int = 2) -> list[str]:
