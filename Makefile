@@ -29,7 +29,11 @@ lint: $(VENV)/.installed
 	$(PY) -m ruff check .
 	$(VENV)/bin/lint-imports
 
-test: lint
+# The validators generated from the upstream CRDs (HTTPRoute, VirtualService, DestinationRule).
+tests/crd/node_modules/.package-lock.json: tests/crd/package-lock.json
+	npm ci --prefix tests/crd --no-audit --no-fund --loglevel=error
+
+test: lint tests/crd/node_modules/.package-lock.json
 	$(PY) -m pytest
 
 bench: $(VENV)/.installed

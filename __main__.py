@@ -64,6 +64,7 @@ for release in config.releases:
         "replicas": release.replica_counts(),
         "service": release.service_name,
         "traffic": release.traffic if release.strategy == "Canary" else None,
+        "addressSource": release.address_source(),
         "requestedWeight": release.requested_weight,
         "effectiveWeight": release.effective_weight,
     }

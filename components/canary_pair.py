@@ -10,20 +10,31 @@ Traffic modes:
   Controller's weighted target groups, forwards `weight` percent to a canary Service.
 - alb: an ALB Ingress forwards to a stable and a canary Service with weights summing to 100.
 - nginx: a stable Ingress and an ingress-nginx canary Ingress with `canary-weight`.
-A weight step changes annotations and canary replicas only, never a selector.
+- gateway: a Gateway API HTTPRoute whose backendRefs (the stable and canary Services) carry the
+  weights; attached to a Gateway (north-south) or, without one, to the release's own Service (the
+  mesh form, GAMMA).
+- istio: a DestinationRule with a subset per track and a VirtualService for the release's Service
+  routing to the subsets by weight (bound to an Istio Gateway too when one is given).
+- skipper: one Ingress with two identical paths, one per track's Service, and skipper's
+  `zalando.org/backend-weights`; kube-ingress-aws-controller puts an ALB in front of skipper.
+- dns: a LoadBalancer Service per track and two Route53 weighted alias records of one name.
+A weight step changes weights (annotations, route weights, record weights) and canary replicas
+only, never a selector.
 """
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.pod_template import deployment, object_labels, rolling_strategy, selector_labels
+from components.pod_template import TRACK_LABEL, deployment, object_labels, rolling_strategy, selector_labels
 from components.release import ReleaseArgs
-from components.service import SKIP_AWAIT, ingress_address, service, service_address
+from components.service import NLB_ANNOTATIONS, SKIP_AWAIT, ingress_address, service, service_address
 from model import canary_math
+from model.config import Gateway
 
 STABLE = "stable"
 CANARY = "canary"
@@ -32,6 +43,17 @@ ALB_ACTION_NAME = "canary-split"
 ALB_ACTION_ANNOTATION = f"alb.ingress.kubernetes.io/actions.{ALB_ACTION_NAME}"
 NGINX_CANARY = "nginx.ingress.kubernetes.io/canary"
 NGINX_CANARY_WEIGHT = "nginx.ingress.kubernetes.io/canary-weight"
+GATEWAY_API_VERSION = "gateway.networking.k8s.io/v1"
+ISTIO_API_VERSION = "networking.istio.io/v1"
+SKIPPER_BACKEND_WEIGHTS = "zalando.org/backend-weights"
+# kube-ingress-aws-controller (the load balancer in front of skipper); its default scheme is
+# internet-facing already: written out so the object says what it gets.
+SKIPPER_LB_SCHEME = "zalando.org/aws-load-balancer-scheme"
+
+
+def track_weights(weight: int) -> dict[str, int]:
+    """Per-track weights of the weighted modes: percentages summing to 100, so never all 0."""
+    return {STABLE: 100 - weight, CANARY: weight}
 
 
 def nlb_forward_action(canary_service: str, service_port: int, weight: int) -> str:
@@ -62,6 +84,51 @@ def nginx_canary_annotations(weight: int) -> dict[str, str]:
     return {NGINX_CANARY: "true", NGINX_CANARY_WEIGHT: str(weight)}
 
 
+def httproute_spec(service_name: str, service_port: int, weight: int, gateway: Gateway | None) -> dict[str, Any]:
+    """The HTTPRoute: one rule over both tracks' Services, the canary's weight exactly `weight` percent
+    of the sum. Attached to the Gateway, or without one to the release's own Service (GAMMA)."""
+    if gateway is None:
+        parent: dict[str, Any] = {"group": "", "kind": "Service", "name": service_name, "port": service_port}
+    else:
+        parent = {"name": gateway.name, "namespace": gateway.namespace}
+        if gateway.section_name:
+            parent["sectionName"] = gateway.section_name
+    weights = track_weights(weight)
+    spec: dict[str, Any] = {"parentRefs": [parent]}
+    if gateway is not None and gateway.hosts:
+        spec["hostnames"] = list(gateway.hosts)
+    spec["rules"] = [{"backendRefs": [
+        {"name": f"{service_name}-{track}", "port": service_port, "weight": weights[track]} for track in (STABLE, CANARY)
+    ]}]
+    return spec
+
+
+def destination_rule_spec(service_name: str) -> dict[str, Any]:
+    """The DestinationRule: the release Service's pods in two subsets, by their track label."""
+    return {"host": service_name,
+            "subsets": [{"name": track, "labels": {TRACK_LABEL: track}} for track in (STABLE, CANARY)]}
+
+
+def virtual_service_spec(service_name: str, service_port: int, weight: int, gateway: Gateway | None) -> dict[str, Any]:
+    """The VirtualService: calls to the release's Service (and, through the Gateway, to its hosts) go
+    to the two subsets by weight. Bound to the Gateway and to `mesh`, so in-mesh callers keep the split."""
+    weights = track_weights(weight)
+    spec: dict[str, Any] = {"hosts": [service_name, *(gateway.hosts if gateway else ())]}
+    if gateway is not None:
+        spec["gateways"] = [gateway.ref, "mesh"]
+    spec["http"] = [{"route": [
+        {"destination": {"host": service_name, "subset": track, "port": {"number": service_port}},
+         "weight": weights[track]} for track in (STABLE, CANARY)
+    ]}]
+    return spec
+
+
+def skipper_backend_weights(stable_service: str, canary_service: str, weight: int) -> str:
+    """skipper's `zalando.org/backend-weights`: shares within the path group, summing to 100."""
+    weights = track_weights(weight)
+    return json.dumps({stable_service: weights[STABLE], canary_service: weights[CANARY]}, separators=(",", ":"))
+
+
 class CanaryPair(pulumi.ComponentResource):
     """Stable and canary Deployments of one release and the traffic split between them."""
 
@@ -79,6 +146,8 @@ class CanaryPair(pulumi.ComponentResource):
         self.services: dict[str, k8s.core.v1.Service] = {}
         self.ingresses: dict[str, k8s.networking.v1.Ingress] = {}
         self.deployments: dict[str, k8s.apps.v1.Deployment] = {}
+        self.routes: dict[str, k8s.apiextensions.CustomResource] = {}  # by kind (gateway, istio)
+        self.records: dict[str, pulumi.CustomResource] = {}  # Route53 records by track (dns)
 
         def track_deployment(track: str, after: list[pulumi.Resource]) -> k8s.apps.v1.Deployment:
             spec = release.stable if track == STABLE else release.canary
@@ -114,14 +183,30 @@ class CanaryPair(pulumi.ComponentResource):
             )
             track_deployment(STABLE, [self.services[STABLE]])
             self.address = service_address(self.services[STABLE])
+        elif release.traffic in ("gateway", "istio"):
+            self._mesh_modes(name, args, weight, track_deployment)
+            # The address is the Gateway's (its status) or none (in-mesh only): not this program's to know.
+            self.address = pulumi.Output.from_input("")
+        elif release.traffic == "dns":
+            self._dns_mode(name, args, weight, track_deployment)
+            assert release.dns is not None
+            self.address = pulumi.Output.from_input(release.dns.name)
         else:
             for track in (STABLE, CANARY):
                 self.services[track] = self._track_service(name, args, track)
             track_deployment(CANARY, [self.services[CANARY]])
             track_deployment(STABLE, [self.services[STABLE]])
-            if release.traffic == "alb":
+            if release.traffic == "skipper":
                 self.ingresses[STABLE] = self._ingress(
-                    name, args, object_name=svc, backend_service=ALB_ACTION_NAME, backend_port_name="use-annotation",
+                    name, args, object_name=svc, backend_services=[f"{svc}-stable", f"{svc}-canary"],
+                    annotations={
+                        SKIPPER_BACKEND_WEIGHTS: skipper_backend_weights(f"{svc}-stable", f"{svc}-canary", weight),
+                        SKIPPER_LB_SCHEME: "internet-facing",
+                    },
+                )
+            elif release.traffic == "alb":
+                self.ingresses[STABLE] = self._ingress(
+                    name, args, object_name=svc, backend_services=[ALB_ACTION_NAME], backend_port_name="use-annotation",
                     annotations={
                         "alb.ingress.kubernetes.io/scheme": "internet-facing",
                         "alb.ingress.kubernetes.io/target-type": "ip",
@@ -130,9 +215,9 @@ class CanaryPair(pulumi.ComponentResource):
                     },
                 )
             else:
-                self.ingresses[STABLE] = self._ingress(name, args, object_name=svc, backend_service=f"{svc}-stable")
+                self.ingresses[STABLE] = self._ingress(name, args, object_name=svc, backend_services=[f"{svc}-stable"])
                 self.ingresses[CANARY] = self._ingress(
-                    f"{name}-canary", args, object_name=f"{svc}-canary", backend_service=f"{svc}-canary",
+                    f"{name}-canary", args, object_name=f"{svc}-canary", backend_services=[f"{svc}-canary"],
                     annotations=nginx_canary_annotations(weight),
                 )
             self.address = ingress_address(self.ingresses[STABLE])
@@ -142,12 +227,87 @@ class CanaryPair(pulumi.ComponentResource):
                                              release.effective_weight, release.traffic)
         if warning:
             pulumi.log.warn(warning, resource=self)
+        self.address_source = release.address_source()
         self.register_outputs({
             "address": self.address,
+            "addressSource": self.address_source,
             "images": self.images,
             "effectiveWeight": release.effective_weight,
             "deploymentNames": {k: d.metadata.name for k, d in self.deployments.items()},
         })
+
+    def _mesh_modes(self, name: str, args: ReleaseArgs, weight: int, track_deployment: Any) -> None:
+        """gateway and istio: the routes are custom resources of the platform's CRDs (Gateway API, Istio)."""
+        release, context = args.release, args.context
+        svc, port = release.service_name, release.service_port
+        metadata = lambda object_name: k8s.meta.v1.ObjectMetaArgs(  # noqa: E731
+            name=object_name, namespace=context.namespace, labels=object_labels(release))
+        front: list[pulumi.Resource] = []
+        if release.traffic == "istio" or release.gateway is None:
+            # The host in-mesh callers call (and the VirtualService's host): both tracks' pods behind it.
+            self.services["shared"] = service(
+                f"{name}-service", object_name=svc, release=release, context=context,
+                selector=selector_labels(release), parent=self, load_balancer=False,
+            )
+            front = [self.services["shared"]]
+        if release.traffic == "gateway":
+            for track in (STABLE, CANARY):
+                self.services[track] = self._track_service(name, args, track)
+            canary_deployment = track_deployment(CANARY, [self.services[CANARY], *front])
+            track_deployment(STABLE, [self.services[STABLE], *front])
+            self.routes["HTTPRoute"] = k8s.apiextensions.CustomResource(
+                f"{name}-httproute", api_version=GATEWAY_API_VERSION, kind="HTTPRoute", metadata=metadata(svc),
+                spec=httproute_spec(svc, port, weight, release.gateway),
+                opts=pulumi.ResourceOptions(parent=self, provider=context.provider,
+                                            depends_on=[*self.services.values(), canary_deployment]),
+            )
+            return
+        canary_deployment = track_deployment(CANARY, front)
+        track_deployment(STABLE, front)
+        # Subsets before the routes that name them (Istio's make-before-break order).
+        self.routes["DestinationRule"] = k8s.apiextensions.CustomResource(
+            f"{name}-destinationrule", api_version=ISTIO_API_VERSION, kind="DestinationRule", metadata=metadata(svc),
+            spec=destination_rule_spec(svc),
+            opts=pulumi.ResourceOptions(parent=self, provider=context.provider, depends_on=front),
+        )
+        self.routes["VirtualService"] = k8s.apiextensions.CustomResource(
+            f"{name}-virtualservice", api_version=ISTIO_API_VERSION, kind="VirtualService", metadata=metadata(svc),
+            spec=virtual_service_spec(svc, port, weight, release.gateway),
+            opts=pulumi.ResourceOptions(parent=self, provider=context.provider,
+                                        depends_on=[*front, self.routes["DestinationRule"], canary_deployment]),
+        )
+
+    def _dns_mode(self, name: str, args: ReleaseArgs, weight: int, track_deployment: Any) -> None:
+        """dns: a load balancer per track, and Route53 weighted alias records of one name over both."""
+        import pulumi_aws as aws
+
+        release, context = args.release, args.context
+        dns = release.dns
+        assert dns is not None
+        svc = release.service_name
+        # The records alias the load balancer the cluster gives: an NLB from the AWS Load Balancer
+        # Controller (asked for explicitly, as on an eks stack), or the in-tree classic ELB.
+        nlb = dns.load_balancer_type == "network"
+        for track in (STABLE, CANARY):
+            self.services[track] = service(
+                f"{name}-{track}-service", object_name=f"{svc}-{track}", release=release, context=context,
+                selector=selector_labels(release, track), parent=self, annotations=dict(NLB_ANNOTATIONS) if nlb else None,
+            )
+        canary_deployment = track_deployment(CANARY, [self.services[CANARY]])
+        track_deployment(STABLE, [self.services[STABLE]])
+        zone = aws.route53.get_zone_output(name=dns.zone)
+        lb_zone = (aws.lb.get_hosted_zone_id_output(load_balancer_type="network", region=dns.region) if nlb
+                   else aws.elb.get_hosted_zone_id_output(region=dns.region))
+        weights = track_weights(weight)
+        for track in (STABLE, CANARY):
+            self.records[track] = aws.route53.Record(
+                f"{name}-{track}-record", name=dns.name, type="A", zone_id=zone.zone_id, set_identifier=track,
+                weighted_routing_policies=[aws.route53.RecordWeightedRoutingPolicyArgs(weight=weights[track])],
+                aliases=[aws.route53.RecordAliasArgs(name=service_address(self.services[track]), zone_id=lb_zone.id,
+                                                     evaluate_target_health=True)],
+                # The weights move only once the canary's pods are ready (the canary Deployment is awaited).
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[*self.services.values(), canary_deployment]),
+            )
 
     def _track_service(self, name: str, args: ReleaseArgs, track: str) -> k8s.core.v1.Service:
         release = args.release
@@ -156,9 +316,11 @@ class CanaryPair(pulumi.ComponentResource):
             context=args.context, selector=selector_labels(release, track), parent=self, load_balancer=False,
         )
 
-    def _ingress(self, name: str, args: ReleaseArgs, *, object_name: str, backend_service: str,
+    def _ingress(self, name: str, args: ReleaseArgs, *, object_name: str, backend_services: list[str],
                  backend_port_name: str | None = None, annotations: dict[str, str] | None = None,
                  ) -> k8s.networking.v1.Ingress:
+        """An Ingress with one rule: path / to each backend Service in turn (skipper's traffic split
+        wants the identical path once per backend)."""
         release, context = args.release, args.context
         port = (k8s.networking.v1.ServiceBackendPortArgs(name=backend_port_name) if backend_port_name
                 else k8s.networking.v1.ServiceBackendPortArgs(number=release.service_port))
@@ -179,7 +341,8 @@ class CanaryPair(pulumi.ComponentResource):
                         backend=k8s.networking.v1.IngressBackendArgs(
                             service=k8s.networking.v1.IngressServiceBackendArgs(name=backend_service, port=port),
                         ),
-                    ),
+                    )
+                    for backend_service in backend_services
                 ]))],
             ),
             opts=pulumi.ResourceOptions(parent=self, provider=context.provider,

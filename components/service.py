@@ -11,6 +11,9 @@ from components.pod_template import PORT_NAME, ReleaseContext, object_labels
 from model.config import Release
 
 SKIP_AWAIT = "pulumi.com/skipAwait"
+# pulumi-kubernetes (4.18.4 and later) waits for this JSONPath instead of its default Service await.
+WAIT_FOR = "pulumi.com/waitFor"
+LOAD_BALANCER_ADDRESS = "jsonpath={.status.loadBalancer.ingress}"
 # On a namespace: the AWS Load Balancer Controller's webhook adds target-health readiness gates to
 # pods created after their Service's target group binding exists.
 READINESS_GATE_LABEL = "elbv2.k8s.aws/pod-readiness-gate-inject"
@@ -40,12 +43,24 @@ def service(
     With load_balancer=True it is of type LoadBalancer, with the cluster's load balancer
     annotations; `awaitLoadBalancer: false` stops `pulumi up` waiting for an address that a
     cluster without a load-balancer implementation would never give.
+
+    pulumi-kubernetes' default Service await also waits until the Service's endpoints target a
+    ready pod (provider/pkg/await/service.go). Every Deployment here is created after the Service
+    in front of its pods (for the load balancer controller's readiness gates), and a canary track
+    may have 0 pods, so that await would never end: a ClusterIP Service is not awaited, and a
+    LoadBalancer one only until its load balancer has an address (pulumi.com/waitFor, which takes
+    precedence over the default await from pulumi-kubernetes 4.18.4). The pods are awaited where
+    they belong, by their Deployment.
     """
     merged: dict[str, Any] = {}
     if load_balancer:
         merged.update(context.service_annotations)
         if not context.await_load_balancer:
             merged[SKIP_AWAIT] = "true"
+        else:
+            merged[WAIT_FOR] = LOAD_BALANCER_ADDRESS
+    else:
+        merged[SKIP_AWAIT] = "true"
     merged.update(annotations or {})
     return k8s.core.v1.Service(
         resource_name,

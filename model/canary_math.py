@@ -6,6 +6,17 @@ No Pulumi import.
 from __future__ import annotations
 
 from math import gcd
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # (model.config imports this module)
+    from model.config import Release
+
+# Route53 alias records to a load balancer have a fixed TTL of 60 s: resolvers and clients may keep
+# answering with the old weights that long after a change.
+ALIAS_TTL_SECONDS = 60
+# Route53 says a change reaches all its authoritative name servers "generally within 60 seconds"
+# (the change's status goes PENDING → INSYNC); the TTL only starts counting after that.
+ROUTE53_PROPAGATION_SECONDS = 60
 
 
 def split_replicas(total: int, weight: int) -> tuple[int, int]:
@@ -99,4 +110,19 @@ def weight_warning(release: str, total: int, requested: int | None, effective: f
     below, above = nearest_shares(total, requested)
     return (f"release {release}: canary weight {requested}% is approximated as {effective:g}% with {total} pods; "
             f"an exact split needs a multiple of {exact_total(requested)} pods, or a weighted traffic mode "
-            f"(traffic: nlb, alb or nginx); nearest shares at {total} pods: {below:g}% and {above:g}%")
+            f"(traffic: nlb, alb, nginx, gateway, istio, skipper or dns); nearest shares at {total} pods: "
+            f"{below:g}% and {above:g}%")
+
+
+def settle_seconds(release: Release) -> float:
+    """How long after a weight update has applied before traffic follows it: what `rollout canary`
+    waits before judging a step, and before calling an abort complete.
+
+    0 where the split is applied per request by a proxy or load balancer the update configures. For
+    `dns`, a Route53 change first reaches Route53's name servers (up to ROUTE53_PROPAGATION_SECONDS),
+    then resolvers keep the old answer for the alias TTL (ALIAS_TTL_SECONDS); even after both, the
+    split is per resolver, not per request.
+    """
+    if release.strategy != "Canary" or release.traffic != "dns":
+        return 0.0
+    return float(ROUTE53_PROPAGATION_SECONDS + ALIAS_TTL_SECONDS)

@@ -46,6 +46,10 @@ def project_defaults(project_dir: Path | None = None) -> dict[str, Any]:
             if isinstance(spec, dict) and "default" in spec and ":" not in key}
 
 
+# A Route53 record name in Release.object_names(): not a namespaced object, but two releases must not share one.
+ROUTE53_RECORD = "Route53 record"
+
+
 class ConfigError(Exception):
     """Invalid stack configuration: one line per problem, each naming its key path."""
 
@@ -72,6 +76,30 @@ class Track:
     name: str  # "stable" or "canary"
     tag: str
     replicas: int
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """The Gateway a `gateway` or `istio` canary binds to (north-south): its namespace resolved."""
+
+    name: str
+    namespace: str  # as given, or the release's own namespace
+    section_name: str | None = None
+    hosts: tuple[str, ...] = ()
+
+    @property
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Dns:
+    """The Route53 weighted records of a `dns` canary and the load balancers they alias."""
+
+    zone: str  # the hosted zone's name, without trailing dot
+    name: str  # the record name, without trailing dot
+    region: str  # where the load balancers are (their canonical hosted zone id depends on it)
+    load_balancer_type: str  # "network" (AWS Load Balancer Controller NLBs) or "classic" (the in-tree ELB)
 
 
 @dataclass(frozen=True)
@@ -104,6 +132,10 @@ class Release:
     # Set between the two updates of a weight step: each track keeps the pods it has at this
     # weight too, so pods are ready before traffic moves and stay while traffic leaves.
     pods_for_weight: int | None = None
+    # traffic: gateway or istio, bound to a Gateway (None: in-mesh only)
+    gateway: Gateway | None = None
+    # traffic: dns
+    dns: Dns | None = None
 
     @property
     def tracks(self) -> tuple[Track, ...]:
@@ -121,17 +153,27 @@ class Release:
 
     def object_names(self) -> dict[str, tuple[str, ...]]:
         """The names this release's objects take in the namespace, per kind (PodDisruptionBudgets
-        share their Deployment's name)."""
+        share their Deployment's name). A `dns` canary's weighted records, named by their DNS name,
+        count as kind ROUTE53_RECORD: two releases must not write the same one."""
         svc = self.service_name
         if self.strategy != "Canary":
             return {"Deployment": (self.name,), "Service": (svc,)}
         deployments = (f"{self.name}-stable", f"{self.name}-canary")
+        tracks = (f"{svc}-stable", f"{svc}-canary")
         if self.traffic == "replicas":
             return {"Deployment": deployments, "Service": (svc,)}
         if self.traffic == "nlb":
             return {"Deployment": deployments, "Service": (svc, f"{svc}-canary")}
-        ingresses = (svc,) if self.traffic == "alb" else (svc, f"{svc}-canary")
-        return {"Deployment": deployments, "Service": (f"{svc}-stable", f"{svc}-canary"), "Ingress": ingresses}
+        if self.traffic == "gateway":
+            front = (svc,) if self.gateway is None else ()  # the mesh form attaches to the release's own Service
+            return {"Deployment": deployments, "Service": (*tracks, *front), "HTTPRoute": (svc,)}
+        if self.traffic == "istio":
+            return {"Deployment": deployments, "Service": (svc,), "VirtualService": (svc,), "DestinationRule": (svc,)}
+        if self.traffic == "dns":
+            assert self.dns is not None
+            return {"Deployment": deployments, "Service": tracks, ROUTE53_RECORD: (self.dns.name,)}
+        ingresses = (svc, f"{svc}-canary") if self.traffic == "nginx" else (svc,)
+        return {"Deployment": deployments, "Service": tracks, "Ingress": ingresses}
 
     def resource_names(self) -> dict[str, tuple[str, ...]]:
         """The logical names of this release's Pulumi resources under its component, per kind. Two
@@ -142,12 +184,39 @@ class Release:
                     "PodDisruptionBudget": (f"{name}-deployment-pdb",)}
         tracks = {"Deployment": (f"{name}-stable", f"{name}-canary"),
                   "PodDisruptionBudget": (f"{name}-stable-pdb", f"{name}-canary-pdb")}
+        track_services = (f"{name}-stable-service", f"{name}-canary-service")
         if self.traffic == "replicas":
             return {**tracks, "Service": (f"{name}-service",)}
         if self.traffic == "nlb":
             return {**tracks, "Service": (f"{name}-service", f"{name}-canary-service")}
-        ingresses = (f"{name}-ingress",) if self.traffic == "alb" else (f"{name}-ingress", f"{name}-canary-ingress")
-        return {**tracks, "Service": (f"{name}-stable-service", f"{name}-canary-service"), "Ingress": ingresses}
+        if self.traffic == "gateway":
+            front = (f"{name}-service",) if self.gateway is None else ()
+            return {**tracks, "Service": (*track_services, *front), "HTTPRoute": (f"{name}-httproute",)}
+        if self.traffic == "istio":
+            return {**tracks, "Service": (f"{name}-service",), "VirtualService": (f"{name}-virtualservice",),
+                    "DestinationRule": (f"{name}-destinationrule",)}
+        if self.traffic == "dns":
+            return {**tracks, "Service": track_services, "Record": (f"{name}-stable-record", f"{name}-canary-record")}
+        ingresses = (f"{name}-ingress", f"{name}-canary-ingress") if self.traffic == "nginx" else (f"{name}-ingress",)
+        return {**tracks, "Service": track_services, "Ingress": ingresses}
+
+    def address_source(self) -> str:
+        """Where the release's address comes from (the `address` output, or where to look when
+        the program cannot know it)."""
+        svc = self.service_name
+        if self.strategy != "Canary" or self.traffic in ("replicas", "nlb"):
+            return f"Service {svc} status (its load balancer)"
+        if self.traffic in ("alb", "nginx", "skipper"):
+            return f"Ingress {svc} status (its load balancer)"
+        if self.traffic == "dns":
+            assert self.dns is not None
+            return f"Route53 record {self.dns.name} (weighted aliases of the load balancers of {svc}-stable and {svc}-canary)"
+        if self.gateway is None:
+            return f"in-mesh only: callers of Service {svc}"
+        if self.traffic == "gateway":
+            return f"from Gateway {self.gateway.ref} status"
+        return (f"the Istio ingress gateway behind Gateway {self.gateway.ref}, for hosts {', '.join(self.gateway.hosts)}; "
+                f"in the mesh: callers of Service {svc}")
 
     def replica_counts(self) -> dict[str, int]:
         """Pods per track ("app" for single-track releases)."""
@@ -239,7 +308,8 @@ def _cluster(given: schema.KubeconfigCluster | schema.EksCluster | None) -> Clus
     )
 
 
-def _release(name: str, given: schema.RecreateRelease | schema.RollingRelease | schema.CanaryRelease) -> Release:
+def _release(name: str, given: schema.RecreateRelease | schema.RollingRelease | schema.CanaryRelease,
+             namespace: str = "app-update", region: str | None = None, load_balancer_controller: bool = False) -> Release:
     common = dict(
         name=name, strategy=given.strategy, image=given.image or DEFAULT_IMAGE, port=given.port or 8080,
         service_port=given.service_port or 80, service_name=given.service_name or name,
@@ -264,12 +334,21 @@ def _release(name: str, given: schema.RecreateRelease | schema.RollingRelease | 
         requested = canary.weight or 0
         stable_n, canary_n = canary_math.track_replicas(traffic, given.replicas or 0, requested, canary.pods_for_weight)
         effective = canary_math.share_percent(stable_n, canary_n) if traffic == "replicas" else float(requested)
-    ingress_class = given.ingress_class or {"alb": "alb", "nginx": "nginx"}.get(traffic)
+    ingress_class = given.ingress_class or traffic
+    gateway = None
+    if given.gateway is not None:
+        gateway = Gateway(name=given.gateway.name, namespace=given.gateway.namespace or namespace,
+                          section_name=given.gateway.section_name, hosts=tuple(given.gateway.hosts or ()))
+    dns = None
+    if given.dns is not None and region:
+        dns = Dns(zone=given.dns.zone.rstrip("."), name=given.dns.name.rstrip("."), region=region,
+                  load_balancer_type="network" if load_balancer_controller else "classic")
     return Release(
         **common, replicas=stable_n + canary_n, max_surge=surge, max_unavailable=unavailable,
         stable=Track("stable", stable.tag, stable_n), canary=Track("canary", canary.tag, canary_n),
         requested_weight=requested, effective_weight=effective, traffic=traffic,
-        ingress_class=ingress_class if traffic in ("alb", "nginx") else None, pods_for_weight=canary.pods_for_weight,
+        ingress_class=ingress_class if traffic in schema.INGRESS_MODES else None, pods_for_weight=canary.pods_for_weight,
+        gateway=gateway, dns=dns,
     )
 
 
@@ -285,7 +364,11 @@ def _unique_names(releases: list[Release]) -> list[str]:
                 if owner == release.name:
                     continue
                 named_pairs.add((release.name, owner))
-                if kind == "Service" and object_name == release.service_name:
+                if kind == ROUTE53_RECORD:
+                    problems.append(f"{PROJECT}:releases.{release.name}.dns.name: record {object_name!r} is already "
+                                    f"used by release {owner!r} (both would write its weighted records 'stable' and "
+                                    "'canary')")
+                elif kind == "Service" and object_name == release.service_name:
                     problems.append(f"{PROJECT}:releases.{release.name}.serviceName: Service name {object_name!r} is "
                                     f"already used by release {owner!r}")
                 else:
@@ -330,15 +413,27 @@ def validate(raw: Mapping[str, Any], stack: str, extra: Mapping[str, Any] | None
         why = eks_versions.version_problem(version, today or date.today()) if isinstance(version, str) else None
         if why and version in SUPPORTED_KUBERNETES_VERSIONS:
             problems.append(f"{PROJECT}:cluster.kubernetesVersion: {why}")
+    elif not region:
+        # Route53 records are created with the stack's AWS provider: on a kubeconfig stack only aws:region gives it.
+        dns = sorted(name for name, release in (raw.get("releases") or {}).items()
+                     if isinstance(release, dict) and release.get("traffic") == "dns") if isinstance(
+            raw.get("releases"), dict) else []
+        if dns:
+            problems.append(f"aws:region: is required when a release uses traffic: dns (releases {', '.join(dns)}): "
+                            "its Route53 records are created with the stack's AWS provider, and the load balancers' "
+                            "canonical hosted zone depends on the region")
     if settings is None or problems:
         raise ConfigError(problems)
     defaults = project_defaults()
-    releases = [_release(name, given) for name, given in settings.releases.items()]
+    namespace = settings.namespace or defaults["namespace"]
+    lbc = bool(settings.cluster and settings.cluster.load_balancer_controller)
+    releases = [_release(name, given, namespace, region if isinstance(region, str) else None, lbc)
+                for name, given in settings.releases.items()]
     problems = _unique_names(releases)
     if problems:
         raise ConfigError(problems)
     return StackConfig(
-        stack=stack, namespace=settings.namespace or defaults["namespace"],
+        stack=stack, namespace=namespace,
         await_load_balancer=(schema.parse_boolean(defaults["awaitLoadBalancer"]) if settings.await_load_balancer is None
                              else settings.await_load_balancer),
         protected=(schema.parse_boolean(defaults["protected"]) if settings.protected is None else settings.protected),

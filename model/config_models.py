@@ -38,7 +38,10 @@ from model.quantity import parse_quantity
 
 PROJECT = "app-update"
 STRATEGIES = ("Recreate", "RollingUpdate", "Canary")
-TRAFFIC_MODES = ("replicas", "nlb", "alb", "nginx")
+TRAFFIC_MODES = ("replicas", "nlb", "alb", "nginx", "gateway", "istio", "skipper", "dns")
+# Modes that take `gateway` (a Gateway API or Istio Gateway to bind to) and `ingressClass`.
+GATEWAY_MODES = ("gateway", "istio")
+INGRESS_MODES = ("alb", "nginx", "skipper")
 CLUSTER_MODES = ("kubeconfig", "eks")
 DEFAULT_IMAGE = "arungupta/app-upgrade"
 DEFAULT_KUBERNETES_VERSION = "1.35"
@@ -66,6 +69,11 @@ HEALTH_PATH = re.compile(r"/\S*")
 INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9]+")
 ACCOUNT_ID = re.compile(r"[0-9]{12}")
 ZONE_NAME = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+[a-z]")
+# Gateway API: a listener's name (SectionName) and a route's hostnames, as the CRD's patterns.
+SECTION_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+HOSTNAME = re.compile(r"(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+# A DNS name in a Route53 hosted zone (lowercase, labels of at most 63 characters, optional trailing dot).
+DNS_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*\.?")
 PRINCIPAL_ARN = re.compile(r"arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:(role|user)/[\w+=,.@/-]+")
 # What CloudWatch Logs accepts as a retention.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
@@ -401,6 +409,41 @@ class RollingRelease(ReleaseBase):
     _unavailable = field_validator("max_unavailable")(_check_unavailable)
 
 
+class GatewaySettings(Section):
+    """`gateway`: the Gateway a `gateway` or `istio` canary's route binds to (north-south traffic)."""
+
+    name: Text(DNS1123_LABEL, "must be a Gateway name (a DNS-1123 label)", 63)
+    namespace: Text(DNS1123_LABEL, "must be a namespace name (a DNS-1123 label)", 63) | None = None
+    section_name: Text(SECTION_NAME, "must be the name of one of the Gateway's listeners (lowercase letters, "
+                                     "digits, '-' and '.')", 253) | None = Field(None, alias="sectionName")
+    hosts: Annotated[list[Text(HOSTNAME, "must be a host name like app.example.com or *.example.com", 253)],
+                     BeforeValidator(_non_empty_list("host names"))] | None = None
+
+
+def _normal_dns_name(name: str) -> str:
+    return name.rstrip(".")
+
+
+class DnsSettings(Section):
+    """`dns`: the Route53 hosted zone and the weighted record name of a `dns` canary."""
+
+    zone: Text(DNS_NAME, "must be the DNS name of a Route53 hosted zone like example.com", 254)
+    # After zone: its check reads it.
+    name: Text(DNS_NAME, "must be a DNS name like app.example.com", 254)
+
+    @field_validator("name")
+    @classmethod
+    def _in_zone(cls, name: str, info: ValidationInfo) -> str:
+        zone = info.data.get("zone")
+        if zone is None:
+            return name
+        zone, short = _normal_dns_name(zone), _normal_dns_name(name)
+        if short != zone and not short.endswith(f".{zone}"):
+            raise rule(f"must be in zone {zone} (a record of the hosted zone: {zone} or a name ending in .{zone}; "
+                       f"got {name!r})")
+        return name
+
+
 class CanaryRelease(ReleaseBase):
     strategy: Literal["Canary"]
     max_surge: IntOrPercent | None = Field(None, alias="maxSurge")
@@ -408,6 +451,9 @@ class CanaryRelease(ReleaseBase):
     traffic: Choice(TRAFFIC_MODES) | None = None
     ingress_class: Text(DNS1123_LABEL, "must be an IngressClass name (a DNS-1123 label)") | None = Field(
         None, alias="ingressClass")
+    # After traffic: their checks read it.
+    gateway: Annotated[GatewaySettings, BeforeValidator(_drop_nulls)] | None = None
+    dns: Annotated[DnsSettings, BeforeValidator(_drop_nulls)] | None = Field(None, validate_default=True)
     stable: Annotated[Track, BeforeValidator(_drop_nulls)]
     canary: Annotated[CanaryTrack, BeforeValidator(_drop_nulls)]
     # Last: its check reads the tracks and the traffic mode.
@@ -418,18 +464,52 @@ class CanaryRelease(ReleaseBase):
     @field_validator("traffic")
     @classmethod
     def _controller_present(cls, traffic: str | None, info: ValidationInfo) -> str | None:
-        if traffic in ("nlb", "alb") and not (info.context or {}).get("load_balancer_controller", False):
+        context = info.context or {}
+        if traffic in ("nlb", "alb") and not context.get("load_balancer_controller", False):
             raise rule(f"'{traffic}' needs the AWS Load Balancer Controller: set {PROJECT}:cluster.loadBalancerController "
                        "to true (on eks it is installed; on a kubeconfig cluster it declares the controller is already "
                        "there)")
+        if traffic == "dns" and not context.get("await_load_balancer", True):
+            raise rule(f"'dns' points Route53 aliases at the load balancers' hostnames, which {PROJECT}:awaitLoadBalancer: "
+                       "false never waits for: set it to true (or remove it)")
         return traffic
 
     @field_validator("ingress_class")
     @classmethod
     def _ingress_class_used(cls, ingress_class: str | None, info: ValidationInfo) -> str | None:
-        if ingress_class is not None and info.data.get("traffic", "replicas") not in ("alb", "nginx"):
-            raise rule("is only used with traffic: alb or nginx")
+        if ingress_class is not None and (info.data.get("traffic") or "replicas") not in INGRESS_MODES:
+            raise rule("is only used with traffic: alb, nginx or skipper")
         return ingress_class
+
+    @field_validator("gateway")
+    @classmethod
+    def _gateway_used(cls, gateway: GatewaySettings | None, info: ValidationInfo) -> GatewaySettings | None:
+        if gateway is None or "traffic" not in info.data:  # (traffic absent: it is wrong itself)
+            return gateway
+        traffic = info.data["traffic"] or "replicas"
+        if traffic not in GATEWAY_MODES:
+            raise rule("is only used with traffic: gateway or istio")
+        if traffic == "istio" and gateway.section_name is not None:
+            raise rule("is only used with traffic: gateway: an Istio VirtualService binds to a whole Gateway",
+                       at=("gateway", "sectionName"))
+        if traffic == "istio" and gateway.hosts is None:
+            raise rule("is required with traffic: istio and a gateway: the host names the Istio Gateway serves, "
+                       "which become the VirtualService's hosts (the release's Service name is one already)",
+                       at=("gateway", "hosts"))
+        return gateway
+
+    @field_validator("dns")
+    @classmethod
+    def _dns_used(cls, dns: DnsSettings | None, info: ValidationInfo) -> DnsSettings | None:
+        if "traffic" not in info.data:
+            return dns
+        traffic = info.data["traffic"] or "replicas"
+        if dns is not None and traffic != "dns":
+            raise rule("is only used with traffic: dns")
+        if dns is None and traffic == "dns":
+            raise rule("is required with traffic: dns: the Route53 hosted zone and the record name "
+                       "(dns: {zone: example.com, name: app.example.com})")
+        return dns
 
     @field_validator("replicas")
     @classmethod
@@ -469,14 +549,15 @@ Release = Annotated[RecreateRelease | RollingRelease | CanaryRelease, Field(disc
 RELEASE_MODELS = {"Recreate": RecreateRelease, "RollingUpdate": RollingRelease, "Canary": CanaryRelease}
 
 # Keys that belong to another strategy: what to say instead of "unknown key".
+CANARY_KEYS = ("stable", "canary", "traffic", "ingressClass", "gateway", "dns")
 MISPLACED = {
     "Recreate": {
         "maxSurge": "is a RollingUpdate setting: the Kubernetes API rejects rollingUpdate settings with strategy Recreate",
         "maxUnavailable": "is a RollingUpdate setting: the Kubernetes API rejects rollingUpdate settings with strategy "
                           "Recreate",
-        **{key: "belongs to Canary releases only" for key in ("stable", "canary", "traffic", "ingressClass")},
+        **{key: "belongs to Canary releases only" for key in CANARY_KEYS},
     },
-    "RollingUpdate": {key: "belongs to Canary releases only" for key in ("stable", "canary", "traffic", "ingressClass")},
+    "RollingUpdate": {key: "belongs to Canary releases only" for key in CANARY_KEYS},
     "Canary": {"tag": "a Canary release has no single tag: set stable.tag and canary.tag"},
 }
 
@@ -610,7 +691,8 @@ def check(raw: Mapping[str, Any]) -> tuple[StackSettings | None, list[str]]:
     nulls = [key for key in StackSettings.keys() if key in raw and raw[key] is None]
     problems = [f"{PROJECT}:{key}: is empty (null); give it a value or remove the key for the default" for key in nulls]
     data = {k: v for k, v in raw.items() if v is not None}
-    context = {"load_balancer_controller": _controller(data.get("cluster"))}
+    context = {"load_balancer_controller": _controller(data.get("cluster")),
+               "await_load_balancer": data.get("awaitLoadBalancer") not in (False, "false")}
     try:
         settings = StackSettings.model_validate(data, context=context)
     except ValidationError as error:
@@ -700,7 +782,8 @@ def _model_at(loc: list[Any], data: Mapping[str, Any]) -> tuple[type[Section] | 
         strategy = (_lookup(data, loc[:2]) or {}).get("strategy")
         if len(loc) == 2:
             return RELEASE_MODELS.get(strategy), MISPLACED.get(strategy, {})
-        nested = {"stable": Track, "canary": CanaryTrack, "resources": Resources}
+        nested = {"stable": Track, "canary": CanaryTrack, "resources": Resources, "gateway": GatewaySettings,
+                  "dns": DnsSettings}
         if len(loc) == 3:
             return nested.get(loc[2]), {}
         if loc[2] == "resources":

@@ -179,12 +179,14 @@ class Prober:
             with self.lock:
                 if self.stop.is_set():
                     return
-                # The settle phase ends with the first whole round that began after the settle time.
-                if increments is not None and self.judge.settling and self.settle_rounds_from is None \
-                        and self.clock.now() - self.start >= self.settle:
-                    self.settle_rounds_from = self.rounds.rounds
-                elif increments is not None and self.judge.settling and self.settle_rounds_from is not None:
-                    self.judge.end_settle()
+                # A scrape round can hold traffic from before the weight change (even from before
+                # the step): rounds are dropped until one has begun after the settle time.
+                if increments is not None and self.judge.settling:
+                    if self.settle_rounds_from is None and self.clock.now() - self.start >= self.settle:
+                        self.settle_rounds_from = self.rounds.rounds
+                    elif self.settle_rounds_from is not None:
+                        self.judge.end_settle()
+                    increments = None
                 for version, counts in (increments or {}).items():
                     self.judge.observe_counts(version, counts.requests, counts.errors, counts.slow,
                                               at=self.clock.now() - self.start)

@@ -1,7 +1,8 @@
 """`python -m rollout preflight STACK`: AWS checks before `pulumi up`, with boto3.
 
 Checks that the credentials work and belong to an account the stack allows, that the stack
-names a region, and that every image hosted in ECR exists with the tag the stack deploys.
+names a region, that every image hosted in ECR exists with the tag the stack deploys, and that
+the Route53 hosted zone of every `traffic: dns` canary exists.
 """
 
 from __future__ import annotations
@@ -77,8 +78,38 @@ def cli_identity(profile: str | None) -> tuple[dict | None, str]:
         return None, "`aws sts get-caller-identity` printed no JSON"
 
 
+def dns_zones(config: StackConfig) -> list[tuple[str, str]]:
+    """(release, hosted zone) for every release whose canary splits traffic by Route53 weights."""
+    return [(r.name, r.dns.zone) for r in config.releases if r.dns is not None]
+
+
 def uses_aws(config: StackConfig) -> bool:
-    return config.cluster.mode == "eks" or bool(ecr_images(config)) or bool(config.allowed_account_ids)
+    return (config.cluster.mode == "eks" or bool(ecr_images(config)) or bool(config.allowed_account_ids)
+            or bool(dns_zones(config)))
+
+
+def _hosted_zone_check(session: object, release: str, zone: str) -> Check:
+    """The public hosted zone the release's weighted records go into exists in the account (by name,
+    as the program's aws.route53.get_zone looks it up)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    name = f"dns zone {zone}"
+    route53 = session.client("route53", region_name="us-east-1")  # type: ignore[attr-defined]
+    try:
+        found = route53.list_hosted_zones_by_name(DNSName=zone, MaxItems="10").get("HostedZones", [])
+    except (BotoCoreError, ClientError) as error:
+        return Check(name, False, f"cannot list the Route53 hosted zones (release {release}): {error}")
+    public = [z for z in found if z.get("Name", "").rstrip(".").lower() == zone.lower()
+              and not (z.get("Config") or {}).get("PrivateZone", False)]
+    if not public:
+        private = [z for z in found if z.get("Name", "").rstrip(".").lower() == zone.lower()]
+        why = " (only a private zone of that name, which the internet does not resolve)" if private else ""
+        return Check(name, False, f"no public Route53 hosted zone {zone} in this account{why}: release {release}'s "
+                                  f"weighted records go there; create it (aws route53 create-hosted-zone --name {zone} "
+                                  "--caller-reference <unique>) and delegate the domain to its name servers")
+    zone_id = public[0].get("Id", "").rsplit("/", 1)[-1]
+    more = f" ({len(public)} public zones of that name: records go to the one the provider finds)" if len(public) > 1 else ""
+    return Check(name, True, f"hosted zone {zone} is {zone_id} (release {release}){more}")
 
 
 def run_checks(config: StackConfig, session: object | None = None) -> list[Check]:
@@ -115,6 +146,8 @@ def run_checks(config: StackConfig, session: object | None = None) -> list[Check
         else:
             checks.append(Check("account", False, f"account {account} is not in aws:allowedAccountIds ({allowed}): "
                                                   "these credentials belong to another account"))
+    for release, zone in dns_zones(config):
+        checks.append(_hosted_zone_check(session, release, zone))
     for release, registry, image_region, repo, tag in ecr_images(config):
         image = f"{registry}.dkr.ecr.{image_region}.amazonaws.com/{repo}:{tag}"
         ecr = session.client("ecr", region_name=image_region)
@@ -178,8 +211,9 @@ def register(verbs: argparse._SubParsersAction) -> None:
         description="Check, with your current AWS credentials, that a stack can be deployed: no documentation "
                     "placeholder is left in the stack file, the caller's account is one the stack allows "
                     "(aws:allowedAccountIds), the stack sets aws:region, the aws CLI the kubeconfig calls is installed "
-                    "and runs as the same principal as the deployment, and every image hosted in ECR exists with the "
-                    "tag the stack deploys. Exit 1 when any check fails.",
+                    "and runs as the same principal as the deployment, every image hosted in ECR exists with the "
+                    "tag the stack deploys, and the public Route53 hosted zone of every `traffic: dns` canary exists. "
+                    "Exit 1 when any check fails.",
         epilog="example:\n  AWS_PROFILE=prod python -m rollout preflight prod",
     )
     parser.add_argument("stack", type=stack_name, help="stack name (Pulumi.<stack>.yaml)")

@@ -23,7 +23,15 @@ from preview.runner import ProgramRun
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 # Apply order: what others live in first.
-_KIND_ORDER = ["Namespace", "ServiceAccount", "ConfigMap", "Secret", "Deployment", "Service", "Ingress"]
+# Subsets before the routes that name them.
+_KIND_ORDER = ["Namespace", "ServiceAccount", "ConfigMap", "Secret", "Deployment", "Service", "Ingress",
+               "PodDisruptionBudget", "DestinationRule", "VirtualService", "HTTPRoute"]
+# Custom resources the program renders (traffic: gateway, istio): kubernetes-validate has no schema
+# for them; the tests check them against their upstream CRDs (tests/test_traffic_modes.py). Listed,
+# so any other kind without a schema still fails the check.
+CUSTOM_RESOURCES = frozenset({("gateway.networking.k8s.io/v1", "HTTPRoute"),
+                              ("networking.istio.io/v1", "DestinationRule"),
+                              ("networking.istio.io/v1", "VirtualService")})
 
 
 @dataclass
@@ -199,6 +207,8 @@ def validate_all(manifests: list[Manifest], version: str) -> list[str]:
     """One line per schema error, naming the object."""
     problems = []
     for manifest in manifests:
+        if (manifest.obj.get("apiVersion"), manifest.kind) in CUSTOM_RESOURCES:
+            continue
         for error in schema_errors(manifest.obj, version):
             problems.append(f"{manifest.label}: {error}")
     return problems

@@ -110,6 +110,20 @@ def mock_classes() -> tuple[type, type]:
             if token == "aws:iam/getSessionContext:getSessionContext":
                 arn = args.args.get("arn", "")
                 return {"issuerArn": arn, "arn": arn, "id": arn}, []
+            if token == "aws:route53/getZone:getZone":
+                return aws_mocks.hosted_zone(str(args.args.get("name") or "")), []
+            if token in ("aws:lb/getHostedZoneId:getHostedZoneId", "aws:elb/getHostedZoneId:getHostedZoneId"):
+                # application is aws.lb's default type; aws.elb answers for classic ELBs.
+                kind = (args.args.get("loadBalancerType") or "application") if token.startswith("aws:lb/") else "classic"
+                region = args.args.get("region") or self.region
+                try:
+                    zone_id = aws_mocks.load_balancer_zone_id(kind, region)
+                except LookupError as error:  # the provider fails the invoke, naming the region
+                    return {}, [("region", str(error).strip("'\""))]
+                answer = {"id": zone_id, "region": region}
+                if token.startswith("aws:lb/"):
+                    answer["loadBalancerType"] = kind
+                return answer, []
             raise NotImplementedError(f"the offline mocks do not answer {token}")
 
         def new_resource(self, args: pulumi_mocks.MockResourceArgs):

@@ -24,6 +24,93 @@ def release_forecast(release: Release) -> Forecast:
     return forecast(release.replicas, ROLLING_UPDATE, release.max_surge, release.max_unavailable)
 
 
+def traffic_needs(release: Release) -> str | None:
+    """What the cluster (or the account) must already have for the release's traffic mode: the
+    program creates none of it, and a missing one shows only at `pulumi up`."""
+    if release.strategy != "Canary":
+        return None
+    svc, gateway = release.service_name, release.gateway
+    if release.traffic in ("nlb", "alb"):
+        return "the AWS Load Balancer Controller"
+    if release.traffic == "nginx":
+        return f"ingress-nginx serving IngressClass {release.ingress_class}"
+    if release.traffic == "gateway" and gateway is None:
+        return ("the Gateway API v1 CRDs (HTTPRoute) and a service mesh that implements GAMMA for HTTPRoute v1 "
+                f"(Istio 1.22+, Linkerd 2.18+) with the callers of Service {svc} in it")
+    if release.traffic == "gateway":
+        assert gateway is not None
+        return (f"the Gateway API v1 CRDs (HTTPRoute), Gateway {gateway.ref} with a controller serving it (the AWS "
+                "Load Balancer Controller v2.14+ with its Gateway API feature gate, Istio, Envoy Gateway, ...), and a "
+                f"listener{' ' + gateway.section_name if gateway.section_name else ''} that allows routes from this "
+                "namespace")
+    if release.traffic == "istio":
+        needs = (f"Istio 1.22+ (the networking.istio.io/v1 CRDs) with the callers of Service {svc} in the mesh "
+                 "(sidecars, or ambient with a waypoint for the Service)")
+        if gateway is not None:
+            needs += f", and the Istio Gateway {gateway.ref} serving hosts {', '.join(gateway.hosts)}"
+        return needs
+    if release.traffic == "skipper":
+        return (f"skipper serving IngressClass {release.ingress_class} and kube-ingress-aws-controller in front of it "
+                "(its IAM permissions, and a security group tagged for it)")
+    if release.traffic == "dns":
+        assert release.dns is not None
+        lbs = ("NLBs from the AWS Load Balancer Controller" if release.dns.load_balancer_type == "network"
+               else "the in-tree classic ELBs")
+        return (f"the public Route53 hosted zone {release.dns.zone} in the account (`rollout preflight` checks it); "
+                f"the records alias {lbs} in {release.dns.region}")
+    return None
+
+
+def traffic_caveats(release: Release) -> list[str]:
+    """What a mode's split does not do, in words (shown under the release)."""
+    if release.strategy != "Canary":
+        return []
+    svc = release.service_name
+    if release.traffic == "dns":
+        settle = canary_math.settle_seconds(release)
+        return [f"DNS caching makes this coarse: a weight change shows only after Route53 has it (up to "
+                f"{canary_math.ROUTE53_PROPAGATION_SECONDS} s) and the alias records' TTL "
+                f"({canary_math.ALIAS_TTL_SECONDS} s) has run out in every resolver (so a step settles for "
+                f"{settle:g} s before it is judged), and it splits by resolver, not by request: a client sees all "
+                "stable or all canary until its cached answer expires; shares match the weights only over many "
+                "resolvers"]
+    if release.traffic in ("gateway", "istio") and (release.gateway is None or release.traffic == "istio"):
+        return [f"only calls made through the mesh are split by weight: a caller outside it reaches Service {svc}'s "
+                "pods of both tracks by pod count"]
+    return []
+
+
+def split_words(release: Release) -> str | None:
+    """Where the weight lives, with this weight's numbers."""
+    weight = release.requested_weight
+    if release.strategy != "Canary" or weight is None or release.traffic in ("replicas", "nlb", "alb", "nginx"):
+        return None
+    svc, stable, canary = release.service_name, 100 - weight, weight
+    if release.traffic == "gateway":
+        return f"HTTPRoute {svc} backendRefs: {svc}-stable weight {stable}, {svc}-canary weight {canary}"
+    if release.traffic == "istio":
+        return f"VirtualService {svc} routes: subset stable weight {stable}, subset canary weight {canary}"
+    if release.traffic == "skipper":
+        return f"Ingress {svc} zalando.org/backend-weights: {svc}-stable {stable}, {svc}-canary {canary}"
+    assert release.dns is not None
+    return (f"Route53 A {release.dns.name}: set stable weight {stable} (load balancer of {svc}-stable), set canary "
+            f"weight {canary} (load balancer of {svc}-canary)")
+
+
+def routing_plan(release: Release) -> dict[str, Any] | None:
+    """How a canary's traffic reaches it: where the address comes from, what the cluster or account
+    must have, where the weight lives, what the mode does not do, and how long a weight change takes."""
+    if release.strategy != "Canary":
+        return None
+    return {
+        "address": release.address_source(),
+        "needs": traffic_needs(release),
+        "split": split_words(release),
+        "caveats": traffic_caveats(release),
+        "settleSeconds": canary_math.settle_seconds(release),
+    }
+
+
 def traffic_plan(release: Release) -> dict[str, Any] | None:
     if release.strategy != "Canary":
         return None
@@ -110,15 +197,43 @@ def warnings_for(release: Release, fc: Forecast) -> list[str]:
     return out
 
 
+# Kinds that carry a release's traffic split under its Service name, before a Service of that name.
+_ROUTE_KINDS = ("HTTPRoute", "VirtualService", "Ingress")
+ROUTE53_FRONT = "Route53 weighted records"
+
+
 def _front(release: Release, run: ProgramRun) -> str:
-    """What the program registered in front of the release's pods under its Service name."""
+    """What the program registered in front of the release's pods under its Service name: a route
+    (HTTPRoute, VirtualService, Ingress), else the Service's type; Route53 records for `dns`."""
+    if any(r.type == "aws:route53/record:Record" and r.parent_name == release.name for r in run.resources):
+        return ROUTE53_FRONT
+    found: dict[str, str] = {}
     for resource in run.kubernetes_objects():
         metadata = resource.inputs.get("metadata") or {}
-        if metadata.get("name") == release.service_name and resource.inputs.get("kind") in ("Service", "Ingress"):
-            if resource.inputs["kind"] == "Ingress":
-                return "Ingress"
-            return (resource.inputs.get("spec") or {}).get("type", "ClusterIP")
+        kind = resource.inputs.get("kind")
+        if metadata.get("name") == release.service_name and kind in ("Service", *_ROUTE_KINDS):
+            found[kind] = kind if kind != "Service" else (resource.inputs.get("spec") or {}).get("type", "ClusterIP")
+    for kind in (*_ROUTE_KINDS, "Service"):
+        if kind in found:
+            return found[kind]
     return "none"
+
+
+def _service_line(release: Release) -> str | None:
+    """The plan's `service` line for the modes whose front is not one LoadBalancer Service or Ingress."""
+    if release.strategy != "Canary" or release.traffic not in ("gateway", "istio", "dns"):
+        return None
+    svc, ports = release.service_name, f":{release.service_port} → pod :{release.port}"
+    source = release.address_source()
+    where = source if source.startswith("in-mesh") else f"address: {source}"
+    if release.traffic == "dns":
+        assert release.dns is not None
+        return (f"{release.dns.name}: Route53 weighted records → LoadBalancer {svc}-stable, {svc}-canary {ports} "
+                "(addresses assigned at deploy)")
+    if release.traffic == "gateway" and release.gateway is not None:
+        return f"{svc}: HTTPRoute on Gateway {release.gateway.ref} → {svc}-stable, {svc}-canary {ports} ({where})"
+    route = "HTTPRoute" if release.traffic == "gateway" else "VirtualService"
+    return f"{svc}: ClusterIP {ports}, split by {route} {svc} ({where})"
 
 
 def release_plan(release: Release, run: ProgramRun) -> dict[str, Any]:
@@ -141,6 +256,7 @@ def release_plan(release: Release, run: ProgramRun) -> dict[str, Any]:
             "port": release.service_port,
             "targetPort": release.port,
             "type": _front(release, run),
+            "line": _service_line(release),
         },
         "forecast": fc.to_json(),
         "warnings": warnings_for(release, fc),
@@ -149,6 +265,7 @@ def release_plan(release: Release, run: ProgramRun) -> dict[str, Any]:
         plan["requestedWeight"] = release.requested_weight
         plan["effectiveWeight"] = release.effective_weight
         plan["traffic"] = traffic_plan(release)
+        plan["routing"] = routing_plan(release)
         plan["weightSteps"] = weight_step_plan(release)
     return plan
 
@@ -218,17 +335,27 @@ def render_text(plan: dict[str, Any], manifest_note: str = "") -> str:
             label = "image" if track == "app" else track
             lines.append(f"    {label:<11}{image} × {r['replicas'][track]}")
         svc = r["service"]
-        kind = "LoadBalancer" if svc["type"] == "LoadBalancer" else "Ingress"
-        lines.append(f"    {'service':<11}{svc['name']}: {kind} :{svc['port']} → pod :{svc['targetPort']}"
-                     " (address assigned at deploy)")
+        t = r.get("traffic") or {}
+        if svc.get("line"):
+            lines.append(f"    {'service':<11}{svc['line']}")
+        else:
+            kind = "LoadBalancer" if svc["type"] == "LoadBalancer" else "Ingress"
+            lines.append(f"    {'service':<11}{svc['name']}: {kind} :{svc['port']} → pod :{svc['targetPort']}"
+                         " (address assigned at deploy)")
         if r["strategy"] == "Canary":
-            t = r["traffic"]
             req = "" if t["requestedWeight"] is None else f" (requested {t['requestedWeight']}%)"
             lines.append(f"    {'weight':<11}{t['canaryShare']:g}% of traffic to canary{req}, "
                          f"{t['canaryPods']} canary + {t['stablePods']} stable pods")
             if t.get("replicasModeExactTotal") and t["mode"] != "replicas" and t["requestedWeight"] not in (0, 100):
                 lines.append(f"    {'':<11}a pod-count split needs {t['replicasModeExactTotal']} pods for exactly "
                              f"{t['requestedWeight']}%; this mode needs {t['canaryPods']} canary pod(s)")
+            routing = r.get("routing") or {}
+            if routing.get("split"):
+                lines.append(f"    {'split':<11}{routing['split']}")
+            if routing.get("needs") and t["mode"] in ("gateway", "istio", "skipper", "dns"):
+                lines.append(f"    {'needs':<11}{routing['needs']}")
+            for caveat in routing.get("caveats") or ():
+                lines.append(f"    {'caveat':<11}{caveat}")
         for i, step in enumerate(r.get("weightSteps") or []):
             label = "steps" if i == 0 else ""
             updates = "  ".join(f"{n}) {u}" for n, u in enumerate(step["updates"], start=1))

@@ -105,7 +105,10 @@ def cmd_preview(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        note = (f"Manifests: {len(paths)} objects in {shown_dir}/, valid for Kubernetes {version} (strict schema); "
+        custom = [m for m in objects if (m.obj.get("apiVersion"), m.kind) in manifests.CUSTOM_RESOURCES]
+        note = (f"Manifests: {len(paths)} objects in {shown_dir}/, valid for Kubernetes {version} (strict schema"
+                + (f"; the {len(custom)} custom resources need their CRDs installed, and are checked against them "
+                   "only in the tests" if custom else "") + "); "
                 f"apply with: kubectl apply -f {shown_dir}/\n"
                 "Offline preview: load balancer addresses and generated names are only known after `pulumi up`.")
         print(plan.render_text(result, note))

@@ -30,6 +30,8 @@ def problems(raw, extra=None):
     return caught.value.problems
 
 
+DNS = {"zone": "example.com", "name": "app.example.com"}
+
 # (config, the key path the one error must name, a fragment of the rule)
 INVALID = [
     (releases(app=rolling(maxSurge=0, maxUnavailable=0)), "releases.app.maxUnavailable", "must not be 0 when maxSurge is 0"),
@@ -64,10 +66,14 @@ INVALID = [
     (releases(app=canary(tag="v1")), "releases.app.tag", "set stable.tag and canary.tag"),
     (releases(app=canary(stable={"tag": "v1", "replicas": 2})), "releases.app", "not both"),
     (releases(app=canary(stable=None)), "releases.app.stable", "is required"),
-    (releases(app=canary(traffic="istio")), "releases.app.traffic", "must be one of replicas, nlb, alb, nginx"),
+    (releases(app=canary(traffic="linkerd")), "releases.app.traffic",
+     "must be one of replicas, nlb, alb, nginx, gateway, istio, skipper, dns"),
     (releases(app=canary(traffic="nlb")), "releases.app.traffic", "needs the AWS Load Balancer Controller"),
     (releases(app=canary(traffic="alb")), "releases.app.traffic", "cluster.loadBalancerController"),
-    (releases(app=canary(ingressClass="nginx")), "releases.app.ingressClass", "only used with traffic: alb or nginx"),
+    (releases(app=canary(ingressClass="nginx")), "releases.app.ingressClass",
+     "only used with traffic: alb, nginx or skipper"),
+    (releases(app=canary(traffic="gateway", ingressClass="skipper")), "releases.app.ingressClass",
+     "only used with traffic: alb, nginx or skipper"),
     (releases(app=rolling(resources={"requests": {"cpu": "lots"}})), "releases.app.resources.requests.cpu", "quantity"),
     (releases(app=rolling(resources={"requests": {"memory": "1Gi"}, "limits": {"memory": "128Mi"}})),
      "releases.app.resources.requests.memory", "must not exceed limits.memory"),
@@ -143,6 +149,65 @@ INVALID = [
     (releases(app={"strategy": "Canary", "stable": {"tag": "v1", "replicas": 2},
                    "canary": {"tag": "v2", "replicas": 1, "podsForWeight": 5}}),
      "releases.app.canary.podsForWeight", "goes with replicas + canary.weight"),
+    # The other weighted modes: gateway, istio, skipper, dns. Each mode's own keys, and only there.
+    ({**releases(app=canary(traffic="dns")), "_region": True}, "releases.app.dns", "is required with traffic: dns"),
+    ({**releases(app=canary(traffic="dns", dns={"name": "app.example.com"})), "_region": True}, "releases.app.dns.zone",
+     "is required"),
+    ({**releases(app=canary(traffic="dns", dns={"zone": "example.com"})), "_region": True}, "releases.app.dns.name",
+     "is required"),
+    ({**releases(app=canary(traffic="dns", dns={"zone": "example.com", "name": "app.example.org"})), "_region": True},
+     "releases.app.dns.name", "must be in zone example.com"),
+    ({**releases(app=canary(traffic="dns", dns={"zone": "example.com", "name": "appexample.com"})), "_region": True},
+     "releases.app.dns.name", "must be in zone example.com"),
+    ({**releases(app=canary(traffic="dns", dns={"zone": "Example_Com", "name": "app.example.com"})), "_region": True},
+     "releases.app.dns.zone", "DNS name of a Route53 hosted zone"),
+    ({**releases(app=canary(traffic="dns", dns={"zone": "example.com", "name": "app .example.com"})),
+      "_region": True}, "releases.app.dns.name", "must be a DNS name"),
+    ({**releases(app=canary(traffic="dns", dns={**DNS, "ttl": 60})), "_region": True},
+     "releases.app.dns.ttl", "unknown key; valid keys: zone, name"),
+    ({**releases(app=canary(traffic="dns", dns={"zone": "example.com", "name": "app.example.com"})),
+      "awaitLoadBalancer": False, "_region": True}, "releases.app.traffic", "awaitLoadBalancer"),
+    (releases(app=canary(traffic="skipper", dns={"zone": "example.com", "name": "app.example.com"})),
+     "releases.app.dns", "is only used with traffic: dns"),
+    (releases(app=canary(dns={"zone": "example.com", "name": "app.example.com"})),
+     "releases.app.dns", "is only used with traffic: dns"),
+    (releases(app=canary(traffic="skipper", gateway={"name": "public"})), "releases.app.gateway",
+     "is only used with traffic: gateway or istio"),
+    (releases(app=canary(gateway={"name": "public"})), "releases.app.gateway",
+     "is only used with traffic: gateway or istio"),
+    ({**releases(app=canary(traffic="dns", gateway={"name": "public"},
+                            dns={"zone": "example.com", "name": "app.example.com"})), "_region": True},
+     "releases.app.gateway", "is only used with traffic: gateway or istio"),
+    (releases(app=canary(traffic="gateway", gateway={"name": "Public_GW"})), "releases.app.gateway.name",
+     "a Gateway name (a DNS-1123 label)"),
+    (releases(app=canary(traffic="gateway", gateway={"name": "public", "namespace": "Infra"})),
+     "releases.app.gateway.namespace", "a namespace name (a DNS-1123 label)"),
+    (releases(app=canary(traffic="gateway", gateway={"name": "public\n"})), "releases.app.gateway.name",
+     "DNS-1123 label"),
+    (releases(app=canary(traffic="gateway", gateway={"name": "g" * 64})), "releases.app.gateway.name",
+     "at most 63 characters"),
+    (releases(app=canary(traffic="gateway", gateway={"name": "public", "sectionName": "HTTP Listener"})),
+     "releases.app.gateway.sectionName", "the Gateway's listeners"),
+    (releases(app=canary(traffic="gateway", gateway={"namespace": "infra"})), "releases.app.gateway.name",
+     "is required"),
+    (releases(app=canary(traffic="gateway", gateway={"name": "public", "sectionname": "http"})),
+     "releases.app.gateway.sectionname", "did you mean 'sectionName'?"),
+    (releases(app=canary(traffic="gateway", gateway={"name": "public", "hosts": ["App.Example.com"]})),
+     "releases.app.gateway.hosts[0]", "host name"),
+    (releases(app=canary(traffic="gateway", gateway={"name": "public", "hosts": []})),
+     "releases.app.gateway.hosts", "non-empty list of host names"),
+    (releases(app=canary(traffic="istio", gateway={"name": "public", "sectionName": "http",
+                                                   "hosts": ["app.example.com"]})),
+     "releases.app.gateway.sectionName", "is only used with traffic: gateway"),
+    (releases(app=canary(traffic="istio", gateway={"name": "public"})), "releases.app.gateway.hosts",
+     "is required with traffic: istio"),
+    (releases(app=rolling(gateway={"name": "public"})), "releases.app.gateway", "belongs to Canary releases only"),
+    (releases(app={"strategy": "Recreate", "tag": "v1", "dns": {"zone": "example.com", "name": "example.com"}}),
+     "releases.app.dns", "belongs to Canary releases only"),
+    (releases(app={"strategy": "Canary", "traffic": "skipper", "stable": {"tag": "v1", "replicas": 2},
+                   "canary": {"tag": "v2", "replicas": 1}}), "releases.app", "traffic 'skipper' splits by weight"),
+    (releases(app=canary(traffic="istio", replicas=0)), "releases.app.replicas", "at least 1 with traffic 'istio'"),
+    (releases(app=canary(traffic="skipper", ingressClass="Skipper")), "releases.app.ingressClass", "IngressClass"),
 ]
 
 
@@ -182,11 +247,102 @@ NAME_CLASHES = [
 ]
 
 
+NAME_CLASHES += [
+    ({"a": canary(traffic="dns", dns=DNS), "b": canary(traffic="dns", serviceName="web", dns={**DNS, "zone": "app.example.com"})},
+     "b.dns.name", "record 'app.example.com' is already used by release 'a' (both would write its weighted records", "a"),
+    ({"a": canary(traffic="istio", serviceName="front"), "b": rolling(serviceName="front")},
+     "b.serviceName", "Service name 'front' is already used", "a"),
+    ({"a": canary(traffic="gateway", serviceName="front"), "b": rolling(serviceName="front")},
+     "b.serviceName", "Service name 'front' is already used", "a"),
+    ({"a": canary(traffic="istio", serviceName="w"), "b": canary(traffic="gateway", serviceName="w")},
+     "b.serviceName", "Service name 'w' is already used by release 'a'", "a"),
+    ({"a": canary(traffic="gateway", serviceName="w"), "b": canary(traffic="istio", serviceName="w-stable")},
+     "b.serviceName", "Service name 'w-stable' is already used by release 'a'", "a"),
+]
+
+
+def test_a_gateway_release_leaves_its_service_name_to_the_gateway():
+    # North-south, the HTTPRoute (not a Service) takes the name: a Service of that name elsewhere is fine.
+    raw = releases(a=canary(traffic="gateway", serviceName="web", gateway={"name": "public"}),
+                   b=rolling(serviceName="web"))
+    config = validate(raw, "test")
+    assert config.release("a").object_names() == {"Deployment": ("a-stable", "a-canary"),
+                                                  "Service": ("web-stable", "web-canary"), "HTTPRoute": ("web",)}
+    # In the mesh form it is the release's own front Service, so it clashes.
+    raw["releases"]["a"].pop("gateway")
+    assert problems(raw) == ["app-update:releases.b.serviceName: Service name 'web' is already used by release 'a'"]
+
+
+NEW_MODE_NAMES = [
+    ("gateway", {}, {"Deployment": ("app-stable", "app-canary"), "Service": ("app-stable", "app-canary", "app"),
+                     "HTTPRoute": ("app",)},
+     {"Service": ("app-stable-service", "app-canary-service", "app-service"), "HTTPRoute": ("app-httproute",)}),
+    ("istio", {}, {"Deployment": ("app-stable", "app-canary"), "Service": ("app",), "VirtualService": ("app",),
+                   "DestinationRule": ("app",)},
+     {"Service": ("app-service",), "VirtualService": ("app-virtualservice",),
+      "DestinationRule": ("app-destinationrule",)}),
+    ("skipper", {}, {"Deployment": ("app-stable", "app-canary"), "Service": ("app-stable", "app-canary"),
+                     "Ingress": ("app",)},
+     {"Service": ("app-stable-service", "app-canary-service"), "Ingress": ("app-ingress",)}),
+    ("dns", {"dns": DNS}, {"Deployment": ("app-stable", "app-canary"), "Service": ("app-stable", "app-canary"),
+                           "Route53 record": ("app.example.com",)},
+     {"Service": ("app-stable-service", "app-canary-service"), "Record": ("app-stable-record", "app-canary-record")}),
+]
+
+
+@pytest.mark.parametrize("traffic,keys,objects,resources", NEW_MODE_NAMES, ids=[n[0] for n in NEW_MODE_NAMES])
+def test_the_new_modes_name_every_object_and_resource_they_register(traffic, keys, objects, resources):
+    from preview.runner import run_program
+    from tests.conftest import settings_with
+
+    settings = settings_with({"app": canary(traffic=traffic, **keys)})
+    settings["aws:region"] = "us-west-2"
+    run = run_program("test", settings=settings)
+    assert run.error is None
+    release = validate({"cluster": {"mode": "kubeconfig"}, "releases": {"app": canary(traffic=traffic, **keys)}},
+                       "test", {"aws:region": "us-west-2"}).release("app")
+    assert release.object_names() == objects
+    names = release.resource_names()
+    assert {k: v for k, v in names.items() if k not in ("Deployment", "PodDisruptionBudget")} == resources
+    # Every resource the component registers is one resource_names() knows (the URN check covers it).
+    kind_of = lambda typ: typ.split(":")[-1]  # noqa: E731
+    registered = {(kind_of(r.type), r.name) for r in run.resources if r.parent_name == "app"}
+    known = {(kind, name) for kind, listed in names.items() for name in listed}
+    assert registered <= known, registered - known
+
+
+def test_dns_needs_an_aws_region_on_a_kubeconfig_stack():
+    raw = releases(app=canary(traffic="dns", dns=DNS))
+    assert problems(raw) == [
+        "aws:region: is required when a release uses traffic: dns (releases app): its Route53 records are created "
+        "with the stack's AWS provider, and the load balancers' canonical hosted zone depends on the region"]
+    assert validate(raw, "test", {"aws:region": "us-west-2"}).release("app").dns.region == "us-west-2"
+    # On an eks stack the region is required anyway: one line, not two.
+    raw["cluster"] = {"mode": "eks"}
+    assert problems(raw) == ["aws:region: is required when app-update:cluster.mode is eks"]
+
+
+def test_gateway_istio_and_skipper_need_no_cluster_key():
+    raw = releases(g=canary(traffic="gateway"), i=canary(traffic="istio"), s=canary(traffic="skipper"))
+    config = validate(raw, "test")
+    assert [r.traffic for r in config.releases] == ["gateway", "istio", "skipper"]
+    assert config.release("s").ingress_class == "skipper" and config.release("g").ingress_class is None
+
+
+def test_the_dns_load_balancers_follow_the_controller():
+    raw = releases(app=canary(traffic="dns", dns={"zone": "example.com.", "name": "app.example.com."}))
+    dns = validate(raw, "test", {"aws:region": "eu-west-1"}).release("app").dns
+    assert (dns.zone, dns.name, dns.region, dns.load_balancer_type) == ("example.com", "app.example.com",
+                                                                        "eu-west-1", "classic")
+    raw["cluster"]["loadBalancerController"] = True
+    assert validate(raw, "test", {"aws:region": "eu-west-1"}).release("app").dns.load_balancer_type == "network"
+
+
 @pytest.mark.parametrize("named,path,what,other", NAME_CLASHES, ids=[c[1] for c in NAME_CLASHES])
 def test_objects_of_two_releases_never_share_a_name_in_the_namespace(named, path, what, other):
     raw = releases(**named)
     raw["cluster"]["loadBalancerController"] = True
-    found = [p for p in problems(raw) if p.startswith(f"app-update:releases.{path}: ")]
+    found = [p for p in problems(raw, {"aws:region": "us-west-2"}) if p.startswith(f"app-update:releases.{path}: ")]
     assert len(found) == 1, problems(raw)
     assert what in found[0]
     if other:

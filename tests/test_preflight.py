@@ -177,3 +177,57 @@ def test_the_prod_stack_file_still_holds_placeholders_until_replaced():
     own = {k.split(":", 1)[1]: v for k, v in settings.items() if k.startswith("app-update:")}
     other = {k: v for k, v in settings.items() if not k.startswith("app-update:")}
     assert preflight.placeholders(validate(own, "prod", other))
+
+
+# ---------------------------------------------------------------------------------------------
+# traffic: dns — the hosted zone its weighted records go into
+# ---------------------------------------------------------------------------------------------
+
+
+def dns_stack(zone="example.com", name="app.example.com", cluster=None):
+    raw = {"cluster": cluster or {"mode": "kubeconfig"}, "releases": {
+        "app": {"strategy": "Canary", "traffic": "dns", "replicas": 4, "dns": {"zone": zone, "name": name},
+                "stable": {"tag": "v1"}, "canary": {"tag": "v2", "weight": 5}}}}
+    return validate(raw, "test", {"aws:region": REGION})
+
+
+def create_zone(name, private=False):
+    route53 = boto3.client("route53", region_name="us-east-1")
+    kwargs = {"Name": name, "CallerReference": f"test-{name}-{private}"}
+    if private:
+        ec2 = boto3.client("ec2", region_name=REGION)
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        kwargs.update(VPC={"VPCRegion": REGION, "VPCId": vpc}, HostedZoneConfig={"PrivateZone": True, "Comment": ""})
+    return route53.create_hosted_zone(**kwargs)["HostedZone"]["Id"].rsplit("/", 1)[-1]
+
+
+@mock_aws
+def test_the_dns_zone_that_exists_passes(aws_env):
+    create_zone("example.org")
+    zone_id = create_zone("example.com")
+    checks = preflight.run_checks(dns_stack())
+    assert failures(checks) == {}
+    [check] = [c for c in checks if c.name == "dns zone example.com"]
+    assert check.detail == f"hosted zone example.com is {zone_id} (release app)"
+
+
+@mock_aws
+def test_a_missing_dns_zone_fails_with_what_to_do(aws_env):
+    create_zone("example.org")
+    found = failures(preflight.run_checks(dns_stack()))
+    assert list(found) == ["dns zone example.com"]
+    assert found["dns zone example.com"].startswith(
+        "no public Route53 hosted zone example.com in this account: release app's weighted records go there; "
+        "create it (aws route53 create-hosted-zone --name example.com")
+
+
+@mock_aws
+def test_a_private_zone_of_that_name_does_not_count(aws_env):
+    create_zone("example.com", private=True)
+    found = failures(preflight.run_checks(dns_stack()))
+    assert "only a private zone of that name" in found["dns zone example.com"]
+
+
+def test_a_dns_release_makes_a_kubeconfig_stack_an_aws_one():
+    assert preflight.uses_aws(dns_stack())
+    assert preflight.dns_zones(dns_stack(zone="example.com.", name="app.example.com.")) == [("app", "example.com")]

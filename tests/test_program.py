@@ -278,3 +278,15 @@ def test_each_release_component_aliases_the_other_strategies(strategy):
     others = {"Recreate": "RecreateDeployment", "RollingUpdate": "RollingDeployment", "Canary": "CanaryPair"}
     expected = {f"app-update:index:{t}" for s, t in others.items() if s != strategy}
     assert {alias["type"] for alias in component.aliases} == expected
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_services_never_wait_for_pods_that_come_after_them(stack_runs, stack):
+    # pulumi-kubernetes' default Service await waits for ready endpoints; the Deployments come after
+    # their Services (and a canary track may have none), so a Service waits for its address at most.
+    for svc in stack_runs[stack].of_type(SERVICE):
+        annotations = svc.inputs["metadata"].get("annotations") or {}
+        if svc.inputs["spec"]["type"] == "LoadBalancer" and annotations.get("pulumi.com/skipAwait") != "true":
+            assert annotations["pulumi.com/waitFor"] == "jsonpath={.status.loadBalancer.ingress}"
+        else:
+            assert annotations.get("pulumi.com/skipAwait") == "true"
