@@ -309,6 +309,18 @@ class _Tracker:
     def get(self, field: str) -> Any:
         return stacks.get_path(self.cfg, field)
 
+    def traffic_settle(self) -> float:
+        """Seconds after an applied weight change before traffic follows it (DNS: propagation and TTL)."""
+        release = stacks.check_config(self.stack.name, self.full_config, self.config).release(self.release)
+        return canary_math.settle_seconds(release)
+
+    def wait_for_traffic(self, what: str) -> None:
+        seconds = self.traffic_settle()
+        if seconds > 0:
+            self.log.say(f"  waiting {seconds:g}s for DNS caches to follow the new weight ({what})",
+                         settle=seconds)
+            self.clock.sleep(seconds)
+
     def pods(self, releases: dict[str, Any]) -> tuple[dict[str, int], dict[str, str]]:
         checked = stacks.check_config(self.stack.name, self.full_config, releases).release(self.release)
         return checked.replica_counts(), checked.tags()
@@ -437,6 +449,7 @@ class _CanaryLoop:
                                     stacks.RetryPolicy(attempts=1, lock_wait=o.retry.lock_wait, pause=o.retry.pause),
                                     extra)
                 self.weight = weight
+                tracker.wait_for_traffic("before judging the step")
                 verdict = self._judge(url, index, weight)
                 if verdict:
                     raise _Verdict(verdict)
@@ -455,7 +468,10 @@ class _CanaryLoop:
         rounds = None
         # From probes the settle phase is time; from Prometheus it is also whole scrape rounds,
         # since a round can straddle the weight change (the loop ends it: Prober._watch_metrics).
-        judge = (Judge(o.tag, weight, o.max_error_rate, o.max_p99, settling=True) if o.metrics
+        # DNS splits per resolver: one prober is one resolver and sees 0% or 100% of the canary, so
+        # the share is never judged there (the judge stays settling); errors and latency are.
+        per_resolver = self.tracker.traffic_settle() > 0
+        judge = (Judge(o.tag, weight, o.max_error_rate, o.max_p99, settling=True) if o.metrics or per_resolver
                  else Judge(o.tag, weight, o.max_error_rate, o.max_p99, settle_seconds=o.settle))
         if o.metrics:
             from operations.prometheus import PrometheusSource, Rounds
@@ -522,6 +538,7 @@ class _CanaryLoop:
             # Never skipped: after a failure, what is live may differ from what the config says.
             tracker.move_weight(tracker.worst_weight(), 0, f"canary {o.release} {o.tag} aborted at {where}: {reason}",
                                 certain=False)
+            tracker.wait_for_traffic("before the abort is complete")
             restored = True
         except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 (reported, with what is live)
             cause = "interrupted again" if isinstance(error, KeyboardInterrupt) else (
@@ -620,6 +637,7 @@ def do_abort(stack: StackLike, release: str, yes: bool, confirm: stacks.Confirm,
     tracker.live["canary"] = {**(tracker.live.get("canary") or {}), "weight": live}
     try:
         tracker.move_weight(tracker.worst_weight(), 0, f"abort canary {release}", certain=False)
+        tracker.wait_for_traffic("before the abort is complete")
     except (stacks.UpdateFailed, KeyboardInterrupt) as error:
         cause = error.cause if isinstance(error, stacks.UpdateFailed) else "interrupted"
         log.say(f"NOT RESTORED ({cause}): {tracker.state_line()}; finish with: {abort_command(stack.name, release)}")

@@ -763,3 +763,41 @@ def test_a_stack_file_of_each_new_mode_passes_the_committed_schema(variant):
     wrong = copy.deepcopy(document)
     wrong["config"]["app-update:releases"]["other"]["gateway"] = {"name": "public"}  # a RollingUpdate release
     assert list(validator.iter_errors(wrong))
+
+
+def test_a_dns_canary_waits_out_the_ttl_before_judging_and_before_an_abort_is_complete(monkeypatch):
+    from operations import canary_run
+    from operations.canary_run import CanaryOptions, do_abort, run_canary
+    from tests.clock import VirtualClock
+
+    judges = []
+
+    def no_probes(self, duration, on_tick):
+        judges.append(self.judge)
+        return None
+
+    monkeypatch.setattr(canary_run.Prober, "run", no_probes)
+    stack = order_stack("dns")
+    clock = VirtualClock()
+    options = CanaryOptions(release="app", tag="v2", steps=[5, 50], interval=0.5, url="http://127.0.0.1:9/")
+    assert run_canary(stack, options, clock=clock).exit_code == 0
+    assert clock.slept == [120.0, 120.0]  # after each step's weight change, before judging it
+    # One prober is one resolver: the share is never judged in dns mode, errors and latency are.
+    assert all(judge.settling for judge in judges)
+    stack.config["app-update:releases"]["app"]["canary"] = {"tag": "v2", "weight": 50}
+    stack.up(message="by hand")
+    clock = VirtualClock()
+    assert do_abort(stack, "app", True, None, clock=clock) == 0
+    assert clock.slept == [120.0]  # the abort is complete only once DNS caches follow
+
+
+def test_other_modes_judge_at_once(monkeypatch):
+    from operations import canary_run
+    from operations.canary_run import CanaryOptions, run_canary
+    from tests.clock import VirtualClock
+
+    monkeypatch.setattr(canary_run.Prober, "run", lambda self, duration, on_tick: None)
+    clock = VirtualClock()
+    options = CanaryOptions(release="app", tag="v2", steps=[5, 50], interval=0.5, url="http://127.0.0.1:9/")
+    assert run_canary(order_stack("skipper"), options, clock=clock).exit_code == 0
+    assert clock.slept == []
