@@ -39,26 +39,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
-try:  # the project's exact port of apimachinery's ParseQuantity
-    from model.quantity import parse_quantity
-except ImportError:  # pragma: no cover - only when the module moved; same grammar, kept in step with it
-    _NUMBER = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
-    _QUANTITY = re.compile(rf"({_NUMBER})(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]+)?")
-    _BINARY = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}
-    _DECIMAL = {"n": -9, "u": -6, "m": -3, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
-
-    def parse_quantity(text: str) -> Decimal | None:
-        match = _QUANTITY.fullmatch(text)
-        if not match or len(text) > 64:
-            return None
-        number, suffix = Decimal(match.group(1)), match.group(2)
-        if suffix is None:
-            return number
-        if suffix in _BINARY:
-            return number * (1024 ** _BINARY[suffix])
-        exponent = _DECIMAL[suffix] if suffix in _DECIMAL else int(suffix[1:])
-        return None if abs(exponent) > 100 else number.scaleb(exponent)
-
+from model.quantity import parse_quantity  # the project's port of apimachinery's ParseQuantity
 
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1

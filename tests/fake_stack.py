@@ -181,13 +181,16 @@ class FakeStack:
         return UpResult(stdout="", stderr="", summary=self.summaries[-1],
                         outputs={k: OutputValue(v, k == "kubeconfig") for k, v in self._outputs.items()})
 
+    def tracked(self, run: Any) -> list[tuple[Any, str, dict[str, Any]]]:
+        """(resource, "Kind/name", inputs) of what `changes` follows: the Kubernetes objects."""
+        return [(r, f"{r.inputs['kind']}/{r.inputs['metadata']['name']}", r.inputs) for r in run.kubernetes_objects()]
+
     def _move_live(self, message: str, config: dict[str, Any], run: Any, result: str) -> None:
         objects: dict[str, dict[str, Any]] = {}
         dependencies: dict[str, list[str]] = {}
         by_urn = {}
-        for resource in run.kubernetes_objects():
-            key = f"{resource.inputs['kind']}/{resource.inputs['metadata']['name']}"
-            objects[key] = resource.inputs
+        for resource, key, inputs in self.tracked(run):
+            objects[key] = inputs
             by_urn[resource.urn] = key
             dependencies[key] = resource.dependencies
         changed = []

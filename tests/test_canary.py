@@ -68,8 +68,7 @@ def options(tag, **overrides):
 
 def test_a_good_version_goes_through_every_step_and_is_promoted(apps, proxy, tmp_path, capsys):
     stack = LoadBalancedStack(proxy, apps)
-    run = run_canary(stack, options("v2", url=proxy.url, interval=0.2), log_path=tmp_path / "canary.log",
-                     clock=VirtualClock())
+    run = run_canary(stack, options("v2", url=proxy.url), log_path=tmp_path / "canary.log", clock=VirtualClock())
     assert run.exit_code == 0, run.aborted
     assert [s.weight for s in run.steps] == [5, 25, 50, 100]
     for step in run.steps:
