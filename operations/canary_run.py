@@ -127,6 +127,7 @@ class Prober:
         self.url = urllib.parse.urlsplit(url) if url else None
         self.rounds = rounds  # operations.prometheus.Rounds: the judge reads the users' traffic from it
         self.settle_rounds_from: int | None = None
+        self.error: Exception | None = None
         self.judge_probes = judge_probes
         self.settle = settle
         self.judge = judge
@@ -170,7 +171,15 @@ class Prober:
             on_tick(elapsed)
 
     def _watch_metrics(self, deadline: float, on_tick: Callable[[float], None]) -> None:
-        """Feed the judge each whole scrape round's increments per version, until the step ends."""
+        """Feed the judge each whole scrape round's increments per version, until the step ends.
+        A failure to read Prometheus ends the step; run() raises it (the loop then aborts)."""
+        try:
+            self._feed_metrics(deadline, on_tick)
+        except Exception as error:  # noqa: BLE001 (handed to the main thread, which aborts)
+            self.error = error
+            self.stop.set()
+
+    def _feed_metrics(self, deadline: float, on_tick: Callable[[float], None]) -> None:
         while not self.stop.is_set():
             if self.clock.now() >= deadline:
                 self.stop.set()
@@ -180,13 +189,15 @@ class Prober:
                 if self.stop.is_set():
                     return
                 # A scrape round can hold traffic from before the weight change (even from before
-                # the step): rounds are dropped until one has begun after the settle time.
+                # the step): rounds are dropped until the first that began after the settle time,
+                # which is the round after the first one to end after it.
                 if increments is not None and self.judge.settling:
-                    if self.settle_rounds_from is None and self.clock.now() - self.start >= self.settle:
-                        self.settle_rounds_from = self.rounds.rounds
-                    elif self.settle_rounds_from is not None:
+                    if self.settle_rounds_from is None:
+                        if self.clock.now() - self.start >= self.settle:
+                            self.settle_rounds_from = self.rounds.rounds
+                        increments = None
+                    else:
                         self.judge.end_settle()
-                    increments = None
                 for version, counts in (increments or {}).items():
                     self.judge.observe_counts(version, counts.requests, counts.errors, counts.slow,
                                               at=self.clock.now() - self.start)
@@ -206,13 +217,17 @@ class Prober:
         for thread in threads:
             thread.start()
         try:
-            # Wake now and then so Ctrl-C reaches this thread; the workers end the step.
+            # Wake now and then so Ctrl-C reaches this thread; the workers end the step, and the
+            # step ends at its deadline even when nothing else would end it.
             while not self.stop.wait(0.5):
-                pass
+                if not threads and self.clock.now() >= deadline:
+                    break
         finally:
             self.stop.set()
             for thread in threads:
                 thread.join(self.timeout + 1)
+        if self.error is not None:
+            raise self.error
         return self.verdict
 
 
@@ -271,7 +286,9 @@ def release_url(stack: StackLike, release: str, releases: dict[str, Any]) -> str
     address = info.get("address")
     if not address:
         raise OperationError(f"stack {stack.name} reports no address for release {release} yet: pass --url")
-    port = releases[release].get("servicePort", 80)
+    # Ingress-fronted modes answer on the load balancer's port 80; the Service port is inside.
+    cfg = releases[release]
+    port = cfg.get("servicePort", 80) if cfg.get("traffic", "replicas") in ("replicas", "nlb", "dns") else 80
     return f"http://{address}{'' if port == 80 else f':{port}'}/"
 
 
@@ -434,6 +451,14 @@ class _CanaryLoop:
         url = o.url or (release_url(stack, o.release, releases) if o.rate > 0 else None)
         self.original_stable_tag = stacks.get_path(cfg, "stable.tag")
         tracker = _Tracker(stack, o.release, releases, log, o.retry, self.clock)
+        # The tag and the first step must make a valid config before anything is written.
+        first = stacks.apply_changes(releases, [stacks.Change(o.release, "canary.tag", None, o.tag),
+                                                stacks.Change(o.release, "canary.weight", None, o.steps[0])])
+        try:
+            tracker.pods(first)
+        except OperationError as error:
+            raise stacks.InputError(f"--tag {o.tag!r} or --steps cannot go into {stack.name}'s config: "
+                                    + str(error).split("\n", 1)[-1].strip()) from None
         self.tracker = tracker
         log.say(f"canary {o.release} {o.tag} on {stack.name}: steps {', '.join(f'{w}%' for w in o.steps)}, "
                 f"{o.interval:g}s each, error budget {100 * o.max_error_rate:g}%, p99 limit {1000 * o.max_p99:.0f}ms, "
@@ -503,6 +528,10 @@ class _CanaryLoop:
             canary_error_rate=round(100 * judge.canary.error_rate, 2),
             p99_ms=None if p99 is None else round(1000 * p99, 1), elapsed=round(self.clock.now() - started, 2),
             verdict=verdict)
+        if not verdict and judge.total.requests == 0:
+            verdict = ("no answer was judged in the step: no probe answered and Prometheus counted no request "
+                       "(is traffic reaching the release?)")
+            result.verdict = verdict
         self.results.append(result)
         log.event("step", **asdict(result))
         if not verdict:
@@ -531,13 +560,14 @@ class _CanaryLoop:
         log.say(f"ABORT at {where}: {reason}")
         restored = False
         try:
-            if self.promoting and not self.stable_promoted and tracker.get("stable.tag") != self.original_stable_tag:
-                # The stable track may be part-way to the new tag: back to what it ran, before traffic returns.
-                tracker.update({"stable.tag": self.original_stable_tag}, f"canary {o.release} {o.tag} aborted: "
-                               f"stable track back to {self.original_stable_tag}")
+            # The stable track may be part-way to the new tag: back to what it ran, in the same first
+            # update that sends traffic back (weight 0 is written first, so even if no update can run,
+            # the next `pulumi up` does not keep the canary's traffic).
+            revert = ({"stable.tag": self.original_stable_tag} if self.promoting and not self.stable_promoted
+                      and tracker.get("stable.tag") != self.original_stable_tag else None)
             # Never skipped: after a failure, what is live may differ from what the config says.
             tracker.move_weight(tracker.worst_weight(), 0, f"canary {o.release} {o.tag} aborted at {where}: {reason}",
-                                certain=False)
+                                extra=revert, certain=False)
             tracker.wait_for_traffic("before the abort is complete")
             restored = True
         except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 (reported, with what is live)
@@ -569,6 +599,13 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(f"must be a duration like 60s, 500ms or 2m (got {text!r})")
     value, unit = float(match.group(1)), match.group(2) or "s"
     return value * {"ms": 0.001, "s": 1, "m": 60}[unit]
+
+
+def _interval(text: str) -> float:
+    value = _duration(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a duration above 0 (got {text!r})")
+    return value
 
 
 def _percent(text: str) -> float:
@@ -638,8 +675,9 @@ def do_abort(stack: StackLike, release: str, yes: bool, confirm: stacks.Confirm,
     try:
         tracker.move_weight(tracker.worst_weight(), 0, f"abort canary {release}", certain=False)
         tracker.wait_for_traffic("before the abort is complete")
-    except (stacks.UpdateFailed, KeyboardInterrupt) as error:
-        cause = error.cause if isinstance(error, stacks.UpdateFailed) else "interrupted"
+    except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 (reported, with what is live)
+        cause = (error.cause if isinstance(error, stacks.UpdateFailed) else "interrupted"
+                 if isinstance(error, KeyboardInterrupt) else stacks.error_line(error))
         log.say(f"NOT RESTORED ({cause}): {tracker.state_line()}; finish with: {abort_command(stack.name, release)}")
         return 1
     log.say(f"traffic to the canary is back at 0%: {release} runs {tracker.get('stable.tag')} on its stable track")
@@ -695,7 +733,7 @@ def register(verbs: argparse._SubParsersAction) -> None:
     parser.add_argument("--release", required=True, metavar="NAME")
     parser.add_argument("--tag", required=True, help="the image tag to roll out")
     parser.add_argument("--steps", type=_steps, default=[5, 25, 50, 100], help="weights in percent (default 5,25,50,100)")
-    parser.add_argument("--interval", type=_duration, default=60.0, help="time at each step (default 60s)")
+    parser.add_argument("--interval", type=_interval, default=60.0, help="time at each step (default 60s)")
     parser.add_argument("--max-error-rate", type=_percent, default=0.01, help="error budget (default 1%%)")
     parser.add_argument("--max-p99", type=_duration, default=0.5, help="p99 latency limit (default 500ms)")
     parser.add_argument("--url", help="probe this URL instead of the release's address")

@@ -36,6 +36,10 @@ class OperationError(Exception):
     """A refused or impossible operation, with the reason for the operator."""
 
 
+class InputError(OperationError):
+    """A refusal that is the input's fault (an argument the stack's config cannot take): exit 2."""
+
+
 class StackLike(Protocol):
     name: str
 
@@ -265,7 +269,7 @@ def update(stack: StackLike, message: str, *, policy: RetryPolicy = ONCE,
                 cause = LOCKED if policy.lock_wait == 0 else (
                     f"the stack stayed locked by another update for {policy.lock_wait:g}s")
                 raise UpdateFailed(cause, ran) from None
-            pause = min(policy.pause, policy.lock_wait - waited)
+            pause = max(0.5, min(policy.pause, policy.lock_wait - waited))  # (always moves on)
             say(f"stack {stack.name} is locked by another update; waiting ({waited:g}s of {policy.lock_wait:g}s)")
             sleep(pause)
             waited += pause
@@ -320,6 +324,9 @@ def guarded(action: Callable[[], int]) -> int:
 
     try:
         return action()
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     except OperationError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

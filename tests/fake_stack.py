@@ -79,6 +79,7 @@ class FakeStack:
         # "interrupt"); `locked_by` makes every up() meet a lock; `backend_down` fails every call.
         self.script: list[str] = []
         self.locked_by: str | None = None
+        self.refusals_until_unlocked: int | None = None  # a lock that goes after this many refusals
         self.backend_down = False
         # Every update that ran: (message, config it ran with, result); and what it changed.
         self.applied: list[tuple[str, dict[str, Any], str]] = []
@@ -150,6 +151,10 @@ class FakeStack:
         self._backend()
         if self.locked_by is not None:
             # The lock is checked before the update starts: nothing runs, nothing is recorded.
+            if self.refusals_until_unlocked is not None:
+                self.refusals_until_unlocked -= 1
+                if self.refusals_until_unlocked <= 0:
+                    self.locked_by, self.refusals_until_unlocked = None, None
             raise create_command_error(CommandResult(stdout="", stderr=LOCKED_STDERR.format(stack=self.name),
                                                      code=255))
         outcome = self.script.pop(0) if self.script else "ok"
@@ -175,6 +180,9 @@ class FakeStack:
                                                      stderr="", code=255))
         if outcome == "interrupt":
             self.record(message or "", "failed", config=config)
+            # Popen.__exit__ waits only 0.25 s after a KeyboardInterrupt: the CLI, which got the
+            # SIGINT too, is still cancelling and holds the lock when the next up() comes.
+            self.locked_by, self.refusals_until_unlocked = "the cancelled update", 1
             raise KeyboardInterrupt
         self.record(message or "", "succeeded", config=config)
         self._outputs = run.outputs
@@ -238,3 +246,12 @@ def deployed(name: str, config: dict[str, Any], message: str = "initial deploy")
     stack = FakeStack(name, config)
     stack.up(message=message)
     return stack
+
+
+def answers_at_weight(prober: Any, duration: float, on_tick: Any) -> None:
+    """A stand-in for Prober.run where probing is not the point: 200 good answers, the canary's
+    share exactly its weight, fed to the step's judge as the probes would."""
+    judge = prober.judge
+    for i in range(200):
+        judge.observe(judge.canary_version if i % 100 < judge.weight else "stable", True, 0.01, at=1000.0)
+    return None

@@ -10,7 +10,7 @@ from operations.stacks import OperationError, RetryPolicy
 from rollout.cli import main
 from tests.apps import AppProcess
 from tests.clock import VirtualClock
-from tests.fake_stack import FakeStack
+from tests.fake_stack import FakeStack, answers_at_weight
 from tests.weighted_proxy import WeightedProxy
 
 RELEASES = "app-update:releases"
@@ -422,7 +422,7 @@ def pods(config):
 def test_raising_a_weight_readies_canary_pods_before_traffic_moves(mode, monkeypatch):
     from operations import canary_run
 
-    monkeypatch.setattr(canary_run.Prober, "run", lambda self, duration, on_tick: None)
+    monkeypatch.setattr(canary_run.Prober, "run", answers_at_weight)
     stack = mode_stack(mode)
     assert run_canary(stack, options("v2", steps=[50], url="http://127.0.0.1:9/"), clock=VirtualClock()).exit_code == 0
     traffic = TRAFFIC_FIELD[mode]
@@ -482,3 +482,99 @@ def test_a_share_far_from_the_weight_waits_for_the_settle_phase(apps, proxy):
     stack = LoadBalancedStack(proxy, apps, follow=False)
     run = run_canary(stack, options("v2", url=proxy.url, steps=[25], interval=30.0, settle=0.5), clock=VirtualClock())
     assert run.exit_code == 1 and "not reaching it" in run.aborted and "settle" in run.aborted
+
+
+# ---------------------------------------------------------------------------------------------
+# Review findings: each failure still ends in the abort path, with what is live said
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_step_with_no_answer_judged_does_not_pass(apps, proxy, monkeypatch):
+    from operations import canary_run
+
+    monkeypatch.setattr(canary_run.Prober, "run", lambda self, duration, on_tick: None)
+    stack = LoadBalancedStack(proxy, apps)
+    run = run_canary(stack, fast(url=proxy.url), clock=VirtualClock())
+    assert run.exit_code == 1 and run.aborted.startswith("no answer was judged in the step")
+    assert_ends_safe(stack, proxy)
+
+
+def test_prometheus_failing_mid_step_ends_the_step_and_aborts():
+    import threading
+
+    from model.judge import Judge
+    from operations.canary_run import Prober
+    from operations.prometheus import PrometheusError
+
+    class Failing:
+        rounds = 0
+
+        def poll(self):
+            raise PrometheusError("Prometheus at http://127.0.0.1:9 did not answer: connection refused")
+
+    prober = Prober(None, Judge("v2", 25, 0.01, 0.5, settling=True), 0.0, 1, 1.0, rounds=Failing())
+    done = threading.Event()
+    with pytest.raises(PrometheusError, match="did not answer"):
+        try:
+            prober.run(3600.0, lambda elapsed: None)
+        finally:
+            done.set()
+    assert done.is_set()
+
+
+def test_an_unreachable_prometheus_aborts_the_canary(apps, proxy, capsys):
+    stack = LoadBalancedStack(proxy, apps)
+    run = run_canary(stack, fast(url=proxy.url, metrics="http://127.0.0.1:9"), clock=VirtualClock())
+    assert run.exit_code == 1 and "127.0.0.1:9" in run.aborted
+    assert_ends_safe(stack, proxy)
+
+
+def test_a_tag_the_config_cannot_take_is_the_inputs_fault_and_changes_nothing(apps, proxy, monkeypatch, capsys):
+    from operations import stacks as stack_operations
+
+    stack = LoadBalancedStack(proxy, apps)
+    monkeypatch.setattr(stack_operations, "open_stack", lambda name, cwd: stack)
+    assert main(["canary", "staging", "--release", "app", "--tag", "v2:bad", "--yes"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --tag 'v2:bad' or --steps cannot go into staging's config: ")
+    assert stack.up_messages == ["initial"] and stack.config[RELEASES]["app"]["canary"]["tag"] == "v1"
+
+
+def test_a_promotion_that_cannot_be_undone_writes_weight_0_first_and_says_what_is_live(apps, proxy, capsys):
+    stack = ScriptedStack(proxy, apps, {5: script(*["fail"] * 12)})
+    run = run_canary(stack, fast(url=proxy.url), clock=VirtualClock())
+    assert run.exit_code == 1
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("NOT RESTORED"))
+    assert "config holds: stable v1, canary v2 at 0% with pods for 50%" in line
+    assert stack.config[RELEASES]["app"]["canary"]["weight"] == 0  # the next `pulumi up` sends traffic back
+
+
+def test_ingress_fronted_modes_are_probed_on_port_80():
+    from operations.canary_run import release_url
+
+    class Outputs:
+        name = "staging"
+
+        def outputs(self):
+            return {"releases": {"app": {"address": "lb.example"}}}
+
+    releases = {"app": {"traffic": "alb", "servicePort": 8080}}
+    assert release_url(Outputs(), "app", releases) == "http://lb.example/"
+    releases["app"]["traffic"] = "nlb"
+    assert release_url(Outputs(), "app", releases) == "http://lb.example:8080/"
+
+
+def test_abort_with_a_backend_gone_says_what_is_live(apps, proxy, capsys):
+    stack = LoadBalancedStack(proxy, apps)
+    stack.config[RELEASES]["app"]["canary"] = {"tag": "v2", "weight": 50}
+    stack.up(message="by hand")
+    real_up = stack.up
+
+    def down_before_update(**kwargs):
+        stack.backend_down = True
+        return real_up(**kwargs)
+
+    stack.up = down_before_update
+    assert do_abort(stack, "app", True, None, clock=VirtualClock()) == 1
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line.startswith("NOT RESTORED (pulumi: failed to load checkpoint") and "live: stable v1, canary v2 at 50%" in line

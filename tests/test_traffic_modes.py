@@ -27,6 +27,7 @@ from model.config import split_namespaces, validate
 from preview import aws_mocks, manifests, plan
 from preview.runner import ProgramRun, run_program
 from tests.conftest import ROOT, objects_of, pod_labels, selects, settings_with
+from tests.fake_stack import answers_at_weight
 
 WEIGHTS = [0, 5, 50, 100]
 # (weight, canary pods) at 4 stable pods: the stable fleet keeps its size in every weighted mode.
@@ -508,7 +509,7 @@ def test_raising_a_weight_readies_canary_pods_before_traffic_moves(variant, monk
     from operations.canary_run import CanaryOptions, run_canary
     from tests.clock import VirtualClock
 
-    monkeypatch.setattr(canary_run.Prober, "run", lambda self, duration, on_tick: None)
+    monkeypatch.setattr(canary_run.Prober, "run", answers_at_weight)
     stack = order_stack(variant)
     options = CanaryOptions(release="app", tag="v2", steps=[50], interval=0.5, url="http://127.0.0.1:9/")
     assert run_canary(stack, options, clock=VirtualClock()).exit_code == 0
@@ -758,7 +759,7 @@ def test_a_dns_canary_waits_out_the_ttl_before_judging_and_before_an_abort_is_co
 
     def no_probes(self, duration, on_tick):
         judges.append(self.judge)
-        return None
+        return answers_at_weight(self, duration, on_tick)
 
     monkeypatch.setattr(canary_run.Prober, "run", no_probes)
     stack = order_stack("dns")
@@ -780,7 +781,7 @@ def test_other_modes_judge_at_once(monkeypatch):
     from operations.canary_run import CanaryOptions, run_canary
     from tests.clock import VirtualClock
 
-    monkeypatch.setattr(canary_run.Prober, "run", lambda self, duration, on_tick: None)
+    monkeypatch.setattr(canary_run.Prober, "run", answers_at_weight)
     clock = VirtualClock()
     options = CanaryOptions(release="app", tag="v2", steps=[5, 50], interval=0.5, url="http://127.0.0.1:9/")
     assert run_canary(order_stack("skipper"), options, clock=clock).exit_code == 0
