@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,9 +34,19 @@ def settings_with(releases: dict[str, Any], **top: Any) -> dict[str, Any]:
     return settings
 
 
+def shared_run(stack: str, settings: dict[str, Any]) -> ProgramRun:
+    """The program's run for these settings. Runs are deterministic and the tests only read them,
+    so tests that render the same config share one run (the suite stays fast)."""
+    from tests.fake_stack import RUNS
+
+    key = json.dumps([stack, settings], sort_keys=True, default=str)
+    if key not in RUNS:
+        RUNS[key] = run_program(stack, settings=copy.deepcopy(settings))
+    return RUNS[key]
+
+
 def run_with(releases: dict[str, Any], stack: str = "test", **top: Any) -> ProgramRun:
-    run = run_program(stack, settings=settings_with(releases, **top))
-    return run
+    return shared_run(stack, settings_with(releases, **top))
 
 
 def ok_run(releases: dict[str, Any], stack: str = "test", **top: Any) -> ProgramRun:

@@ -215,16 +215,16 @@ class FakeStack:
         self.changes.append(changed)
 
 
-_RUNS: dict[str, Any] = {}
+RUNS: dict[str, Any] = {}
 
 
 def _run_program(stack: str, config: dict[str, Any]) -> Any:
     """The program's run for this config. Runs are deterministic and read-only, so the many tests
     that update a stand-in stack through the same configs share them (the suite stays fast)."""
     key = json.dumps([stack, config], sort_keys=True, default=str)
-    if key not in _RUNS:
-        _RUNS[key] = run_program(stack, settings=config)
-    return _RUNS[key]
+    if key not in RUNS:
+        RUNS[key] = run_program(stack, settings=copy.deepcopy(config))
+    return RUNS[key]
 
 
 def _differences(before: dict[str, Any], after: dict[str, Any], prefix: str = "", depth: int = 2) -> list[str]:

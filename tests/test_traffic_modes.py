@@ -25,8 +25,8 @@ from components.canary_pair import (
 from model import canary_math
 from model.config import split_namespaces, validate
 from preview import aws_mocks, manifests, plan
-from preview.runner import ProgramRun, run_program
-from tests.conftest import ROOT, objects_of, pod_labels, selects, settings_with
+from preview.runner import ProgramRun
+from tests.conftest import ROOT, objects_of, pod_labels, selects, settings_with, shared_run
 from tests.fake_stack import answers_at_weight
 
 WEIGHTS = [0, 5, 50, 100]
@@ -75,7 +75,7 @@ def settings_of(variant: str, weight: int, replicas: int = 4) -> dict[str, Any]:
 
 
 def run_variant(variant: str, weight: int, replicas: int = 4) -> ProgramRun:
-    run = run_program("test", settings=settings_of(variant, weight, replicas))
+    run = shared_run("test", settings_of(variant, weight, replicas))
     if run.error is not None:
         raise run.error
     return run
@@ -147,7 +147,7 @@ def test_gateway_north_south_route_attaches_to_the_gateway(weight):
 def test_gateway_namespace_defaults_to_the_releases_and_section_is_optional():
     settings = settings_of("gateway-north-south", 5)
     settings["app-update:releases"]["app"]["gateway"] = {"name": "public"}
-    run = run_program("test", settings=settings)
+    run = shared_run("test", settings)
     assert run.error is None
     assert the(run, HTTPROUTE)["spec"]["parentRefs"] == [{"name": "public", "namespace": "app-update"}]
     assert "hostnames" not in the(run, HTTPROUTE)["spec"]
@@ -207,7 +207,7 @@ def test_skipper_ingress_has_two_identical_paths_and_backend_weights(weight):
 def test_skipper_ingress_class_can_be_changed():
     settings = settings_of("skipper", 5)
     settings["app-update:releases"]["app"]["ingressClass"] = "skipper-internal"
-    run = run_program("test", settings=settings)
+    run = shared_run("test", settings)
     assert the(run, INGRESS)["spec"]["ingressClassName"] == "skipper-internal"
 
 
@@ -277,7 +277,7 @@ def test_dns_on_an_eks_stack_uses_the_region_and_the_controllers_nlbs():
     settings = settings_with(releases_of("dns", 25))
     settings["app-update:cluster"] = {"mode": "eks", "loadBalancerController": True}
     settings["aws:region"] = "eu-west-1"
-    run = run_program("test", settings=settings)
+    run = shared_run("test", settings)
     assert run.error is None
     assert {r["aliases"][0]["zoneId"] for r in records(run).values()} == {"Z2IFOLAFXWLO4F"}  # eu-west-1 NLBs
     assert ("aws:lb/getHostedZoneId:getHostedZoneId", {"loadBalancerType": "network", "region": "eu-west-1"}) \
