@@ -19,9 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from model.stack_file import available_stacks, stack_settings  # noqa: E402
+from operations.stacks import load_stack_file as load_config  # noqa: E402
+from policy import rules as policy_rules  # noqa: E402
 from preview import manifests, plan  # noqa: E402
 from preview.runner import run_program  # noqa: E402
-from rollout.cli import load_config  # noqa: E402
 
 REPEATS = 5
 BARE = "import sys; from preview.runner import run_program; r = run_program(sys.argv[1]); assert r.error is None"
@@ -47,12 +48,13 @@ def warm_bare(stack: str) -> float:
 def warm_preview(stack: str, out: Path) -> float:
     start = time.perf_counter()
     for _ in range(REPEATS):
-        settings, config = load_config(stack)
+        settings, config = load_config(stack, ROOT)
         run = run_program(stack, settings=settings)
         objects = manifests.collect(run)
         assert not manifests.validate_all(objects, config.cluster.kubernetes_version)
-        manifests.write(objects, out)
+        policy_rules.check_run(run.resources, config.protected)
         plan.build(config, run)
+        manifests.write(objects, out)
     return (time.perf_counter() - start) / REPEATS
 
 
