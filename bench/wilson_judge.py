@@ -1,4 +1,4 @@
-"""Judging a canary from probe traffic, sequentially: stop as soon as the answer is clear.
+"""The old canary judge (a per-answer Wilson bound), kept only for bench/bench_canary_abort.py.
 
 Each answer is attributed to a track by its X-App-Version header. The canary fails as soon
 as a one-sided 99.9% Wilson lower bound says its error rate is above the budget, or that
@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+
+from model.judge import TrackStats  # the same counts the new judge keeps
 
 Z_999 = 3.090  # one-sided 99.9%
 # Never judge on fewer bad answers than this: one unlucky request is not a failing canary,
@@ -37,24 +39,6 @@ def share_band(weight: float) -> tuple[float, float]:
     if weight >= 100:
         return 99.5, 100.0
     return max(0.0, weight / 2 - 2), min(100.0, weight * 1.5 + 2)
-
-
-@dataclass
-class TrackStats:
-    requests: int = 0
-    errors: int = 0
-    slow: int = 0
-    latencies: list[float] = field(default_factory=list)
-
-    def p99(self) -> float | None:
-        if not self.latencies:
-            return None
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)]
-
-    @property
-    def error_rate(self) -> float:
-        return self.errors / self.requests if self.requests else 0.0
 
 
 @dataclass
