@@ -7,9 +7,12 @@ outputs, the stack's exports and the warnings the program logged.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import runpy
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,7 +61,39 @@ def run_program(stack: str, project_dir: Path = PROJECT_DIR, overrides: dict[str
     `settings` replaces the stack file entirely (tests pass config directly); `overrides`
     patches individual keys on top of the stack file. An exception from the program is
     returned in `error`, with whatever registered before it.
+
+    The run has a thread and an event loop of its own, as `pulumi up` gives a program a process
+    of its own: nothing of one run (config, root stack, pending outputs) reaches the next, and
+    the SDK's per-resource stack capture walks the program's frames only, not the caller's.
     """
+    box: dict[str, Any] = {}
+
+    def in_thread() -> None:
+        loop = asyncio.new_event_loop()
+        # One executor thread: the SDK hands every RPC (register, invoke) to the loop's executor, and
+        # the mocks are plain Python under the GIL, so more threads only make the order they see
+        # (and record) vary from run to run.
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"pulumi-rpc-{stack}"))
+        asyncio.set_event_loop(loop)
+        try:
+            box["run"] = _run_in_this_thread(stack, project_dir, overrides, settings)
+        except BaseException as exc:  # handed to the caller's thread below
+            box["raised"] = exc
+        finally:
+            loop.run_until_complete(loop.shutdown_default_executor())
+            asyncio.set_event_loop(None)
+            loop.close()
+
+    worker = threading.Thread(target=in_thread, name=f"pulumi-program-{stack}")
+    worker.start()
+    worker.join()
+    if "raised" in box:
+        raise box["raised"]
+    return box["run"]
+
+
+def _run_in_this_thread(stack: str, project_dir: Path, overrides: dict[str, Any] | None,
+                        settings: dict[str, Any] | None) -> ProgramRun:
     import pulumi
     from pulumi.runtime import mocks as pulumi_mocks
     from pulumi.runtime import settings as pulumi_settings

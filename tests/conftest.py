@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import gc
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -14,10 +16,18 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from model.stack_file import stack_settings  # noqa: E402
+import preview.runner  # noqa: E402
+from model.stack_file import project_name, stack_settings  # noqa: E402
 from preview.runner import ProgramRun, run_program  # noqa: E402
 
 STACKS = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in ROOT.glob("Pulumi.*.yaml"))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What is alive once the tests are collected (the SDK, pydantic models, schemas) lives to the end:
+    freezing it keeps the collector's full passes from walking it again and again (~8% of the suite)."""
+    gc.collect()
+    gc.freeze()
 
 
 def workshop_release(**overrides: Any) -> dict[str, Any]:
@@ -76,3 +86,70 @@ def stack_runs() -> dict[str, ProgramRun]:
     for stack in STACKS:
         runs[stack] = run_program(stack, settings=stack_settings(stack, ROOT))
     return runs
+
+
+def _run_key(stack: str, project_dir: Path, overrides: dict[str, Any] | None,
+             settings: dict[str, Any] | None) -> str:
+    """Everything a run depends on: the stack name, its config (Pulumi.yaml defaults, the stack file,
+    overrides), the project's name and its `__main__.py` (the program reads nothing else)."""
+    values = settings if settings is not None else stack_settings(stack, project_dir, overrides)
+    program = hashlib.sha256((Path(project_dir) / "__main__.py").read_bytes()).hexdigest()
+    return json.dumps([stack, values, project_name(project_dir), program], sort_keys=True, default=str)
+
+
+CLI_RUNS: dict[str, ProgramRun] = {}
+
+
+@pytest.fixture(autouse=True)
+def _share_cli_program_runs(monkeypatch):
+    """Commands run in-process (`rollout preview` above all) get the program's run for their config
+    from one cache: the many tests that preview the same stack file from a copy of the project (to
+    break its files, or its disk) run the program once. Each gets its own deep copy, since a
+    command may change what it is given. Inputs that do not resolve go to the real runner, which
+    fails as it would without the cache."""
+    real = preview.runner.run_program
+
+    def shared(stack: str, project_dir: Path = preview.runner.PROJECT_DIR, overrides: dict[str, Any] | None = None,
+               settings: dict[str, Any] | None = None) -> ProgramRun:
+        try:
+            key = _run_key(stack, project_dir, overrides, settings)
+        except Exception:  # noqa: BLE001 - the real runner reports it
+            return real(stack, project_dir, overrides, settings)
+        if key not in CLI_RUNS:
+            CLI_RUNS[key] = real(stack, project_dir, overrides, copy.deepcopy(settings))
+        return copy.deepcopy(CLI_RUNS[key])
+
+    monkeypatch.setattr(preview.runner, "run_program", shared)
+
+
+class _PathsOnce(list):
+    """boto3 adds its own data directory to the loader of every session it makes: once is enough."""
+
+    def append(self, path: str) -> None:
+        if path not in self:
+            super().append(path)
+
+
+_BOTOCORE_LOADERS: dict[str | None, Any] = {}
+
+
+@pytest.fixture
+def shared_botocore_data(monkeypatch):
+    """Each boto3 session parses the service models and endpoint rules it needs from botocore's JSON
+    files again: most of what a fresh session's clients cost. The files never change, so sessions
+    made under this fixture share one loader that keeps what it parsed; the sessions, their
+    credentials and their clients stay as fresh as the code under test makes them. (Opt-in, with
+    `pytestmark = pytest.mark.usefixtures("shared_botocore_data")`, for the files that use moto.)"""
+    import botocore.loaders
+    import botocore.session
+
+    real = botocore.session.create_loader
+
+    def create_loader(search_path_string: str | None = None) -> Any:
+        if search_path_string not in _BOTOCORE_LOADERS:
+            paths = _PathsOnce(real(search_path_string).search_paths)
+            _BOTOCORE_LOADERS[search_path_string] = botocore.loaders.Loader(
+                extra_search_paths=paths, include_default_search_paths=False)
+        return _BOTOCORE_LOADERS[search_path_string]
+
+    monkeypatch.setattr(botocore.session, "create_loader", create_loader)

@@ -8,7 +8,7 @@ import pytest
 from operations.canary_run import CanaryOptions, do_abort, run_canary
 from operations.stacks import OperationError, RetryPolicy
 from rollout.cli import main
-from tests.apps import AppProcess
+from tests.apps import AppProcess, stop_all, wait_all
 from tests.clock import VirtualClock
 from tests.fake_stack import FakeStack, answers_at_weight
 from tests.weighted_proxy import WeightedProxy
@@ -19,14 +19,14 @@ RELEASES = "app-update:releases"
 @pytest.fixture(scope="module")
 def apps():
     started = {
-        "v1": AppProcess("v1"),
-        "v2": AppProcess("v2"),
-        "v3": AppProcess("v3", FAIL_RATE="0.5"),
-        "v4": AppProcess("v4", LATENCY_MS="150"),
+        "v1": AppProcess.launch("v1"),
+        "v2": AppProcess.launch("v2"),
+        "v3": AppProcess.launch("v3", FAIL_RATE="0.5"),
+        "v4": AppProcess.launch("v4", LATENCY_MS="150"),
     }
+    wait_all(started.values())  # started together; all stopped if one does not start
     yield started
-    for app in started.values():
-        app.stop()
+    stop_all(started.values())
 
 
 class LoadBalancedStack(FakeStack):
