@@ -537,6 +537,7 @@ def cmd_bootstrap(args: argparse.Namespace, *, confirm: Callable[[str, str | Non
         return EXIT_USAGE
     alias = alias_name(args.kms_alias)
     try:
+        clients = clients or make_clients(region)  # one session and set of clients for the plan and its apply
         found = plan(args.bucket, alias, region, clients=clients)
         print(f"State backend s3://{found.bucket} with KMS key alias/{alias} in account {found.account}, {region}:")
         for line in found.found:

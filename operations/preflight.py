@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass
+from typing import Any
 
 from model.config import StackConfig
 from model.stack_file import stack_name
@@ -88,13 +89,12 @@ def uses_aws(config: StackConfig) -> bool:
             or bool(dns_zones(config)))
 
 
-def _hosted_zone_check(session: object, release: str, zone: str) -> Check:
+def _hosted_zone_check(route53: Any, release: str, zone: str) -> Check:
     """The public hosted zone the release's weighted records go into exists in the account (by name,
     as the program's aws.route53.get_zone looks it up)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     name = f"dns zone {zone}"
-    route53 = session.client("route53", region_name="us-east-1")  # type: ignore[attr-defined]
     try:
         found = route53.list_hosted_zones_by_name(DNSName=zone, MaxItems="10").get("HostedZones", [])
     except (BotoCoreError, ClientError) as error:
@@ -119,6 +119,14 @@ def run_checks(config: StackConfig, session: object | None = None) -> list[Check
     # Never wait on the instance metadata endpoint from a laptop or CI runner.
     os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
     session = session or boto3.Session(profile_name=config.aws_profile)
+    made: dict[tuple[str, str], Any] = {}
+
+    def client(service: str, region_name: str) -> Any:
+        """One client per service and region for the whole run: creating one is the slow part."""
+        if (service, region_name) not in made:
+            made[service, region_name] = session.client(service, region_name=region_name)  # type: ignore[attr-defined]
+        return made[service, region_name]
+
     checks: list[Check] = []
     found = placeholders(config)
     if found:
@@ -131,7 +139,7 @@ def run_checks(config: StackConfig, session: object | None = None) -> list[Check
         checks.append(Check("region", False, f"aws:region is not set: pulumi config set aws:region <region> "
                                              f"--stack {config.stack}"))
     try:
-        identity = session.client("sts", region_name=region or "us-east-1").get_caller_identity()
+        identity = client("sts", region or "us-east-1").get_caller_identity()
     except (BotoCoreError, ClientError) as error:
         checks.append(Check("credentials", False, f"no usable AWS credentials: {error}"))
         return checks
@@ -147,10 +155,10 @@ def run_checks(config: StackConfig, session: object | None = None) -> list[Check
             checks.append(Check("account", False, f"account {account} is not in aws:allowedAccountIds ({allowed}): "
                                                   "these credentials belong to another account"))
     for release, zone in dns_zones(config):
-        checks.append(_hosted_zone_check(session, release, zone))
+        checks.append(_hosted_zone_check(client("route53", "us-east-1"), release, zone))
     for release, registry, image_region, repo, tag in ecr_images(config):
         image = f"{registry}.dkr.ecr.{image_region}.amazonaws.com/{repo}:{tag}"
-        ecr = session.client("ecr", region_name=image_region)
+        ecr = client("ecr", image_region)
         try:
             ecr.describe_images(registryId=registry, repositoryName=repo, imageIds=[{"imageTag": tag}])
             checks.append(Check(f"image {release}", True, f"{image} exists"))

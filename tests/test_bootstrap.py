@@ -8,6 +8,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from moto import mock_aws
+from moto.kms import models as kms_models
 
 from operations import bootstrap
 
@@ -22,6 +23,9 @@ OTHERS_STATEMENT = {"Sid": "ReadForAuditors", "Effect": "Allow",
 
 
 NOWHERE = "/nonexistent/app-update-tests"  # no AWS config or credentials file is read
+
+
+pytestmark = pytest.mark.usefixtures("shared_botocore_data")
 
 
 @pytest.fixture
@@ -60,10 +64,25 @@ def shared_clients(region, session=None):
     return bootstrap.Clients(sts=client("sts", region), s3=client("s3", region), kms=client("kms", region))
 
 
+_PRIVATE_KEYS: dict = {}
+_GENERATE_PRIVATE_KEY = kms_models.generate_private_key
+
+
+def reused_private_key(key_spec):
+    """moto gives every KMS key it creates a private key for signing, a symmetric one an RSA-2048 key
+    too (~80 ms of CPU each, at random). Bootstrap never signs or verifies: one key per kind serves
+    the module. (The key's spec and usage, which bootstrap does check, are kept apart from it.)"""
+    kind = "RSA_2048" if key_spec == "SYMMETRIC_DEFAULT" else key_spec
+    if kind not in _PRIVATE_KEYS:
+        _PRIVATE_KEYS[kind] = _GENERATE_PRIVATE_KEY(kind)
+    return _PRIVATE_KEYS[kind]
+
+
 @pytest.fixture
 def aws(aws_env, monkeypatch):
     with mock_aws():
         monkeypatch.setattr(bootstrap, "make_clients", shared_clients)
+        monkeypatch.setattr(kms_models, "generate_private_key", reused_private_key)
         yield
 
 

@@ -9,6 +9,8 @@ from operations.stacks import OperationError
 from rollout.cli import main
 from tests.fake_stack import FakeStack, deployed
 
+pytestmark = pytest.mark.usefixtures("shared_botocore_data")  # promote's preflight runs under moto
+
 RELEASES = "app-update:releases"
 
 

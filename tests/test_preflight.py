@@ -18,6 +18,21 @@ REPO = "app-update/app"
 IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{REPO}"
 
 
+pytestmark = pytest.mark.usefixtures("shared_botocore_data")
+
+
+_CLIENTS: dict = {}
+
+
+def client(service, region=REGION):
+    """The tests' own clients (to push images, make zones), one per service and region for the
+    module: moto answers whichever mock is active, in the account MOTO_ACCOUNT_ID names."""
+    if (service, region) not in _CLIENTS:
+        _CLIENTS[service, region] = boto3.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing").client(service, region_name=region)
+    return _CLIENTS[service, region]
+
+
 @pytest.fixture
 def aws_env(monkeypatch, tmp_path):
     for key in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
@@ -43,7 +58,7 @@ def aws_env(monkeypatch, tmp_path):
 
 
 def push(tag):
-    ecr = boto3.client("ecr", region_name=REGION)
+    ecr = client("ecr")
     try:
         ecr.create_repository(repositoryName=REPO)
     except ecr.exceptions.RepositoryAlreadyExistsException:
@@ -191,14 +206,15 @@ def dns_stack(zone="example.com", name="app.example.com", cluster=None):
     return validate(raw, "test", {"aws:region": REGION})
 
 
+VPC_ID = "vpc-0a1b2c3d4e5f60718"  # a private zone's VPC: preflight never looks at it, nor does moto's Route53
+
+
 def create_zone(name, private=False):
-    route53 = boto3.client("route53", region_name="us-east-1")
     kwargs = {"Name": name, "CallerReference": f"test-{name}-{private}"}
     if private:
-        ec2 = boto3.client("ec2", region_name=REGION)
-        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-        kwargs.update(VPC={"VPCRegion": REGION, "VPCId": vpc}, HostedZoneConfig={"PrivateZone": True, "Comment": ""})
-    return route53.create_hosted_zone(**kwargs)["HostedZone"]["Id"].rsplit("/", 1)[-1]
+        # Not made in moto's EC2: its first use costs ~2 s (the whole EC2 model, its AMIs and volumes).
+        kwargs.update(VPC={"VPCRegion": REGION, "VPCId": VPC_ID}, HostedZoneConfig={"PrivateZone": True, "Comment": ""})
+    return client("route53", "us-east-1").create_hosted_zone(**kwargs)["HostedZone"]["Id"].rsplit("/", 1)[-1]
 
 
 @mock_aws
