@@ -62,6 +62,8 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 
+CONSISTENT_READS = 5  # reads of one sample before the last is taken as it is (see PrometheusSource.sample)
+
 
 class PrometheusError(Exception):
     """Prometheus could not answer what the source asked; the message is one line."""
@@ -226,9 +228,30 @@ class PrometheusSource:
     def sample(self, *, require_canary: bool = True) -> Sample:
         """Cumulative counters now. With `require_canary`, no series for the canary version is an
         error (the app's own series exist from its start, at 0; an ingress's appear with its first
-        canary request: pass False there)."""
+        canary request: pass False there).
+
+        The counters and their scrape times come from separate queries at one evaluation time, and
+        a scrape stamped before that time can still be stored between them: read as is, a target
+        would look scraped again with counters one scrape old (a round that misses a pod's traffic;
+        one pod's canary could look like "traffic is not reaching it"). So the scrape times are read
+        before and after the counters, and the whole read is repeated until they agree: a scrape
+        is stored all at once, so equal times mean the counters are of those scrapes."""
+        for _ in range(CONSISTENT_READS):
+            when, before = self.query(self.scraped_query)
+            at = None if math.isnan(when) else when
+            requests = self._requests(at, require_canary)
+            latency = self._latency(at) if self.latency_query is not None else {}
+            _, after = self.query(self.scraped_query, at)
+            scraped = {(labels.get("job", ""), labels.get("instance", "")): value for labels, value in after}
+            if scraped == {(labels.get("job", ""), labels.get("instance", "")): value for labels, value in before}:
+                break
+        # Still moving after every try (scrapes landing on each read): the last read's counters can
+        # only lag their times by a scrape, which the next round makes up.
+        return Sample(time=when, requests=requests, latency=latency, scraped=scraped)
+
+    def _requests(self, at: float | None, require_canary: bool) -> dict[Target, tuple[float, float]]:
         lab = self.labels
-        when, series = self.query(self.requests_query)
+        _, series = self.query(self.requests_query, at)
         if not series:
             raise PrometheusError(_line(f"Prometheus at {self.url} has no series of {lab.requests}"
                                         f"{{{self.selector}}}: is the app scraped, and is the selector right?"))
@@ -243,13 +266,7 @@ class PrometheusSource:
                 f"Prometheus at {self.url} has no series of {lab.requests} with {lab.version}="
                 f"{json.dumps(self.canary_version)} (versions seen: "
                 f"{', '.join(sorted({json.dumps(t[2]) for t in requests}))}): is the canary scraped?"))
-        at = None if math.isnan(when) else when
-        _, stamps = self.query(self.scraped_query, at)
-        scraped = {(labels.get("job", ""), labels.get("instance", "")): value for labels, value in stamps}
-        latency: dict[Target, tuple[float, float]] = {}
-        if self.latency_query is not None:
-            latency = self._latency(at)
-        return Sample(time=when, requests=requests, latency=latency, scraped=scraped)
+        return requests
 
     def _latency(self, at: float | None) -> dict[Target, tuple[float, float]]:
         lab = self.labels

@@ -1,5 +1,5 @@
 """Judging the users' real traffic from Prometheus: a real server (Debian's `prometheus`) scrapes
-real app processes every second while traffic goes through the weighted proxy.
+real app processes every 200 ms while traffic goes through the weighted proxy.
 
 Outside CI a missing binary skips the tests that need it (`make prometheus` installs it); in CI
 (CI set) it fails them: .ci/run installs it."""
@@ -11,6 +11,8 @@ import http.client
 import threading
 import time
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import pytest
 
@@ -29,50 +31,76 @@ from tests.prometheus_server import (
 from tests.weighted_proxy import WeightedProxy
 
 JOB = 'job="app"'
+APPS = {"v1": {}, "v2": {}, "v3": {"FAIL_RATE": "0.5"}, "v4": {"LATENCY_MS": "150"}}
 
 
-def _start() -> tuple[dict[str, AppProcess], PrometheusServer | None]:
-    apps = {"v1": AppProcess("v1"), "v2": AppProcess("v2"), "v3": AppProcess("v3", FAIL_RATE="0.5"),
-            "v4": AppProcess("v4", LATENCY_MS="150")}
-    if prometheus_binary() is None:
-        return apps, None
-    server = PrometheusServer({"app": [f"127.0.0.1:{app.port}" for app in apps.values()]})
+@dataclass
+class Environment:
+    apps: dict[str, AppProcess]
+    server: PrometheusServer
+
+
+def _start() -> Environment:
+    """Prometheus and the apps at once (it scrapes new targets only ~5 s after it starts), then
+    Prometheus is given the apps' addresses and scrapes each."""
+    server = PrometheusServer({"app": []})
+    with ThreadPoolExecutor(len(APPS) + 1) as pool:
+        starting = pool.submit(server.start)
+        launching = {version: pool.submit(AppProcess, version, **env) for version, env in APPS.items()}
+    started = Environment({version: future.result() for version, future in launching.items()
+                           if future.exception() is None}, server)
     try:
-        server.start()
+        for future in (starting, *launching.values()):
+            if future.exception() is not None:
+                raise future.exception()
+        server.set_targets("app", [f"127.0.0.1:{app.port}" for app in started.apps.values()])
+        server.wait_up()
     except BaseException:
-        for app in apps.values():
-            app.stop()
+        _stop(started)
         raise
-    return apps, server
+    return started
 
 
-def _stop(started: tuple[dict[str, AppProcess], PrometheusServer | None]) -> None:
-    apps, server = started
-    if server is not None:
-        server.stop()
-    for app in apps.values():
-        app.stop()
+def _stop(environment: Environment) -> None:
+    """Everything at once."""
+    with ThreadPoolExecutor(len(environment.apps) + 1) as pool:
+        stopping = [pool.submit(environment.server.stop)]
+        stopping += [pool.submit(app.stop) for app in environment.apps.values()]
+    for future in stopping:
+        future.result()
 
 
-# Started while pytest collects (Prometheus needs ~6 s before its first scrape); the fixtures wait for it.
+# Begun by the `environment` fixture, when this module's first test runs: not at import.
 ENVIRONMENT = Background(_start, _stop)
 
 
-@pytest.fixture(scope="module")
-def apps():
-    yield ENVIRONMENT.result()[0]
+@pytest.fixture(scope="module", autouse=True)
+def environment(request):
+    """Prometheus and the apps, begun on a thread as this module's first test starts, when one of the
+    tests to run needs them. Only a process that runs the module's tests starts them (of xdist's
+    workers, which all import every module to collect it, the one given this module); the tests that
+    need no server (first in this file) run while Prometheus comes up (~5 s)."""
+    if prometheus_binary() is not None and any(
+            getattr(item, "module", None) is request.module and "prometheus" in getattr(item, "fixturenames", ())
+            for item in request.session.items):
+        ENVIRONMENT.begin()
+    yield
     ENVIRONMENT.stop()
 
 
 @pytest.fixture(scope="module")
-def prometheus(apps):
-    server = ENVIRONMENT.result()[1]
-    if server is None:
+def prometheus():
+    if prometheus_binary() is None:
         reason = "the prometheus binary is not installed (make prometheus installs Debian's package)"
         if in_ci():
             pytest.fail(f"{reason}; .ci/run should have installed it")
         pytest.skip(reason)
-    return server
+    return ENVIRONMENT.result().server
+
+
+@pytest.fixture(scope="module")
+def apps(prometheus):
+    return ENVIRONMENT.result().apps
 
 
 @pytest.fixture
@@ -146,144 +174,29 @@ def increments_until(sources: list[PrometheusSource], before: list[Sample], expe
         pytest.fail(f"expected {expected}, Prometheus has {[s.sample().since(b) for s, b in zip(sources, before, strict=True)]}")
 
 
-# ---------------------------------------------------------------------------------------------
-# The source against a real Prometheus
-# ---------------------------------------------------------------------------------------------
+def quiet_sample(source: PrometheusSource, deadline_s: float = 10.0) -> Sample:
+    """A sample that counts every request answered so far, whatever ran before: taken once two samples
+    a whole scrape round apart (every target scraped again in between) count the same. Right after
+    traffic a sample can lack the last requests: an app counts a request just after answering it, and
+    a sample's counters can be a scrape older than its scrape times."""
+    previous = source.sample()
 
+    def still() -> Sample | None:
+        nonlocal previous
+        now = source.sample()
+        if any(now.scraped.get(target, -1.0) <= at for target, at in previous.scraped.items()):
+            return None  # a target not scraped again yet
+        if now.requests == previous.requests and now.latency == previous.latency:
+            return now
+        previous = now
+        return None
 
-def test_the_source_reads_the_traffic_sent_by_version(prometheus, apps, proxy):
-    source = PrometheusSource(prometheus.url, "v2", max_p99=0.1, selector=JOB)  # 0.1 s is a bucket bound
-    between = PrometheusSource(prometheus.url, "v2", max_p99=0.12, selector=JOB)  # the next bound is 0.25 s
-    before = [source.sample(), between.sample()]
-    assert before[0].totals()["v2"].requests >= 0 and set(before[0].scraped) == {
-        ("app", f"127.0.0.1:{app.port}") for app in apps.values()}
-    proxy.route(apps["v1"].url, apps["v2"].url, 25)
-    sent: dict[str, collections.Counter] = {}
-    threads = [threading.Thread(target=lambda name=name, url=url, n=n: sent.__setitem__(name, send(url, n)))
-               for name, url, n in (("proxy", proxy.url, 200), ("v3", apps["v3"].url, 60),
-                                    ("v4", apps["v4"].url, 16))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert sent["proxy"] == {("v1", 200): 150, ("v2", 200): 50}  # the proxy's split is exact
-    assert 0 < by_version(sent["v3"])["v3"].errors < 60  # FAIL_RATE 0.5: about half are 500s
-    assert sent["v4"] == {("v4", 200): 16}  # LATENCY_MS 150: every answer takes at least 150 ms
-    expected = {**by_version(sent["proxy"]), **by_version(sent["v3"]), **by_version(sent["v4"], slow=True)}
-    # 150 ms lies between the 0.12 s limit and the 0.25 s bucket: not counted slow there (a fast answer is
-    # never counted slow; a limit on a bucket bound is exact)
-    increments_until([source, between], before, [expected, {**expected, "v4": Counts(16, 0, 0)}])
-    assert source.slow_bucket == 0.1 and between.slow_bucket == 0.25
-
-
-def judge_from_prometheus(prometheus, proxy, apps, canary: str, weight: int = 25, rate: float = 200.0,
-                          judged_rounds: int = 2, deadline_s: float = 20.0) -> tuple[Judge, str | None]:
-    """The judging loop on Prometheus. Paced traffic through the proxy all along; the first scrape round
-    (the traffic starting) is the judge's settle phase; each round's increments per version go to
-    `Judge.observe_counts`, then `verdict()`. Ends at a verdict or after `judged_rounds` rounds past it."""
-    proxy.route(apps["v1"].url, apps[canary].url, weight)
-    judge = Judge(canary, weight, 0.01, 0.5, settling=True)  # until end_settle() below
-    stop = threading.Event()
-    traffic = threading.Thread(target=send, args=(proxy.url, int(rate * deadline_s)),
-                               kwargs={"rate": rate, "stop": stop})
-    traffic.start()
-    try:
-        rounds = Rounds(PrometheusSource(prometheus.url, canary, max_p99=0.5, selector=JOB))
-        deadline = time.monotonic() + deadline_s
-        while time.monotonic() < deadline:
-            increments = rounds.poll()
-            if increments is not None:
-                for version, counts in increments.items():
-                    judge.observe_counts(version, counts.requests, counts.errors, counts.slow)
-                if rounds.rounds == 1:
-                    judge.end_settle()
-                verdict = judge.verdict()
-                if verdict or rounds.rounds > judged_rounds:
-                    return judge, verdict
-            time.sleep(POLL)  # poll interval while waiting on a deadline for the next scrape round
-        pytest.fail(f"{rounds.rounds} scrape rounds in {deadline_s}s")
-    finally:
-        stop.set()
-        traffic.join(30)
-
-
-def test_a_judge_fed_from_prometheus_keeps_a_good_canary(prometheus, apps, proxy):
-    judge, verdict = judge_from_prometheus(prometheus, proxy, apps, "v2")
-    assert verdict is None
-    assert judge.total.requests > 100 and judge.total.errors == 0
-    assert judge.share_high.n > 0 and abs(judge.canary_share - 25) < 10  # judged on the share, near the weight
-    assert not judge.settling
-
-
-def test_a_judge_fed_from_prometheus_aborts_a_failing_canary(prometheus, apps, proxy):
-    judge, verdict = judge_from_prometheus(prometheus, proxy, apps, "v3")
-    assert verdict is not None and verdict.startswith("canary error rate"), verdict
-    assert judge.canary.errors >= 3 and judge.total.errors == judge.canary.errors  # v1 never failed
+    return wait_for(still, deadline_s, "the counters to stand still")
 
 
 # ---------------------------------------------------------------------------------------------
-# `rollout canary --metrics prometheus=URL`: the canary loop judged from Prometheus
+# No server needed (first in the file: they run while Prometheus comes up)
 # ---------------------------------------------------------------------------------------------
-
-
-def canary_from_prometheus(prometheus, apps, proxy, tag, steps, interval):
-    from operations.canary_run import CanaryOptions, run_canary
-    from tests.test_canary import LoadBalancedStack
-
-    stack = LoadBalancedStack(proxy, apps)
-    # Probes only make traffic here; the judge reads Prometheus' per-version counters.
-    options = CanaryOptions(release="app", tag=tag, steps=steps, interval=interval, rate=60.0, url=proxy.url,
-                            settle=1.0, metrics=prometheus.url, metrics_selector=JOB)
-    return stack, run_canary(stack, options)
-
-
-def test_the_canary_loop_judged_from_prometheus_promotes_a_good_version(prometheus, apps, proxy):
-    stack, run = canary_from_prometheus(prometheus, apps, proxy, "v2", [100], 4.0)
-    assert run.exit_code == 0, run.aborted
-    assert all(step.requests > 0 for step in run.steps)  # counted by Prometheus, not by the probes
-    assert stack.config["app-update:releases"]["app"]["stable"]["tag"] == "v2"
-
-
-def test_the_canary_loop_judged_from_prometheus_aborts_a_failing_version(prometheus, apps, proxy):
-    stack, run = canary_from_prometheus(prometheus, apps, proxy, "v3", [50], 20.0)
-    assert run.exit_code == 1 and run.aborted.startswith("canary error rate"), run.aborted
-    assert run.steps[0].elapsed < 15
-    assert stack.config["app-update:releases"]["app"]["canary"]["weight"] == 0 and proxy.weights["canary"] == 0
-
-
-# ---------------------------------------------------------------------------------------------
-# Clear errors, one line each
-# ---------------------------------------------------------------------------------------------
-
-
-def test_a_version_without_series_is_named(prometheus):
-    with pytest.raises(PrometheusError) as raised:
-        PrometheusSource(prometheus.url, "v9", max_p99=0.5, selector=JOB).sample()
-    message = str(raised.value)
-    assert 'no series of app_requests_total with version="v9"' in message and '"v1"' in message
-    assert "\n" not in message
-    assert PrometheusSource(prometheus.url, "v9", max_p99=0.5, selector=JOB).sample(require_canary=False).requests
-
-
-def test_a_selector_matching_nothing_says_so(prometheus):
-    with pytest.raises(PrometheusError, match=r'no series of app_requests_total\{job="nope"\}: is the app scraped'):
-        PrometheusSource(prometheus.url, "v2", max_p99=0.5, selector='job="nope"').sample()
-
-
-def test_an_error_answered_by_prometheus_is_one_line(prometheus):
-    with pytest.raises(PrometheusError) as raised:
-        PrometheusSource(prometheus.url, "v2", max_p99=0.5, selector='job=~"(unclosed"').sample()
-    message = str(raised.value)
-    assert message.startswith(f"Prometheus at {prometheus.url} answered bad_data (HTTP 400) for sum by")
-    assert "\n" not in message
-
-
-def test_a_missing_histogram_says_how_to_judge_without_latency(prometheus):
-    labels = Labels(duration="no_such_histogram_seconds")
-    with pytest.raises(PrometheusError, match=r"no series of no_such_histogram_seconds_bucket.*Labels\(duration=None\)"):
-        PrometheusSource(prometheus.url, "v2", max_p99=0.5, labels=labels, selector=JOB).sample()
-    plain = PrometheusSource(prometheus.url, "v2", max_p99=0.5, labels=Labels(duration=None), selector=JOB).sample()
-    assert plain.latency == {} and plain.requests
 
 
 def test_unreachable_prometheus_is_one_line():
@@ -317,9 +230,7 @@ def test_bad_settings_are_refused(kwargs, problem):
         PrometheusSource(**settings)
 
 
-# ---------------------------------------------------------------------------------------------
-# Increments between samples, and the queries (no server needed)
-# ---------------------------------------------------------------------------------------------
+# Increments between samples, and the queries
 
 
 def sample(time, **targets):
@@ -360,3 +271,232 @@ def test_the_queries_carry_the_label_mapping():
     assert nginx.latency_query == ('sum by (job, instance, canary, le) '
                                    '(nginx_ingress_controller_request_duration_seconds_bucket{})')
     assert APP.error_codes == "5.."
+
+
+class ScrapingPrometheus:
+    """A loopback stand-in for Prometheus' instant-query API whose data moves on by one scrape of
+    every target after each of the queries `scrape_after` names (the scrape lands between queries,
+    as it can on a real server). Scrape n stamps the targets at 10 + n s, with v1 at 100 n requests
+    and v2 at 10 n: a read whose counters are not of its scrape times shows at once."""
+
+    def __init__(self, scrape_after: set[int]) -> None:
+        import http.server
+        import json
+
+        self.scrape_after, self.queries, self.scrapes = scrape_after, 0, 1
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the standard library's name
+                params = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                n, at = owner.scrapes, float(params.get("time", ["50"])[0])
+                if params["query"][0].startswith("max by (job, instance) (timestamp("):
+                    result = [{"metric": {"job": "app", "instance": i}, "value": [at, str(10 + n)]} for i in "ab"]
+                else:
+                    result = [{"metric": {"job": "app", "instance": i, "version": v, "code": "200"},
+                               "value": [at, str(per * n)]} for i, v, per in (("a", "v1", 100), ("b", "v2", 10))]
+                body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}}).encode()
+                owner.queries += 1
+                if owner.queries in owner.scrape_after:
+                    owner.scrapes += 1
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> ScrapingPrometheus:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def consistent(sample: Sample) -> bool:
+    """Each target's counters are those of the scrape its time says."""
+    scrape = {instance: stamp - 10 for (_, instance), stamp in sample.scraped.items()}
+    return all(count == {"v1": 100, "v2": 10}[version] * scrape[instance]
+               for (_, instance, version), (count, _) in sample.requests.items())
+
+
+@pytest.mark.parametrize("scrape_after,reads", [
+    pytest.param(set(), 1, id="nothing lands: one read"),
+    pytest.param({1}, 2, id="a scrape lands after the first query: read again"),
+    pytest.param({2}, 2, id="a scrape lands after the counters: read again"),
+    pytest.param({1, 4}, 3, id="and again on the second read"),
+])
+def test_a_sample_never_pairs_counters_with_the_times_of_another_scrape(scrape_after, reads):
+    no_latency = Labels(duration=None)
+    with ScrapingPrometheus(scrape_after) as server:
+        taken = PrometheusSource(server.url, "v2", 0.5, labels=no_latency).sample()
+        assert consistent(taken), taken
+        assert taken.scraped[("app", "a")] == 10 + server.scrapes  # the newest scrape at the end of the read
+        assert server.queries == 3 * reads  # times, counters, times again, per read
+
+
+def test_a_sample_that_keeps_moving_is_taken_after_a_bounded_number_of_reads():
+    from operations.prometheus import CONSISTENT_READS
+
+    with ScrapingPrometheus(set(range(1, 100))) as server:
+        taken = PrometheusSource(server.url, "v2", 0.5, labels=Labels(duration=None)).sample()
+        assert server.queries == 3 * CONSISTENT_READS
+        assert taken.totals()["v2"].requests > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# The source against a real Prometheus
+# ---------------------------------------------------------------------------------------------
+
+
+def test_the_source_reads_the_traffic_sent_by_version(prometheus, apps, proxy):
+    source = PrometheusSource(prometheus.url, "v2", max_p99=0.1, selector=JOB)  # 0.1 s is a bucket bound
+    between = PrometheusSource(prometheus.url, "v2", max_p99=0.12, selector=JOB)  # the next bound is 0.25 s
+    before = [quiet_sample(source), between.sample()]
+    assert before[0].totals()["v2"].requests >= 0 and set(before[0].scraped) == {
+        ("app", f"127.0.0.1:{app.port}") for app in apps.values()}
+    proxy.route(apps["v1"].url, apps["v2"].url, 25)
+    sent: dict[str, collections.Counter] = {}
+    threads = [threading.Thread(target=lambda name=name, url=url, n=n: sent.__setitem__(name, send(url, n)))
+               for name, url, n in (("proxy", proxy.url, 100), ("v3", apps["v3"].url, 40),
+                                    ("v4", apps["v4"].url, 8))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sent["proxy"] == {("v1", 200): 75, ("v2", 200): 25}  # the proxy's split is exact
+    assert 0 < by_version(sent["v3"])["v3"].errors < 40  # FAIL_RATE 0.5: about half are 500s
+    assert sent["v4"] == {("v4", 200): 8}  # LATENCY_MS 150: every answer takes at least 150 ms
+    expected = {**by_version(sent["proxy"]), **by_version(sent["v3"]), **by_version(sent["v4"], slow=True)}
+    # 150 ms lies between the 0.12 s limit and the 0.25 s bucket: not counted slow there (a fast answer is
+    # never counted slow; a limit on a bucket bound is exact)
+    increments_until([source, between], before, [expected, {**expected, "v4": Counts(8, 0, 0)}])
+    assert source.slow_bucket == 0.1 and between.slow_bucket == 0.25
+
+
+def judge_from_prometheus(prometheus, proxy, apps, canary: str, weight: int = 25, rate: float = 150.0,
+                          judged_s: float = 1.5, deadline_s: float = 20.0) -> tuple[Judge, str | None]:
+    """The judging loop on Prometheus. Paced traffic through the proxy all along; the first scrape round
+    (the traffic starting) is the judge's settle phase; each round's increments per version go to
+    `Judge.observe_counts`, then `verdict()`. Ends at a verdict, or once the rounds judged after the
+    settle phase span `judged_s` seconds (of Prometheus time).
+
+    Many short rounds rather than a few long ones: should a round's increments still miss a target's
+    last scrape (PrometheusSource.sample() re-reads until the counters and scrape times agree, a bounded
+    number of times), the next round makes it up, and with 200 ms rounds at 150 requests/s that is at
+    most ~25 requests of one version, far below what the judge's share tests reject on."""
+    proxy.route(apps["v1"].url, apps[canary].url, weight)
+    judge = Judge(canary, weight, 0.01, 0.5, settling=True)  # until end_settle() below
+    stop = threading.Event()
+    traffic = threading.Thread(target=send, args=(proxy.url, int(rate * deadline_s)),
+                               kwargs={"rate": rate, "stop": stop})
+    traffic.start()
+    try:
+        rounds = Rounds(PrometheusSource(prometheus.url, canary, max_p99=0.5, selector=JOB))
+        settled_at = None
+        deadline = time.monotonic() + deadline_s
+        while time.monotonic() < deadline:
+            increments = rounds.poll()
+            if increments is not None:
+                for version, counts in increments.items():
+                    judge.observe_counts(version, counts.requests, counts.errors, counts.slow)
+                if rounds.rounds == 1:
+                    judge.end_settle()
+                    settled_at = rounds.base.time
+                verdict = judge.verdict()
+                if verdict or rounds.base.time - settled_at >= judged_s:
+                    return judge, verdict
+            time.sleep(POLL)  # poll interval while waiting on a deadline for the next scrape round
+        pytest.fail(f"{rounds.rounds} scrape rounds in {deadline_s}s")
+    finally:
+        stop.set()
+        traffic.join(30)
+
+
+def test_a_judge_fed_from_prometheus_keeps_a_good_canary(prometheus, apps, proxy):
+    judge, verdict = judge_from_prometheus(prometheus, proxy, apps, "v2")
+    assert verdict is None
+    assert judge.total.requests > 100 and judge.total.errors == 0
+    assert judge.share_high.n > 0 and abs(judge.canary_share - 25) < 10  # judged on the share, near the weight
+    assert not judge.settling
+
+
+def test_a_judge_fed_from_prometheus_aborts_a_failing_canary(prometheus, apps, proxy):
+    judge, verdict = judge_from_prometheus(prometheus, proxy, apps, "v3")
+    assert verdict is not None and verdict.startswith("canary error rate"), verdict
+    assert judge.canary.errors >= 3 and judge.total.errors == judge.canary.errors  # v1 never failed
+
+
+# ---------------------------------------------------------------------------------------------
+# `rollout canary --metrics prometheus=URL`: the canary loop judged from Prometheus
+# ---------------------------------------------------------------------------------------------
+
+
+def canary_from_prometheus(prometheus, apps, proxy, tag, steps, interval):
+    from operations.canary_run import CanaryOptions, run_canary
+    from tests.test_canary import LoadBalancedStack
+
+    stack = LoadBalancedStack(proxy, apps)
+    # Probes only make traffic here; the judge reads Prometheus' per-version counters. The loop reads
+    # Prometheus every 0.5 s (scrapes every 200 ms): rounds are dropped until the one after the first to
+    # end past the settle time, so a step's judging starts ~1 s in.
+    options = CanaryOptions(release="app", tag=tag, steps=steps, interval=interval, rate=60.0, url=proxy.url,
+                            settle=0.5, metrics=prometheus.url, metrics_selector=JOB)
+    return stack, run_canary(stack, options)
+
+
+def test_the_canary_loop_judged_from_prometheus_promotes_a_good_version(prometheus, apps, proxy):
+    stack, run = canary_from_prometheus(prometheus, apps, proxy, "v2", [100], 2.5)
+    assert run.exit_code == 0, run.aborted
+    assert all(step.requests > 0 for step in run.steps)  # counted by Prometheus, not by the probes
+    assert stack.config["app-update:releases"]["app"]["stable"]["tag"] == "v2"
+
+
+def test_the_canary_loop_judged_from_prometheus_aborts_a_failing_version(prometheus, apps, proxy):
+    stack, run = canary_from_prometheus(prometheus, apps, proxy, "v3", [50], 20.0)
+    assert run.exit_code == 1 and run.aborted.startswith("canary error rate"), run.aborted
+    assert run.steps[0].elapsed < 15
+    assert stack.config["app-update:releases"]["app"]["canary"]["weight"] == 0 and proxy.weights["canary"] == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Clear errors, one line each
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_version_without_series_is_named(prometheus):
+    with pytest.raises(PrometheusError) as raised:
+        PrometheusSource(prometheus.url, "v9", max_p99=0.5, selector=JOB).sample()
+    message = str(raised.value)
+    assert 'no series of app_requests_total with version="v9"' in message and '"v1"' in message
+    assert "\n" not in message
+    assert PrometheusSource(prometheus.url, "v9", max_p99=0.5, selector=JOB).sample(require_canary=False).requests
+
+
+def test_a_selector_matching_nothing_says_so(prometheus):
+    with pytest.raises(PrometheusError, match=r'no series of app_requests_total\{job="nope"\}: is the app scraped'):
+        PrometheusSource(prometheus.url, "v2", max_p99=0.5, selector='job="nope"').sample()
+
+
+def test_an_error_answered_by_prometheus_is_one_line(prometheus):
+    with pytest.raises(PrometheusError) as raised:
+        PrometheusSource(prometheus.url, "v2", max_p99=0.5, selector='job=~"(unclosed"').sample()
+    message = str(raised.value)
+    assert message.startswith(f"Prometheus at {prometheus.url} answered bad_data (HTTP 400) for ")
+    assert '{job=~"(unclosed"}' in message  # the query it refused, with the selector at fault
+    assert "\n" not in message
+
+
+def test_a_missing_histogram_says_how_to_judge_without_latency(prometheus):
+    labels = Labels(duration="no_such_histogram_seconds")
+    with pytest.raises(PrometheusError, match=r"no series of no_such_histogram_seconds_bucket.*Labels\(duration=None\)"):
+        PrometheusSource(prometheus.url, "v2", max_p99=0.5, labels=labels, selector=JOB).sample()
+    plain = PrometheusSource(prometheus.url, "v2", max_p99=0.5, labels=Labels(duration=None), selector=JOB).sample()
+    assert plain.latency == {} and plain.requests
