@@ -84,7 +84,8 @@ def run_program(stack: str, project_dir: Path = PROJECT_DIR, overrides: dict[str
             asyncio.set_event_loop(None)
             loop.close()
 
-    worker = threading.Thread(target=in_thread, name=f"pulumi-program-{stack}")
+    # A daemon: Ctrl-C in the caller ends the command at once (nothing is written before the run returns).
+    worker = threading.Thread(target=in_thread, name=f"pulumi-program-{stack}", daemon=True)
     worker.start()
     worker.join()
     if "raised" in box:
