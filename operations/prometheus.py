@@ -25,8 +25,9 @@ stale) and is not waited for; its counters are remembered, so when it comes back
 counted since is new. A target that restarted (its counter went down) counts what it counted
 since its restart, as Prometheus's own increase() does, but without extrapolation: counts stay whole.
 
-The PromQL it runs (three instant queries at one evaluation time, `/api/v1/query`), with the
-default labels (the sample app's metrics, app/server.py):
+The PromQL it runs (instant queries at one evaluation time, `/api/v1/query`; the scrape times
+before and after the others, see PrometheusSource.sample), with the default labels (the sample
+app's metrics, app/server.py):
 
     sum by (job, instance, version, code) (app_requests_total{<selector>})
     max by (job, instance) (timestamp(app_requests_total{<selector>}))
@@ -236,25 +237,32 @@ class PrometheusSource:
         one pod's canary could look like "traffic is not reaching it"). So the scrape times are read
         before and after the counters, and the whole read is repeated until they agree: a scrape
         is stored all at once, so equal times mean the counters are of those scrapes."""
+        def by_target(stamps: list[tuple[dict[str, str], float]]) -> dict[tuple[str, str], float]:
+            return {(labels.get("job", ""), labels.get("instance", "")): value for labels, value in stamps}
+
         for _ in range(CONSISTENT_READS):
             when, before = self.query(self.scraped_query)
-            at = None if math.isnan(when) else when
-            requests = self._requests(at, require_canary)
-            latency = self._latency(at) if self.latency_query is not None else {}
-            _, after = self.query(self.scraped_query, at)
-            scraped = {(labels.get("job", ""), labels.get("instance", "")): value for labels, value in after}
-            if scraped == {(labels.get("job", ""), labels.get("instance", "")): value for labels, value in before}:
+            if not before:
+                raise self._no_series()
+            requests = self._requests(when, require_canary)
+            latency = self._latency(when) if self.latency_query is not None else {}
+            _, after = self.query(self.scraped_query, when)
+            if by_target(after) == by_target(before):
                 break
-        # Still moving after every try (scrapes landing on each read): the last read's counters can
-        # only lag their times by a scrape, which the next round makes up.
-        return Sample(time=when, requests=requests, latency=latency, scraped=scraped)
+        # Still moving after every try (a scrape landing in each read): the times from before the
+        # counters are kept, so no target looks scraped again with counters older than that scrape;
+        # at worst a round waits one more poll for it.
+        return Sample(time=when, requests=requests, latency=latency, scraped=by_target(before))
+
+    def _no_series(self) -> PrometheusError:
+        return PrometheusError(_line(f"Prometheus at {self.url} has no series of {self.labels.requests}"
+                                     f"{{{self.selector}}}: is the app scraped, and is the selector right?"))
 
     def _requests(self, at: float | None, require_canary: bool) -> dict[Target, tuple[float, float]]:
         lab = self.labels
         _, series = self.query(self.requests_query, at)
         if not series:
-            raise PrometheusError(_line(f"Prometheus at {self.url} has no series of {lab.requests}"
-                                        f"{{{self.selector}}}: is the app scraped, and is the selector right?"))
+            raise self._no_series()
         requests: dict[Target, tuple[float, float]] = {}
         for labels, value in series:
             target = (labels.get("job", ""), labels.get("instance", ""), labels.get(lab.version, ""))

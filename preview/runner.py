@@ -88,9 +88,11 @@ def run_program(stack: str, project_dir: Path = PROJECT_DIR, overrides: dict[str
     worker = threading.Thread(target=in_thread, name=f"pulumi-program-{stack}", daemon=True)
     worker.start()
     worker.join()
-    if "raised" in box:
-        raise box["raised"]
-    return box["run"]
+    raised, run = box.get("raised"), box.get("run")
+    box.clear()  # the exception's traceback holds this frame: no cycle through the box
+    if raised is not None:
+        raise raised
+    return run
 
 
 def _run_in_this_thread(stack: str, project_dir: Path, overrides: dict[str, Any] | None,

@@ -6,6 +6,7 @@ import copy
 import gc
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -105,11 +106,14 @@ def stack_runs() -> dict[str, ProgramRun]:
 
 def _run_key(stack: str, project_dir: Path, overrides: dict[str, Any] | None,
              settings: dict[str, Any] | None) -> str:
-    """Everything a run depends on: the stack name, its config (Pulumi.yaml defaults, the stack file,
-    overrides), the project's name and its `__main__.py` (the program reads nothing else)."""
+    """What a run depends on that tests vary: the stack name, its config (Pulumi.yaml defaults, the
+    stack file, overrides), the project's name, its `__main__.py`, and the PULUMI_CONFIG variables
+    the SDK also reads config from. (Not the components/ and model/ code, which is imported once,
+    from the checkout, whatever the project directory.)"""
     values = settings if settings is not None else stack_settings(stack, project_dir, overrides)
     program = hashlib.sha256((Path(project_dir) / "__main__.py").read_bytes()).hexdigest()
-    return json.dumps([stack, values, project_name(project_dir), program], sort_keys=True, default=str)
+    environment = {k: v for k, v in os.environ.items() if k.startswith("PULUMI_CONFIG")}
+    return json.dumps([stack, values, project_name(project_dir), program, environment], sort_keys=True, default=str)
 
 
 CLI_RUNS: dict[str, ProgramRun] = {}
@@ -121,7 +125,7 @@ def _share_cli_program_runs(monkeypatch):
     from one cache: the many tests that preview the same stack file from a copy of the project (to
     break its files, or its disk) run the program once. Each gets its own deep copy, since a
     command may change what it is given. Inputs that do not resolve go to the real runner, which
-    fails as it would without the cache."""
+    fails as it would without the cache; so does every run that fails."""
     real = preview.runner.run_program
 
     def shared(stack: str, project_dir: Path = preview.runner.PROJECT_DIR, overrides: dict[str, Any] | None = None,
@@ -130,9 +134,12 @@ def _share_cli_program_runs(monkeypatch):
             key = _run_key(stack, project_dir, overrides, settings)
         except Exception:  # noqa: BLE001 - the real runner reports it
             return real(stack, project_dir, overrides, settings)
-        if key not in CLI_RUNS:
-            CLI_RUNS[key] = real(stack, project_dir, overrides, copy.deepcopy(settings))
-        return copy.deepcopy(CLI_RUNS[key])
+        if key in CLI_RUNS:
+            return copy.deepcopy(CLI_RUNS[key])
+        run = real(stack, project_dir, overrides, copy.deepcopy(settings))
+        if run.error is None:  # a failed run is not kept: its exception keeps its traceback (--debug)
+            CLI_RUNS[key] = copy.deepcopy(run)
+        return run
 
     monkeypatch.setattr(preview.runner, "run_program", shared)
 

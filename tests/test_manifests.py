@@ -23,6 +23,7 @@ def validate_cli(stack_runs, tmp_path_factory) -> dict[str, tuple[list[Path], li
     result = subprocess.run([str(KUBERNETES_VALIDATE), "--strict", "-k", "1.33", *everything],
                             capture_output=True, text=True, timeout=120)
     lines = (result.stdout + result.stderr).splitlines()
+    assert result.returncode == 0 or any(line.startswith("ERROR") for line in lines), lines  # fails say why
     return {stack: (paths, [line for line in lines if f"{root / stack}/" in line]) for stack, paths in written.items()}
 
 

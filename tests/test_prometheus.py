@@ -349,6 +349,9 @@ def test_a_sample_that_keeps_moving_is_taken_after_a_bounded_number_of_reads():
         taken = PrometheusSource(server.url, "v2", 0.5, labels=Labels(duration=None)).sample()
         assert server.queries == 3 * CONSISTENT_READS
         assert taken.totals()["v2"].requests > 0
+        # The times from before the last read's counters: no target looks scraped again with older counters.
+        assert all(count >= {"v1": 100, "v2": 10}[version] * (taken.scraped[("app", instance)] - 10)
+                   for (_, instance, version), (count, _) in taken.requests.items())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -397,9 +400,11 @@ def judge_from_prometheus(prometheus, proxy, apps, canary: str, weight: int = 25
     stop = threading.Event()
     traffic = threading.Thread(target=send, args=(proxy.url, int(rate * deadline_s)),
                                kwargs={"rate": rate, "stop": stop})
+    source = PrometheusSource(prometheus.url, canary, max_p99=0.5, selector=JOB)
+    quiet_sample(source)  # an earlier test's traffic is all scraped before the first round
     traffic.start()
     try:
-        rounds = Rounds(PrometheusSource(prometheus.url, canary, max_p99=0.5, selector=JOB))
+        rounds = Rounds(source)
         settled_at = None
         deadline = time.monotonic() + deadline_s
         while time.monotonic() < deadline:
