@@ -178,7 +178,7 @@ def quiet_sample(source: PrometheusSource, deadline_s: float = 10.0) -> Sample:
     """A sample that counts every request answered so far, whatever ran before: taken once two samples
     a whole scrape round apart (every target scraped again in between) count the same. Right after
     traffic a sample can lack the last requests: an app counts a request just after answering it, and
-    a sample's counters can be a scrape older than its scrape times."""
+    the last scrape may not have happened yet."""
     previous = source.sample()
 
     def still() -> Sample | None:
