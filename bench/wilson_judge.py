@@ -54,10 +54,7 @@ class Judge:
 
     def observe(self, version: str | None, ok: bool, latency: float) -> None:
         for stats in (self.total, self.canary) if version == self.canary_version else (self.total,):
-            stats.requests += 1
-            stats.errors += 0 if ok else 1
-            stats.slow += 1 if latency > self.max_p99 else 0
-            stats.latencies.append(latency)
+            stats.observe(not ok, latency > self.max_p99, latency)
 
     @property
     def canary_share(self) -> float:

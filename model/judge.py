@@ -218,6 +218,13 @@ class TrackStats:
     slow: int = 0
     latencies: list[float] = field(default_factory=list)  # from observe() only; counts carry none
 
+    def observe(self, bad: bool, slow: bool, seconds: float) -> None:
+        """One answer: whether it failed, whether it was slower than the limit, how long it took."""
+        self.requests += 1
+        self.errors += bad
+        self.slow += slow
+        self.latencies.append(seconds)
+
     def p99(self) -> float | None:
         if not self.latencies:
             return None
@@ -294,19 +301,11 @@ class Judge:
         self._settle_clock(at)
         slow = seconds > self.max_p99
         bad = 0 if ok else 1
-        total = self.total
-        total.requests += 1
-        total.errors += bad
-        total.slow += slow
-        total.latencies.append(seconds)
+        self.total.observe(bool(bad), slow, seconds)
         self.all_errors.add(1, bad)
         is_canary = version == self.canary_version
         if is_canary:
-            canary = self.canary
-            canary.requests += 1
-            canary.errors += bad
-            canary.slow += slow
-            canary.latencies.append(seconds)
+            self.canary.observe(bool(bad), slow, seconds)
             self.errors.add(1, bad)
             self.slow.add(1, 1 if slow else 0)
         if not self._settling:
