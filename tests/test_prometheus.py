@@ -385,11 +385,13 @@ def test_the_source_reads_the_traffic_sent_by_version(prometheus, apps, proxy):
 
 
 def judge_from_prometheus(prometheus, proxy, apps, canary: str, weight: int = 25, rate: float = 150.0,
-                          judged_s: float = 1.5, deadline_s: float = 20.0) -> tuple[Judge, str | None]:
+                          judged_s: float = 1.5, judged_requests: int = 100,
+                          deadline_s: float = 20.0) -> tuple[Judge, str | None]:
     """The judging loop on Prometheus. Paced traffic through the proxy all along; the first scrape round
     (the traffic starting) is the judge's settle phase; each round's increments per version go to
     `Judge.observe_counts`, then `verdict()`. Ends at a verdict, or once the rounds judged after the
-    settle phase span `judged_s` seconds (of Prometheus time).
+    settle phase span `judged_s` seconds (of Prometheus time) and the judge has counted more than
+    `judged_requests` answers: a loaded machine sends fewer a second, so it judges longer, not on less.
 
     Many short rounds rather than a few long ones: should a round's increments still miss a target's
     last scrape (PrometheusSource.sample() re-reads until the counters and scrape times agree, a bounded
@@ -416,7 +418,8 @@ def judge_from_prometheus(prometheus, proxy, apps, canary: str, weight: int = 25
                     judge.end_settle()
                     settled_at = rounds.base.time
                 verdict = judge.verdict()
-                if verdict or rounds.base.time - settled_at >= judged_s:
+                if verdict or (rounds.base.time - settled_at >= judged_s
+                               and judge.total.requests > judged_requests):
                     return judge, verdict
             time.sleep(POLL)  # poll interval while waiting on a deadline for the next scrape round
         pytest.fail(f"{rounds.rounds} scrape rounds in {deadline_s}s")
