@@ -7,7 +7,9 @@ Outside CI a missing binary skips the tests that need it (`make prometheus` inst
 from __future__ import annotations
 
 import collections
+import functools
 import http.client
+import http.server
 import threading
 import time
 import urllib.parse
@@ -207,15 +209,20 @@ def test_unreachable_prometheus_is_one_line():
     assert "\n" not in str(raised.value)
 
 
-def test_something_that_is_not_prometheus_is_one_line():
-    app = AppProcess("v1")  # answers 404 "not found" on /api/v1/query
+def test_something_that_is_not_prometheus_is_one_line(tmp_path):
+    # A plain file server (an empty directory): /api/v1/query is a 404 page of HTML.
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
     try:
         with pytest.raises(PrometheusError) as raised:
-            PrometheusSource(app.url, "v2", max_p99=0.5).sample()
-        assert str(raised.value) == (f"Prometheus at {app.url.rstrip('/')} answered HTTP 404 with something that is "
+            PrometheusSource(url, "v2", max_p99=0.5).sample()
+        assert str(raised.value) == (f"Prometheus at {url.rstrip('/')} answered HTTP 404 with something that is "
                                      "not the Prometheus API's JSON (is the URL right?)")
     finally:
-        app.stop()
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.mark.parametrize("kwargs,problem", [
@@ -309,7 +316,8 @@ class ScrapingPrometheus:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # shutdown() waits for serve_forever to see the flag: at the default 0.5 s poll, half a second a test.
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
     def __enter__(self) -> ScrapingPrometheus:
         self.thread.start()
