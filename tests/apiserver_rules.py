@@ -35,7 +35,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -1539,3 +1539,15 @@ def validate(obj: Mapping[str, Any], version: str | int) -> list[str]:
     if obj.get("apiVersion") != api_version:
         errors.append(_not_supported("apiVersion", obj.get("apiVersion"), [api_version]))
     return errors + validator(obj, version)
+
+
+def problems_of(resources: Iterable[Any], version: str | int) -> list[str]:
+    """Every rule broken by any built-in Kubernetes object among rendered resources (anything with
+    `type`, `name` and the object as `inputs`, as preview.runner records a registration), each line
+    naming its object. Custom resources are left to their CRDs' schemas (tests/test_traffic_modes.py)."""
+    found = []
+    for resource in resources:
+        if is_custom_resource(resource.inputs):
+            continue
+        found.extend(f"{resource.type} {resource.name}: {error}" for error in validate(resource.inputs, version))
+    return found

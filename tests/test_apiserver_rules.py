@@ -1,6 +1,7 @@
 """The API server's validation beyond the schema (tests/apiserver_rules.py): the rules case by case,
-then every object the program renders (each stack file, each canary traffic mode, a few Kubernetes
-versions) through them."""
+then every object the program renders (each stack file, a few Kubernetes versions) through them.
+Each canary traffic mode at each weight goes through them beside its other checks, on the same
+runs: tests/test_traffic.py (replicas, nlb, alb, nginx) and tests/test_traffic_modes.py (the rest)."""
 
 from __future__ import annotations
 
@@ -574,15 +575,7 @@ def test_the_dispatcher_refuses_kinds_and_versions_it_has_no_rules_for():
 
 
 def problems(run, version: str) -> list[str]:
-    """Every rule broken by any built-in Kubernetes object of a run, each line naming its object. Custom
-    resources (rules.CUSTOM_RESOURCES) are left to their CRDs' schemas (tests/test_traffic_modes.py)."""
-    found = []
-    for resource in run.kubernetes_objects():
-        if rules.is_custom_resource(resource.inputs):
-            continue
-        for error in rules.validate(resource.inputs, version):
-            found.append(f"{resource.type} {resource.name}: {error}")
-    return found
+    return rules.problems_of(run.kubernetes_objects(), version)
 
 
 def stack_version(stack: str) -> str:
@@ -602,40 +595,6 @@ def canary(traffic: str, weight: int) -> dict[str, Any]:
     return {"app": {"strategy": "Canary", "traffic": traffic, "replicas": 4,
                     "stable": {"tag": "v1"}, "canary": {"tag": "v2", "weight": weight}},
             "other": {"strategy": "RollingUpdate", "tag": "v1", "replicas": 2}}
-
-
-@pytest.mark.parametrize("weight", [0, 5, 50, 100])
-@pytest.mark.parametrize("traffic", ["replicas", "nlb", "alb", "nginx"])
-def test_every_object_of_each_traffic_mode_passes(traffic, weight):
-    run = ok_run(canary(traffic, weight), cluster={"mode": "kubeconfig", "loadBalancerController": True})
-    assert problems(run, DEFAULT_KUBERNETES_VERSION) == []
-
-
-NEW_MODES = {
-    "gateway-mesh": ("gateway", {}),
-    "gateway-north-south": ("gateway", {"gateway": {"name": "public", "namespace": "infra", "sectionName": "http"}}),
-    "istio": ("istio", {"gateway": {"name": "public", "hosts": ["app.example.com"]}}),
-    "skipper": ("skipper", {}),
-    "dns": ("dns", {"dns": {"zone": "example.com", "name": "app.example.com"}}),
-}
-
-
-@pytest.mark.parametrize("weight", [0, 5, 50, 100])
-@pytest.mark.parametrize("variant", sorted(NEW_MODES))
-def test_every_built_in_object_of_the_other_weighted_modes_passes(variant, weight):
-    from preview.runner import run_program
-    from tests.conftest import settings_with
-
-    traffic, keys = NEW_MODES[variant]
-    releases = canary(traffic, weight)
-    releases["app"].update(keys)
-    settings = settings_with(releases)
-    settings["aws:region"] = "us-west-2"
-    run = run_program("test", settings=settings)
-    assert run.error is None
-    custom = [r.inputs for r in run.kubernetes_objects() if rules.is_custom_resource(r.inputs)]
-    assert bool(custom) == (traffic in ("gateway", "istio"))
-    assert problems(run, DEFAULT_KUBERNETES_VERSION) == []
 
 
 def test_custom_resources_are_skipped_by_name_and_still_refused_by_the_dispatcher():

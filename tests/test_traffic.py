@@ -4,7 +4,9 @@ import json
 
 import pytest
 
+from model.config_models import DEFAULT_KUBERNETES_VERSION
 from preview import manifests
+from tests import apiserver_rules
 from tests.conftest import objects_of, ok_run, pod_labels, selects
 
 WEIGHTS = [0, 1, 5, 50, 99, 100]
@@ -130,6 +132,15 @@ def test_a_weight_step_changes_only_annotations_and_canary_replicas(traffic):
 @pytest.mark.parametrize("weight", WEIGHTS)
 def test_every_mode_renders_schema_valid_objects_of(traffic, weight):
     assert manifests.validate_all(manifests.collect(run_mode(traffic, weight)), "1.33") == []
+
+
+@pytest.mark.parametrize("traffic", ["replicas", "nlb", "alb", "nginx"])
+@pytest.mark.parametrize("weight", [0, 5, 50, 100])
+def test_every_mode_renders_objects_the_api_server_takes(traffic, weight):
+    # Beyond the schema: the API server's own validation (tests/apiserver_rules.py).
+    run = run_mode(traffic, weight)
+    assert run.kubernetes_objects()
+    assert apiserver_rules.problems_of(run.kubernetes_objects(), DEFAULT_KUBERNETES_VERSION) == []
 
 
 PREVIEW_STEPS = [

@@ -24,8 +24,10 @@ from components.canary_pair import (
 )
 from model import canary_math
 from model.config import split_namespaces, validate
+from model.config_models import DEFAULT_KUBERNETES_VERSION
 from preview import aws_mocks, manifests, plan
 from preview.runner import ProgramRun
+from tests import apiserver_rules
 from tests.conftest import ROOT, objects_of, pod_labels, selects, settings_with, shared_run
 from tests.fake_stack import answers_at_weight
 
@@ -388,6 +390,17 @@ def test_every_object_of_each_new_mode_is_schema_valid(variant):
     assert kinds == expected
     if custom:
         assert crd_problems(custom) == []
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+@pytest.mark.parametrize("weight", WEIGHTS)
+def test_every_built_in_object_of_each_new_mode_is_one_the_api_server_takes(variant, weight):
+    # Beyond the schema: the API server's own validation (tests/apiserver_rules.py). Custom resources
+    # are left to the CRD validators (above).
+    built_in = [r for r in run_variant(variant, weight).kubernetes_objects()
+                if not apiserver_rules.is_custom_resource(r.inputs)]
+    assert {r.inputs["kind"] for r in built_in} >= {"Deployment", "Service"}
+    assert apiserver_rules.problems_of(built_in, DEFAULT_KUBERNETES_VERSION) == []
 
 
 def test_the_crd_validators_catch_what_the_api_server_would_refuse():
