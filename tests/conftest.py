@@ -63,12 +63,7 @@ def settings_with(releases: dict[str, Any], **top: Any) -> dict[str, Any]:
 def shared_run(stack: str, settings: dict[str, Any]) -> ProgramRun:
     """The program's run for these settings. Runs are deterministic and the tests only read them,
     so tests that render the same config share one run (the suite stays fast)."""
-    from tests.fake_stack import RUNS
-
-    key = json.dumps([stack, settings], sort_keys=True, default=str)
-    if key not in RUNS:
-        RUNS[key] = run_program(stack, settings=copy.deepcopy(settings))
-    return RUNS[key]
+    return cached_run(stack, ROOT, None, settings)
 
 
 def run_with(releases: dict[str, Any], stack: str = "test", **top: Any) -> ProgramRun:
@@ -98,10 +93,7 @@ def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
 @pytest.fixture(scope="session")
 def stack_runs() -> dict[str, ProgramRun]:
     """Each stack file run once through the program (shared: runs are read-only)."""
-    runs = {}
-    for stack in STACKS:
-        runs[stack] = run_program(stack, settings=stack_settings(stack, ROOT))
-    return runs
+    return {stack: cached_run(stack, ROOT, None, None) for stack in STACKS}
 
 
 def _run_key(stack: str, project_dir: Path, overrides: dict[str, Any] | None,
@@ -116,16 +108,29 @@ def _run_key(stack: str, project_dir: Path, overrides: dict[str, Any] | None,
     return json.dumps([stack, values, project_name(project_dir), program, environment], sort_keys=True, default=str)
 
 
-CLI_RUNS: dict[str, ProgramRun] = {}
+# Every program run of this process, by _run_key: the tests' own runs (shared_run, stack_runs, the
+# stand-in stack's updates) and the commands' (below) come from one store.
+PROGRAM_RUNS: dict[str, ProgramRun] = {}
+
+
+def cached_run(stack: str, project_dir: Path, overrides: dict[str, Any] | None,
+               settings: dict[str, Any] | None) -> ProgramRun:
+    """The program's run for this input, run once per process; failed runs are kept too (tests read
+    their errors). The run is shared: only read it."""
+    key = _run_key(stack, project_dir, overrides, settings)
+    if key not in PROGRAM_RUNS:
+        PROGRAM_RUNS[key] = run_program(stack, project_dir, overrides, copy.deepcopy(settings))
+    return PROGRAM_RUNS[key]
 
 
 @pytest.fixture(autouse=True)
 def _share_cli_program_runs(monkeypatch):
     """Commands run in-process (`rollout preview` above all) get the program's run for their config
-    from one cache: the many tests that preview the same stack file from a copy of the project (to
-    break its files, or its disk) run the program once. Each gets its own deep copy, since a
+    from the same store: the many tests that preview the same stack file from a copy of the project
+    (to break its files, or its disk) run the program once. Each gets its own deep copy, since a
     command may change what it is given. Inputs that do not resolve go to the real runner, which
-    fails as it would without the cache; so does every run that fails."""
+    fails as it would without the store; so does every input whose run failed (a fresh run keeps
+    its exception's traceback, for --debug)."""
     real = preview.runner.run_program
 
     def shared(stack: str, project_dir: Path = preview.runner.PROJECT_DIR, overrides: dict[str, Any] | None = None,
@@ -134,11 +139,12 @@ def _share_cli_program_runs(monkeypatch):
             key = _run_key(stack, project_dir, overrides, settings)
         except Exception:  # noqa: BLE001 - the real runner reports it
             return real(stack, project_dir, overrides, settings)
-        if key in CLI_RUNS:
-            return copy.deepcopy(CLI_RUNS[key])
+        cached = PROGRAM_RUNS.get(key)
+        if cached is not None and cached.error is None:
+            return copy.deepcopy(cached)
         run = real(stack, project_dir, overrides, copy.deepcopy(settings))
-        if run.error is None:  # a failed run is not kept: its exception keeps its traceback (--debug)
-            CLI_RUNS[key] = copy.deepcopy(run)
+        if run.error is None:
+            PROGRAM_RUNS[key] = copy.deepcopy(run)
         return run
 
     monkeypatch.setattr(preview.runner, "run_program", shared)

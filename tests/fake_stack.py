@@ -20,7 +20,6 @@ changed some resources before it stopped, so `live` takes its config (the worst 
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,7 +28,6 @@ from pulumi.automation import CommandResult, ConfigValue, OutputValue, UpdateSum
 from pulumi.automation.errors import create_command_error
 
 from model.stack_file import cli_string
-from preview.runner import run_program
 
 START = datetime(2026, 11, 1, 9, 0, 0)
 
@@ -215,16 +213,12 @@ class FakeStack:
         self.changes.append(changed)
 
 
-RUNS: dict[str, Any] = {}
-
-
 def _run_program(stack: str, config: dict[str, Any]) -> Any:
     """The program's run for this config. Runs are deterministic and read-only, so the many tests
     that update a stand-in stack through the same configs share them (the suite stays fast)."""
-    key = json.dumps([stack, config], sort_keys=True, default=str)
-    if key not in RUNS:
-        RUNS[key] = run_program(stack, settings=copy.deepcopy(config))
-    return RUNS[key]
+    from tests.conftest import shared_run
+
+    return shared_run(stack, config)
 
 
 def _differences(before: dict[str, Any], after: dict[str, Any], prefix: str = "", depth: int = 2) -> list[str]:
