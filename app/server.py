@@ -49,18 +49,6 @@ import time
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-try:
-    from prometheus_client import (
-        CONTENT_TYPE_LATEST,
-        CollectorRegistry,
-        Counter,
-        Histogram,
-        disable_created_metrics,
-        generate_latest,
-    )
-except ImportError:  # main() says so in one line; the settings check (and its tests) need no metrics
-    CollectorRegistry = None
-
 GREETINGS = {"v1": "Hello World!", "v2": "Howdy World!"}
 VERSION = re.compile(r"[A-Za-z0-9._-]{1,128}")
 PORT = re.compile(r"[0-9]{1,5}")
@@ -137,7 +125,17 @@ class Metrics:
     """The app's Prometheus metrics, in a registry of its own."""
 
     def __init__(self, version: str):
+        # Imported here, once the settings passed: a refused start does not pay for loading it.
+        from prometheus_client import (
+            CONTENT_TYPE_LATEST,
+            CollectorRegistry,
+            Counter,
+            Histogram,
+            disable_created_metrics,
+        )
+
         self.version = version
+        self.content_type = CONTENT_TYPE_LATEST
         disable_created_metrics()  # no *_created series: a process start time per series says nothing here
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter("app_requests", "Requests answered, by the version that answered and the HTTP status "
@@ -154,6 +152,8 @@ class Metrics:
         self.duration.labels(self.version).observe(seconds)
 
     def exposition(self) -> bytes:
+        from prometheus_client import generate_latest
+
         return generate_latest(self.registry)
 
 
@@ -249,7 +249,7 @@ class Handler(BaseHTTPRequestHandler):
             print(f"start GET {self.path}", flush=True)
         path = self.path.split("?", 1)[0]
         if path == "/metrics" and self.server.metrics is not None:
-            self._answer(200, self.server.metrics.exposition(), CONTENT_TYPE_LATEST)
+            self._answer(200, self.server.metrics.exposition(), self.server.metrics.content_type)
             return
         status = self._respond(path)
         if self.server.metrics is not None and path not in UNCOUNTED_PATHS:
@@ -398,7 +398,9 @@ def main() -> int:
         for problem in error.problems:
             print(f"error: {problem}", file=sys.stderr)
         return 2
-    if CollectorRegistry is None:
+    try:
+        import prometheus_client  # noqa: F401 - only after the settings check (Metrics uses it)
+    except ImportError:
         print("error: the prometheus-client package is missing: pip install -r app/requirements.txt", file=sys.stderr)
         return 2
     return serve(settings)

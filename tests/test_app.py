@@ -318,6 +318,22 @@ def outcome(process):
     return process.returncode, stdout, stderr
 
 
+def test_a_refused_start_loads_no_metrics_library_and_a_missing_one_is_one_line():
+    # -X importtime lists every module loaded (on stderr): the settings are refused before prometheus_client.
+    refused = subprocess.run([sys.executable, "-X", "importtime", str(SERVER)], env={"HOST": "127.0.0.1", "PORT": "99999"},
+                             capture_output=True, text=True, timeout=10)
+    lines = refused.stderr.splitlines()
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert [line for line in lines if not line.startswith("import time:")] == [
+        "error: PORT must be an integer from 0 to 65535 (got '99999')"]
+    assert any(line.endswith("| socket") for line in lines) and not any("prometheus_client" in line for line in lines)
+    # -S: no site-packages, so no prometheus_client; good settings then stop at that, in one line.
+    missing = subprocess.run([sys.executable, "-S", str(SERVER)], env={"HOST": "127.0.0.1", "PORT": "0"},
+                             capture_output=True, text=True, timeout=10)
+    assert (missing.returncode, missing.stdout, missing.stderr) == (
+        2, "", "error: the prometheus-client package is missing: pip install -r app/requirements.txt\n")
+
+
 # The cases, each a real start that must end in status 2 and one line (not a traceback, not a server).
 REFUSED = [{"APP_VERSION": "v1\r\nSet-Cookie: stolen=1"}, {"PORT": "99999"}, {"LATENCY_MS": "inf"},
            {"LATENCY_MS": "nan"}, {"FAIL_RATE": "2"}, {"PORT": "-1", "LATENCY_MS": "1e400", "FAIL_RATE": "0.5"}]
