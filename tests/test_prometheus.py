@@ -392,14 +392,23 @@ def test_the_source_reads_the_traffic_sent_by_version(prometheus, apps, proxy):
     assert source.slow_bucket == 0.1 and between.slow_bucket == 0.25
 
 
+@dataclass
+class Judged:
+    judge: Judge
+    verdict: str | None
+    sent: dict[str, Counts]  # the answers the client got, by the version that answered
+    counted: dict[str, Counts]  # every scrape round's increments, until they add up to what was sent
+
+
 def judge_from_prometheus(prometheus, proxy, apps, canary: str, weight: int = 25, rate: float = 150.0,
-                          judged_s: float = 1.5, judged_requests: int = 100,
-                          deadline_s: float = 20.0) -> tuple[Judge, str | None]:
+                          judged_s: float = 1.5, judged_requests: int = 100, deadline_s: float = 20.0) -> Judged:
     """The judging loop on Prometheus. Paced traffic through the proxy all along; the first scrape round
     (the traffic starting) is the judge's settle phase; each round's increments per version go to
     `Judge.observe_counts`, then `verdict()`. Ends at a verdict, or once the rounds judged after the
     settle phase span `judged_s` seconds (of Prometheus time) and the judge has counted more than
     `judged_requests` answers: a loaded machine sends fewer a second, so it judges longer, not on less.
+    Then the traffic stops and the rounds go on until their increments add up to the answers the client
+    got (fails if they never do): Rounds loses and doubles nothing.
 
     Many short rounds rather than a few long ones: should a round's increments still miss a target's
     last scrape (PrometheusSource.sample() re-reads until the counters and scrape times agree, a bounded
@@ -408,18 +417,29 @@ def judge_from_prometheus(prometheus, proxy, apps, canary: str, weight: int = 25
     proxy.route(apps["v1"].url, apps[canary].url, weight)
     judge = Judge(canary, weight, 0.01, 0.5, settling=True)  # until end_settle() below
     stop = threading.Event()
-    traffic = threading.Thread(target=send, args=(proxy.url, int(rate * deadline_s)),
-                               kwargs={"rate": rate, "stop": stop})
+    answers: collections.Counter = collections.Counter()
+    traffic = threading.Thread(target=lambda: answers.update(send(proxy.url, int(rate * deadline_s), rate=rate,
+                                                                  stop=stop)))
     source = PrometheusSource(prometheus.url, canary, max_p99=0.5, selector=JOB)
     quiet_sample(source)  # an earlier test's traffic is all scraped before the first round
+    counted: dict[str, Counts] = {}
+
+    def count(increments: dict[str, Counts]) -> None:
+        for version, counts in increments.items():
+            counted[version] = counted.get(version, Counts()) + counts
+
     traffic.start()
     try:
         rounds = Rounds(source)
         settled_at = None
+        verdict: str | None = None
         deadline = time.monotonic() + deadline_s
-        while time.monotonic() < deadline:
+        while True:
+            if time.monotonic() > deadline:
+                pytest.fail(f"{rounds.rounds} scrape rounds in {deadline_s}s")
             increments = rounds.poll()
             if increments is not None:
+                count(increments)
                 for version, counts in increments.items():
                     judge.observe_counts(version, counts.requests, counts.errors, counts.slow)
                 if rounds.rounds == 1:
@@ -428,26 +448,43 @@ def judge_from_prometheus(prometheus, proxy, apps, canary: str, weight: int = 25
                 verdict = judge.verdict()
                 if verdict or (rounds.base.time - settled_at >= judged_s
                                and judge.total.requests > judged_requests):
-                    return judge, verdict
+                    break
             time.sleep(POLL)  # poll interval while waiting on a deadline for the next scrape round
-        pytest.fail(f"{rounds.rounds} scrape rounds in {deadline_s}s")
     finally:
         stop.set()
         traffic.join(30)
+    assert not traffic.is_alive()
+    sent = by_version(answers)
+    assert None not in sent, answers  # every request was answered (by v1, or by the canary)
+
+    def added_up() -> bool:
+        increments = rounds.poll()
+        if increments is not None:
+            count(increments)
+        return {v: c for v, c in counted.items() if c != Counts()} == sent
+
+    try:
+        wait_for(added_up, 10.0, "the rounds to count every answer sent")
+    except TimeoutError:
+        pytest.fail(f"the scrape rounds counted {counted}; the client got {sent}")
+    return Judged(judge, verdict, sent, counted)
 
 
 def test_a_judge_fed_from_prometheus_keeps_a_good_canary(prometheus, apps, proxy):
-    judge, verdict = judge_from_prometheus(prometheus, proxy, apps, "v2")
-    assert verdict is None
-    assert judge.total.requests > 100 and judge.total.errors == 0
+    judged = judge_from_prometheus(prometheus, proxy, apps, "v2")
+    judge = judged.judge
+    assert judged.verdict is None
+    assert judge.total.errors == 0 and set(judged.sent) == {"v1", "v2"}
     assert judge.share_high.n > 0 and abs(judge.canary_share - 25) < 10  # judged on the share, near the weight
     assert not judge.settling
 
 
 def test_a_judge_fed_from_prometheus_aborts_a_failing_canary(prometheus, apps, proxy):
-    judge, verdict = judge_from_prometheus(prometheus, proxy, apps, "v3")
+    judged = judge_from_prometheus(prometheus, proxy, apps, "v3")
+    judge, verdict = judged.judge, judged.verdict
     assert verdict is not None and verdict.startswith("canary error rate"), verdict
     assert judge.canary.errors >= 3 and judge.total.errors == judge.canary.errors  # v1 never failed
+    assert judged.sent["v3"].errors > 0 and judged.sent["v1"].errors == 0
 
 
 # ---------------------------------------------------------------------------------------------
