@@ -132,10 +132,12 @@ class Metrics:
             Counter,
             Histogram,
             disable_created_metrics,
+            generate_latest,
         )
 
         self.version = version
         self.content_type = CONTENT_TYPE_LATEST
+        self._generate_latest = generate_latest
         disable_created_metrics()  # no *_created series: a process start time per series says nothing here
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter("app_requests", "Requests answered, by the version that answered and the HTTP status "
@@ -152,9 +154,7 @@ class Metrics:
         self.duration.labels(self.version).observe(seconds)
 
     def exposition(self) -> bytes:
-        from prometheus_client import generate_latest
-
-        return generate_latest(self.registry)
+        return self._generate_latest(self.registry)
 
 
 class Connection:

@@ -301,11 +301,11 @@ class Judge:
         self._settle_clock(at)
         slow = seconds > self.max_p99
         bad = 0 if ok else 1
-        self.total.observe(bool(bad), slow, seconds)
+        self.total.observe(not ok, slow, seconds)
         self.all_errors.add(1, bad)
         is_canary = version == self.canary_version
         if is_canary:
-            self.canary.observe(bool(bad), slow, seconds)
+            self.canary.observe(not ok, slow, seconds)
             self.errors.add(1, bad)
             self.slow.add(1, 1 if slow else 0)
         if not self._settling:
