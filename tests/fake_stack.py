@@ -28,6 +28,7 @@ from pulumi.automation import CommandResult, ConfigValue, OutputValue, UpdateSum
 from pulumi.automation.errors import create_command_error
 
 from model.stack_file import cli_string
+from tests.conftest import shared_run
 
 START = datetime(2026, 11, 1, 9, 0, 0)
 
@@ -165,7 +166,7 @@ class FakeStack:
             self.record(message or "", "failed", config=config)
             raise create_command_error(CommandResult(stdout=f"Updating ({self.name})\n error: getting credentials: "
                                                             "exec: executable aws not found", stderr="", code=255))
-        run = _run_program(self.name, config)
+        run = shared_run(self.name, config)  # runs of one config are shared (tests/conftest.py)
         if run.error is not None:
             self.record(message or "", "failed", config=config)
             raise create_command_error(CommandResult(
@@ -211,14 +212,6 @@ class FakeStack:
         self.live = config
         self.applied.append((message, config, result))
         self.changes.append(changed)
-
-
-def _run_program(stack: str, config: dict[str, Any]) -> Any:
-    """The program's run for this config. Runs are deterministic and read-only, so the many tests
-    that update a stand-in stack through the same configs share them (the suite stays fast)."""
-    from tests.conftest import shared_run
-
-    return shared_run(stack, config)
 
 
 def _differences(before: dict[str, Any], after: dict[str, Any], prefix: str = "", depth: int = 2) -> list[str]:

@@ -7,12 +7,14 @@ Outside CI a missing binary skips the tests that need it (`make prometheus` inst
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import http.client
 import http.server
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -209,20 +211,26 @@ def test_unreachable_prometheus_is_one_line():
     assert "\n" not in str(raised.value)
 
 
-def test_something_that_is_not_prometheus_is_one_line(tmp_path):
-    # A plain file server (an empty directory): /api/v1/query is a 404 page of HTML.
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+@contextlib.contextmanager
+def loopback_server(handler: Callable[..., http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """An HTTP server with `handler` on a loopback port while the block runs; yields its URL."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    # shutdown() waits for serve_forever to see the flag: at the default 0.5 s poll, half a second a test.
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/"
     try:
-        with pytest.raises(PrometheusError) as raised:
-            PrometheusSource(url, "v2", max_p99=0.5).sample()
-        assert str(raised.value) == (f"Prometheus at {url.rstrip('/')} answered HTTP 404 with something that is "
-                                     "not the Prometheus API's JSON (is the URL right?)")
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_something_that_is_not_prometheus_is_one_line(tmp_path):
+    # A plain file server (an empty directory): /api/v1/query is a 404 page of HTML.
+    with loopback_server(functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))) as url:
+        with pytest.raises(PrometheusError) as raised:
+            PrometheusSource(f"{url}/", "v2", max_p99=0.5).sample()
+        assert str(raised.value) == (f"Prometheus at {url} answered HTTP 404 with something that is "
+                                     "not the Prometheus API's JSON (is the URL right?)")
 
 
 @pytest.mark.parametrize("kwargs,problem", [
@@ -287,7 +295,6 @@ class ScrapingPrometheus:
     and v2 at 10 n: a read whose counters are not of its scrape times shows at once."""
 
     def __init__(self, scrape_after: set[int]) -> None:
-        import http.server
         import json
 
         self.scrape_after, self.queries, self.scrapes = scrape_after, 0, 1
@@ -314,18 +321,15 @@ class ScrapingPrometheus:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        # shutdown() waits for serve_forever to see the flag: at the default 0.5 s poll, half a second a test.
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        self._serving = loopback_server(Handler)
+        self.url = ""
 
     def __enter__(self) -> ScrapingPrometheus:
-        self.thread.start()
+        self.url = self._serving.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._serving.__exit__(*exc)
 
 
 def consistent(sample: Sample) -> bool:

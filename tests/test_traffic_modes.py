@@ -42,6 +42,8 @@ VIRTUAL_SERVICE = "kubernetes:networking.istio.io/v1:VirtualService"
 DESTINATION_RULE = "kubernetes:networking.istio.io/v1:DestinationRule"
 RECORD = "aws:route53/record:Record"
 CUSTOM_API_VERSIONS = ("gateway.networking.k8s.io/v1", "networking.istio.io/v1")
+# The custom resources each traffic mode renders (the other modes: none).
+CUSTOM_KINDS = {"gateway": {"HTTPRoute"}, "istio": {"VirtualService", "DestinationRule"}}
 LABELS = {"app.kubernetes.io/name": "app", "app.kubernetes.io/part-of": "app-update",
           "app.kubernetes.io/managed-by": "pulumi"}
 REGION = "us-west-2"
@@ -385,9 +387,7 @@ def test_every_object_of_each_new_mode_is_schema_valid(variant):
         run = run_variant(variant, weight)
         assert manifests.validate_all(builtin_manifests(run), "1.35") == []
         custom += custom_resources(run)
-    kinds = {o["kind"] for o in custom}
-    expected = {"gateway": {"HTTPRoute"}, "istio": {"VirtualService", "DestinationRule"}}.get(VARIANTS[variant][0], set())
-    assert kinds == expected
+    assert {o["kind"] for o in custom} == CUSTOM_KINDS.get(VARIANTS[variant][0], set())
     if custom:
         assert crd_problems(custom) == []
 
@@ -399,8 +399,7 @@ def test_every_built_in_object_of_each_new_mode_is_one_the_api_server_takes(vari
     # custom resources (left to the CRD validators, above) and nothing else.
     objects = run_variant(variant, weight).kubernetes_objects()
     skipped = {r.inputs["kind"] for r in objects if apiserver_rules.is_custom_resource(r.inputs)}
-    assert skipped == {"gateway": {"HTTPRoute"}, "istio": {"VirtualService", "DestinationRule"}}.get(
-        VARIANTS[variant][0], set())
+    assert skipped == CUSTOM_KINDS.get(VARIANTS[variant][0], set())
     assert {r.inputs["kind"] for r in objects} >= {"Deployment", "Service", "PodDisruptionBudget"}
     assert apiserver_rules.problems_of(objects, DEFAULT_KUBERNETES_VERSION) == []
 
