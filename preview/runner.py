@@ -71,8 +71,9 @@ def run_program(stack: str, project_dir: Path = PROJECT_DIR, overrides: dict[str
     def in_thread() -> None:
         loop = asyncio.new_event_loop()
         # One executor thread: the SDK hands every RPC (register, invoke) to the loop's executor, and
-        # the mocks are plain Python under the GIL, so more threads only make the order they see
-        # (and record) vary from run to run.
+        # the mocks are plain Python under the GIL, so more threads only add contention and make the
+        # order they see vary more. (Outputs still resolve in varying order, so a program whose
+        # resources wait on others, the EKS stacks, registers them in an order that can vary.)
         loop.set_default_executor(ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"pulumi-rpc-{stack}"))
         asyncio.set_event_loop(loop)
         try:

@@ -61,8 +61,9 @@ def settings_with(releases: dict[str, Any], **top: Any) -> dict[str, Any]:
 
 
 def shared_run(stack: str, settings: dict[str, Any]) -> ProgramRun:
-    """The program's run for these settings. Runs are deterministic and the tests only read them,
-    so tests that render the same config share one run (the suite stays fast)."""
+    """The program's run for these settings. The same config registers the same resources (not
+    always in the same order) and the tests only read them, so tests that render one config share
+    one run (the suite stays fast)."""
     return cached_run(stack, ROOT, None, settings)
 
 
