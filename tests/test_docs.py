@@ -205,9 +205,10 @@ def shell_commands(line: str):
 def program(words: list[str]):
     while words and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", words[0]):
         words = words[1:]  # AWS_PROFILE=prod python -m rollout ...
-    if len(words) >= 3 and re.fullmatch(r"(.*/)?python3?", words[0]) and words[1:3] == ["-m", "rollout"]:
+    # Without arguments it is the program's name in a sentence (`python -m rollout`), not a command.
+    if len(words) > 3 and re.fullmatch(r"(.*/)?python3?", words[0]) and words[1:3] == ["-m", "rollout"]:
         yield "rollout", words[3:]
-    elif words and re.fullmatch(r"(venv/bin/)?rollout", words[0]):
+    elif len(words) > 1 and re.fullmatch(r"(venv/bin/)?rollout", words[0]):
         yield "rollout", words[1:]
     elif words and words[0] == "make":
         yield "make", words[1:]
@@ -276,7 +277,7 @@ def make_problem(arguments: list[str]) -> str | None:
         if equals and name not in variables:
             return f"make {shlex.join(arguments)}: the Makefile reads no variable {name}"
         if not equals and word not in targets:
-            return f"make {shlex.join(arguments)}: no target {word!r} (targets: {', '.join(sorted(targets))})"
+            return f"make {shlex.join(arguments)}: no target {word!r} (targets: {', '.join(sorted(t for t in targets if '/' not in t))})"
     return None
 
 
@@ -457,6 +458,7 @@ def test_documented_placeholders_and_forms_pass():
         "rollout undo STACK --to-revision N",
         "```",
         "Every verb has help: `python -m rollout VERB --help`; `python -m rollout -C DIR status dev`; `make`.",
+        "The program's name alone is no command: `python -m rollout`, `venv/bin/rollout`.",
     ])
     page = page_of(text)
     assert command_problems(page) == []
