@@ -7,7 +7,8 @@ Where the docs name commands (the convention the checks rely on):
 - A command is in a code span (`...`) or a code block. In sh/bash/console blocks every command line is checked; in
   other blocks (terminal output) and code spans, what follows `python -m rollout` and what starts with `make `.
 - A placeholder is one of the UPPER-CASE words in PLACEHOLDERS (`STACK`, `NAME`, `TAG`, ...), a whole argument or
-  the part after `=` (`prometheus=URL`); the check puts a sample value in its place. `VERB` stands for every verb.
+  the part after `=` (`prometheus=URL`); the check puts a sample value in its place. `VERB` is any verb (each
+  is checked, with `--help`).
   `[--yes]` marks an optional part (checked as present). `<stack>`-style placeholders are refused: a shell reads
   `<` as a redirection.
 """
@@ -228,7 +229,8 @@ def with_samples(arguments: list[str]) -> list[list[str]]:
     if "VERB" not in filled:
         return [filled]
     verbs = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
-    return [[verb if word == "VERB" else word for word in filled] for verb in verbs]
+    # `python -m rollout VERB` names any verb: each verb with what follows, as far as `--help` reads it.
+    return [[verb if word == "VERB" else word for word in filled] + ["--help"] for verb in verbs]
 
 
 def exact_parser() -> argparse.ArgumentParser:
