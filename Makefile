@@ -10,7 +10,7 @@ IMAGE ?= app-update/app
 help:
 	@echo "make preview [STACK=dev]   show and render a stack offline (no Pulumi CLI, no cloud)"
 	@echo "make test                  lint (ruff, lint-imports) and run the test suite"
-	@echo "make bench                 run the benchmarks in bench/ (by hand; numbers go in the README)"
+	@echo "make bench                 run the benchmarks in bench/ (by hand; numbers go in docs/verification.md)"
 	@echo "make prometheus            install Debian's prometheus package (tests/test_prometheus.py runs it)"
 	@echo "make images [IMAGE=repo]   build the sample app's v1 and v2 images (needs a Docker engine)"
 	@echo "make schema                regenerate schema/pulumi-stack.schema.json from the config models"

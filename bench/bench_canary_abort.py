@@ -130,7 +130,7 @@ def main() -> None:
           f"{'p90':>8}{'exact':>7}{'s':>7} | {'new/old':>7} | {'Flagger':>8}{'check fails':>12}")
     results = {}
     for name, make in JUDGES.items():
-        rng = random.Random(SEED)  # the same sequence for both judges (and as the README's earlier table)
+        rng = random.Random(SEED)  # the same sequence for both judges (as docs/verification.md's earlier table)
         for fail_rate in (0.5, 0.1, 0.02):
             for weight in (5, 25, 50):
                 counts = [requests_to_abort(make, fail_rate, weight, rng) for _ in range(args.trials)]

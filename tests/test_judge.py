@@ -30,7 +30,7 @@ from model.judge import (
 DEFAULT_STEPS = (5, 25, 50, 100)
 RATE, INTERVAL = 50, 60  # probes per second, seconds per step
 CANARY_ANSWERS = [RATE * INTERVAL * weight // 100 for weight in DEFAULT_STEPS]  # 150, 750, 1500, 3000
-TODAY = {(0.5, 5): 182, (0.1, 5): 946, (0.02, 25): 3236}  # the README's table: requests to abort, old judge
+TODAY = {(0.5, 5): 182, (0.1, 5): 946, (0.02, 25): 3236}  # docs/verification.md's table: requests to abort, old judge
 
 
 def judge(weight: float = 50, **kwargs) -> Judge:
@@ -344,7 +344,7 @@ def test_half_the_budget_is_aborted_in_at_most_0_2_percent_of_default_runs(bound
     more answers below 100%)."""
     chance = run_false_abort_probability(boundary, 0.005, CANARY_ANSWERS)
     assert chance <= 0.002, f"{chance:.4%} of default runs"
-    assert chance < 0.0002  # 0.018%: what the README says
+    assert chance < 0.0002  # 0.018%: what docs/verification.md and docs/progressive-delivery.md say
 
 
 def test_at_the_budget_itself_each_step_aborts_at_most_alpha(boundary):
