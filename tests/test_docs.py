@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import io
 import re
 import shlex
@@ -228,11 +229,12 @@ def with_samples(arguments: list[str]) -> list[list[str]]:
         filled.append(word)
     if "VERB" not in filled:
         return [filled]
-    verbs = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    verbs = next(a for a in exact_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
     # `python -m rollout VERB` names any verb: each verb with what follows, as far as `--help` reads it.
     return [[verb if word == "VERB" else word for word in filled] + ["--help"] for verb in verbs]
 
 
+@functools.cache
 def exact_parser() -> argparse.ArgumentParser:
     """The real parser, taking options only as spelt out (argparse would read `--releas` as `--release`)."""
     parser = build_parser()
@@ -415,6 +417,19 @@ def test_good_links_pass():
     text = ("# T\n## Here it is\n[a](#here-it-is) [b](docs/eks.md) [c](Makefile#L3) [d](https://example.com/x)\n"
             "`[not a link](nosuch.md)`\n")
     assert link_problems(page_of(text)) == []
+
+
+def test_the_real_pages_with_one_thing_broken_are_caught():
+    readme = (ROOT / "README.md").read_text()
+    assert "](docs/eks.md)" in readme and "venv/bin/python -m rollout history dev" in readme
+    moved = page_of(readme.replace("](docs/eks.md)", "](docs/eks-cluster.md)"))
+    assert [p for p in link_problems(moved) if "no file docs/eks-cluster.md" in p] != []
+    renamed = page_of(readme.replace("rollout history dev", "rollout revisions dev"))
+    assert [p for p in command_problems(renamed) if "invalid choice: 'revisions'" in p] != []
+    operations = (ROOT / "docs" / "operations.md").read_text()
+    assert "## rollout canary" in operations
+    retitled = page_of(operations.replace("## rollout canary", "## Canary runs"), "docs/operations.md")
+    assert [p for p in link_problems(retitled) if "#rollout-canary" in p] != []
 
 
 def test_a_long_line_is_caught_outside_code_only():
