@@ -2,8 +2,10 @@
 
 import pulumi
 import pytest
+import yaml
 
-from tests.conftest import STACKS, objects_of, ok_run, pod_labels, run_with, selects, workshop_release
+from model.stack_file import stack_settings
+from tests.conftest import ROOT, STACKS, objects_of, ok_run, pod_labels, run_with, selects, workshop_release
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SERVICE = "kubernetes:core/v1:Service"
@@ -58,12 +60,38 @@ def test_dev_is_the_workshop(stack_runs):
         "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1}}
     for dep in deps.values():
         assert dep["spec"]["template"]["spec"]["containers"][0]["image"].startswith("arungupta/app-upgrade:")
-    assert (deps["app-stable"]["spec"]["replicas"], deps["app-canary"]["spec"]["replicas"]) == (2, 2)
+    # At rest: the workshop's 2 + 2 split is a commented example in the file (next test).
+    assert (deps["app-stable"]["spec"]["replicas"], deps["app-canary"]["spec"]["replicas"]) == (4, 0)
     svcs = services(run)
     assert set(svcs) == {"app-recreate", "app-rolling", "app-service"}
     for svc in svcs.values():
         assert svc["spec"]["type"] == "LoadBalancer"
         assert svc["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_committed_stack_files_start_with_every_canary_at_weight_0(stack_runs, stack):
+    """The first `rollout canary` on a fresh stack refuses a canary that already carries traffic:
+    every committed stack file starts at rest (no weight, no pods for a weight, no per-track split)."""
+    releases = stack_settings(stack, ROOT)["app-update:releases"]
+    canaries = {name: r for name, r in releases.items() if r["strategy"] == "Canary"}
+    for name, release in canaries.items():
+        assert release["canary"].get("weight", 0) == 0, name
+        assert "podsForWeight" not in release["canary"] and "replicas" not in release["canary"], name
+        assert stack_runs[stack].outputs["releases"][name]["effectiveWeight"] == 0, name
+
+
+def test_dev_shows_the_workshops_split_as_a_commented_example_that_works():
+    lines = (ROOT / "Pulumi.dev.yaml").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if "workshop's split" in line)
+    example = yaml.safe_load("\n".join(line.strip().removeprefix("#").strip() for line in lines[start + 1:start + 5]
+                                        if line.strip().startswith("#   ")))
+    dev = stack_settings("dev", ROOT)["app-update:releases"]["app"]
+    split = {k: v for k, v in dev.items() if k not in ("replicas", "stable", "canary")} | example
+    deps = deployments(ok_run({"app": split}))
+    assert (deps["app-stable"]["spec"]["replicas"], deps["app-canary"]["spec"]["replicas"]) == (2, 2)
+    assert {d["spec"]["template"]["spec"]["containers"][0]["image"] for d in deps.values()} == {
+        "arungupta/app-upgrade:v1", "arungupta/app-upgrade:v2"}
 
 
 def test_single_track_release_wires_service_to_its_pods():
@@ -170,7 +198,7 @@ def test_outputs_carry_addresses_images_and_weights(stack_runs):
     assert releases["app-rolling"]["address"].endswith(".amazonaws.com")
     assert releases["app-rolling"]["images"] == {"app": "arungupta/app-upgrade:v1"}
     assert releases["app"]["tags"] == {"stable": "v1", "canary": "v2"}
-    assert releases["app"]["effectiveWeight"] == 50.0
+    assert releases["app"]["effectiveWeight"] == 0
 
 
 def test_approximated_canary_weight_logs_a_warning_naming_the_exact_total():
