@@ -98,12 +98,59 @@ class Revision:
         return self.result == "succeeded"
 
 
+# Summaries per `Stack.history` call when reading a whole history: one call for most stacks.
+HISTORY_PAGE_SIZE = 100
+# Whole reads tried when updates keep landing while the pages are read.
+HISTORY_READS = 3
+
+
+def _same_update(a: Any, b: Any) -> bool:
+    return (a.kind, a.start_time, a.message, a.result, a.version) == (b.kind, b.start_time, b.message, b.result,
+                                                                      b.version)
+
+
+def whole_history(stack: StackLike, page_size: int = HISTORY_PAGE_SIZE) -> list[Any]:
+    """Every UpdateSummary of the stack, newest first, secrets hidden.
+
+    `Stack.history()` without a page size returns only the CLI's default page (`pulumi stack
+    history --page-size` defaults to 10), so this pages with `page_size`/`page` until a page comes
+    back short (both backends answer a page past the end with an empty list). Pages are counted
+    from the newest update: one that finishes while they are read shifts the later pages by one,
+    so the newest update is read again at the end and the whole read repeated if it changed.
+    """
+    for _ in range(HISTORY_READS):
+        summaries: list[Any] = []
+        page = 1
+        while True:
+            batch = list(stack.history(page_size=page_size, page=page, show_secrets=False))
+            summaries += batch
+            if len(batch) < page_size:
+                break
+            page += 1
+        if page == 1:
+            return summaries  # one read: nothing could shift
+        head = list(stack.history(page_size=1, page=1, show_secrets=False))
+        if len(head) == 1 and _same_update(head[0], summaries[0]):
+            return summaries
+    raise OperationError(f"stack {stack.name}'s history kept changing while it was read (updates running "
+                         "right now?): try again when they are done")
+
+
 def revisions(stack: StackLike) -> list[Revision]:
-    """The stack's updates, newest first. Secrets stay hidden ("[secret]")."""
+    """The stack's whole history (updates, refreshes, destroys), newest first, numbered 1 = oldest
+    as `kubectl rollout history` numbers revisions. Secrets stay hidden ("[secret]").
+
+    Self-managed backends (`file://`, `s3://`) never set an update's version (the CLI's JSON says
+    0 for each), so the number is the position in the whole history. Pulumi Cloud numbers every
+    update, refreshes and destroys included, 1 = the first: the same numbers, so its versions are
+    used as they are.
+    """
+    summaries = whole_history(stack)
+    numbered = bool(summaries) and all((s.version or 0) > 0 for s in summaries)
     out = []
-    for summary in stack.history(show_secrets=False):
-        out.append(Revision(number=summary.version or 0, kind=summary.kind, result=summary.result,
-                            message=summary.message or "", start_time=summary.start_time,
+    for position, summary in enumerate(summaries):
+        out.append(Revision(number=summary.version if numbered else len(summaries) - position, kind=summary.kind,
+                            result=summary.result, message=summary.message or "", start_time=summary.start_time,
                             releases=releases_of(summary.config)))
     return sorted(out, key=lambda r: r.number, reverse=True)
 
