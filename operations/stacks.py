@@ -349,10 +349,7 @@ def load_stack_file(stack: str, project_dir: Path, overrides: dict[str, Any] | N
     try:
         return settings, load(settings, stack)
     except ConfigError as error:
-        for problem in error.problems:
-            print(problem, file=sys.stderr)
-        print(f"{len(error.problems)} problem(s) in Pulumi.{stack}.yaml; nothing was deployed or written",
-              file=sys.stderr)
+        print(error.report(stack), file=sys.stderr)  # the same text the program gives the engine
         return None, None
 
 

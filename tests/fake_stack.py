@@ -27,6 +27,7 @@ from typing import Any
 from pulumi.automation import CommandResult, ConfigValue, OutputValue, UpdateSummary, UpResult
 from pulumi.automation.errors import create_command_error
 
+from components.stack_config import StackConfigRejected
 from model.stack_file import cli_string
 from tests.conftest import shared_run
 
@@ -52,6 +53,10 @@ UPDATE_FAILED_STDOUT = ("Updating ({stack})\n\n ~  kubernetes:apps/v1:Deployment
                         "\"app-update/app-canary\" failed to fully initialize or become live: Timeout occurred\n\n"
                         "  pulumi:pulumi:Stack (app-update-{stack}):\n    error: update failed\n\n"
                         "Resources:\n    1 errored\n\nDuration: 10m2s\n")
+CONFIG_REJECTED_STDOUT = ("Updating ({stack})\n\n     Type                 Name                Status\n"
+                          " +   pulumi:pulumi:Stack  app-update-{stack}  **creating failed**     1 error\n\n"
+                          "Diagnostics:\n  pulumi:pulumi:Stack (app-update-{stack}):\n    error: {report}\n\n"
+                          "Resources:\n\nDuration: 1s\n")
 BACKEND_STDERR = ("error: failed to load checkpoint: blob (key \".pulumi/stacks/app-update/{stack}.json\") "
                   "(code=Unknown): RequestError: send request failed: dial tcp: lookup state.example: "
                   "no such host")
@@ -193,6 +198,10 @@ class FakeStack:
         run = shared_run(self.name, config)  # runs of one config are shared (tests/conftest.py)
         if run.error is not None:
             self.record(message or "", "failed", config=config)
+            if isinstance(run.error, StackConfigRejected):
+                # The program logged its report and exited 32: the language host bails, the engine adds nothing.
+                raise create_command_error(CommandResult(stdout=CONFIG_REJECTED_STDOUT.format(
+                    stack=self.name, report=run.error.report.replace("\n", "\n    ")), stderr="", code=255))
             raise create_command_error(CommandResult(
                 stdout=f"Updating ({self.name})\n error: an unhandled error occurred: {run.error}", stderr="", code=255))
         # The update moved resources towards this config, whatever happens next (worst case).

@@ -120,7 +120,8 @@ def test_bad_config_exits_2_naming_the_key_and_writes_nothing(capsys, project, r
     code, out, err = run_cli(capsys, "--cwd", str(project), "preview", "bad")
     assert code == 2
     assert out == ""
-    assert err.splitlines()[0].startswith(key + ": ")
+    assert err.splitlines()[0] == "1 problem in Pulumi.bad.yaml; nothing was deployed or written"
+    assert err.splitlines()[1].startswith(key + ": ")
     assert "Traceback" not in err
     assert not (project / "build").exists()
 

@@ -1,9 +1,9 @@
 """The real program under provider-like mocks: what each component registers."""
 
-import pulumi
 import pytest
 import yaml
 
+from components.stack_config import StackConfigRejected
 from model.stack_file import stack_settings
 from tests.conftest import ROOT, STACKS, objects_of, ok_run, pod_labels, run_with, selects, workshop_release
 
@@ -213,16 +213,18 @@ def test_approximated_canary_weight_logs_a_warning_naming_the_exact_total():
 def test_invalid_config_fails_with_the_key_path_and_registers_nothing():
     run = run_with({"app-rolling": workshop_release(maxSurge=0, maxUnavailable=0),
                     "app": {"strategy": "Recreate", "tag": "v1", "maxSurge": 1}})
-    assert isinstance(run.error, pulumi.RunError)
+    assert isinstance(run.error, StackConfigRejected) and run.error.code == 32  # exit status 32: already reported
     message = str(run.error)
+    assert message.splitlines()[0] == "2 problems in Pulumi.test.yaml; nothing was deployed or written"
     assert "app-update:releases.app-rolling.maxUnavailable" in message
     assert "app-update:releases.app.maxSurge" in message
+    assert run.warnings == [message]  # logged once, as an error diagnostic
     assert run.resources == []
 
 
 def test_eks_mode_without_region_registers_nothing():
     run = run_with({"web": workshop_release()}, cluster={"mode": "eks"})
-    assert isinstance(run.error, pulumi.RunError)
+    assert isinstance(run.error, StackConfigRejected)
     assert "aws:region" in str(run.error)
     assert run.resources == []
 
