@@ -58,6 +58,13 @@ class _Monitor(resource_pb2_grpc.ResourceMonitorServicer):
     def RegisterResourceOutputs(self, request: Any, context: Any) -> Any:
         return empty_pb2.Empty()
 
+    # What an older engine lacks: the SDK falls back (feature probes; no shutdown handshake).
+    def GetDeploymentInfo(self, request: Any, context: Any) -> Any:
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "not implemented by this stand-in")
+
+    def SignalAndWaitForShutdown(self, request: Any, context: Any) -> Any:
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "not implemented by this stand-in")
+
 
 class _Engine(engine_pb2_grpc.EngineServicer):
     def __init__(self, record: EngineRecord):

@@ -49,3 +49,38 @@ def test_the_executor_turns_a_run_error_into_the_unhandled_error_the_issue_saw(t
     run = run_like_the_engine(tmp_path, "app-update", "bad", {})
     assert run.errors() == ["invalid stack configuration"]
     assert (run.exit_status, run.bail, run.host_error) == (1, False, "program exited with non-zero exit code: 1")
+
+
+# ---------------------------------------------------------------------------------------------
+# The kubeconfig provider: what the engine records does not depend on the operator's machine
+# ---------------------------------------------------------------------------------------------
+
+KUBECONFIG_STACK = {
+    "app-update:namespace": "app-update",
+    "app-update:cluster": {"mode": "kubeconfig", "context": "kind-app-update"},
+    "app-update:releases": {"web": {"strategy": "Recreate", "tag": "v1", "replicas": 1}},
+}
+
+
+def provider_inputs(run):
+    [(key, inputs)] = [(k, v) for k, v in run.engine.inputs.items() if k[0] == "pulumi:providers:kubernetes"]
+    return inputs
+
+
+def test_the_sdk_alone_would_record_the_operators_kubeconfig_path(tmp_path, monkeypatch):
+    """The upstream behaviour the program works around: a Provider constructed without `kubeconfig`
+    takes $KUBECONFIG as an input, so the state holds one operator's path."""
+    (tmp_path / "__main__.py").write_text("import pulumi_kubernetes as k8s\nk8s.Provider('k8s', context='kind')\n")
+    monkeypatch.setenv("KUBECONFIG", "/home/alice/.kube/config")
+    run = run_like_the_engine(tmp_path, "app-update", "local", {})
+    assert run.exit_status == 0, run.stderr
+    assert provider_inputs(run) == {"kubeconfig": "/home/alice/.kube/config", "context": "kind"}
+
+
+def test_the_kubeconfig_provider_receives_only_the_stacks_context(monkeypatch):
+    monkeypatch.setenv("KUBECONFIG", "/home/alice/clusters/kind.yaml:/home/alice/.kube/config")
+    run = run_like_the_engine(ROOT, "app-update", "local", KUBECONFIG_STACK)
+    assert run.exit_status == 0, run.stderr
+    # What the engine records (and diffs): the context; the provider finds the file itself.
+    assert provider_inputs(run) == {"context": "kind-app-update"}
+    assert ("kubernetes:apps/v1:Deployment", "web-deployment") in run.engine.registered

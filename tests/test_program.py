@@ -1,5 +1,7 @@
 """The real program under provider-like mocks: what each component registers."""
 
+import os
+
 import pytest
 import yaml
 
@@ -320,3 +322,26 @@ def test_services_never_wait_for_pods_that_come_after_them(stack_runs, stack):
             assert annotations["pulumi.com/waitFor"] == "jsonpath={.status.loadBalancer.ingress}"
         else:
             assert annotations.get("pulumi.com/skipAwait") == "true"
+
+
+@pytest.mark.parametrize("environment", [
+    {"KUBECONFIG": "/home/alice/.kube/config"},
+    {"KUBECONFIG": "/srv/ci/kubeconfig:/home/ci/.kube/config"},
+    {"KUBECONFIG": None, "HOME": "/home/bob"},
+])
+def test_the_kubeconfig_providers_inputs_do_not_depend_on_where_the_operator_keeps_the_file(monkeypatch,
+                                                                                            environment):
+    from preview.runner import run_program  # a fresh run: the shared runs are keyed on config, not environment
+
+    for name, value in environment.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    settings = {"app-update:cluster": {"mode": "kubeconfig", "context": "kind-app-update"},
+                "app-update:releases": {"web": workshop_release()}}
+    run = run_program("local", ROOT, settings=settings)
+    assert run.error is None, run.error
+    [provider] = run.of_type("pulumi:providers:kubernetes")
+    assert provider.inputs == {"context": "kind-app-update"}
+    assert os.environ.get("KUBECONFIG") == environment.get("KUBECONFIG")  # the program put it back
