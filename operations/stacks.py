@@ -114,21 +114,20 @@ def whole_history(stack: StackLike, page_size: int = HISTORY_PAGE_SIZE) -> list[
 
     `Stack.history()` without a page size returns only the CLI's default page (`pulumi stack
     history --page-size` defaults to 10), so this pages with `page_size`/`page` until a page comes
-    back short (both backends answer a page past the end with an empty list). Pages are counted
+    back empty: both backends answer a page past the end with an empty list, and a short page is
+    not proof of the end (Pulumi Cloud's answer carries its own `itemsPerPage`). Pages are counted
     from the newest update: one that finishes while they are read shifts the later pages by one,
-    so the newest update is read again at the end and the whole read repeated if it changed.
+    so when more than one page held updates, the newest is read again at the end and the whole
+    read repeated if it changed.
     """
     for _ in range(HISTORY_READS):
         summaries: list[Any] = []
         page = 1
-        while True:
-            batch = list(stack.history(page_size=page_size, page=page, show_secrets=False))
+        while batch := list(stack.history(page_size=page_size, page=page, show_secrets=False)):
             summaries += batch
-            if len(batch) < page_size:
-                break
             page += 1
-        if page == 1:
-            return summaries  # one read: nothing could shift
+        if page <= 2:
+            return summaries  # one page of updates at most: nothing could shift between pages
         head = list(stack.history(page_size=1, page=1, show_secrets=False))
         if len(head) == 1 and _same_update(head[0], summaries[0]):
             return summaries

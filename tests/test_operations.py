@@ -7,7 +7,7 @@ import pytest
 from operations import revisions, stacks
 from operations.stacks import OperationError
 from rollout.cli import main
-from tests.fake_stack import BACKENDS, CLI_PAGE_SIZE, SELF_MANAGED, FakeStack, deployed
+from tests.fake_stack import BACKENDS, CLI_PAGE_SIZE, PULUMI_CLOUD, SELF_MANAGED, FakeStack, deployed
 
 pytestmark = pytest.mark.usefixtures("shared_botocore_data")  # promote's preflight runs under moto
 
@@ -162,7 +162,21 @@ def test_revisions_read_a_history_longer_than_a_page_page_by_page(backend):
     assert [r.message for r in revs] == [f"update {n}" for n in range(250, 0, -1)]
     assert revs[-50].kind == "refresh" and revs[-50].number == 50
     size = stacks.HISTORY_PAGE_SIZE
-    assert stack.history_calls == [(size, 1), (size, 2), (size, 3), (1, 1)]  # then the newest again
+    # until a page is empty, then the newest again
+    assert stack.history_calls == [(size, 1), (size, 2), (size, 3), (size, 4), (1, 1)]
+
+
+def test_a_backend_that_answers_with_smaller_pages_than_asked_is_still_read_to_the_end():
+    class Capped(FakeStack):
+        """A service that pages with its own page size (Pulumi Cloud's answer carries `itemsPerPage`)."""
+
+        def history(self, page_size=None, page=None, show_secrets=True):
+            return super().history(30, page, show_secrets)
+
+    stack = Capped("dev", workshop(), backend=PULUMI_CLOUD)
+    for n in range(1, 76):
+        stack.record(f"update {n}")
+    assert [r.number for r in stacks.revisions(stack)] == list(range(75, 0, -1))
 
 
 def test_an_update_that_lands_while_the_pages_are_read_is_not_counted_twice(backend):
