@@ -129,7 +129,7 @@ def whole_history(stack: StackLike, page_size: int = HISTORY_PAGE_SIZE) -> list[
         if page <= 2:
             return summaries  # one page of updates at most: nothing could shift between pages
         head = list(stack.history(page_size=1, page=1, show_secrets=False))
-        if len(head) == 1 and _same_update(head[0], summaries[0]):
+        if head and _same_update(head[0], summaries[0]):
             return summaries
     raise OperationError(f"stack {stack.name}'s history kept changing while it was read (updates running "
                          "right now?): try again when they are done")
