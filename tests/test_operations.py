@@ -504,3 +504,14 @@ def test_every_verb_takes_only_plain_stack_names(argv, capsys):
         main(argv)
     assert caught.value.code == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_an_update_of_invalid_config_fails_with_the_programs_report_as_the_error_line(backend):
+    stack = deployed("dev", workshop(), backend=backend)
+    stack.config[RELEASES]["app-rolling"]["maxSurge"] = 0
+    stack.config[RELEASES]["app-rolling"]["maxUnavailable"] = 0  # edited by hand, never validated
+    with pytest.raises(stacks.UpdateFailed) as failed:
+        stacks.update(stack, "bad edit")
+    assert failed.value.cause == "pulumi: 1 problem in Pulumi.dev.yaml; nothing was deployed or written"
+    assert "unhandled error" not in str(failed.value)
+    assert stack.summaries[-1].result == "failed"
