@@ -195,7 +195,7 @@ def do_history(stack: StackLike, release: str | None, as_json: bool, last: int |
 
     rows = history_rows(stacks.revisions(stack), release)
     left_out = max(len(rows) - last, 0) if last else 0
-    rows = rows[left_out:]
+    omitted, rows = [row["revision"] for row in rows[:left_out]], rows[left_out:]
     if as_json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -205,7 +205,7 @@ def do_history(stack: StackLike, release: str | None, as_json: bool, last: int |
     print("\n".join(history_table(rows)))
     if left_out:
         print(f"({left_out} older update{'s' if left_out != 1 else ''} not shown: revisions "
-              f"{number_ranges(list(range(1, left_out + 1)))}; run without --last to see every update)")
+              f"{number_ranges(omitted)}; run without --last to see every update)")
     return 0
 
 
