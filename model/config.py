@@ -57,6 +57,14 @@ class ConfigError(Exception):
         self.problems = problems
         super().__init__("\n".join(problems))
 
+    def report(self, stack: str) -> str:
+        """What the operator reads, offline (`rollout preview`) and under `pulumi preview`/`up` alike:
+        one header line naming the stack file and the count, then one line per problem."""
+        count = len(self.problems)
+        header = (f"{count} problem{'' if count == 1 else 's'} in Pulumi.{stack}.yaml; "
+                  "nothing was deployed or written")
+        return "\n".join([header, *self.problems])
+
 
 # ---------------------------------------------------------------------------------------------
 # Typed configuration

@@ -2,6 +2,8 @@
 
 history  each past update of a stack: revision, time, result, what every release ran, and
          the update message as the change cause (what `kubectl rollout history` shows).
+         Revisions are numbered 1 = oldest over the stack's whole history (stacks.revisions),
+         on self-managed backends too, where Pulumi leaves every update's version at 0.
 undo     restore the tags, weights and replicas a revision recorded and update the stack.
 status   what a stack runs now: addresses, images per track, canary weight, last update.
 promote  take what one stack really runs (its outputs) into the next stack's config.
@@ -41,8 +43,19 @@ def history_rows(revs: list[Revision], release: str | None = None) -> list[dict[
     return rows
 
 
+def number_ranges(numbers: list[int]) -> str:
+    """`1-3, 5, 7-14`: a list of revision numbers that stays short on a long history."""
+    spans: list[list[int]] = []
+    for n in sorted(set(numbers)):
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    return ", ".join(str(a) if a == b else f"{a}, {b}" if b == a + 1 else f"{a}-{b}" for a, b in spans)
+
+
 def undo_target(revs: list[Revision], to_revision: int | None) -> Revision:
-    updates = [r for r in revs if r.kind == "update"]
+    updates = sorted((r for r in revs if r.kind == "update"), key=lambda r: r.number, reverse=True)
     if not updates:
         raise OperationError("the stack has no updates to go back to")
     if to_revision is None:
@@ -50,10 +63,14 @@ def undo_target(revs: list[Revision], to_revision: int | None) -> Revision:
         if not earlier:
             raise OperationError(f"no successful update before revision {updates[0].number} to go back to")
         return earlier[0]
+    other = [r for r in revs if r.number == to_revision and r.kind != "update"]
+    if other:
+        raise OperationError(f"revision {to_revision} is a {other[0].kind}, not an update: undo goes back to what "
+                             "an update applied")
     match = [r for r in updates if r.number == to_revision]
     if not match:
-        known = ", ".join(str(r.number) for r in sorted(updates, key=lambda r: r.number))
-        raise OperationError(f"revision {to_revision} does not exist (update revisions: {known})")
+        raise OperationError(f"revision {to_revision} does not exist (update revisions: "
+                             f"{number_ranges([r.number for r in updates])})")
     target = match[0]
     if not target.succeeded:
         raise OperationError(f"revision {to_revision} {target.result}: undo only goes back to a successful update")
@@ -142,20 +159,53 @@ def _apply(stack: StackLike, name: str, changes: list[Change], message: str, *, 
     return 0
 
 
-def do_history(stack: StackLike, release: str | None, as_json: bool) -> int:
+HISTORY_COLUMNS = ("REVISION", "TIME", "RESULT", "RELEASES", "CHANGE-CAUSE")
+COLUMN_GAP = "  "
+
+
+def history_table(rows: list[dict[str, Any]]) -> list[str]:
+    """The rows as a table whose columns never run together: each column as wide as its widest
+    cell, two spaces between columns, one release per line (a row with several releases takes
+    several lines, the change cause on the first)."""
+    cells = []
+    for row in rows:
+        runs = [f"{name}: {text}" for name, text in row["releases"].items()] or [f"({row['kind']})"]
+        cause = " ".join(str(row["changeCause"]).split())  # a multi-line message stays on its row
+        cells.append(([str(row["revision"]), row["time"], row["result"], runs[0], cause], runs[1:]))
+    widths = [len(title) for title in HISTORY_COLUMNS[:-1]]
+    for first, more in cells:
+        for i, cell in enumerate(first[:-1]):
+            widths[i] = max(widths[i], len(cell))
+        for run in more:
+            widths[3] = max(widths[3], len(run))
+
+    def line(values: list[str]) -> str:
+        cells = [v.ljust(w) for v, w in zip(values[:-1], widths, strict=True)]
+        return COLUMN_GAP.join([*cells, values[-1]]).rstrip()
+
+    lines = [line(list(HISTORY_COLUMNS))]
+    for first, more in cells:
+        lines.append(line(first))
+        lines += [line(["", "", "", run, ""]) for run in more]
+    return lines
+
+
+def do_history(stack: StackLike, release: str | None, as_json: bool, last: int | None = None) -> int:
     import json
 
     rows = history_rows(stacks.revisions(stack), release)
+    left_out = max(len(rows) - last, 0) if last else 0
+    omitted, rows = [row["revision"] for row in rows[:left_out]], rows[left_out:]
     if as_json:
         print(json.dumps(rows, indent=2))
         return 0
     if not rows:
         print(f"stack {stack.name} has no updates yet")
         return 0
-    print(f"{'REVISION':<9}{'TIME':<21}{'RESULT':<11}{'RELEASES':<58}CHANGE-CAUSE")
-    for row in rows:
-        runs = "; ".join(f"{k}: {v}" for k, v in row["releases"].items()) or f"({row['kind']})"
-        print(f"{row['revision']:<9}{row['time']:<21}{row['result']:<11}{runs:<58}{row['changeCause']}")
+    print("\n".join(history_table(rows)))
+    if left_out:
+        print(f"({left_out} older update{'s' if left_out != 1 else ''} not shown: revisions "
+              f"{number_ranges(omitted)}; run without --last to see every update)")
     return 0
 
 
@@ -283,7 +333,8 @@ def do_status(stack: StackLike, as_json: bool) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    return stacks.guarded(lambda: do_history(stacks.open_stack(args.stack, args.cwd), args.release, args.json))
+    return stacks.guarded(lambda: do_history(stacks.open_stack(args.stack, args.cwd), args.release, args.json,
+                                             args.last))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -315,6 +366,12 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a number of updates, 1 or more (got {text!r})")
+    return int(text)
+
+
 def register(verbs: argparse._SubParsersAction) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
     needs = ("Needs the Pulumi CLI and a login to the stack's backend (for the local file backend: "
@@ -323,10 +380,16 @@ def register(verbs: argparse._SubParsersAction) -> None:
     history = verbs.add_parser("history", formatter_class=fmt, help="list a stack's updates with what each release ran",
                                description="One row per update of the stack, from the Pulumi stack history: revision, "
                                            "time, result, each release's tags (both tracks and the weight for a canary) "
-                                           "and the update message as the change cause. " + needs,
-                               epilog="example:\n  python -m rollout history dev --release app-rolling")
+                                           "and the update message as the change cause. Every update is shown, the "
+                                           "whole history read page by page; revisions are numbered 1 = the oldest "
+                                           "(on self-managed backends too, where Pulumi leaves versions at 0), the "
+                                           "numbers `undo --to-revision` takes. " + needs,
+                               epilog="example:\n  python -m rollout history dev --release app-rolling\n"
+                                      "  python -m rollout history prod --last 20")
     history.add_argument("stack", type=stack_name)
     history.add_argument("--release", metavar="NAME", help="only this release")
+    history.add_argument("--last", type=_count, metavar="N",
+                         help="only the newest N updates (and how many older ones were left out)")
     history.add_argument("--json", action="store_true")
     history.set_defaults(func=cmd_history)
 

@@ -98,12 +98,58 @@ class Revision:
         return self.result == "succeeded"
 
 
+# Summaries per `Stack.history` call when reading a whole history: one call for most stacks.
+HISTORY_PAGE_SIZE = 100
+# Whole reads tried when updates keep landing while the pages are read.
+HISTORY_READS = 3
+
+
+def _same_update(a: Any, b: Any) -> bool:
+    return (a.kind, a.start_time, a.message, a.result, a.version) == (b.kind, b.start_time, b.message, b.result,
+                                                                      b.version)
+
+
+def whole_history(stack: StackLike, page_size: int = HISTORY_PAGE_SIZE) -> list[Any]:
+    """Every UpdateSummary of the stack, newest first, secrets hidden.
+
+    `Stack.history()` without a page size returns only the CLI's default page (`pulumi stack
+    history --page-size` defaults to 10), so this pages with `page_size`/`page` until a page comes
+    back empty: both backends answer a page past the end with an empty list, and a short page is
+    not proof of the end (Pulumi Cloud's answer carries its own `itemsPerPage`). Pages are counted
+    from the newest update: one that finishes while they are read shifts the later pages by one,
+    so when more than one page held updates, the newest is read again at the end and the whole
+    read repeated if it changed.
+    """
+    for _ in range(HISTORY_READS):
+        summaries: list[Any] = []
+        page = 1
+        while batch := list(stack.history(page_size=page_size, page=page, show_secrets=False)):
+            summaries += batch
+            page += 1
+        if page <= 2:
+            return summaries  # one page of updates at most: nothing could shift between pages
+        head = list(stack.history(page_size=1, page=1, show_secrets=False))
+        if head and _same_update(head[0], summaries[0]):
+            return summaries
+    raise OperationError(f"stack {stack.name}'s history kept changing while it was read (updates running "
+                         "right now?): try again when they are done")
+
+
 def revisions(stack: StackLike) -> list[Revision]:
-    """The stack's updates, newest first. Secrets stay hidden ("[secret]")."""
+    """The stack's whole history (updates, refreshes, destroys), newest first, numbered 1 = oldest
+    as `kubectl rollout history` numbers revisions. Secrets stay hidden ("[secret]").
+
+    Self-managed backends (`file://`, `s3://`) never set an update's version (the CLI's JSON says
+    0 for each), so the number is the position in the whole history. Pulumi Cloud numbers every
+    update, refreshes and destroys included, 1 = the first: the same numbers, so its versions are
+    used as they are.
+    """
+    summaries = whole_history(stack)
+    numbered = bool(summaries) and all((s.version or 0) > 0 for s in summaries)
     out = []
-    for summary in stack.history(show_secrets=False):
-        out.append(Revision(number=summary.version or 0, kind=summary.kind, result=summary.result,
-                            message=summary.message or "", start_time=summary.start_time,
+    for position, summary in enumerate(summaries):
+        out.append(Revision(number=summary.version if numbered else len(summaries) - position, kind=summary.kind,
+                            result=summary.result, message=summary.message or "", start_time=summary.start_time,
                             releases=releases_of(summary.config)))
     return sorted(out, key=lambda r: r.number, reverse=True)
 
@@ -302,10 +348,7 @@ def load_stack_file(stack: str, project_dir: Path, overrides: dict[str, Any] | N
     try:
         return settings, load(settings, stack)
     except ConfigError as error:
-        for problem in error.problems:
-            print(problem, file=sys.stderr)
-        print(f"{len(error.problems)} problem(s) in Pulumi.{stack}.yaml; nothing was deployed or written",
-              file=sys.stderr)
+        print(error.report(stack), file=sys.stderr)  # the same text the program gives the engine
         return None, None
 
 

@@ -144,7 +144,8 @@ def _run_in_this_thread(stack: str, project_dir: Path, overrides: dict[str, Any]
         program()
         outputs = as_ints(captured.get("outputs") or {})
         secret_outputs = set(captured.get("secrets") or ())
-    except Exception as exc:  # the program's own failure is the caller's to report
+    except (Exception, SystemExit) as exc:  # the program's own failure is the caller's to report (a program
+        # that exits, as on invalid config, would end the executor's process: here it ends only the run)
         error = exc
     finally:
         pulumi_settings.reset_options()

@@ -27,10 +27,20 @@ from typing import Any
 from pulumi.automation import CommandResult, ConfigValue, OutputValue, UpdateSummary, UpResult
 from pulumi.automation.errors import create_command_error
 
+from components.stack_config import StackConfigRejected
 from model.stack_file import cli_string
 from tests.conftest import shared_run
 
 START = datetime(2026, 11, 1, 9, 0, 0)
+
+# Where the stack's state lives. Self-managed backends (file://, s3://) never set an update's
+# version: `pulumi stack history --json` says "version": 0 for every update. Pulumi Cloud numbers
+# them 1, 2, ... (the first update is 1). The stand-in is self-managed unless told otherwise.
+SELF_MANAGED, PULUMI_CLOUD = "self-managed", "pulumi-cloud"
+BACKENDS = (SELF_MANAGED, PULUMI_CLOUD)
+# `pulumi stack history`'s --page-size and --page defaults (pkg/cmd/pulumi/stack/stack_history.go);
+# the SDK passes neither flag when it is given no page_size (pulumi/automation/_stack.py).
+CLI_PAGE_SIZE = 10
 
 # What the CLI prints in these cases; `create_command_error` classifies on these texts.
 LOCKED_STDERR = ("error: the stack is currently locked by 1 lock(s). Either wait for the other process(es) to end "
@@ -43,6 +53,10 @@ UPDATE_FAILED_STDOUT = ("Updating ({stack})\n\n ~  kubernetes:apps/v1:Deployment
                         "\"app-update/app-canary\" failed to fully initialize or become live: Timeout occurred\n\n"
                         "  pulumi:pulumi:Stack (app-update-{stack}):\n    error: update failed\n\n"
                         "Resources:\n    1 errored\n\nDuration: 10m2s\n")
+CONFIG_REJECTED_STDOUT = ("Updating ({stack})\n\n     Type                 Name                Status\n"
+                          " +   pulumi:pulumi:Stack  app-update-{stack}  **creating failed**     1 error\n\n"
+                          "Diagnostics:\n  pulumi:pulumi:Stack (app-update-{stack}):\n    error: {report}\n\n"
+                          "Resources:\n\nDuration: 1s\n")
 BACKEND_STDERR = ("error: failed to load checkpoint: blob (key \".pulumi/stacks/app-update/{stack}.json\") "
                   "(code=Unknown): RequestError: send request failed: dial tcp: lookup state.example: "
                   "no such host")
@@ -67,11 +81,16 @@ class ObjectChange:
 
 
 class FakeStack:
-    def __init__(self, name: str, config: dict[str, Any], secret_keys: tuple[str, ...] = ()):
+    def __init__(self, name: str, config: dict[str, Any], secret_keys: tuple[str, ...] = (),
+                 backend: str = SELF_MANAGED):
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.name = name
         self.config = copy.deepcopy(config)
         self.secret_keys = set(secret_keys)
-        self.summaries: list[UpdateSummary] = []
+        self.backend = backend
+        self.summaries: list[UpdateSummary] = []  # oldest first, as recorded
+        self.history_calls: list[tuple[int | None, int | None]] = []  # (page_size, page) of each history()
         self._outputs: dict[str, Any] = {}
         self.up_messages: list[str] = []
         # Failure scripting: each up() takes the next entry of `script` ("ok", "fail", "fail-early",
@@ -94,26 +113,36 @@ class FakeStack:
     # -- history --------------------------------------------------------------------------
     def record(self, message: str, result: str = "succeeded", kind: str = "update",
                config: dict[str, Any] | None = None) -> None:
-        version = len(self.summaries) + 1
+        count = len(self.summaries) + 1
         recorded = {}
         for key, value in (self.config if config is None else config).items():
             recorded[key] = {"value": cli_string(value), "secret": key in self.secret_keys}
         self.summaries.append(UpdateSummary(
-            kind=kind, start_time=START + timedelta(hours=version), message=message, environment={},
-            config=recorded, result=result, end_time=START + timedelta(hours=version, minutes=3), version=version))
+            kind=kind, start_time=START + timedelta(hours=count), message=message, environment={},
+            config=recorded, result=result, end_time=START + timedelta(hours=count, minutes=3),
+            version=count if self.backend == PULUMI_CLOUD else 0))
 
     def history(self, page_size: int | None = None, page: int | None = None, show_secrets: bool = True):
+        """What `Stack.history` returns: newest first, one page of it. Without page_size the SDK
+        passes no paging flags and the CLI answers with its default page (the newest 10); with
+        page_size the page defaults to 1. Both backends page the same way (diy getHistory,
+        httpstate GetStackUpdates): a page_size of 0 or less means everything, a page below 1 is
+        page 1, and a page past the end is an empty list."""
         self._backend()
+        self.history_calls.append((page_size, page))
+        size, number = (CLI_PAGE_SIZE, 1) if page_size is None else (page_size, max(page or 1, 1))
         newest_first = list(reversed(self.summaries))
+        if size > 0:
+            newest_first = newest_first[(number - 1) * size:number * size]
         if show_secrets:
-            return newest_first[:page_size] if page_size else newest_first
+            return newest_first
         hidden = []
         for s in newest_first:
             config = {k: ({"secret": True} if v.secret else {"value": v.value, "secret": False})
                       for k, v in s.config.items()}
             hidden.append(UpdateSummary(kind=s.kind, start_time=s.start_time, message=s.message, environment={},
                                         config=config, result=s.result, end_time=s.end_time, version=s.version))
-        return hidden[:page_size] if page_size else hidden
+        return hidden
 
     # -- config ---------------------------------------------------------------------------
     def get_all_config(self) -> dict[str, ConfigValue]:
@@ -169,6 +198,10 @@ class FakeStack:
         run = shared_run(self.name, config)  # runs of one config are shared (tests/conftest.py)
         if run.error is not None:
             self.record(message or "", "failed", config=config)
+            if isinstance(run.error, StackConfigRejected):
+                # The program logged its report and exited 32: the language host bails, the engine adds nothing.
+                raise create_command_error(CommandResult(stdout=CONFIG_REJECTED_STDOUT.format(
+                    stack=self.name, report=run.error.report.replace("\n", "\n    ")), stderr="", code=255))
             raise create_command_error(CommandResult(
                 stdout=f"Updating ({self.name})\n error: an unhandled error occurred: {run.error}", stderr="", code=255))
         # The update moved resources towards this config, whatever happens next (worst case).
@@ -229,8 +262,9 @@ def _differences(before: dict[str, Any], after: dict[str, Any], prefix: str = ""
     return out
 
 
-def deployed(name: str, config: dict[str, Any], message: str = "initial deploy") -> FakeStack:
-    stack = FakeStack(name, config)
+def deployed(name: str, config: dict[str, Any], message: str = "initial deploy",
+             backend: str = SELF_MANAGED) -> FakeStack:
+    stack = FakeStack(name, config, backend=backend)
     stack.up(message=message)
     return stack
 

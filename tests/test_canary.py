@@ -10,7 +10,7 @@ from operations.stacks import OperationError, RetryPolicy
 from rollout.cli import main
 from tests.apps import AppProcess, stop_all, wait_all
 from tests.clock import VirtualClock
-from tests.fake_stack import FakeStack, answers_at_weight
+from tests.fake_stack import BACKENDS, SELF_MANAGED, FakeStack, answers_at_weight
 from tests.weighted_proxy import WeightedProxy
 
 RELEASES = "app-update:releases"
@@ -32,12 +32,12 @@ def apps():
 class LoadBalancedStack(FakeStack):
     """Each successful update points the proxy at what the stack now runs, at its effective weight."""
 
-    def __init__(self, proxy, apps, follow=True):
+    def __init__(self, proxy, apps, follow=True, backend=SELF_MANAGED):
         super().__init__("staging", {
             "app-update:cluster": {"mode": "kubeconfig", "loadBalancerController": True},
             RELEASES: {"app": {"strategy": "Canary", "traffic": "nlb", "replicas": 4,
                                "stable": {"tag": "v1"}, "canary": {"tag": "v1", "weight": 0}}},
-        })
+        }, backend=backend)
         self.proxy, self.apps, self.follow = proxy, apps, follow
         self.up(message="initial")
 
@@ -364,10 +364,11 @@ def test_abort_that_cannot_update_says_what_is_live(apps, proxy, capsys):
     assert line.startswith("NOT RESTORED (pulumi: ") and "live: stable v1, canary v2 at 50%" in line
 
 
-def test_abort_and_status_through_the_command_line(apps, proxy, monkeypatch, capsys):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_abort_and_status_through_the_command_line(apps, proxy, monkeypatch, capsys, backend):
     from operations import stacks
 
-    stack = LoadBalancedStack(proxy, apps)
+    stack = LoadBalancedStack(proxy, apps, backend=backend)
     stack.config[RELEASES]["app"]["canary"] = {"tag": "v2", "weight": 25}
     stack.up(message="canary app v2: weight 25%")
     stack.up(message="nothing changed")
@@ -458,13 +459,17 @@ def test_lowering_a_weight_moves_traffic_before_canary_pods_go(mode):
         assert min(sum(p.values()) for p in (before, during, after)) >= 19
 
 
-def test_abort_after_a_failed_update_converges_the_stack_even_at_weight_0(apps, proxy):
-    stack = LoadBalancedStack(proxy, apps)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_abort_after_a_failed_update_converges_the_stack_even_at_weight_0(apps, proxy, backend, capsys):
+    stack = LoadBalancedStack(proxy, apps, backend=backend)
+    for n in range(11):  # more than the CLI's default page of history
+        stack.up(message=f"nothing changed {n}")
     stack.config[RELEASES]["app"]["replicas"] = 5
     stack.script = ["fail"]
     with pytest.raises(Exception, match="code: 255"):
         stack.up(message="a failed update by hand")
     assert do_abort(stack, "app", True, None, clock=VirtualClock()) == 0
+    assert "; the last update (revision 13) failed" in capsys.readouterr().out
     assert stack.up_messages[-1] == "abort canary app" and stack.applied[-1][2] == "succeeded"
 
 

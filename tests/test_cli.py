@@ -40,7 +40,7 @@ def test_preview_dev_prints_the_plan_and_writes_manifests(capsys, tmp_path):
     assert "maxSurge 1 → 1 pod(s), maxUnavailable 1 → 1 pod(s)" in out
     assert "fewest ready 4, most pods 6" in out
     assert "an update drops to 0 ready pods" in out  # the Recreate release
-    assert "50% of traffic to canary" in out
+    assert "0% of traffic to canary (requested 0%), 0 canary + 4 stable pods" in out  # at rest
     assert "address assigned at deploy" in out
     names = sorted(p.name for p in tmp_path.glob("*.yaml"))
     assert names[0] == "01-namespace-app-update.yaml"
@@ -58,7 +58,7 @@ def test_preview_json_is_one_document_with_the_forecast(capsys, tmp_path):
     assert set(rolling["forecast"]) == {"strategy", "replicas", "maxSurge", "maxUnavailable", "minAvailable",
                                         "maxTotal", "steps", "minAvailableSeen", "maxPodsSeen", "syncs"}
     canary = next(r for r in plan["releases"] if r["name"] == "app")
-    assert canary["effectiveWeight"] == 50.0
+    assert canary["effectiveWeight"] == 0.0
     assert canary["service"]["name"] == "app-service"
     dev_version = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]["app-update:cluster"].get(
         "kubernetesVersion")
@@ -92,8 +92,11 @@ def test_preview_warns_about_single_pods_and_full_unavailability(capsys, project
     assert not any(w.startswith("release surged: an update drops") for w in warnings)
 
 
-def test_preview_compares_weighted_cost_with_the_replicas_mode(capsys, tmp_path):
-    code, out, _ = run_cli(capsys, "preview", "staging", "--json", "--out", str(tmp_path))
+def test_preview_compares_weighted_cost_with_the_replicas_mode(capsys, project):
+    staging = yaml.safe_load((ROOT / "Pulumi.staging.yaml").read_text())
+    staging["config"]["app-update:releases"]["app"]["canary"]["weight"] = 5  # committed at rest (0)
+    (project / "Pulumi.staging.yaml").write_text(yaml.safe_dump(staging))
+    code, out, _ = run_cli(capsys, "--cwd", str(project), "preview", "staging", "--json", "--out", str(project / "m"))
     canary = next(r for r in json.loads(out)["releases"] if r["name"] == "app")
     assert canary["traffic"] == {"mode": "nlb", "requestedWeight": 5, "canaryShare": 5.0, "stablePods": 4,
                                  "canaryPods": 1, "replicasModeExactTotal": 20, "replicasModeExactCanaryPods": 1}
@@ -117,7 +120,8 @@ def test_bad_config_exits_2_naming_the_key_and_writes_nothing(capsys, project, r
     code, out, err = run_cli(capsys, "--cwd", str(project), "preview", "bad")
     assert code == 2
     assert out == ""
-    assert err.splitlines()[0].startswith(key + ": ")
+    assert err.splitlines()[0] == "1 problem in Pulumi.bad.yaml; nothing was deployed or written"
+    assert err.splitlines()[1].startswith(key + ": ")
     assert "Traceback" not in err
     assert not (project / "build").exists()
 

@@ -7,7 +7,7 @@ import pytest
 from operations import revisions, stacks
 from operations.stacks import OperationError
 from rollout.cli import main
-from tests.fake_stack import FakeStack, deployed
+from tests.fake_stack import BACKENDS, CLI_PAGE_SIZE, PULUMI_CLOUD, SELF_MANAGED, FakeStack, deployed
 
 pytestmark = pytest.mark.usefixtures("shared_botocore_data")  # promote's preflight runs under moto
 
@@ -40,9 +40,15 @@ def no(prompt, expected):
     return False
 
 
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """Each test that takes it runs against a self-managed backend (versions 0) and Pulumi Cloud's."""
+    return request.param
+
+
 @pytest.fixture
-def dev():
-    stack = deployed("dev", workshop(), "create: workshop releases")
+def dev(backend):
+    stack = deployed("dev", workshop(), "create: workshop releases", backend=backend)
     set_image(stack, "app-rolling", "v2", "set image app-rolling v2")
     return stack
 
@@ -51,10 +57,203 @@ def test_history_shows_each_revision_with_images_and_change_cause(dev, capsys):
     assert revisions.do_history(dev, None, False) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].split() == ["REVISION", "TIME", "RESULT", "RELEASES", "CHANGE-CAUSE"]
-    assert "app-rolling: arungupta/app-upgrade:v1 ×5" in out[1] and "create: workshop releases" in out[1]
+    # One release per line; the change cause on the revision's first line.
+    assert out[1].split()[:3] == ["1", "2026-11-01", "10:00:00"]
     assert "app: arungupta/app-upgrade stable v1 ×2 + canary v2 ×2" in out[1]
-    assert "app-rolling: arungupta/app-upgrade:v2 ×5" in out[2]
-    assert out[2].rstrip().endswith("set image app-rolling v2")
+    assert out[1].endswith("create: workshop releases")
+    assert out[2].strip() == "app-rolling: arungupta/app-upgrade:v1 ×5"
+    assert out[3].split()[:1] == ["2"] and out[3].endswith("set image app-rolling v2")
+    assert out[4].strip() == "app-rolling: arungupta/app-upgrade:v2 ×5"
+    assert len(out) == 5
+
+
+# ---------------------------------------------------------------------------------------------
+# A long history: numbered 1 = oldest on every backend, read page by page
+# ---------------------------------------------------------------------------------------------
+
+
+def tag_of(update):
+    """The app-rolling tag the n-th update (1 = first) of `fourteen_updates` runs: v1 v2 v3 v4 v1 ..."""
+    return f"v{(update - 1) % 4 + 1}"
+
+
+def fourteen_updates(backend):
+    stack = deployed("dev", workshop(rolling_tag=tag_of(1)), "update 1", backend=backend)
+    for n in range(2, 15):
+        set_image(stack, "app-rolling", tag_of(n), f"update {n}")
+    return stack
+
+
+def test_the_stand_in_pages_history_as_the_cli_does(backend):
+    stack = FakeStack("dev", workshop(), backend=backend)
+    for n in range(1, 15):
+        stack.record(f"update {n}")
+    default = stack.history()  # no page size: the CLI's default page, the newest 10
+    assert [s.message for s in default] == [f"update {n}" for n in range(14, 4, -1)] and CLI_PAGE_SIZE == 10
+    assert {s.version for s in default} == ({0} if backend == SELF_MANAGED else set(range(5, 15)))
+    assert [s.message for s in stack.history(page_size=4, page=4)] == ["update 2", "update 1"]
+    assert stack.history(page_size=4, page=5) == []
+    assert [s.message for s in stack.history(page_size=3)] == ["update 14", "update 13", "update 12"]
+    assert len(stack.history(page_size=0)) == 14
+
+
+def test_fourteen_updates_are_numbered_1_to_14_and_history_shows_them_all(backend, capsys):
+    stack = fourteen_updates(backend)
+    assert revisions.do_history(stack, "app-rolling", False) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines[1:]] == [str(n) for n in range(1, 15)]
+    for n, line in enumerate(lines[1:], start=1):
+        assert f"app-rolling: arungupta/app-upgrade:{tag_of(n)} ×5" in line and line.endswith(f"update {n}")
+    revisions.do_history(stack, None, True)
+    assert [row["revision"] for row in json.loads(capsys.readouterr().out)] == list(range(1, 15))
+
+
+def test_undo_to_revision_3_of_14_restores_the_third_updates_release_config(backend, capsys):
+    stack = fourteen_updates(backend)
+    third = stacks.releases_of(stack.summaries[2].config)
+    assert third["app-rolling"]["tag"] == "v3" and stack.config[RELEASES]["app-rolling"]["tag"] == "v2"
+    assert main_with(stack, ["undo", "dev", "--to-revision", "3", "--yes"]) == 0
+    assert "app-rolling.tag: v2 → v3" in capsys.readouterr().out
+    assert stack.config[RELEASES] == third
+    assert stack.up_messages[-1] == "undo to revision 3"
+    assert stack.outputs()["releases"].value["app-rolling"]["images"] == {"app": "arungupta/app-upgrade:v3"}
+    # The undo is revision 15; going back to 14 brings back what 14 ran.
+    assert revisions.do_undo(stack, None, None, True, no) == 0
+    assert stack.up_messages[-1] == "undo to revision 14" and stack.config[RELEASES]["app-rolling"]["tag"] == "v2"
+
+
+def test_undo_names_the_update_revisions_there_are(backend):
+    stack = fourteen_updates(backend)
+    stack.record("refresh", kind="refresh")
+    with pytest.raises(OperationError, match=r"revision 16 does not exist \(update revisions: 1-14\)"):
+        revisions.do_undo(stack, 16, None, True, yes)
+    with pytest.raises(OperationError, match="revision 15 is a refresh, not an update"):
+        revisions.do_undo(stack, 15, None, True, yes)
+
+
+def test_status_names_the_real_revision_of_the_last_update(backend, capsys):
+    stack = fourteen_updates(backend)
+    assert revisions.do_status(stack, False) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith("stack dev: revision 14 succeeded at 2026-11-01 23:00:00")
+    revisions.do_status(stack, True)
+    assert json.loads(capsys.readouterr().out)["lastUpdate"]["revision"] == 14
+
+
+def test_the_canary_warning_names_the_revision_that_set_the_weight_in_a_long_history(backend, capsys):
+    stack = fourteen_updates(backend)
+    stack.config[RELEASES]["app"] = {"strategy": "Canary", "serviceName": "app-service", "replicas": 4,
+                                     "stable": {"tag": "v1"}, "canary": {"tag": "v2", "weight": 25}}
+    stack.up(message="canary app v2: weight 25%")  # revision 15
+    stack.up(message="nothing changed")  # 16
+    stack.up(message="nothing changed again")  # 17
+    assert revisions.do_status(stack, False) == 0
+    out = capsys.readouterr().out
+    assert "stack dev: revision 17 succeeded" in out
+    assert ("! canary v2 carries 25% of traffic since revision 15 (2026-11-02 00:00:00, "
+            "'canary app v2: weight 25%'); send it back with: python -m rollout abort dev --release app") in out
+
+
+def test_revisions_read_a_history_longer_than_a_page_page_by_page(backend):
+    stack = FakeStack("dev", workshop(), backend=backend)
+    for n in range(1, 251):
+        stack.record(f"update {n}", kind="refresh" if n % 50 == 0 else "update")
+    revs = stacks.revisions(stack)
+    assert [r.number for r in revs] == list(range(250, 0, -1))
+    assert [r.message for r in revs] == [f"update {n}" for n in range(250, 0, -1)]
+    assert revs[-50].kind == "refresh" and revs[-50].number == 50
+    size = stacks.HISTORY_PAGE_SIZE
+    # until a page is empty, then the newest again
+    assert stack.history_calls == [(size, 1), (size, 2), (size, 3), (size, 4), (1, 1)]
+
+
+def test_a_backend_that_answers_with_smaller_pages_than_asked_is_still_read_to_the_end():
+    class Capped(FakeStack):
+        """A service that pages with its own page size (Pulumi Cloud's answer carries `itemsPerPage`)."""
+
+        def history(self, page_size=None, page=None, show_secrets=True):
+            return super().history(30, page, show_secrets)
+
+    stack = Capped("dev", workshop(), backend=PULUMI_CLOUD)
+    for n in range(1, 76):
+        stack.record(f"update {n}")
+    assert [r.number for r in stacks.revisions(stack)] == list(range(75, 0, -1))
+
+
+def test_an_update_that_lands_while_the_pages_are_read_is_not_counted_twice(backend):
+    class Busy(FakeStack):
+        """Another operator's update finishes between this reader's first and second page."""
+
+        def history(self, page_size=None, page=None, show_secrets=True):
+            if page == 2 and not self.landed:
+                self.landed = True
+                self.record("someone else's update")
+            return super().history(page_size, page, show_secrets)
+
+    stack = Busy("dev", workshop(), backend=backend)
+    stack.landed = False
+    for n in range(1, stacks.HISTORY_PAGE_SIZE + 6):
+        stack.record(f"update {n}")
+    revs = stacks.revisions(stack)
+    total = stacks.HISTORY_PAGE_SIZE + 6
+    assert [r.number for r in revs] == list(range(total, 0, -1))
+    assert revs[0].message == "someone else's update" and revs[-1].message == "update 1"
+    assert len({r.message for r in revs}) == total
+
+
+def test_a_history_that_never_settles_is_one_clear_error():
+    class Storm(FakeStack):
+        def history(self, page_size=None, page=None, show_secrets=True):
+            if page == 2:
+                self.record("yet another update")
+            return super().history(page_size, page, show_secrets)
+
+    stack = Storm("dev", workshop())
+    for n in range(stacks.HISTORY_PAGE_SIZE + 1):
+        stack.record(f"update {n}")
+    with pytest.raises(OperationError, match="history kept changing while it was read"):
+        stacks.revisions(stack)
+
+
+def test_history_columns_never_run_together(capsys):
+    long_image = "123456789012.dkr.ecr.us-west-2.amazonaws.com/platform-team/very-long-application-name"
+    config = workshop()
+    config[RELEASES]["app-rolling"]["image"] = long_image
+    config[RELEASES]["app"] = {"strategy": "Canary", "image": long_image, "replicas": 40,
+                               "stable": {"tag": "2026.11.01-build.1234"}, "canary": {"tag": "v2", "weight": 5}}
+    stack = FakeStack("dev", config)
+    stack.record("create")
+    stack.record("a change cause\nover two lines")
+    revisions.do_history(stack, None, False)
+    lines = capsys.readouterr().out.splitlines()
+    header = lines[0]
+    starts = [header.index(title) for title in revisions.HISTORY_COLUMNS]
+    for line in lines[1:]:
+        for start in starts[1:]:
+            # every column starts where its title does, after at least two spaces
+            assert len(line) <= start or line[start - 2:start] == "  ", (line, start)
+    assert lines[1][starts[4]:] == "create"
+    assert lines[3][starts[4]:] == "a change cause over two lines"
+    assert lines[2][starts[3]:].startswith(f"app-rolling: {long_image}:v1 ×5")
+
+
+def test_history_last_says_how_many_updates_it_leaves_out_and_how_to_see_them(capsys):
+    stack = FakeStack("dev", workshop())
+    for n in range(1, 15):
+        stack.record(f"update {n}")
+    assert main_with(stack, ["history", "dev", "--release", "app-rolling", "--last", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines[1:4]] == ["12", "13", "14"]
+    assert lines[4] == "(11 older updates not shown: revisions 1-11; run without --last to see every update)"
+    assert main_with(stack, ["history", "dev", "--last", "3", "--json"]) == 0
+    assert [row["revision"] for row in json.loads(capsys.readouterr().out)] == [12, 13, 14]
+
+
+def main_with(stack, argv):
+    """The command line, with `stack` as the stack every verb opens."""
+    import unittest.mock
+
+    with unittest.mock.patch.object(stacks, "open_stack", lambda name, cwd: stack):
+        return main(argv)
 
 
 def test_history_filters_a_release_and_speaks_json(dev, capsys):
@@ -106,8 +305,8 @@ def test_undo_to_revision_restores_tags_weights_and_replicas(dev):
         ("app", "stable.replicas", 0, 2), ("app", "canary.replicas", 4, 2)}
 
 
-def test_undo_switches_a_canary_between_forms_cleanly():
-    stack = deployed("dev", workshop())
+def test_undo_switches_a_canary_between_forms_cleanly(backend):
+    stack = deployed("dev", workshop(), backend=backend)
     stack.config[RELEASES]["app"] = {"strategy": "Canary", "serviceName": "app-service", "replicas": 4,
                                      "stable": {"tag": "v1"}, "canary": {"tag": "v2", "weight": 25}}
     stack.up(message="weighted canary")
@@ -202,8 +401,8 @@ def test_promote_refuses_an_undeployed_source():
         revisions.do_promote(FakeStack("dev", workshop()), deployed("staging", workshop()), None, True, yes)
 
 
-def test_status_shows_addresses_images_and_weight(capsys):
-    stack = deployed("staging", workshop())
+def test_status_shows_addresses_images_and_weight(backend, capsys):
+    stack = deployed("staging", workshop(), backend=backend)
     assert revisions.do_status(stack, False) == 0
     out = capsys.readouterr().out
     assert "revision 1 succeeded" in out
@@ -305,3 +504,14 @@ def test_every_verb_takes_only_plain_stack_names(argv, capsys):
         main(argv)
     assert caught.value.code == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_an_update_of_invalid_config_fails_with_the_programs_report_as_the_error_line(backend):
+    stack = deployed("dev", workshop(), backend=backend)
+    stack.config[RELEASES]["app-rolling"]["maxSurge"] = 0
+    stack.config[RELEASES]["app-rolling"]["maxUnavailable"] = 0  # edited by hand, never validated
+    with pytest.raises(stacks.UpdateFailed) as failed:
+        stacks.update(stack, "bad edit")
+    assert failed.value.cause == "pulumi: 1 problem in Pulumi.dev.yaml; nothing was deployed or written"
+    assert "unhandled error" not in str(failed.value)
+    assert stack.summaries[-1].result == "failed"

@@ -1,9 +1,13 @@
 """The real program under provider-like mocks: what each component registers."""
 
-import pulumi
-import pytest
+import os
 
-from tests.conftest import STACKS, objects_of, ok_run, pod_labels, run_with, selects, workshop_release
+import pytest
+import yaml
+
+from components.stack_config import StackConfigRejected
+from model.stack_file import stack_settings
+from tests.conftest import ROOT, STACKS, objects_of, ok_run, pod_labels, run_with, selects, workshop_release
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SERVICE = "kubernetes:core/v1:Service"
@@ -58,12 +62,38 @@ def test_dev_is_the_workshop(stack_runs):
         "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1}}
     for dep in deps.values():
         assert dep["spec"]["template"]["spec"]["containers"][0]["image"].startswith("arungupta/app-upgrade:")
-    assert (deps["app-stable"]["spec"]["replicas"], deps["app-canary"]["spec"]["replicas"]) == (2, 2)
+    # At rest: the workshop's 2 + 2 split is a commented example in the file (next test).
+    assert (deps["app-stable"]["spec"]["replicas"], deps["app-canary"]["spec"]["replicas"]) == (4, 0)
     svcs = services(run)
     assert set(svcs) == {"app-recreate", "app-rolling", "app-service"}
     for svc in svcs.values():
         assert svc["spec"]["type"] == "LoadBalancer"
         assert svc["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_committed_stack_files_start_with_every_canary_at_weight_0(stack_runs, stack):
+    """The first `rollout canary` on a fresh stack refuses a canary that already carries traffic:
+    every committed stack file starts at rest (no weight, no pods for a weight, no per-track split)."""
+    releases = stack_settings(stack, ROOT)["app-update:releases"]
+    canaries = {name: r for name, r in releases.items() if r["strategy"] == "Canary"}
+    for name, release in canaries.items():
+        assert release["canary"].get("weight", 0) == 0, name
+        assert "podsForWeight" not in release["canary"] and "replicas" not in release["canary"], name
+        assert stack_runs[stack].outputs["releases"][name]["effectiveWeight"] == 0, name
+
+
+def test_dev_shows_the_workshops_split_as_a_commented_example_that_works():
+    lines = (ROOT / "Pulumi.dev.yaml").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if "workshop's split" in line)
+    example = yaml.safe_load("\n".join(line.strip().removeprefix("#").strip() for line in lines[start + 1:start + 5]
+                                        if line.strip().startswith("#   ")))
+    dev = stack_settings("dev", ROOT)["app-update:releases"]["app"]
+    split = {k: v for k, v in dev.items() if k not in ("replicas", "stable", "canary")} | example
+    deps = deployments(ok_run({"app": split}))
+    assert (deps["app-stable"]["spec"]["replicas"], deps["app-canary"]["spec"]["replicas"]) == (2, 2)
+    assert {d["spec"]["template"]["spec"]["containers"][0]["image"] for d in deps.values()} == {
+        "arungupta/app-upgrade:v1", "arungupta/app-upgrade:v2"}
 
 
 def test_single_track_release_wires_service_to_its_pods():
@@ -170,7 +200,7 @@ def test_outputs_carry_addresses_images_and_weights(stack_runs):
     assert releases["app-rolling"]["address"].endswith(".amazonaws.com")
     assert releases["app-rolling"]["images"] == {"app": "arungupta/app-upgrade:v1"}
     assert releases["app"]["tags"] == {"stable": "v1", "canary": "v2"}
-    assert releases["app"]["effectiveWeight"] == 50.0
+    assert releases["app"]["effectiveWeight"] == 0
 
 
 def test_approximated_canary_weight_logs_a_warning_naming_the_exact_total():
@@ -185,16 +215,18 @@ def test_approximated_canary_weight_logs_a_warning_naming_the_exact_total():
 def test_invalid_config_fails_with_the_key_path_and_registers_nothing():
     run = run_with({"app-rolling": workshop_release(maxSurge=0, maxUnavailable=0),
                     "app": {"strategy": "Recreate", "tag": "v1", "maxSurge": 1}})
-    assert isinstance(run.error, pulumi.RunError)
+    assert isinstance(run.error, StackConfigRejected) and run.error.code == 32  # exit status 32: already reported
     message = str(run.error)
+    assert message.splitlines()[0] == "2 problems in Pulumi.test.yaml; nothing was deployed or written"
     assert "app-update:releases.app-rolling.maxUnavailable" in message
     assert "app-update:releases.app.maxSurge" in message
+    assert run.warnings == [message]  # logged once, as an error diagnostic
     assert run.resources == []
 
 
 def test_eks_mode_without_region_registers_nothing():
     run = run_with({"web": workshop_release()}, cluster={"mode": "eks"})
-    assert isinstance(run.error, pulumi.RunError)
+    assert isinstance(run.error, StackConfigRejected)
     assert "aws:region" in str(run.error)
     assert run.resources == []
 
@@ -290,3 +322,26 @@ def test_services_never_wait_for_pods_that_come_after_them(stack_runs, stack):
             assert annotations["pulumi.com/waitFor"] == "jsonpath={.status.loadBalancer.ingress}"
         else:
             assert annotations.get("pulumi.com/skipAwait") == "true"
+
+
+@pytest.mark.parametrize("environment", [
+    {"KUBECONFIG": "/home/alice/.kube/config"},
+    {"KUBECONFIG": "/srv/ci/kubeconfig:/home/ci/.kube/config"},
+    {"KUBECONFIG": None, "HOME": "/home/bob"},
+])
+def test_the_kubeconfig_providers_inputs_do_not_depend_on_where_the_operator_keeps_the_file(monkeypatch,
+                                                                                            environment):
+    from preview.runner import run_program  # a fresh run: the shared runs are keyed on config, not environment
+
+    for name, value in environment.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    settings = {"app-update:cluster": {"mode": "kubeconfig", "context": "kind-app-update"},
+                "app-update:releases": {"web": workshop_release()}}
+    run = run_program("local", ROOT, settings=settings)
+    assert run.error is None, run.error
+    [provider] = run.of_type("pulumi:providers:kubernetes")
+    assert provider.inputs == {"context": "kind-app-update"}
+    assert os.environ.get("KUBECONFIG") == environment.get("KUBECONFIG")  # the program put it back
