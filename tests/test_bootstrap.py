@@ -61,7 +61,8 @@ def client(service, region=REGION):
 
 
 def shared_clients(region, session=None):
-    return bootstrap.Clients(sts=client("sts", region), s3=client("s3", region), kms=client("kms", region))
+    return bootstrap.Clients(sts=client("sts", region), s3=client("s3", region), kms=client("kms", region),
+                             iam=client("iam", region))
 
 
 _PRIVATE_KEYS: dict = {}
@@ -78,11 +79,46 @@ def reused_private_key(key_spec):
     return _PRIVATE_KEYS[kind]
 
 
+def s3_keeps_newer_noncurrent_versions(monkeypatch):
+    """moto 5.2.5 drops NoncurrentVersionExpiration.NewerNoncurrentVersions from a lifecycle rule, which
+    S3 keeps and returns: keep it too, so what bootstrap wrote is what the tests read back."""
+    from moto.s3 import models, responses
+
+    real_set, real_get = models.FakeBucket.set_lifecycle, responses.S3Response.get_bucket_lifecycle
+
+    def set_lifecycle(bucket, rules):
+        real_set(bucket, rules)
+        for model, given in zip(bucket.rules, rules, strict=True):
+            newer = (given.get("NoncurrentVersionExpiration") or {}).get("NewerNoncurrentVersions")
+            model.newer_noncurrent_versions = None if newer is None else int(newer)
+
+    def get_bucket_lifecycle(response):
+        bucket = response.backend.get_bucket(response.bucket_name)
+        real_result = responses.ActionResult
+
+        def result(data):
+            for rule, model in zip(data.get("Rules", []), bucket.rules, strict=True):
+                newer = getattr(model, "newer_noncurrent_versions", None)
+                if newer is not None and "NoncurrentVersionExpiration" in rule:
+                    rule["NoncurrentVersionExpiration"]["NewerNoncurrentVersions"] = newer
+            return real_result(data)
+
+        responses.ActionResult = result
+        try:
+            return real_get(response)
+        finally:
+            responses.ActionResult = real_result
+
+    monkeypatch.setattr(models.FakeBucket, "set_lifecycle", set_lifecycle)
+    monkeypatch.setattr(responses.S3Response, "get_bucket_lifecycle", get_bucket_lifecycle)
+
+
 @pytest.fixture
 def aws(aws_env, monkeypatch):
     with mock_aws():
         monkeypatch.setattr(bootstrap, "make_clients", shared_clients)
         monkeypatch.setattr(kms_models, "generate_private_key", reused_private_key)
+        s3_keeps_newer_noncurrent_versions(monkeypatch)
         yield
 
 
@@ -98,6 +134,27 @@ def kinds(plan):
     return [a.kind for a in plan.actions]
 
 
+STACKS = ("dev", "staging", "prod")
+CALLER = f"arn:aws:sts::{ACCOUNT}:user/moto"  # moto's caller identity
+KEYS = ["create-key"] * 4  # the bucket's, then dev's, staging's and prod's
+
+
+def key_policy(alias):
+    key_id = kms().describe_key(KeyId=f"alias/{alias}")["KeyMetadata"]["KeyId"]
+    return json.loads(kms().get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])
+
+
+def lifecycle_rules(bucket=BUCKET):
+    return s3().get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+
+
+def expected_rule(days=bootstrap.DEFAULT_NONCURRENT_DAYS, keep=bootstrap.DEFAULT_KEEP_VERSIONS):
+    return {"ID": bootstrap.LIFECYCLE_ID, "Filter": {"Prefix": ""}, "Status": "Enabled",
+            "Expiration": {"ExpiredObjectDeleteMarker": True},
+            "NoncurrentVersionExpiration": {"NoncurrentDays": days, "NewerNoncurrentVersions": keep},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7}}
+
+
 def assert_backend_is_complete(bucket=BUCKET, alias=ALIAS):
     key = kms().describe_key(KeyId=f"alias/{alias}")["KeyMetadata"]
     assert kms().get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"] is True
@@ -106,6 +163,12 @@ def assert_backend_is_complete(bucket=BUCKET, alias=ALIAS):
     assert rule["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key["Arn"]}
     block = s3().get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
     assert block == bootstrap.PUBLIC_ACCESS_BLOCK
+    assert expected_rule() in lifecycle_rules(bucket)
+    for name in (alias, *(f"{alias}-{stack}" for stack in STACKS)):
+        statements = key_policy(name)["Statement"]
+        assert statements[0] == {"Sid": "KeyAdministrators", "Effect": "Allow", "Principal": {"AWS": [CALLER]},
+                                 "Action": "kms:*", "Resource": "*"}
+        assert not any(f":{ACCOUNT}:root" in json.dumps(s) for s in statements)  # IAM alone never opens it
     statements = json.loads(s3().get_bucket_policy(Bucket=bucket)["Policy"])["Statement"]
     assert bootstrap.tls_statement(bucket) in statements
     return statements
@@ -135,28 +198,30 @@ def weaker_bucket(encryption="AES256", policy=True, versioning=None):
 
 def test_first_run_creates_everything(aws):
     plan = bootstrap.plan(BUCKET, ALIAS, REGION)
-    assert kinds(plan) == ["create-key", "create-bucket", "block-public-access", "versioning", "encryption", "policy"]
+    assert kinds(plan) == [*KEYS, "create-bucket", "block-public-access", "versioning", "encryption", "policy",
+                           "lifecycle"]
     assert all(a.description and "\n" not in a.description for a in plan.actions)
     assert plan.account == ACCOUNT and plan.key_arn is None
     with pytest.raises(ClientError):
         s3().head_bucket(Bucket=BUCKET)  # planning changed nothing
     done = []
     key_arn = bootstrap.apply(plan, say=done.append)
-    assert len(done) == 6 and done[0].startswith("  done: create a KMS key")
+    assert len(done) == 10 and done[0].startswith("  done: create a KMS key for the state bucket's encryption")
     assert assert_backend_is_complete() == [bootstrap.tls_statement(BUCKET)]
     assert key_arn == kms().describe_key(KeyId=f"alias/{ALIAS}")["KeyMetadata"]["Arn"]
     assert s3().get_bucket_location(Bucket=BUCKET)["LocationConstraint"] == REGION
+    assert lifecycle_rules() == [expected_rule()]
     # the second run
     again = bootstrap.plan(BUCKET, f"alias/{ALIAS}", REGION)  # alias/ prefix or not: the same alias
     assert again.actions == []
-    assert len(again.found) == 6 and again.key_arn == key_arn
-    assert len(kms().list_keys()["Keys"]) == 1
+    assert len(again.found) == 14 and again.key_arn == key_arn
+    assert len(kms().list_keys()["Keys"]) == 4
 
 
 def test_a_weaker_bucket_is_strengthened_and_others_statements_kept(aws):
     weaker_bucket()
     plan = bootstrap.plan(BUCKET, ALIAS, REGION)
-    assert kinds(plan) == ["create-key", "versioning", "encryption", "policy", "block-public-access"]
+    assert kinds(plan) == [*KEYS, "versioning", "encryption", "policy", "lifecycle", "block-public-access"]
     described = {a.kind: a.description for a in plan.actions}
     assert "now: off" in described["versioning"]
     assert "now: SSE-S3 (AES256)" in described["encryption"]
@@ -181,10 +246,10 @@ def test_an_existing_key_without_rotation_gets_rotation(aws):
     key = kms().create_key(Description="made by hand")["KeyMetadata"]
     kms().create_alias(AliasName=f"alias/{ALIAS}", TargetKeyId=key["KeyId"])
     plan = bootstrap.plan(BUCKET, ALIAS, REGION)
-    assert kinds(plan)[0] == "enable-rotation" and "create-key" not in kinds(plan)
+    assert kinds(plan)[:2] == ["enable-rotation", "key-policy"] and kinds(plan)[2:5] == KEYS[1:]
     bootstrap.apply(plan, say=lambda line: None)
     assert_backend_is_complete()
-    assert len(kms().list_keys()["Keys"]) == 1
+    assert len(kms().list_keys()["Keys"]) == 4
 
 
 def test_an_existing_tls_only_statement_under_another_sid_counts(aws):
@@ -216,7 +281,8 @@ def test_refuses_a_bucket_of_another_account(aws, monkeypatch):
 def test_refuses_a_bucket_it_may_not_read():
     """S3's answer for another account's bucket (ExpectedBucketOwner) or one we may not see: 403."""
     clients = stubbed_clients()
-    clients.stubbers["kms"].add_client_error("describe_key", "NotFoundException", http_status_code=400)
+    for _ in range(4):  # the bucket's key and the three stacks' keys: none yet
+        clients.stubbers["kms"].add_client_error("describe_key", "NotFoundException", http_status_code=400)
     clients.stubbers["s3"].add_client_error("head_bucket", "403", "Forbidden", http_status_code=403)
     with pytest.raises(bootstrap.BootstrapError, match="belongs to another AWS account, or these credentials may not"):
         bootstrap.plan(BUCKET, ALIAS, REGION, clients=clients)
@@ -289,7 +355,7 @@ class StubbedClients(bootstrap.Clients):
 def stubbed_clients():
     clients = StubbedClients.from_session(shared_session(), REGION)
     clients.stubbers = {}
-    for name in ("sts", "s3", "kms"):
+    for name in ("sts", "s3", "kms", "iam"):  # no call reaches AWS: one not stubbed fails
         stubber = Stubber(getattr(clients, name))
         stubber.activate()
         clients.stubbers[name] = stubber
@@ -354,20 +420,22 @@ def cli(*words):
     return args.func(args)
 
 
-NEXT = [f"  pulumi login s3://{BUCKET}", f"  pulumi stack init <stack> --secrets-provider awskms://alias/{ALIAS}"]
+NEXT = [f"  pulumi login s3://{BUCKET}",
+        *(f"  pulumi stack init {stack} --secrets-provider awskms://alias/{ALIAS}-{stack}" for stack in STACKS),
+        "No --github-repo: no roles were made, and only the administrators may use the keys."]
 
 
 def test_cli_yes_then_again(aws, capsys):
     assert cli("--bucket", BUCKET, "--kms-alias", ALIAS, "--yes") == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"State backend s3://{BUCKET} with KMS key alias/{ALIAS} in account {ACCOUNT}, {REGION}:"
-    assert "State backend ready: 6 change(s) made" in out
-    assert out[-3:] == ["Next:", *NEXT]
+    assert "State backend ready: 10 change(s) made" in out
+    assert out[-6:] == ["Next:", *NEXT]
     assert cli("--bucket", BUCKET, "--kms-alias", f"alias/{ALIAS}", "--region", REGION) == 0  # no --yes needed
     out = capsys.readouterr().out.splitlines()
     assert "already set up: nothing to change" in out
     assert not [line for line in out if line.startswith("  + ")]
-    assert out[-3:] == ["Next:", *NEXT]
+    assert out[-6:] == ["Next:", *NEXT]
 
 
 def test_cli_without_a_terminal_changes_nothing(aws, capsys):
@@ -387,7 +455,7 @@ def test_cli_asks_through_confirm_tty(aws, capsys, monkeypatch):
     asked = []
     monkeypatch.setattr(stacks, "confirm_tty", lambda prompt, expected: asked.append((prompt, expected)) or True)
     assert cli("--bucket", BUCKET, "--kms-alias", ALIAS) == 0
-    assert asked == [("Make these 6 change(s)?", None)]
+    assert asked == [("Make these 10 change(s)?", None)]
     assert_backend_is_complete()
 
 
