@@ -16,7 +16,9 @@ On what exists already, bootstrap changes only what makes it weaker than the abo
 versioning off or suspended is turned on; a public access block that is missing or partly off
 is set in full; default encryption that is none or SSE-S3 becomes SSE-KMS with the team's key;
 the TLS-only statement is added to an existing bucket policy, every other statement kept as is;
-rotation of the team's key is turned on.
+the lifecycle rule is added to or changed in the bucket's lifecycle, every other rule kept;
+rotation of a key is turned on; a key policy, a role's trust or its inline policy that says
+anything else than state_access.py's is replaced (the plan line names whom the new one names).
 
 It refuses, changing nothing, when a change would take something away from someone:
 - a bucket owned by another account, or one these credentials may not read;
@@ -26,7 +28,8 @@ It refuses, changing nothing, when a change would take something away from someo
 - a bucket policy with a statement under bootstrap's Sid that says something else, or one that
   allows access to everyone ("Principal": "*" without a condition): a state bucket must not;
 - an alias on a KMS key that is disabled, pending deletion, AWS managed, not symmetric, or not
-  for encryption.
+  for encryption;
+- an IAM role of bootstrap's names that bootstrap did not make (no app-update tag).
 """
 
 from __future__ import annotations
