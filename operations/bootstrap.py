@@ -479,12 +479,13 @@ def _short(arn: str) -> str:
 
 
 def _named(policy: dict[str, Any]) -> str:
-    names = []
+    """The principals a key policy names, short (`role/PlatformAdmin`), in order."""
+    names: list[str] = []
     for statement in policy["Statement"]:
-        for arn in state_access._canonical([statement.get("Principal", {}).get("AWS", [])]):
-            for one in arn if isinstance(arn, list) else [arn]:
-                if _short(one) not in names:
-                    names.append(_short(one))
+        principals = statement.get("Principal", {}).get("AWS", [])
+        for arn in principals if isinstance(principals, list) else [principals]:
+            if _short(arn) not in names:
+                names.append(_short(arn))
     return ", ".join(names)
 
 
