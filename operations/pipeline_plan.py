@@ -4,7 +4,12 @@ The staging job of .github/workflows/deploy.yml canaries what the stack before i
 work whatever state the last run left: a stack never deployed, a canary left carrying traffic (a
 cancelled job, a runner that died, a committed `canary.weight`), an update that failed half-way.
 This verb reads both stacks (their outputs, the target's config and last update: live state, not the
-checkout's file alone) and decides, changing nothing:
+checkout's file alone) and decides, deploying nothing:
+
+- `adopted`: the checkout's stack file names another stable tag than the target's stable track runs
+  (a pipeline run promoted it and its record pull request is not merged yet): the file is set to
+  what runs, before anything reads it, so no update of this job rolls the stable track back to an
+  older tag (the record job's pull request then carries it). The only write, and to the file only;
 
 - `first-up`: the target has no `releases` output (never deployed, or destroyed): a first `pulumi up`
   of its committed config comes before anything that reads its address;
@@ -44,10 +49,11 @@ class PipelinePlan:
     canary: bool
     tag: str
     reasons: tuple[str, ...]
+    adopt: stacks.Change | None = None  # the stack file's stable tag set to what runs
 
     def outputs(self) -> dict[str, str]:
         return {"first-up": str(self.first_up).lower(), "abort": str(self.abort).lower(),
-                "canary": str(self.canary).lower(), "tag": self.tag}
+                "canary": str(self.canary).lower(), "tag": self.tag, "adopted": str(self.adopt is not None).lower()}
 
 
 def _releases_output(stack: StackLike) -> dict[str, Any] | None:
@@ -102,6 +108,12 @@ def plan(source: StackLike, target: StackLike, release: str) -> PipelinePlan:
             abort = True
             reasons.append(f"canary of {release} may carry traffic ({'; '.join(causes)}): abort it first")
     stable = (live.get("tags") or {}).get("stable") if not first_up else stacks.get_path(cfg, "stable.tag")
+    adopt = None
+    in_file = stacks.get_path(cfg, "stable.tag")
+    if canary_release and not first_up and stable and stable != in_file:
+        adopt = stacks.Change(release, "stable.tag", in_file, stable)
+        reasons.append(f"Pulumi.{target.name}.yaml names stable tag {in_file} but {target.name} runs {stable} (a "
+                       f"record pull request not merged?): the file takes {stable}, so nothing rolls it back")
     canary = canary_release and tag != stable
     if canary:
         reasons.append(f"{source.name} runs {release} {tag}, {target.name}'s stable track {stable}: canary {tag}")
@@ -110,7 +122,7 @@ def plan(source: StackLike, target: StackLike, release: str) -> PipelinePlan:
                        "carries it")
     else:
         reasons.append(f"{target.name}'s stable track already runs {release} {tag}: nothing to canary")
-    return PipelinePlan(first_up, abort, canary, tag, tuple(reasons))
+    return PipelinePlan(first_up, abort, canary, tag, tuple(reasons), adopt)
 
 
 def cmd_pipeline_plan(args: argparse.Namespace) -> int:
@@ -120,6 +132,8 @@ def cmd_pipeline_plan(args: argparse.Namespace) -> int:
         decided = plan(source, target, args.release)
         for line in decided.reasons:
             print(line)
+        if decided.adopt is not None:
+            stacks.write_changes(target, [decided.adopt])  # the stack file only: nothing is deployed
         outputs = decided.outputs()
         print(" ".join(f"{k}={v}" for k, v in outputs.items()))
         path = os.environ.get("GITHUB_OUTPUT")
@@ -137,11 +151,12 @@ def cmd_pipeline_plan(args: argparse.Namespace) -> int:
 def register(verbs: argparse._SubParsersAction) -> None:
     parser = verbs.add_parser(
         "pipeline-plan", formatter_class=argparse.RawDescriptionHelpFormatter,
-        help="decide what a pipeline job must do to a stack (first up, abort, canary); changes nothing",
+        help="decide what a pipeline job must do to a stack (first up, abort, canary); deploys nothing",
         description="Read the target stack (outputs, config, last update) and the stack it takes releases from, "
                     "and say what the deploy job must do so that it ends promoted or aborted from any state: "
                     "first-up (no outputs yet), abort (the canary may carry traffic), canary (the source runs a "
-                    "tag the target's stable track does not) and the tag. Prints one line per decision and "
+                    "tag the target's stable track does not) and the tag. A stack file naming another stable tag "
+                    "than the stack runs takes the running one (adopted). Prints one line per decision and "
                     "key=value lines; appends them to $GITHUB_OUTPUT when set. Needs the Pulumi CLI and a login.",
         epilog="example:\n  python -m rollout pipeline-plan staging --from dev --release app",
     )

@@ -318,19 +318,31 @@ def left_after_a_failed_update():
     return stack
 
 
-STATES = {
-    "never deployed": lambda: never_deployed(),
-    "never deployed, committed at weight 5": lambda: never_deployed(weight=5, canary="v0"),
-    "left mid-canary": left_mid_canary,
-    "left half a step": left_half_a_step,
-    "left after a failed update": left_after_a_failed_update,
+def file_behind_what_runs():
+    """An earlier run promoted v2 and its record pull request is not merged: the checkout's file says v1."""
+    stack = FakeStack("staging", config(stable="v2"))
+    stack.up(message="promote app v2 from dev")
+    stack.config[RELEASES]["app"]["stable"]["tag"] = "v1"
+    stack.config[RELEASES]["app"]["canary"]["tag"] = "v1"
+    return stack
+
+
+STATES = {  # state: (how to make it, whether the job must abort a canary first)
+    "never deployed": (lambda: never_deployed(), False),
+    "never deployed, committed at weight 5": (lambda: never_deployed(weight=5, canary="v0"), True),
+    "left mid-canary": (left_mid_canary, True),
+    "left half a step": (left_half_a_step, True),
+    "left after a failed update": (left_after_a_failed_update, True),
+    "stack file behind what runs": (file_behind_what_runs, False),
 }
 
 
 @pytest.mark.parametrize("state", sorted(STATES))
 def test_the_staging_job_ends_promoted_from_any_state(state, tmp_path, bridge, stand_ins):
+    make, aborts = STATES[state]
     stand_ins["dev"] = dev_running("v3")
-    stand_ins["staging"] = staging = STATES[state]()
+    stand_ins["staging"] = staging = make()
+    before = len(staging.applied)
     result, log = walk(tmp_path, bridge, stand_ins)
     assert result == "success", said(log)
     assert REFUSED not in said(log)
@@ -340,9 +352,12 @@ def test_the_staging_job_ends_promoted_from_any_state(state, tmp_path, bridge, s
     steps = ran(log)
     assert "canary on staging" in steps
     assert ("first pulumi up of a never-deployed staging" in steps) == state.startswith("never deployed")
-    aborted_first = "send back a canary an earlier run left carrying traffic" in steps
-    assert aborted_first == (state != "never deployed")
+    assert ("send back a canary an earlier run left carrying traffic" in steps) == aborts
     assert "send the canary's traffic back if the job failed or was cancelled" not in steps
+    if state == "stack file behind what runs":  # no update of the job rolled the stable track back to v1
+        stable = [c[RELEASES]["app"]["stable"]["tag"] for _, c, _ in staging.applied[before:]]
+        assert stable == sorted(stable) and set(stable) == {"v2", "v3"}, stable  # v2 until the promotion
+        assert "the file takes v2" in said(log)
 
 
 def test_a_job_cancelled_mid_canary_ends_aborted_and_the_next_run_promotes(tmp_path, bridge, stand_ins,
@@ -429,7 +444,8 @@ def test_pipeline_plan_writes_its_decisions_to_github_output(tmp_path, stand_ins
     output = tmp_path / "out"
     monkeypatch.setenv("GITHUB_OUTPUT", str(output))
     assert main(["pipeline-plan", "staging", "--from", "dev", "--release", "app"]) == 0
-    assert output.read_text().splitlines() == ["first-up=false", "abort=true", "canary=true", "tag=v2"]
+    assert output.read_text().splitlines() == ["first-up=false", "abort=true", "canary=true", "tag=v2",
+                                                  "adopted=false"]
     out = capsys.readouterr().out
     assert "config canary.weight 25" in out and "live weight 25% requested" in out
 
