@@ -5,11 +5,12 @@ PY := $(VENV)/bin/python
 STACK ?= dev
 IMAGE ?= app-update/app
 
-.PHONY: help preview test lint bench images clean schema prometheus
+.PHONY: help preview test test-deps lint bench images clean schema prometheus
 
 help:
 	@echo "make preview [STACK=dev]   show and render a stack offline (no Pulumi CLI, no cloud)"
 	@echo "make test                  lint (ruff, lint-imports) and run the test suite"
+	@echo "make test-deps             install and build what the tests need (CI: .ci/run and the workflows run it)"
 	@echo "make bench                 run the benchmarks in bench/ (by hand; numbers go in docs/verification.md)"
 	@echo "make prometheus            install Debian's prometheus package (tests/test_prometheus.py runs it)"
 	@echo "make images [IMAGE=repo]   build the sample app's v1 and v2 images (needs a Docker engine)"
@@ -35,6 +36,11 @@ tests/crd/node_modules/.package-lock.json: tests/crd/package-lock.json
 
 test: lint tests/crd/node_modules/.package-lock.json
 	$(PY) -m pytest
+
+# Everything `make test` needs that is not in the checkout, in one place: .ci/run and the workflows'
+# shared setup (.github/actions/test-deps) both run this target, so a new prerequisite (a server the
+# tests start, a browser) is added here once. Idempotent: what is there already is kept.
+test-deps: $(VENV)/.installed prometheus tests/crd/node_modules/.package-lock.json
 
 bench: $(VENV)/.installed
 	$(PY) bench/bench_preview.py

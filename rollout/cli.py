@@ -20,7 +20,7 @@ import traceback
 from pathlib import Path
 
 from model.stack_file import PROJECT_DIR, StackFileError, check_project_dir, stack_name
-from operations import bootstrap, canary_run, preflight, revisions
+from operations import bootstrap, canary_run, pipeline_plan, preflight, revisions
 from operations.stacks import EXIT_FAILED, EXIT_OK, EXIT_POLICY, EXIT_USAGE, load_stack_file
 from policy import rules as policy_rules
 
@@ -253,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     canary_run.register(verbs)
     preflight.register(verbs)
     bootstrap.register(verbs)
+    pipeline_plan.register(verbs)
     return parser
 
 

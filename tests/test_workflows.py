@@ -3,7 +3,6 @@ pipeline promises (least permissions, OIDC only, one update per stack at a time,
 on every preview and up, commands the rollout CLI accepts). They are not run here."""
 
 import functools
-import json
 import re
 import shlex
 import subprocess
@@ -16,6 +15,9 @@ import yaml
 from tests.conftest import ROOT, STACKS
 
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+ACTIONS = sorted((ROOT / ".github" / "actions").glob("*/action.yml"))
+TEST_DEPS_ACTION = "./.github/actions/test-deps"
+MAIN = "github.ref == 'refs/heads/main'"
 BIN = Path(sys.executable).parent
 TAG_PINNED_PUBLISHERS = {"actions", "aws-actions", "pulumi"}
 
@@ -53,7 +55,8 @@ def protected_stacks():
 
 
 def test_the_workflows_exist():
-    assert [p.name for p in WORKFLOWS] == ["deploy.yml", "pull-request.yml"]
+    assert {"deploy.yml", "pull-request.yml"} <= {p.name for p in WORKFLOWS}
+    assert [p.parent.name for p in ACTIONS] == ["test-deps"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -74,9 +77,15 @@ def test_every_workflow_validates_against_the_github_workflow_schema():
     assert "ok -- validation done" in result.stdout
 
 
+def test_every_composite_action_validates_against_the_github_action_schema():
+    result = subprocess.run([tool("check-jsonschema"), "--builtin-schema", "vendor.github-actions",
+                             *map(str, ACTIONS)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_zizmor_finds_nothing_at_medium_or_above():
     result = subprocess.run([tool("zizmor"), "--offline", "--min-severity", "medium", "--format", "plain",
-                             "--color", "never", ".github/workflows"],
+                             "--color", "never", ".github/workflows", ".github/actions"],
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No findings to report" in result.stdout
@@ -88,6 +97,9 @@ def test_the_zizmor_config_allows_tag_pins_for_exactly_the_publishers_used():
     assert policies.pop("*") == "hash-pin"
     assert policies == {f"{p}/*": "ref-pin" for p in TAG_PINNED_PUBLISHERS}
     used = {step["uses"] for _, _, job in all_jobs() for step in steps(job) if "uses" in step}
+    used |= {step["uses"] for path in ACTIONS for step in yaml.safe_load(path.read_text())["runs"]["steps"]
+             if "uses" in step}
+    used = {u for u in used if not u.startswith("./")}  # this repository's own actions, at the run's commit
     assert {u.split("/")[0] for u in used} == TAG_PINNED_PUBLISHERS
     assert all(re.fullmatch(r"[\w-]+/[\w-]+@v\d+", u) for u in used), used  # major tags, nothing floating
 
@@ -129,17 +141,79 @@ def test_aws_access_is_oidc_only():
 
 def test_every_stack_changing_job_holds_its_stacks_lock():
     deploy = workflow("deploy.yml")
-    assert deploy["concurrency"] == {"group": "deploy-main", "cancel-in-progress": False}
     for stack in ("dev", "staging", "prod"):
         job = deploy["jobs"][stack]
         assert job["environment"] == stack
         assert job["concurrency"] == {"group": f"pulumi-stack-{stack}", "cancel-in-progress": False}
 
 
+def test_no_workflow_wide_concurrency_spans_the_prod_approval():
+    """A prod job waiting for its reviewers (up to 30 days) holds only prod's group: dev and staging of a later
+    push go on. Any group above the jobs would be held for the whole run, approval included."""
+    deploy = workflow("deploy.yml")
+    assert "concurrency" not in deploy
+    groups = {name: job.get("concurrency", {}).get("group") for name, job in deploy["jobs"].items()}
+    assert groups["prod"] == "pulumi-stack-prod"
+    assert all(group != groups["prod"] for name, group in groups.items() if name != "prod")
+    # every job that holds AWS credentials holds its own stack's group
+    for name, job in deploy["jobs"].items():
+        if any(uses(s, "aws-actions/configure-aws-credentials") for s in steps(job)):
+            assert groups[name] == f"pulumi-stack-{job['environment']}", name
+
+
 def test_prod_waits_for_staging_and_its_environment():
     jobs = workflow("deploy.yml")["jobs"]
     assert jobs["dev"]["needs"] == "test" and jobs["staging"]["needs"] == "dev" and jobs["prod"]["needs"] == "staging"
     assert jobs["prod"]["environment"] == "prod"
+
+
+def test_deploy_jobs_and_dispatch_run_only_on_main():
+    """workflow_dispatch may be started on any branch: the jobs themselves check the ref, so a branch's code
+    never runs with a deploy role (the environments' branch rules and the roles' trust say so too)."""
+    deploy = workflow("deploy.yml")
+    assert deploy["on"]["push"] == {"branches": ["main"]}
+    assert set(deploy["on"]) == {"push", "workflow_dispatch"}
+    for name, job in deploy["jobs"].items():
+        changes_something = "environment" in job or "write" in job["permissions"].values()
+        if name == "test":
+            assert not changes_something and "id-token" not in job["permissions"]
+            continue
+        assert changes_something, name
+        condition = job["if"].removeprefix("${{").removesuffix("}}").strip()
+        assert condition == MAIN or f"&& {MAIN} &&" in condition, f"{name}: {job['if']}"
+        assert "||" not in condition, name
+
+
+def test_every_job_running_make_test_installs_its_prerequisites_first():
+    """The same install as .ci/run: `make test-deps` (Prometheus, the CRD validators' node modules, and what
+    the Makefile adds there later), through one composite action."""
+    found = 0
+    for file, name, job in all_jobs():
+        names = [s.get("uses", "") or s.get("run", "") for s in steps(job)]
+        runs_tests = [i for i, s in enumerate(steps(job)) if re.search(r"\bmake test\b(?!-)", s.get("run", ""))]
+        if not runs_tests:
+            continue
+        found += 1
+        setup = [i for i, s in enumerate(steps(job)) if s.get("uses") == TEST_DEPS_ACTION]
+        assert setup and setup[0] < runs_tests[0], f"{file} {name}: {names}"
+        assert uses(steps(job)[0], "actions/checkout"), f"{file} {name}: a local action needs the checkout"
+    assert found == 2
+    action = yaml.safe_load((ROOT / TEST_DEPS_ACTION / "action.yml").read_text())
+    assert action["runs"]["using"] == "composite"
+    scripts = [s["run"] for s in action["runs"]["steps"] if "run" in s]
+    assert scripts == ["make test-deps"]
+    assert any(s.get("uses", "").startswith("actions/setup-node@") for s in action["runs"]["steps"])
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert ci.index("make test-deps") < ci.index("make test")
+
+
+def test_make_test_deps_installs_prometheus_and_the_node_modules():
+    result = subprocess.run(["make", "-n", "-B", "test-deps", "PYTHON=true"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert "apt-get install" in result.stdout and "prometheus" in result.stdout
+    assert "npm ci --prefix tests/crd" in result.stdout
+    assert "pip install" in result.stdout and "requirements-dev.txt" in result.stdout
 
 
 def test_no_expression_is_expanded_inside_a_script():
@@ -171,11 +245,14 @@ def test_every_preview_and_up_runs_the_policy_pack_on_the_s3_backend():
     requirements = (ROOT / "requirements.txt").read_text()
     pinned = re.search(r"^pulumi==(\S+)$", requirements, re.M)[1]
     commands = set()
-    for file, name, _job, given in pulumi_steps():
+    for file, name, job, given in pulumi_steps():
         commands.add(given["command"])
         assert given["policyPacks"] == "policy", f"{file} {name}"
         assert given["cloud-url"] == "s3://${{ vars.PULUMI_STATE_BUCKET }}"
-        assert given["secrets-provider"] == "awskms://alias/${{ vars.PULUMI_KMS_ALIAS }}"
+        stacks = stack_of(job, given)
+        suffix = "${{ matrix.stack }}" if len(stacks) > 1 else stacks[0]
+        # each stack's secrets under its own key (rollout bootstrap names them alias/<alias>-<stack>)
+        assert given["secrets-provider"] == f"awskms://alias/${{{{ vars.PULUMI_KMS_ALIAS }}}}-{suffix}"
         assert given["pulumi-version"] == "${{ env.PULUMI_VERSION }}"
         assert load(ROOT / ".github" / "workflows" / file)["env"]["PULUMI_VERSION"] == pinned
         assert (ROOT / PurePosixPath(given["policyPacks"]) / "PulumiPolicy.yaml").exists()
@@ -213,8 +290,11 @@ def test_pull_requests_preview_every_stack_but_local_and_comment():
 
 
 def rollout_commands():
+    """The rollout commands of the two pipeline workflows (other workflows have tests of their own)."""
     found = []
-    for _file, name, job in all_jobs():
+    for file, name, job in all_jobs():
+        if file not in ("deploy.yml", "pull-request.yml"):
+            continue
         for step in steps(job):
             for line in step.get("run", "").splitlines():
                 match = re.search(r"venv/bin/python -m rollout ([^|&;]+)", line)
@@ -223,10 +303,14 @@ def rollout_commands():
     return found
 
 
-def test_the_pipeline_runs_canary_then_promote_on_staging_and_promote_on_prod():
+def test_the_pipeline_plans_aborts_canaries_then_promotes_on_staging_and_promotes_on_prod():
+    abort = 'abort staging --release "$CANARY_RELEASE" --yes'
     assert rollout_commands() == [
-        ("staging", 'canary staging --release "$CANARY_RELEASE" --tag "$TAG" --yes'),
+        ("staging", 'pipeline-plan staging --from dev --release "$CANARY_RELEASE"'),
+        ("staging", abort),
+        ("staging", 'canary staging --release "$CANARY_RELEASE" --tag "$TAG" --yes --log "$RUNNER_TEMP/canary-staging.log"'),
         ("staging", "promote dev staging --yes"),
+        ("staging", abort),
         ("prod", "promote staging prod --yes"),
     ]
 
@@ -236,13 +320,30 @@ def test_the_rollout_commands_parse():
 
     parser = build_parser()
     for _, command in rollout_commands():
-        words = shlex.split(command.replace('"$CANARY_RELEASE"', "app").replace('"$TAG"', "v2"))
+        words = shlex.split(command.replace('"$CANARY_RELEASE"', "app").replace('"$TAG"', "v2")
+                            .replace('"$RUNNER_TEMP', '"/tmp'))
         args = parser.parse_args(words)
-        assert args.yes is True
+        assert args.verb == "pipeline-plan" or args.yes is True  # nothing waits for a question in CI
+
+
+def test_the_staging_job_keeps_time_for_its_abort_step():
+    """A step that hits its limit fails and the job goes on to the abort step; the job's own limit (which
+    cancels everything) is never reached first: every long step has a limit and they sum to no more than it."""
+    job = workflow("deploy.yml")["jobs"]["staging"]
+    cleanup = [s for s in steps(job) if s.get("if") == "cancelled() || failure()"]
+    assert len(cleanup) == 1 and "-m rollout abort staging" in cleanup[0]["run"] and "--yes" in cleanup[0]["run"]
+    assert steps(job).index(cleanup[0]) > max(i for i, s in enumerate(steps(job)) if "rollout canary" in
+                                               s.get("run", "") or "-m rollout canary" in s.get("run", ""))
+    limited = [s for s in steps(job) if "run" in s or uses(s, "pulumi/actions")]
+    assert all("timeout-minutes" in s for s in limited), [s.get("name") for s in limited if "timeout-minutes" not in s]
+    setup_allowance = 10  # checkout, setup-python, credentials
+    assert sum(s["timeout-minutes"] for s in limited) + setup_allowance <= job["timeout-minutes"]
+    assert cleanup[0]["timeout-minutes"] >= 10  # two updates, and the lock of a cancelled one to wait for
 
 
 # ---------------------------------------------------------------------------------------------
-# The pipeline's shell, run against stand-ins for pulumi and the rollout CLI
+# The pipeline's shell, run against a stand-in for the rollout CLI (the staging job's decisions are
+# walked over the stand-in stacks in tests/test_pipeline_staging.py)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -285,33 +386,6 @@ def workdir(tmp_path):
     (tmp_path / "venv" / "bin").mkdir(parents=True)
     (tmp_path / "venv" / "bin" / "python").symlink_to(sys.executable)
     return tmp_path
-
-
-def fake_pulumi(workdir, dev, staging):
-    """`pulumi stack output releases --stack S --json`: dev's and staging's outputs (None: no outputs)."""
-    cases = "".join(f"  {stack}) {f'echo {shlex.quote(out)}' if out else 'echo error: no outputs >&2; exit 255'};;\n"
-                    for stack, out in (("dev", dev), ("staging", staging)))
-    stand_in(workdir / "bin" / "pulumi", f'case "$5" in\n{cases}esac\n')
-
-
-def releases(stable):
-    return json.dumps({"app": {"strategy": "Canary", "tags": {"stable": stable, "canary": "v9"}}})
-
-
-@pytest.mark.parametrize("staging, canary", [(None, "true"), (releases("v3"), "false")])
-def test_the_canary_tag_is_what_devs_stable_track_runs(workdir, staging, canary):
-    fake_pulumi(workdir, releases("v3"), staging)
-    result, outputs = run_step(step_named("staging", "choose the canary tag"), workdir, {"CANARY_RELEASE": "app"})
-    assert result.returncode == 0, result.stderr
-    assert outputs == {"tag": "v3", "canary": canary}
-
-
-@pytest.mark.parametrize("dev", [None, releases("v1;rm -rf /")])
-def test_no_usable_tag_from_dev_stops_the_job(workdir, dev):
-    fake_pulumi(workdir, dev, releases("v2"))
-    result, outputs = run_step(step_named("staging", "choose the canary tag"), workdir, {"CANARY_RELEASE": "app"})
-    assert result.returncode == 1 and "::error::dev reports no usable stable tag" in result.stdout
-    assert outputs == {}
 
 
 @pytest.mark.parametrize("job, step", [("staging", "promote dev -> staging"), ("prod", "promote staging -> prod")])
