@@ -6,7 +6,6 @@ import importlib.util
 import queue
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import threading
@@ -95,9 +94,11 @@ def test_failure_injection_answers_500_with_the_version(apps):
     assert get(app.url + "healthz")[0] == 200  # probes still pass: only traffic fails
 
 
-def test_keep_alive_answers_take_well_under_5ms(apps):
+def test_keep_alive_answers_never_wait_for_a_delayed_ack(apps):
     # Headers and body in separate writes met Nagle's algorithm and the client's delayed ACK: ~44 ms each
-    # (every one of them, so 50 answers show it as well as more would).
+    # (all but the first one or two, answered while the connection is still in quick-ACK mode). So the 10th
+    # fastest of the 50 is what is judged: a loaded machine slows some answers (a median of 8 ms was seen at
+    # load 11), not 41 of 50 by 20 ms, while the stall puts 48 of them at 40 ms or more.
     connection = http.client.HTTPConnection("127.0.0.1", apps["v1"].port, timeout=5)
     connection.connect()
     sock = connection.sock
@@ -110,7 +111,8 @@ def test_keep_alive_answers_take_well_under_5ms(apps):
         times.append(time.perf_counter() - started)
     assert connection.sock is sock  # every request went over the one kept-alive connection
     connection.close()
-    assert statistics.median(times) < 0.005, f"median {statistics.median(times) * 1000:.1f} ms"
+    tenth_fastest = sorted(times)[9]
+    assert tenth_fastest < 0.020, f"10th fastest of 50 answers {tenth_fastest * 1000:.1f} ms: a delayed-ACK stall"
 
 
 CLIENTS, ROUNDS = 20, 5
