@@ -254,6 +254,10 @@ def cmd_forecast(args: argparse.Namespace) -> int:
         _err("error: --max-unavailable must not be 0 when --max-surge is 0: the Kubernetes API rejects it")
         return EXIT_USAGE
     fc = forecast(args.replicas, args.strategy, surge, unavailable)
+    if args.svg:
+        from report.forecast_svg import forecast_svg
+
+        _write_whole(Path(args.svg), forecast_svg(fc))
     data = fc.to_json()
     if args.json:
         print(json.dumps(data, indent=2))
@@ -279,6 +283,29 @@ def cmd_forecast(args: argparse.Namespace) -> int:
         print(f"{index:>4}  {step.old:>5}  {step.new:>5}  {step.new_ready:>9}  {step.available:>9}  {step.pods:>5}")
     print(f"this update: fewest available {fc.min_available_seen}, most pods {fc.max_pods_seen}, "
           f"{fc.syncs} controller syncs")
+    return EXIT_OK
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """Write a file whole or not at all (a partial file next to it, renamed over it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from report.canary_report import holds_a_canary_run, write_report
+
+    log: Path = args.log
+    if not log.is_file():
+        _err(f"error: LOG {log}: no such file (canary logs are in build/canary/ by default)")
+        return EXIT_USAGE
+    if not holds_a_canary_run(log):
+        _err(f"error: LOG {log}: holds no canary run (no JSON lines written by `rollout canary`)")
+        return EXIT_USAGE
+    path = write_report(log, args.out)
+    print(f"report: {path}")
     return EXIT_OK
 
 
@@ -336,7 +363,22 @@ def build_parser() -> argparse.ArgumentParser:
     fc.add_argument("--max-unavailable", type=_unavailable,
                     help='pods below spec.replicas during the update: int or "N%%", at most 100%% (default 25%%)')
     fc.add_argument("--json", action="store_true", help="print the forecast as JSON")
+    fc.add_argument("--svg", metavar="FILE", help="also draw ready and total pods over the update as an SVG picture")
     fc.set_defaults(func=cmd_forecast)
+
+    rep = verbs.add_parser(
+        "report", formatter_class=_Formatter,
+        help="draw a canary run's log as an HTML page (share, errors, latency, evidence, verdict)",
+        description="Render the last canary run of a `rollout canary` log (JSON lines) as one self-contained HTML "
+                    "page: per step the canary's observed share against the weight and its band, errors and the p99 "
+                    "against the budget and the limit, each test's sequential evidence against its abort threshold, "
+                    "and the verdict. Inline SVG, no script, nothing fetched: it opens from a file, offline. "
+                    "`rollout canary` writes the same page beside its log at the end of every run.",
+        epilog="example:\n  python -m rollout report build/canary/staging-app-20261204-101500.log",
+    )
+    rep.add_argument("log", type=Path, metavar="LOG", help="the canary run's log (build/canary/*.log)")
+    rep.add_argument("--out", type=Path, metavar="FILE", help="where to write the page (default: LOG with .html)")
+    rep.set_defaults(func=cmd_report)
 
     revisions.register(verbs)
     canary_run.register(verbs)

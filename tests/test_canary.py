@@ -1,6 +1,7 @@
 """`rollout canary` end to end on loopback: real app processes, a weighted proxy as the load
 balancer, and a stand-in stack whose update runs the program offline and re-routes the proxy."""
 
+import contextlib
 import json
 import sys
 import types
@@ -44,8 +45,9 @@ def _probing_module():
     return sys.modules[canary_module.Prober.__module__]
 
 
-@pytest.fixture(autouse=True)
-def latency_the_test_controls(monkeypatch):
+@contextlib.contextmanager
+def declared_latency():
+    """While it lasts, the prober's answers take the latency their app declares (real answers otherwise)."""
     module = _probing_module()
     real_probe = module.probe_once
 
@@ -53,8 +55,15 @@ def latency_the_test_controls(monkeypatch):
         version, ok, _wall_clock_seconds = real_probe(url, timeout)
         return version, ok, DECLARED_LATENCY_S.get(version, FAST_ANSWER_S)
 
-    monkeypatch.setattr(module, "probe_once", probe)
-    return real_probe
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(module, "probe_once", probe)
+        yield real_probe
+
+
+@pytest.fixture(autouse=True)
+def latency_the_test_controls():
+    with declared_latency() as real_probe:
+        yield real_probe
 
 
 class LoadBalancedStack(FakeStack):
