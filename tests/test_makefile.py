@@ -70,3 +70,15 @@ def test_the_first_make_run_says_what_it_installs_and_shows_pips_progress(tmp_pa
     said = "\n".join(line for line in plan.stdout.splitlines() if line.startswith("echo"))
     assert "requirements.txt and requirements-dev.txt" in said and "750 MB" in said and "pip's progress" in said
     assert f"Writing {fresh}/bin/rollout" in said
+
+
+def test_a_skipped_test_says_why(tmp_path):
+    """`make test` on a machine without a prerequisite (chromium, prometheus) lists what was skipped and why."""
+    (tmp_path / "test_needs_something.py").write_text(
+        "import pytest\n\n\n@pytest.mark.skip(reason='the thing is not installed: run make thing')\n"
+        "def test_it():\n    pass\n")
+    run = subprocess.run([sys.executable, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir",
+                          str(tmp_path), "-n", "0", str(tmp_path / "test_needs_something.py")],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "SKIPPED" in run.stdout and "the thing is not installed: run make thing" in run.stdout
