@@ -35,6 +35,8 @@ TESTS = (("canary errors", ALPHA), ("all errors", ALPHA), ("canary slow", ALPHA)
 _START = re.compile(r"^canary (?P<release>\S+) (?P<tag>\S+) on (?P<stack>\S+): steps (?P<steps>[0-9%, ]+), "
                     r"(?P<interval>[0-9.]+)s each, error budget (?P<budget>[0-9.]+)%, p99 limit (?P<p99>[0-9.]+)ms")
 OPTIONS_EVENT = "report-options"
+# Names a step event may give the effective share under (read if present; older logs have none).
+EFFECTIVE_FIELDS = ("effective_share", "effective_weight", "effectiveWeight", "effectiveShare")
 
 
 @dataclass
@@ -51,6 +53,8 @@ class StepView:
     verdict: str | None = None
     evidence: dict[str, float | None] = field(default_factory=dict)  # test → always-valid p-value (None: unknown)
     evidence_logged: bool = False
+    # The share the load balancer can give at this weight (whole pods, a mode's rounding), when the log records it.
+    effective: float | None = None
 
     @property
     def band(self) -> tuple[float, float]:
@@ -175,6 +179,7 @@ def _step(event: dict[str, Any]) -> StepView:
                     canary_error_rate=_float(event.get("canary_error_rate")), p99_ms=_float(event.get("p99_ms")),
                     elapsed=_float(event.get("elapsed")),
                     verdict=event.get("verdict") if isinstance(event.get("verdict"), str) else None)
+    step.effective = next((v for k in EFFECTIVE_FIELDS if (v := _float(event.get(k))) is not None), None)
     logged = event.get("evidence")
     if isinstance(logged, dict):
         step.evidence = {name: _float(logged.get(name)) for name, _ in TESTS}
@@ -218,6 +223,10 @@ def share_chart(view: RunView) -> str:
                    class_="band", data_step=step.step, data_low=number(low, 2), data_high=number(high, 2))
         chart.polyline([(chart.x(i) - width * 0.3, chart.y(step.weight)), (chart.x(i) + width * 0.3, chart.y(step.weight))],
                        PALETTE["stable"], width=3, class_="weight", data_step=step.step, data_weight=number(step.weight))
+        if step.effective is not None and step.effective != step.weight:
+            chart.polyline([(chart.x(i) - width * 0.3, chart.y(step.effective)),
+                            (chart.x(i) + width * 0.3, chart.y(step.effective))], PALETTE["ready"], width=2,
+                           dash="4 3", class_="effective", data_step=step.step, data_effective=number(step.effective, 2))
         if step.canary_share is not None:
             color = PALETTE["budget"] if not low <= step.canary_share <= high else PALETTE["canary"]
             chart.dot(chart.x(i), chart.y(step.canary_share), color, class_="share", data_step=step.step,
@@ -227,6 +236,8 @@ def share_chart(view: RunView) -> str:
     chart.key(PALETTE["stable"], "weight set")
     chart.key(PALETTE["band"], "accepted band")
     chart.key(PALETTE["canary"], "observed share")
+    if any(s.effective is not None and s.effective != s.weight for s in view.steps):
+        chart.key(PALETTE["ready"], "effective share", "4 3")
     return chart.render(_labels(view), "weight step", chart_id="share")
 
 

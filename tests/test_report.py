@@ -182,3 +182,17 @@ def test_forecast_svg_of_a_recreate(tmp_path, capsys):
     found = elements(path.read_text())
     assert [int(e["text"]) for e in found if e.get("data-kind") == "available"][0] == 3
     assert not [e for e in found if e.get("class") == "limit"]
+
+
+def test_an_effective_share_in_the_log_is_drawn_when_there(good_run, tmp_path):
+    """The step event may say what share the load balancer can give at the weight (whole pods): drawn if so."""
+    log = tmp_path / "effective.log"
+    lines = []
+    for line in good_run.read_text().splitlines():
+        event = json.loads(line)
+        if event["event"] == "step":
+            event["effective_share"] = 20.0 if event["weight"] == 25 else event["weight"]
+        lines.append(json.dumps(event))
+    log.write_text("\n".join(lines) + "\n")
+    found = elements(render_html(read_log(log)))
+    assert [(e["data-step"], e["data-effective"]) for e in found if e.get("class") == "effective"] == [("2", "20")]
