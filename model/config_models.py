@@ -934,8 +934,8 @@ def _traffic_rules() -> list[dict[str, Any]]:
         _when(GATEWAY_MODES, {}, _without("gateway")),
         _when(INGRESS_MODES, {}, _without("ingressClass")),
         _when(("dns",), {"required": ["dns"]}, _without("dns")),
-        _when(("istio",), {"required": ["gateway"], "properties": {"gateway": {
-            "required": ["hosts"], "properties": {"sectionName": False}}}}),
+        # In the mesh an istio canary needs no gateway; bound to one, it names its hosts and no listener.
+        _when(("istio",), {"properties": {"gateway": {"required": ["hosts"], "properties": {"sectionName": False}}}}),
     ]
 
 

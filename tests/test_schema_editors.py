@@ -114,6 +114,7 @@ SCHEMA_CANNOT = {
     "releases.app.progressDeadlineSeconds:greater than minReadySeconds": "compares two numbers",
     "releases.app:splits by weight": "cross-key: per-track replicas with a weighted traffic mode",
     "releases.app.replicas:at least 1 with traffic 'nginx'": "cross-key: replicas, traffic and the canary weight",
+    "releases.app.replicas:at least 1 with traffic 'istio'": "cross-key: replicas, traffic and the canary weight",
     "releases.app:traffic 'skipper' splits by weight": "cross-key: per-track replicas with a weighted traffic mode",
     "cluster.kubernetesVersion:EKS no longer creates Kubernetes 1.31": "the versions EKS creates move with the "
                                                                        "calendar (model/eks_versions.py)",
