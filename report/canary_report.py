@@ -216,7 +216,7 @@ def _labels(view: RunView) -> list[str]:
 
 def share_chart(view: RunView) -> str:
     chart = Chart("Canary share of the answers, per step", "canary share (%)", 100, len(view.steps))
-    width = chart.slot_width()
+    width = chart.bar_room()
     for i, step in enumerate(view.steps):
         low, high = step.band
         chart.rect(chart.x(i) - width * 0.3, chart.y(high), width * 0.6, chart.y(low) - chart.y(high), PALETTE["band"],
@@ -245,8 +245,8 @@ def errors_chart(view: RunView) -> str:
     rates = [r for s in view.steps for r in (s.error_rate, s.canary_error_rate) if r is not None]
     budget = view.max_error_rate
     top = max([*rates, (budget or 0) * 2, 1.0])
-    chart = Chart("Errors against the budget, per step", "error rate (%)", _nice(top), len(view.steps))
-    width = chart.slot_width()
+    chart = Chart("Errors against the budget, per step", "error rate (%)", _nice(top * 1.1), len(view.steps))
+    width = chart.bar_room()
     for i, step in enumerate(view.steps):
         for offset, rate, color, kind in ((-0.16, step.canary_error_rate, PALETTE["canary"], "canary-errors"),
                                           (0.16, step.error_rate, PALETTE["total"], "all-errors")):
@@ -268,8 +268,8 @@ def latency_chart(view: RunView) -> str:
     values = [s.p99_ms for s in view.steps if s.p99_ms is not None]
     limit = view.max_p99_ms
     top = max([*values, (limit or 0) * 1.5, 1.0])
-    chart = Chart("Slow answers: canary p99 against its limit", "canary p99 (ms)", _nice(top), len(view.steps))
-    width = chart.slot_width()
+    chart = Chart("Slow answers: canary p99 against its limit", "canary p99 (ms)", _nice(top * 1.1), len(view.steps))
+    width = chart.bar_room()
     for i, step in enumerate(view.steps):
         if step.p99_ms is None:
             chart.text(chart.x(i), chart.y(0) - 6, "no answers", color=PALETTE["muted"], size=11)
@@ -293,7 +293,7 @@ def evidence_chart(view: RunView) -> str:
     top = max([*(f for f in fractions if f is not None), 1.25])
     chart = Chart("Sequential evidence against the abort threshold", "evidence / threshold", _nice(min(top, 4.0)),
                   len(view.steps), right=170)
-    width = chart.slot_width()
+    width = chart.bar_room()
     bar = width * 0.8 / len(TESTS)
     for i, step in enumerate(view.steps):
         for j, (name, alpha) in enumerate(TESTS):

@@ -65,6 +65,10 @@ class Chart:
     def slot_width(self) -> float:
         return self.plot_width / max(self.n_slots, 1)
 
+    def bar_room(self) -> float:
+        """The width a slot's bars share: the slot's, at most 160 px (one step should not be one wide block)."""
+        return min(self.slot_width(), 160.0)
+
     def y(self, value: float) -> float:
         span = (self.y_max - self.y_min) or 1.0
         clipped = min(max(value, self.y_min), self.y_max)
