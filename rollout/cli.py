@@ -415,7 +415,7 @@ def check_inputs(args: argparse.Namespace) -> bool:
     """Check what the user typed, and the stack files it names, before a verb touches the environment (the
     Pulumi CLI, a backend, AWS): every problem printed, one line each; False when there is one (exit 2)."""
     problems: list[str] = []
-    configs = {}
+    configs, files = {}, {}
     for dest in STACK_ARGUMENTS:
         name = getattr(args, dest, None)
         if name is None or name in configs:
@@ -423,7 +423,7 @@ def check_inputs(args: argparse.Namespace) -> bool:
         settings, config = load_stack_file(name, args.cwd)
         if config is None:
             return False  # load_stack_file printed every problem of the file
-        configs[name] = config
+        configs[name], files[name] = config, settings
     if getattr(args, "source", None) is not None and args.source == getattr(args, "target", None):
         problems.append(f"FROM and TO are the same stack ({args.source}): promote takes what one stack runs into "
                         "the next one")
@@ -437,9 +437,27 @@ def check_inputs(args: argparse.Namespace) -> bool:
         elif args.verb in CANARY_ONLY and configs[stack].release(release).strategy != "Canary":
             problems.append(f"--release {release}: it is a {configs[stack].release(release).strategy} release in "
                             f"Pulumi.{stack}.yaml; {args.verb} needs a Canary one")
+    if args.verb == "canary" and not problems and stack in files:
+        problems += _canary_fits(stack, files[stack], args)
     for problem in problems:
         _err(f"error: {problem}")
     return not problems
+
+
+def _canary_fits(stack: str, settings: dict, args: argparse.Namespace) -> list[str]:
+    """The canary's first write (its tag at the first step's weight) must make a valid stack file."""
+    from model.config import ConfigError, load, parse_config_value
+    from operations.stacks import RELEASES_KEY, Change, apply_changes
+
+    releases = parse_config_value(settings.get(RELEASES_KEY))
+    first = apply_changes(releases, [Change(args.release, "canary.tag", None, args.tag),
+                                     Change(args.release, "canary.weight", None, args.steps[0])])
+    try:
+        load({**settings, RELEASES_KEY: first}, stack)
+    except ConfigError as error:
+        return [f"--tag {args.tag!r} or --steps cannot go into {stack}'s config: {problem}"
+                for problem in error.problems]
+    return []
 
 
 def main(argv: list[str] | None = None) -> int:

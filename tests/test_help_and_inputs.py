@@ -29,6 +29,7 @@ def no_environment(monkeypatch, tmp_path):
     (["abort", "staging", "--release", "nosuch", "--yes"], ["--release nosuch"]),
     (["undo", "dev", "--release", "nosuch", "--yes"], ["--release nosuch"]),
     (["promote", "dev", "staging", "--release", "nosuch"], ["--release nosuch", "stack staging"]),
+    (["canary", "staging", "--release", "app", "--tag", "v 2"], ["--tag 'v 2'", "releases.app.canary.tag"]),
     (["history", "nosuch"], ["Pulumi.nosuch.yaml"]),
     (["status", "nosuch"], ["Pulumi.nosuch.yaml"]),
     (["undo", "nosuch"], ["Pulumi.nosuch.yaml"]),
