@@ -30,11 +30,20 @@ from model.judge import ALPHA, SHARE_ALPHA, Judge, share_band
 from report.svg import PALETTE, Chart, number
 
 # The judge's tests, in the order a verdict reports them, with the level each rejects at.
-TESTS = (("canary errors", ALPHA), ("all errors", ALPHA), ("canary slow", ALPHA), ("share too low", SHARE_ALPHA),
-         ("share too high", SHARE_ALPHA))
-_START = re.compile(r"^canary (?P<release>\S+) (?P<tag>\S+) on (?P<stack>\S+): steps (?P<steps>[0-9%, ]+), "
-                    r"(?P<interval>[0-9.]+)s each, error budget (?P<budget>[0-9.]+)%, p99 limit (?P<p99>[0-9.]+)ms")
+TESTS = (
+    ("canary errors", ALPHA),
+    ("all errors", ALPHA),
+    ("canary slow", ALPHA),
+    ("share too low", SHARE_ALPHA),
+    ("share too high", SHARE_ALPHA),
+)
+_START = re.compile(
+    r"^canary (?P<release>\S+) (?P<tag>\S+) on (?P<stack>\S+): steps (?P<steps>[0-9%, ]+), "
+    r"(?P<interval>[0-9.]+)s each, error budget (?P<budget>[0-9.]+)%, p99 limit (?P<p99>[0-9.]+)ms"
+)
 OPTIONS_EVENT = "report-options"
+CONTENT_SECURITY_POLICY = ("""<meta http-equiv="Content-Security-Policy" """
+                           """content="default-src 'none'; style-src 'unsafe-inline'">""")
 # Names a step event may give the effective share under (read if present; older logs have none).
 EFFECTIVE_FIELDS = ("effective_share", "effective_weight", "effectiveWeight", "effectiveShare")
 
@@ -121,7 +130,7 @@ def read_log(path: Path) -> RunView:
     events = _events(path)
     starts = [i for i, e in enumerate(events) if _is_start(e)]
     if starts:
-        events = events[starts[-1]:]
+        events = events[starts[-1] :]
     view = RunView(source=str(path))
     for event in events:
         kind = event["event"]
@@ -173,12 +182,18 @@ def _read_options(view: RunView, event: dict[str, Any]) -> None:
 
 
 def _step(event: dict[str, Any]) -> StepView:
-    step = StepView(step=_int(event.get("step")) or 0, weight=_float(event.get("weight")) or 0.0,
-                    requests=_int(event.get("requests")), canary_requests=_int(event.get("canary_requests")),
-                    canary_share=_float(event.get("canary_share")), error_rate=_float(event.get("error_rate")),
-                    canary_error_rate=_float(event.get("canary_error_rate")), p99_ms=_float(event.get("p99_ms")),
-                    elapsed=_float(event.get("elapsed")),
-                    verdict=event.get("verdict") if isinstance(event.get("verdict"), str) else None)
+    step = StepView(
+        step=_int(event.get("step")) or 0,
+        weight=_float(event.get("weight")) or 0.0,
+        requests=_int(event.get("requests")),
+        canary_requests=_int(event.get("canary_requests")),
+        canary_share=_float(event.get("canary_share")),
+        error_rate=_float(event.get("error_rate")),
+        canary_error_rate=_float(event.get("canary_error_rate")),
+        p99_ms=_float(event.get("p99_ms")),
+        elapsed=_float(event.get("elapsed")),
+        verdict=event.get("verdict") if isinstance(event.get("verdict"), str) else None,
+    )
     step.effective = next((v for k in EFFECTIVE_FIELDS if (v := _float(event.get(k))) is not None), None)
     logged = event.get("evidence")
     if isinstance(logged, dict):
@@ -192,8 +207,9 @@ def _recomputed_evidence(step: StepView, view: RunView) -> dict[str, float | Non
     if step.requests is None or step.canary_requests is None or step.requests <= 0:
         return {name: None for name, _ in TESTS}
     budget = (view.max_error_rate if view.max_error_rate is not None else 1.0) / 100
-    judge = Judge("canary", min(max(step.weight, 0.0), 100.0), min(max(budget, 0.0), 1.0),
-                  (view.max_p99_ms or 500.0) / 1000)
+    judge = Judge(
+        "canary", min(max(step.weight, 0.0), 100.0), min(max(budget, 0.0), 1.0), (view.max_p99_ms or 500.0) / 1000
+    )
     canary_errors = round((step.canary_error_rate or 0.0) / 100 * step.canary_requests)
     all_errors = round((step.error_rate or 0.0) / 100 * step.requests)
     others = max(step.requests - step.canary_requests, 0)
@@ -219,20 +235,55 @@ def share_chart(view: RunView) -> str:
     width = chart.bar_room()
     for i, step in enumerate(view.steps):
         low, high = step.band
-        chart.rect(chart.x(i) - width * 0.3, chart.y(high), width * 0.6, chart.y(low) - chart.y(high), PALETTE["band"],
-                   class_="band", data_step=step.step, data_low=number(low, 2), data_high=number(high, 2))
-        chart.polyline([(chart.x(i) - width * 0.3, chart.y(step.weight)), (chart.x(i) + width * 0.3, chart.y(step.weight))],
-                       PALETTE["stable"], width=3, class_="weight", data_step=step.step, data_weight=number(step.weight))
+        chart.rect(
+            chart.x(i) - width * 0.3,
+            chart.y(high),
+            width * 0.6,
+            chart.y(low) - chart.y(high),
+            PALETTE["band"],
+            class_="band",
+            data_step=step.step,
+            data_low=number(low, 2),
+            data_high=number(high, 2),
+        )
+        chart.polyline(
+            [(chart.x(i) - width * 0.3, chart.y(step.weight)), (chart.x(i) + width * 0.3, chart.y(step.weight))],
+            PALETTE["stable"],
+            width=3,
+            class_="weight",
+            data_step=step.step,
+            data_weight=number(step.weight),
+        )
         if step.effective is not None and step.effective != step.weight:
-            chart.polyline([(chart.x(i) - width * 0.3, chart.y(step.effective)),
-                            (chart.x(i) + width * 0.3, chart.y(step.effective))], PALETTE["ready"], width=2,
-                           dash="4 3", class_="effective", data_step=step.step, data_effective=number(step.effective, 2))
+            chart.polyline(
+                [
+                    (chart.x(i) - width * 0.3, chart.y(step.effective)),
+                    (chart.x(i) + width * 0.3, chart.y(step.effective)),
+                ],
+                PALETTE["ready"],
+                width=2,
+                dash="4 3",
+                class_="effective",
+                data_step=step.step,
+                data_effective=number(step.effective, 2),
+            )
         if step.canary_share is not None:
             color = PALETTE["budget"] if not low <= step.canary_share <= high else PALETTE["canary"]
-            chart.dot(chart.x(i), chart.y(step.canary_share), color, class_="share", data_step=step.step,
-                      data_share=number(step.canary_share, 2))
-            chart.value(chart.x(i) + 10, chart.y(step.canary_share) - 8, f"{number(step.canary_share, 2)}%",
-                        data_kind="share", data_step=step.step)
+            chart.dot(
+                chart.x(i),
+                chart.y(step.canary_share),
+                color,
+                class_="share",
+                data_step=step.step,
+                data_share=number(step.canary_share, 2),
+            )
+            chart.value(
+                chart.x(i) + 10,
+                chart.y(step.canary_share) - 8,
+                f"{number(step.canary_share, 2)}%",
+                data_kind="share",
+                data_step=step.step,
+            )
     chart.key(PALETTE["stable"], "weight set")
     chart.key(PALETTE["band"], "accepted band")
     chart.key(PALETTE["canary"], "observed share")
@@ -248,17 +299,29 @@ def errors_chart(view: RunView) -> str:
     chart = Chart("Errors against the budget, per step", "error rate (%)", _nice(top * 1.1), len(view.steps))
     width = chart.bar_room()
     for i, step in enumerate(view.steps):
-        for offset, rate, color, kind in ((-0.16, step.canary_error_rate, PALETTE["canary"], "canary-errors"),
-                                          (0.16, step.error_rate, PALETTE["total"], "all-errors")):
+        for offset, rate, color, kind in (
+            (-0.16, step.canary_error_rate, PALETTE["canary"], "canary-errors"),
+            (0.16, step.error_rate, PALETTE["total"], "all-errors"),
+        ):
             if rate is None:
                 continue
             x = chart.x(i) + offset * width
-            chart.rect(x - width * 0.13, chart.y(rate), width * 0.26, chart.y(0) - chart.y(rate), color,
-                       class_="bar", data_kind=kind, data_step=step.step, data_rate=number(rate, 2))
+            chart.rect(
+                x - width * 0.13,
+                chart.y(rate),
+                width * 0.26,
+                chart.y(0) - chart.y(rate),
+                color,
+                class_="bar",
+                data_kind=kind,
+                data_step=step.step,
+                data_rate=number(rate, 2),
+            )
             chart.value(x, chart.y(rate) - 6, f"{number(rate, 2)}%", data_kind=kind, data_step=step.step)
     if budget is not None:
-        chart.hline(budget, PALETTE["budget"], f"budget {number(budget, 2)}%", class_="budget",
-                    data_budget=number(budget, 2))
+        chart.hline(
+            budget, PALETTE["budget"], f"budget {number(budget, 2)}%", class_="budget", data_budget=number(budget, 2)
+        )
     chart.key(PALETTE["canary"], "canary errors")
     chart.key(PALETTE["total"], "all answers' errors")
     return chart.render(_labels(view), "weight step", chart_id="errors")
@@ -275,10 +338,20 @@ def latency_chart(view: RunView) -> str:
             chart.text(chart.x(i), chart.y(0) - 6, "no answers", color=PALETTE["muted"], size=11)
             continue
         color = PALETTE["budget"] if limit is not None and step.p99_ms > limit else PALETTE["canary"]
-        chart.rect(chart.x(i) - width * 0.2, chart.y(step.p99_ms), width * 0.4, chart.y(0) - chart.y(step.p99_ms),
-                   color, class_="bar", data_kind="p99", data_step=step.step, data_ms=number(step.p99_ms, 1))
-        chart.value(chart.x(i), chart.y(step.p99_ms) - 6, f"{number(step.p99_ms, 1)} ms", data_kind="p99",
-                    data_step=step.step)
+        chart.rect(
+            chart.x(i) - width * 0.2,
+            chart.y(step.p99_ms),
+            width * 0.4,
+            chart.y(0) - chart.y(step.p99_ms),
+            color,
+            class_="bar",
+            data_kind="p99",
+            data_step=step.step,
+            data_ms=number(step.p99_ms, 1),
+        )
+        chart.value(
+            chart.x(i), chart.y(step.p99_ms) - 6, f"{number(step.p99_ms, 1)} ms", data_kind="p99", data_step=step.step
+        )
     if limit is not None:
         chart.hline(limit, PALETTE["budget"], f"limit {number(limit)} ms", class_="limit", data_limit=number(limit))
     chart.key(PALETTE["canary"], "canary p99")
@@ -288,11 +361,17 @@ def latency_chart(view: RunView) -> str:
 def evidence_chart(view: RunView) -> str:
     """Each test's evidence as a share of its abort threshold: log(1/p) / log(1/alpha); 1 is the abort line."""
     colors = (PALETTE["canary"], PALETTE["total"], "#e67700", PALETTE["stable"], "#0b7285")
-    fractions = [_fraction(p, alpha) for s in view.steps for (name, alpha) in TESTS
-                 if (p := s.evidence.get(name)) is not None]
+    fractions = [
+        _fraction(p, alpha) for s in view.steps for (name, alpha) in TESTS if (p := s.evidence.get(name)) is not None
+    ]
     top = max([*(f for f in fractions if f is not None), 1.25])
-    chart = Chart("Sequential evidence against the abort threshold", "evidence / threshold", _nice(min(top, 4.0)),
-                  len(view.steps), right=170)
+    chart = Chart(
+        "Sequential evidence against the abort threshold",
+        "evidence / threshold",
+        _nice(min(top, 4.0)),
+        len(view.steps),
+        right=170,
+    )
     width = chart.bar_room()
     bar = width * 0.8 / len(TESTS)
     for i, step in enumerate(view.steps):
@@ -303,13 +382,28 @@ def evidence_chart(view: RunView) -> str:
             if fraction is None:
                 chart.text(x + bar / 2, chart.y(0) - 4, "?", size=10, color=PALETTE["muted"])
                 continue
-            chart.rect(x + 1, chart.y(fraction), bar - 2, chart.y(0) - chart.y(fraction), colors[j], class_="bar",
-                       data_kind="evidence", data_test=name, data_step=step.step, data_p=f"{p:.3g}",
-                       data_fraction=number(fraction, 3))
+            chart.rect(
+                x + 1,
+                chart.y(fraction),
+                bar - 2,
+                chart.y(0) - chart.y(fraction),
+                colors[j],
+                class_="bar",
+                data_kind="evidence",
+                data_test=name,
+                data_step=step.step,
+                data_p=f"{p:.3g}",
+                data_fraction=number(fraction, 3),
+            )
         known = [f for name, alpha in TESTS if (f := _fraction(step.evidence.get(name), alpha)) is not None]
         if known:
-            chart.value(chart.x(i), chart.y(min(max(known), chart.y_max)) - 16, f"max {number(max(known), 2)}",
-                        data_kind="strongest-evidence", data_step=step.step)
+            chart.value(
+                chart.x(i),
+                chart.y(min(max(known), chart.y_max)) - 16,
+                f"max {number(max(known), 2)}",
+                data_kind="strongest-evidence",
+                data_step=step.step,
+            )
     chart.hline(1.0, PALETTE["budget"], "abort threshold", class_="threshold", data_threshold="1")
     for j, (name, _) in enumerate(TESTS):
         chart.key(colors[j], name)
@@ -355,47 +449,68 @@ svg.chart { display: block; margin: 16px 0; border: 1px solid #dee2e6; }
 
 
 def render_html(view: RunView) -> str:
-    outcome_text = {"promoted": f"Promoted: {view.release} runs {view.tag}",
-                    "aborted": f"Aborted: {view.reason or 'see the log'}",
-                    "not restored": "Aborted, and traffic could NOT be sent back: finish with `rollout abort`",
-                    "unfinished": "Unfinished: the log ends before a verdict (a killed run, or still running)"}
+    outcome_text = {
+        "promoted": f"Promoted: {view.release} runs {view.tag}",
+        "aborted": f"Aborted: {view.reason or 'see the log'}",
+        "not restored": "Aborted, and traffic could NOT be sent back: finish with `rollout abort`",
+        "unfinished": "Unfinished: the log ends before a verdict (a killed run, or still running)",
+    }
     rows = []
     for s in view.steps:
-        rows.append("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in (
-            str(s.step), f"{number(s.weight)}%", _shown(s.requests), _shown(s.canary_share, "%"),
-            f"{number(s.band[0], 2)}–{number(s.band[1], 2)}%", _shown(s.canary_error_rate, "%"),
-            _shown(s.error_rate, "%"), _shown(s.p99_ms, " ms"), _shown(s.elapsed, " s")))
-            + f'<td class="text">{escape(s.verdict or "passed")}</td></tr>')
+        rows.append(
+            "<tr>"
+            + "".join(
+                f"<td>{escape(c)}</td>"
+                for c in (
+                    str(s.step),
+                    f"{number(s.weight)}%",
+                    _shown(s.requests),
+                    _shown(s.canary_share, "%"),
+                    f"{number(s.band[0], 2)}–{number(s.band[1], 2)}%",
+                    _shown(s.canary_error_rate, "%"),
+                    _shown(s.error_rate, "%"),
+                    _shown(s.p99_ms, " ms"),
+                    _shown(s.elapsed, " s"),
+                )
+            )
+            + f'<td class="text">{escape(s.verdict or "passed")}</td></tr>'
+        )
     budget = "unknown" if view.max_error_rate is None else f"{number(view.max_error_rate, 2)}%"
     limit = "unknown" if view.max_p99_ms is None else f"{number(view.max_p99_ms)} ms"
-    evidence_note = ("each test's always-valid p-value as the judge recorded it"
-                     if view.steps and all(s.evidence_logged for s in view.steps) else
-                     "recomputed from each step's totals with the judge's tests: exact for the error tests; the share "
-                     "tests' include the settle phase's answers, which the judge leaves out; the latency test's is "
-                     "unknown (?) as the log has the p99 only")
+    evidence_note = (
+        "each test's always-valid p-value as the judge recorded it"
+        if view.steps and all(s.evidence_logged for s in view.steps)
+        else "recomputed from each step's totals with the judge's tests: exact for the error tests; the share "
+        "tests' include the settle phase's answers, which the judge leaves out; the latency test's is "
+        "unknown (?) as the log has the p99 only"
+    )
     charts = [share_chart(view), errors_chart(view), latency_chart(view), evidence_chart(view)] if view.steps else []
-    return "\n".join([
+    steps_text = ", ".join(number(w) + "%" for w in view.planned_steps) or "unknown"
+    started = f", started {view.started}" if view.started else ""
+    settings = (f"steps {steps_text}, {_shown(view.interval_s, ' s')} each, error budget {budget}, p99 limit {limit}"
+                f"{started}. From {view.source}.")
+    verdict_class = view.outcome.replace(" ", "-")
+    page = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        # Nothing to run and nothing to fetch: the browser refuses both, so the page shows what it holds.
-        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; style-src \'unsafe-inline\'">',
+        CONTENT_SECURITY_POLICY,  # nothing to run, nothing to fetch: the page shows what it holds
         f"<title>canary {escape(view.release)} {escape(view.tag)} on {escape(view.stack)}</title>",
         f"<style>{_CSS}</style></head><body>",
         f"<h1>Canary of {escape(view.release)} {escape(view.tag)} on stack {escape(view.stack)}</h1>",
-        f'<p class="note">steps {escape(", ".join(number(w) + "%" for w in view.planned_steps) or "unknown")}, '
-        f"{escape(_shown(view.interval_s, ' s'))} each, error budget {escape(budget)}, p99 limit {escape(limit)}"
-        f"{', started ' + escape(view.started) if view.started else ''}. From {escape(view.source)}.</p>",
-        f'<div class="verdict {view.outcome.replace(" ", "-")}" id="verdict">{escape(outcome_text[view.outcome])}</div>',
+        f'<p class="note">{escape(settings)}</p>',
+        f'<div class="verdict {verdict_class}" id="verdict">{escape(outcome_text[view.outcome])}</div>',
         *(charts or ['<p id="no-steps">No step was judged in this run.</p>']),
         f'<p class="note">Evidence: {escape(evidence_note)}. A bar reaching the threshold line is a test that '
         "rejected: the judge stops the canary there (model/judge.py).</p>",
         "<table><tr><th>step</th><th>weight</th><th>answers</th><th>canary share</th><th>band</th>"
         "<th>canary errors</th><th>all errors</th><th>canary p99</th><th>time</th><th>verdict</th></tr>",
-        *rows, "</table>",
+        *rows,
+        "</table>",
         "<h2>Last lines of the run</h2><pre>" + escape("\n".join(view.last_lines)) + "</pre>",
         f'<p class="note">Written {datetime.now().isoformat(timespec="seconds")} by rollout report.</p>',
         "</body></html>",
-    ]) + "\n"
+    ]
+    return "\n".join(page) + "\n"
 
 
 def _shown(value: float | None, unit: str = "") -> str:
@@ -420,11 +535,16 @@ def write_report(log_path: Path, out: Path | None = None) -> Path:
 
 def record_options(log_path: Path, options: dict[str, Any]) -> None:
     """Append the run's options to its log, for the report (and for `rollout report LOG` later)."""
-    keep = {k: options[k] for k in ("release", "tag", "steps", "interval", "max_error_rate", "max_p99", "rate")
-            if k in options}
+    keep = {
+        k: options[k]
+        for k in ("release", "tag", "steps", "interval", "max_error_rate", "max_p99", "rate")
+        if k in options
+    }
     with log_path.open("a", encoding="utf-8") as log:
-        log.write(json.dumps({"time": datetime.now().isoformat(timespec="milliseconds"), "event": OPTIONS_EVENT,
-                              **keep}) + "\n")
+        log.write(
+            json.dumps({"time": datetime.now().isoformat(timespec="milliseconds"), "event": OPTIONS_EVENT, **keep})
+            + "\n"
+        )
 
 
 def write_beside_log(log_path: Path, options: dict[str, Any]) -> Path | None:

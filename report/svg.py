@@ -11,8 +11,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html import escape
 
-PALETTE = {"canary": "#d9480f", "stable": "#1c7ed6", "band": "#ffd8a8", "budget": "#c92a2a", "ok": "#2b8a3e",
-           "grid": "#dee2e6", "ink": "#212529", "muted": "#868e96", "total": "#5f3dc4", "ready": "#2b8a3e"}
+PALETTE = {
+    "canary": "#d9480f",
+    "stable": "#1c7ed6",
+    "band": "#ffd8a8",
+    "budget": "#c92a2a",
+    "ok": "#2b8a3e",
+    "grid": "#dee2e6",
+    "ink": "#212529",
+    "muted": "#868e96",
+    "total": "#5f3dc4",
+    "ready": "#2b8a3e",
+}
 
 
 def attrs(**values: object) -> str:
@@ -24,6 +34,12 @@ def attrs(**values: object) -> str:
         name = key.rstrip("_").replace("_", "-")
         parts.append(f'{name}="{escape(str(value), quote=True)}"')
     return " ".join(parts)
+
+
+def element(name: str, content: str | None = None, **attributes: object) -> str:
+    """One SVG element: `<name .../>`, or with `content` (escaped) `<name ...>content</name>`."""
+    opening = f"<{name} {attrs(**attributes)}".rstrip()
+    return f"{opening}/>" if content is None else f"{opening}>{escape(content)}</{name}>"
 
 
 def number(value: float, digits: int = 1) -> str:
@@ -74,67 +90,73 @@ class Chart:
         clipped = min(max(value, self.y_min), self.y_max)
         return self.top + self.plot_height * (1 - (clipped - self.y_min) / span)
 
-    def add(self, element: str) -> None:
-        self.elements.append(element)
+    def add(self, markup: str) -> None:
+        self.elements.append(markup)
 
     def text(self, x: float, y: float, content: str, *, anchor: str = "middle", size: int = 12,
              color: str = PALETTE["ink"], **data: object) -> None:
-        self.add(f'<text {attrs(x=f"{x:.1f}", y=f"{y:.1f}", text_anchor=anchor, font_size=size, fill=color, **data)}>'
-                 f"{escape(content)}</text>")
+        self.add(element("text", content, x=f"{x:.1f}", y=f"{y:.1f}", text_anchor=anchor, font_size=size, fill=color,
+                         **data))
 
     def value(self, x: float, y: float, content: str, *, color: str = PALETTE["ink"], **data: object) -> None:
         """A number the chart claims, readable back (class value, data-* attributes)."""
         self.text(x, y, content, color=color, class_="value", **data)
 
     def hline(self, value: float, color: str, label: str, *, dash: str = "6 4", **data: object) -> None:
-        y = self.y(value)
-        self.add(f'<line {attrs(x1=self.left, x2=self.left + self.plot_width, y1=f"{y:.1f}", y2=f"{y:.1f}", stroke=color, stroke_width=2, stroke_dasharray=dash, **data)}/>')
-        self.text(self.left + self.plot_width + 6, y + 4, label, anchor="start", size=11, color=color)
+        y = f"{self.y(value):.1f}"
+        self.add(element("line", x1=self.left, x2=self.left + self.plot_width, y1=y, y2=y, stroke=color, stroke_width=2,
+                         stroke_dasharray=dash, **data))
+        self.text(self.left + self.plot_width + 6, self.y(value) + 4, label, anchor="start", size=11, color=color)
 
     def rect(self, x: float, y: float, width: float, height: float, color: str, *, opacity: float = 1.0,
              **data: object) -> None:
-        self.add(f'<rect {attrs(x=f"{x:.1f}", y=f"{y:.1f}", width=f"{max(width, 0):.1f}", height=f"{max(height, 0):.1f}", fill=color, fill_opacity=opacity, **data)}/>')
+        self.add(element("rect", x=f"{x:.1f}", y=f"{y:.1f}", width=f"{max(width, 0):.1f}",
+                         height=f"{max(height, 0):.1f}", fill=color, fill_opacity=opacity, **data))
 
     def polyline(self, points: Sequence[tuple[float, float]], color: str, *, width: int = 2, dash: str | None = None,
                  **data: object) -> None:
         shown = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
-        self.add(f'<polyline {attrs(points=shown, fill="none", stroke=color, stroke_width=width, stroke_dasharray=dash, **data)}/>')
+        self.add(element("polyline", points=shown, fill="none", stroke=color, stroke_width=width,
+                         stroke_dasharray=dash, **data))
 
     def dot(self, x: float, y: float, color: str, radius: float = 5, **data: object) -> None:
-        self.add(f'<circle {attrs(cx=f"{x:.1f}", cy=f"{y:.1f}", r=radius, fill=color, **data)}/>')
+        self.add(element("circle", cx=f"{x:.1f}", cy=f"{y:.1f}", r=radius, fill=color, **data))
 
     def key(self, color: str, label: str, dash: str = "") -> None:
         self.legend.append((color, label, dash))
 
     def render(self, x_labels: Sequence[str], x_title: str, *, y_ticks: int = 5, chart_id: str = "") -> str:
         """The chart as one <svg> element."""
-        parts = [f'<svg {attrs(xmlns="http://www.w3.org/2000/svg", width=self.width, height=self.height, viewBox=f"0 0 {self.width} {self.height}", role="img", id=chart_id or None, class_="chart")}>',
-                 f"<title>{escape(self.title)}</title>",
-                 f'<rect {attrs(x=0, y=0, width=self.width, height=self.height, fill="#ffffff")}/>',
-                 f'<text {attrs(x=self.left, y=22, font_size=15, font_weight="bold", fill=PALETTE["ink"])}>'
-                 f"{escape(self.title)}</text>"]
+        muted, ink = PALETTE["muted"], PALETTE["ink"]
+        right, bottom = self.left + self.plot_width, self.top + self.plot_height
+        middle = f"{self.top + self.plot_height / 2:.1f}"
+        opening = attrs(xmlns="http://www.w3.org/2000/svg", width=self.width, height=self.height,
+                        viewBox=f"0 0 {self.width} {self.height}", role="img", id=chart_id or None, class_="chart")
+        parts = [f"<svg {opening}>", element("title", self.title),
+                 element("rect", x=0, y=0, width=self.width, height=self.height, fill="#ffffff"),
+                 element("text", self.title, x=self.left, y=22, font_size=15, font_weight="bold", fill=ink)]
         for i in range(y_ticks + 1):
             value = self.y_min + (self.y_max - self.y_min) * i / y_ticks
             y = self.y(value)
-            parts.append(f'<line {attrs(x1=self.left, x2=self.left + self.plot_width, y1=f"{y:.1f}", y2=f"{y:.1f}", stroke=PALETTE["grid"])}/>')
-            parts.append(f'<text {attrs(x=self.left - 6, y=f"{y + 4:.1f}", text_anchor="end", font_size=11, fill=PALETTE["muted"])}>'
-                         f"{escape(number(value, 2))}</text>")
-        parts.append(f'<text {attrs(x=14, y=f"{self.top + self.plot_height / 2:.1f}", font_size=12, fill=PALETTE["muted"], transform=f"rotate(-90 14 {self.top + self.plot_height / 2:.1f})", text_anchor="middle")}>'
-                     f"{escape(self.y_label)}</text>")
+            parts.append(element("line", x1=self.left, x2=right, y1=f"{y:.1f}", y2=f"{y:.1f}", stroke=PALETTE["grid"]))
+            parts.append(element("text", number(value, 2), x=self.left - 6, y=f"{y + 4:.1f}", text_anchor="end",
+                                 font_size=11, fill=muted))
+        parts.append(element("text", self.y_label, x=14, y=middle, font_size=12, fill=muted,
+                             transform=f"rotate(-90 14 {middle})", text_anchor="middle"))
         step = max(1, len(x_labels) // 12)  # at most about 12 labels on the x axis
         for i, label in enumerate(x_labels):
             if i % step == 0 or i == len(x_labels) - 1:
-                parts.append(f'<text {attrs(x=f"{self.x(i):.1f}", y=self.top + self.plot_height + 18, text_anchor="middle", font_size=11, fill=PALETTE["muted"])}>'
-                             f"{escape(label)}</text>")
-        parts.append(f'<text {attrs(x=f"{self.left + self.plot_width / 2:.1f}", y=self.height - 8, text_anchor="middle", font_size=12, fill=PALETTE["muted"])}>'
-                     f"{escape(x_title)}</text>")
-        parts.append(f'<line {attrs(x1=self.left, x2=self.left, y1=self.top, y2=self.top + self.plot_height, stroke=PALETTE["ink"])}/>')
-        parts.append(f'<line {attrs(x1=self.left, x2=self.left + self.plot_width, y1=self.top + self.plot_height, y2=self.top + self.plot_height, stroke=PALETTE["ink"])}/>')
+                parts.append(element("text", label, x=f"{self.x(i):.1f}", y=bottom + 18, text_anchor="middle",
+                                     font_size=11, fill=muted))
+        parts.append(element("text", x_title, x=f"{self.left + self.plot_width / 2:.1f}", y=self.height - 8,
+                             text_anchor="middle", font_size=12, fill=muted))
+        parts.append(element("line", x1=self.left, x2=self.left, y1=self.top, y2=bottom, stroke=ink))
+        parts.append(element("line", x1=self.left, x2=right, y1=bottom, y2=bottom, stroke=ink))
         parts.extend(self.elements)
         for i, (color, label, dash) in enumerate(self.legend):
-            y = self.top + 10 + 18 * i
-            x = self.left + self.plot_width + 10
-            parts.append(f'<line {attrs(x1=x, x2=x + 18, y1=y, y2=y, stroke=color, stroke_width=4, stroke_dasharray=dash or None)}/>')
-            parts.append(f'<text {attrs(x=x + 24, y=y + 4, font_size=11, fill=PALETTE["ink"])}>{escape(label)}</text>')
+            y, x = self.top + 10 + 18 * i, right + 10
+            parts.append(element("line", x1=x, x2=x + 18, y1=y, y2=y, stroke=color, stroke_width=4,
+                                 stroke_dasharray=dash or None))
+            parts.append(element("text", label, x=x + 24, y=y + 4, font_size=11, fill=ink))
         parts.append("</svg>")
         return "\n".join(parts)
