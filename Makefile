@@ -40,8 +40,9 @@ rollout: $(VENV)/bin/rollout
 
 # GNU make exits 2 whenever a recipe fails, whatever its status: the last line says rollout's own
 # (0 done, 1 failed, 2 the input's fault, 3 a policy said no); `$(VENV)/bin/rollout preview` exits with it.
+# It runs this checkout's code (python -m rollout here), whichever checkout wrote $(VENV)/bin/rollout.
 preview: $(VENV)/bin/rollout
-	@$(VENV)/bin/rollout preview $(STACK) || { status=$$?; case $$status in 1) why="failed";; \
+	@$(PY) -m rollout preview $(STACK) || { status=$$?; case $$status in 1) why="failed";; \
 	  2) why="the input's fault";; 3) why="a policy said no";; *) why="interrupted or killed";; esac; \
 	  echo "make preview: rollout preview exited $$status ($$why); make reports any failure as 2," \
 	    "\`$(VENV)/bin/rollout preview $(STACK)\` exits $$status" >&2; exit $$status; }
