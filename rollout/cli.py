@@ -81,11 +81,27 @@ class _Formatter(argparse.HelpFormatter):
                 lines.append("")
             elif line[0].isspace():
                 flush()
-                lines.append(indent + line)
+                lines.extend(indent + part for part in shell_lines(line, width - len(indent)))
             else:
                 paragraph.append(line.strip())
         flush()
         return "\n".join(lines)
+
+
+def shell_lines(line: str, width: int) -> list[str]:
+    """An indented example command, broken before its options into shell continuation lines to fit `width`."""
+    if len(line) <= width:
+        return [line]
+    lead = line[:len(line) - len(line.lstrip())]
+    words, lines, current = line.split(" --"), [], ""
+    for i, word in enumerate(words):
+        piece = word if i == 0 else "--" + word
+        if current and len(current) + 1 + len(piece) + 2 > width:
+            lines.append(current + " \\")
+            current = lead + "    " + piece
+        else:
+            current = piece if not current else f"{current} {piece}"
+    return [*lines, current]
 
 
 # Help for options the verbs' modules declare without any, by the option's dest: every option says what it is.

@@ -8,7 +8,7 @@ import pytest
 
 from operations import stacks
 from rollout import cli
-from rollout.cli import HELP_WIDTH, build_parser, main
+from rollout.cli import HELP_WIDTH, build_parser, main, shell_lines
 
 
 @pytest.fixture
@@ -76,14 +76,16 @@ def test_every_option_of_every_verb_has_help(verb, parser):
         assert action.help and action.help.strip(), f"{verb}: {action.option_strings or action.dest} has no help"
 
 
+@pytest.mark.parametrize("columns, width", [("400", HELP_WIDTH), ("80", 80)])
 @pytest.mark.parametrize("verb", [v for v, _ in _parsers()])
-def test_help_is_wrapped_says_the_exit_statuses_and_has_no_doubled_percent(verb, monkeypatch, capsys):
-    monkeypatch.setenv("COLUMNS", "400")  # a wide terminal: paragraphs still wrap at HELP_WIDTH
+def test_help_is_wrapped_says_the_exit_statuses_and_has_no_doubled_percent(verb, columns, width, monkeypatch,
+                                                                            capsys):
+    monkeypatch.setenv("COLUMNS", columns)  # a wide terminal: paragraphs still wrap at HELP_WIDTH
     with pytest.raises(SystemExit) as exit_:
         main(["--help"] if verb == "rollout" else [verb, "--help"])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
-    too_long = [line for line in out.splitlines() if len(line) > HELP_WIDTH and not line.startswith("  ")]
+    too_long = [line for line in out.splitlines() if len(line) > width]
     assert not too_long
     assert "%%" not in out
     assert "exit status: 0 done; 1 failed" in " ".join(out.split()) and "3 a policy said no" in " ".join(out.split())
@@ -128,3 +130,10 @@ def test_preview_of_prod_says_what_preflight_refuses_and_that_it_is_protected(ca
 def test_preview_of_a_local_stack_has_nothing_to_say_before_up(capsys, tmp_path):
     assert main(["preview", "local", "--out", str(tmp_path)]) == 0
     assert "Before `pulumi up`" not in capsys.readouterr().out
+
+
+def test_a_long_example_is_broken_into_shell_continuation_lines():
+    line = "  python -m rollout canary staging --release app --tag v2 --steps 5,25,50,100 --interval 60s --max-p99 1s"
+    lines = shell_lines(line, 60)
+    assert all(len(part) <= 60 for part in lines) and all(part.endswith(" \\") for part in lines[:-1])
+    assert " ".join(part.removesuffix(" \\").strip() for part in lines) == line.strip()
