@@ -4,6 +4,8 @@ the controller keeps (spec.replicas − maxUnavailable available, spec.replicas 
 
 from __future__ import annotations
 
+import math
+
 from model.forecast import Forecast
 from report.svg import PALETTE, Chart, number
 
@@ -11,7 +13,8 @@ from report.svg import PALETTE, Chart, number
 def forecast_svg(fc: Forecast) -> str:
     """One <svg> document: a step line for the pods and one for the available pods, per listed step."""
     steps = fc.steps
-    top = max([fc.max_total, fc.max_pods_seen, fc.replicas, 1])
+    highest = max([fc.max_total, fc.max_pods_seen, fc.replicas, 1])
+    top = 5 * math.ceil(highest * 1.15 / 5)  # room above the limit line; ticks of whole pods (5 ticks)
     title = f"{fc.strategy}, {fc.replicas} replicas" + (
         f": maxSurge {fc.surge_pods}, maxUnavailable {fc.unavailable_pods} (pods)" if fc.strategy != "Recreate" else ""
     )

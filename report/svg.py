@@ -106,7 +106,8 @@ class Chart:
         y = f"{self.y(value):.1f}"
         self.add(element("line", x1=self.left, x2=self.left + self.plot_width, y1=y, y2=y, stroke=color, stroke_width=2,
                          stroke_dasharray=dash, **data))
-        self.text(self.left + self.plot_width + 6, self.y(value) + 4, label, anchor="start", size=11, color=color)
+        # Inside the plot, right-aligned above the line: the legend has the margin to itself.
+        self.text(self.left + self.plot_width - 4, self.y(value) - 5, label, anchor="end", size=11, color=color)
 
     def rect(self, x: float, y: float, width: float, height: float, color: str, *, opacity: float = 1.0,
              **data: object) -> None:
