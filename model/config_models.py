@@ -34,7 +34,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from model import fenceposts
-from model.quantity import parse_quantity
+from model.quantity import MAX_QUANTITY_LENGTH, parse_quantity
 
 PROJECT = "app-update"
 STRATEGIES = ("Recreate", "RollingUpdate", "Canary")
@@ -236,8 +236,10 @@ def _quantity(value: Any) -> str:
     return text
 
 
+# In the schema the exponent is at most 100 in size, as parse_quantity takes it (model/quantity.MAX_QUANTITY_EXPONENT).
 Quantity = Annotated[str, BeforeValidator(_quantity), WithJsonSchema(
-    {"anyOf": [{"type": "string", "pattern": r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]+)?$"},
+    {"anyOf": [{"type": "string", "maxLength": MAX_QUANTITY_LENGTH,
+                "pattern": r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?0*(100|[1-9]?[0-9]))?$"},
                {"type": "number", "minimum": 0}]})]
 
 

@@ -15,6 +15,8 @@ import yaml
 from model.config_models import SCHEMA_FILE
 from tests.conftest import ROOT
 from tests.test_config import INVALID
+from tests.test_eks import EKS_INVALID
+from tests.test_quantity import INVALID as INVALID_QUANTITIES
 
 CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
 
@@ -121,6 +123,8 @@ SCHEMA_CANNOT = {
     "cluster.availabilityZoneNames:availabilityZones is 2": "compares a count with a list's length",
     "releases.app.canary.podsForWeight:goes with replicas + canary.weight": "cross-key: the form of the release",
     "releases.app.dns.name:must be in zone example.com": "compares two names (a suffix of another value)",
+    "cluster.nodes:min <= desired <= max": "compares three numbers",
+    "cluster.endpointPublicAccessCidrs[0]:no host bits": "host bits are arithmetic on the address and the prefix",
 }
 
 
@@ -138,15 +142,31 @@ def _document(raw):
     return {"config": config}
 
 
+def _eks(cluster):
+    return {"cluster": {"mode": "eks", **cluster}, "releases": {"app": {"strategy": "Recreate", "tag": "v1"}},
+            "_region": True}
+
+
+def _quantity(text):
+    return {"cluster": {"mode": "kubeconfig"},
+            "releases": {"app": {"strategy": "Recreate", "tag": "v1", "resources": {"requests": {"cpu": text}}}}}
+
+
+# The project's invalid-config tables: (config, key path, rule) as test_config.INVALID has them.
+INVALID_TABLES = [*INVALID, *((_eks(cluster), key, rule) for cluster, key, rule in EKS_INVALID),
+                  *((_quantity(text), "releases.app.resources.requests.cpu", f"quantity {text!r}")
+                    for text in INVALID_QUANTITIES)]
+
+
 def test_the_schema_refuses_every_invalid_config_the_loader_refuses_or_says_why_it_cannot(tmp_path):
     files = []
-    for i, (raw, _, _) in enumerate(INVALID):
+    for i, (raw, _, _) in enumerate(INVALID_TABLES):
         files.append(tmp_path / f"Pulumi.invalid{i}.yaml")
         files[-1].write_text(json.dumps(_document(raw)))  # JSON is YAML; keys like "app\n" survive as written
     errors = check(files)
     cannot = SCHEMA_CANNOT
     accepted = set()
-    for i, (_, key, rule) in enumerate(INVALID):
+    for i, (_, key, rule) in enumerate(INVALID_TABLES):
         if not errors[f"Pulumi.invalid{i}.yaml"]:
             accepted.add(_case_id(key, rule))
     unexplained = sorted(case for case in accepted if not any(case.startswith(c) or c == case for c in cannot))
