@@ -34,7 +34,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from model import fenceposts
-from model.quantity import parse_quantity
+from model.quantity import MAX_QUANTITY_LENGTH, parse_quantity
 
 PROJECT = "app-update"
 STRATEGIES = ("Recreate", "RollingUpdate", "Canary")
@@ -236,8 +236,10 @@ def _quantity(value: Any) -> str:
     return text
 
 
+# In the schema the exponent is at most 100 in size, as parse_quantity takes it (model/quantity.MAX_QUANTITY_EXPONENT).
 Quantity = Annotated[str, BeforeValidator(_quantity), WithJsonSchema(
-    {"anyOf": [{"type": "string", "pattern": r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]+)?$"},
+    {"anyOf": [{"type": "string", "maxLength": MAX_QUANTITY_LENGTH,
+                "pattern": r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?0*(100|[1-9]?[0-9]))?$"},
                {"type": "number", "minimum": 0}]})]
 
 
@@ -256,7 +258,8 @@ def _env_name(value: Any) -> str:
     return value
 
 
-EnvName = Annotated[str, BeforeValidator(_env_name), WithJsonSchema({"type": "string", "pattern": f"^{ENV_NAME.pattern}$"})]
+EnvName = Annotated[str, BeforeValidator(_env_name), WithJsonSchema(
+    {"type": "string", "pattern": f"^(?!\\.$|\\.\\.){ENV_NAME.pattern}$"})]
 EnvValue = Annotated[str, BeforeValidator(_env_value), WithJsonSchema({"type": ["string", "number", "boolean"]})]
 
 
@@ -589,6 +592,11 @@ class KubeconfigCluster(Section):
     load_balancer_controller: Boolean | None = Field(None, alias="loadBalancerController")
 
 
+# An IPv4 network of /16 to /20 written as the loader takes it (the host bits being 0 is checked by the loader only).
+_OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+VPC_CIDR_PATTERN = f"^({_OCTET}\\.){{3}}{_OCTET}/(1[6-9]|20)$"
+
+
 def _vpc_cidr(value: Any) -> str:
     text = value if isinstance(value, str) else None
     try:
@@ -603,7 +611,8 @@ def _vpc_cidr(value: Any) -> str:
 class EksCluster(Section):
     mode: Literal["eks"]
     kubernetes_version: Choice(SUPPORTED_KUBERNETES_VERSIONS, VERSION_RULE) | None = Field(None, alias="kubernetesVersion")
-    vpc_cidr: Annotated[str, BeforeValidator(_vpc_cidr), WithJsonSchema({"type": "string"})] | None = Field(
+    vpc_cidr: Annotated[str, BeforeValidator(_vpc_cidr), WithJsonSchema({"type": "string", "pattern": VPC_CIDR_PATTERN,
+                                                                          "description": "a /16 to /20 IPv4 network"})] | None = Field(
         None, alias="vpcCidr")
     availability_zones: Integer(2, 3) | None = Field(None, alias="availabilityZones")
     nodes: Annotated[NodeGroup, BeforeValidator(_drop_nulls)] | None = None
@@ -808,14 +817,26 @@ def _unknown_key(loc: list[Any], data: Mapping[str, Any]) -> str:
 
 def stack_file_schema() -> dict[str, Any]:
     """A JSON Schema for `Pulumi.<stack>.yaml`: this project's keys with their types; other
-    namespaces (aws:, kubernetes:, pulumi:) free; unknown `app-update:` keys refused."""
+    namespaces (aws:, kubernetes:, pulumi:) free; unknown `app-update:` keys refused.
+
+    Written for the validators editors and CI run (check-jsonschema, the YAML language server), which ignore
+    OpenAPI's `discriminator`: each choice of a model (a release by `strategy`, a cluster by `mode`) is an
+    `if`/`then` on that key, so a validator checks the one branch the user chose and reports its errors only; the
+    keys of a traffic mode are allowed with that mode only, the same way. Top-level keys may not be null (the
+    loader refuses an empty `app-update:namespace:`)."""
     settings = _closed(StackSettings.model_json_schema(by_alias=True, ref_template="#/$defs/{model}"))
     settings["properties"]["releases"]["minProperties"] = 1
     definitions = settings.pop("$defs", {})
+    _choices_as_if_then(settings)
+    _choices_as_if_then(definitions)
+    definitions["CanaryRelease"]["allOf"] = _traffic_rules()  # before _value_rules, which adds to it
+    _value_rules(settings, definitions)
     properties: dict[str, Any] = {}
     for key, schema in settings["properties"].items():
         schema.pop("default", None)
-        properties[f"{PROJECT}:{key}"] = schema
+        properties[f"{PROJECT}:{key}"] = _not_null(schema)
+    _nullable_in_place(properties)
+    _nullable_in_place(definitions)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://app-update.example/stack-file.schema.json",
@@ -829,6 +850,7 @@ def stack_file_schema() -> dict[str, Any]:
                 "required": [f"{PROJECT}:releases"],
                 "patternProperties": {f"^(?!{PROJECT}:)[A-Za-z0-9_.-]+:.+$": {}},
                 "additionalProperties": False,
+                "allOf": _cross_key_rules(),
             },
             "secretsprovider": {"type": "string"},
             "encryptedkey": {"type": "string"},
@@ -841,6 +863,162 @@ def stack_file_schema() -> dict[str, Any]:
     }
 
 
+def _choices_as_if_then(node: Any) -> None:
+    """Replace pydantic's `oneOf` + `discriminator` (which JSON Schema validators ignore, reporting every branch's
+    errors) by: the key's allowed values, then one `if key == value then branch` per value."""
+    if isinstance(node, list):
+        for value in node:
+            _choices_as_if_then(value)
+        return
+    if not isinstance(node, dict):
+        return
+    if "discriminator" in node and "oneOf" in node:
+        key = node["discriminator"]["propertyName"]
+        mapping = node["discriminator"]["mapping"]
+        default = "kubeconfig" if key == "mode" else None  # a cluster without `mode` is a kubeconfig one
+        node.pop("oneOf")
+        node.pop("discriminator")
+        node.update({
+            "type": "object",
+            "properties": {key: {"enum": list(mapping)}},
+            "allOf": [{"if": {"properties": {key: {"const": value}}} if value == default else
+                       {"properties": {key: {"const": value}}, "required": [key]},
+                       "then": {"$ref": ref}} for value, ref in mapping.items()],
+        })
+        if default is None:
+            node["required"] = [key]
+    for value in node.values():
+        _choices_as_if_then(value)
+
+
+def _when(traffic: tuple[str, ...], then: dict[str, Any], otherwise: dict[str, Any] | None = None) -> dict[str, Any]:
+    rule_: dict[str, Any] = {"if": {"properties": {"traffic": {"enum": list(traffic)}}, "required": ["traffic"]},
+                             "then": then}
+    if otherwise is not None:
+        rule_["else"] = otherwise
+    return rule_
+
+
+def _value_rules(settings: dict[str, Any], definitions: dict[str, Any]) -> None:
+    """Rules of the loader on one value or a pair of keys that JSON Schema can say too."""
+    settings["properties"]["namespace"]["not"] = {"enum": list(RESERVED_NAMESPACES)}
+    zones = definitions["EksCluster"]["properties"]["availabilityZoneNames"]
+    for choice in zones.get("anyOf", [zones]):
+        if choice.get("type") == "array":
+            choice.update({"minItems": 2, "maxItems": 3, "uniqueItems": True})
+    zero = {"anyOf": [{"const": 0}, {"type": "string", "pattern": "^0+%$"}]}
+    for name in ("RollingRelease", "CanaryRelease"):
+        release = definitions[name]
+        for choice in release["properties"]["maxUnavailable"]["anyOf"]:
+            if choice.get("type") == "string":
+                choice["pattern"] = "^0*(100|[1-9]?[0-9])%$"  # the API refuses more than 100%
+        release.setdefault("allOf", []).append(
+            {"if": {"properties": {"maxSurge": zero}, "required": ["maxSurge"]},
+             "then": {"properties": {"maxUnavailable": {"not": zero, "description": "must not be 0 when maxSurge is 0"}}}})
+    _non_empty_arrays(definitions)
+
+
+def _non_empty_arrays(node: Any) -> None:
+    """Every list of the stack file holds at least one item (the loader's _non_empty_list)."""
+    if isinstance(node, dict):
+        if node.get("type") == "array":
+            node.setdefault("minItems", 1)
+        for value in node.values():
+            _non_empty_arrays(value)
+    elif isinstance(node, list):
+        for value in node:
+            _non_empty_arrays(value)
+
+
+def _traffic_rules() -> list[dict[str, Any]]:
+    """A Canary release's keys that belong to some traffic modes only (the loader's rules in CanaryRelease)."""
+    return [
+        _when(GATEWAY_MODES, {}, _without("gateway")),
+        _when(INGRESS_MODES, {}, _without("ingressClass")),
+        _when(("dns",), {"required": ["dns"]}, _without("dns")),
+        # In the mesh an istio canary needs no gateway; bound to one, it names its hosts and no listener.
+        _when(("istio",), {"properties": {"gateway": {"required": ["hosts"], "properties": {"sectionName": False}}}}),
+    ]
+
+
+def _without(key: str) -> dict[str, Any]:
+    """No `key` here; a validator says "'key' should not be valid under {'const': 'key'}", naming it."""
+    return {"propertyNames": {"not": {"const": key}}}
+
+
+def _cross_key_rules() -> list[dict[str, Any]]:
+    """Rules between a release and the top-level keys: nlb/alb need the load balancer controller; dns needs the
+    program to wait for the load balancers."""
+    releases = f"{PROJECT}:releases"
+    cluster, wait = f"{PROJECT}:cluster", f"{PROJECT}:awaitLoadBalancer"
+    true, false = {"enum": [True, "true"]}, {"enum": [False, "false"]}
+
+    def no_traffic(*modes: str) -> dict[str, Any]:
+        return {"properties": {releases: {"additionalProperties": {"properties": {
+            "traffic": {"not": {"enum": list(modes)}, "description": f"{' and '.join(modes)} need {cluster}."
+                        "loadBalancerController: true" if "nlb" in modes else
+                        f"dns needs {wait} true"}}}}}}
+
+    return [
+        {"if": {"not": {"required": [cluster], "properties": {cluster: {
+            "required": ["loadBalancerController"], "properties": {"loadBalancerController": true}}}}},
+         "then": no_traffic("nlb", "alb")},
+        {"if": {"required": [wait], "properties": {wait: false}}, "then": no_traffic("dns")},
+    ]
+
+
+# The keywords that apply to one JSON type only: choices of different types, each with its own, merge into one schema.
+_TYPE_KEYWORDS = {
+    "integer": {"minimum", "maximum"}, "number": {"minimum", "maximum"}, "null": set(), "boolean": set(),
+    "string": {"pattern", "maxLength", "minLength", "format"},
+    "array": {"items", "minItems", "maxItems", "uniqueItems"},
+}
+
+
+def _nullable_in_place(node: Any) -> None:
+    """`anyOf: [{type: integer, minimum: 0}, {type: string, pattern: P}, {type: null}]` as one schema,
+    `{type: [integer, string, null], minimum: 0, pattern: P}` (the same values: each keyword applies to its own type
+    only): a validator then reports the rule that failed ("-3 is less than the minimum of 0", "'5' does not match"),
+    not "is not valid under any of the given schemas" or "is not of type 'null'"."""
+    if isinstance(node, list):
+        for value in node:
+            _nullable_in_place(value)
+        return
+    if not isinstance(node, dict):
+        return
+    choices = node.get("anyOf")
+    if isinstance(choices, list) and all(isinstance(c, dict) for c in choices):
+        types = [c.get("type") for c in choices]
+        mergeable = (all(isinstance(t, str) and t in _TYPE_KEYWORDS for t in types) and len(set(types)) == len(types)
+                     and all(set(c) - {"type", "description", "title"} <= _TYPE_KEYWORDS[c["type"]] for c in choices)
+                     and not ({"integer", "number"} <= set(types)))
+        if mergeable:
+            node.pop("anyOf")
+            for choice in choices:
+                node.update({k: v for k, v in choice.items() if k != "type"})
+            node["type"] = types
+        elif len(choices) == 2 and {"type": "null"} in choices:
+            other = next(c for c in choices if c != {"type": "null"})
+            if set(other) == {"enum"}:
+                node.pop("anyOf")
+                node["enum"] = [*other["enum"], None]
+    for value in node.values():
+        _nullable_in_place(value)
+
+
+def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """A top-level key's schema without its `null` choice: the loader refuses an empty top-level key."""
+    if isinstance(schema.get("type"), list) and "null" in schema["type"]:
+        schema["type"] = [t for t in schema["type"] if t != "null"]
+    choices = [c for c in schema.get("anyOf", []) if c != {"type": "null"}]
+    if "anyOf" in schema and len(choices) == 1:
+        rest = {k: v for k, v in schema.items() if k != "anyOf"}
+        return {**choices[0], **rest}
+    if "anyOf" in schema:
+        schema["anyOf"] = choices
+    return schema
+
+
 SCHEMA_FILE = "schema/pulumi-stack.schema.json"
 
 
@@ -850,10 +1028,14 @@ def schema_text() -> str:
 
 
 def _closed(node: Any) -> Any:
-    """Mappings whose keys have a pattern (release names, env names) take no other keys."""
+    """Mappings whose keys have a pattern (release names, env names) take no other keys. The pattern is said again
+    in propertyNames: validators match `pattern` as ECMAScript does (no name with a trailing newline), while some
+    match patternProperties' keys with Python's re.search, whose `$` lets one through."""
     if isinstance(node, dict):
         if "patternProperties" in node and "additionalProperties" not in node:
             node["additionalProperties"] = False
+            if len(node["patternProperties"]) == 1:
+                node.setdefault("propertyNames", {})["pattern"] = next(iter(node["patternProperties"]))
         for value in node.values():
             _closed(value)
     elif isinstance(node, list):

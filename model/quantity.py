@@ -26,6 +26,8 @@ _DECIMAL = {"n": -9, "u": -6, "m": -3, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15,
 # Upstream refuses exponents it cannot represent; these bound the work of a hostile input.
 _MAX_DIGITS = 64
 _MAX_EXPONENT = 100
+# For the stack file's JSON Schema (model/config_models.py), which says the same limits.
+MAX_QUANTITY_LENGTH, MAX_QUANTITY_EXPONENT = _MAX_DIGITS, _MAX_EXPONENT
 
 
 def parse_quantity(text: str) -> Decimal | None:

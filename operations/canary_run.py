@@ -33,6 +33,7 @@ from model.judge import Judge
 from model.stack_file import stack_name
 from operations import stacks
 from operations.stacks import OperationError, StackLike
+from report import canary_report
 
 
 @dataclass
@@ -426,6 +427,9 @@ def run_canary(stack: StackLike, options: CanaryOptions, *, out: TextIO | None =
         return _CanaryLoop(stack, options, log, clock or Clock()).run()
     finally:
         log.close()
+        if log_path is not None:  # the run in pictures, beside its log (report/canary_report.py); never raises
+            shown = canary_report.write_beside_log(log_path, asdict(options))
+            print(f"report: {shown}" if shown else "report: could not be written", file=out or sys.stdout)
 
 
 class _CanaryLoop:

@@ -7,6 +7,7 @@ import gc
 import hashlib
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,23 @@ import preview.runner  # noqa: E402
 from model.stack_file import project_name, stack_settings  # noqa: E402
 from preview.runner import ProgramRun, run_program  # noqa: E402
 
-STACKS = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in ROOT.glob("Pulumi.*.yaml"))
+# The stack files git tracks when the repository is there, else the ones this repository ships: never whatever else
+# lies in the checkout (a user's own Pulumi.mine.yaml, which the README invites, is not the tests' input).
+SHIPPED_STACKS = ("dev", "local", "prod", "staging")
+
+
+def tracked_stack_files(root: Path) -> list[Path]:
+    """The `Pulumi.<stack>.yaml` files of `root` that git tracks (SHIPPED_STACKS outside a git checkout)."""
+    try:
+        listed = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--", "Pulumi.*.yaml"], check=True,
+                                capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return [root / f"Pulumi.{name}.yaml" for name in SHIPPED_STACKS]
+    return sorted(root / name for name in listed.split("\0") if name and "/" not in name)
+
+
+STACK_FILES = tracked_stack_files(ROOT)
+STACKS = [p.name[len("Pulumi."):-len(".yaml")] for p in STACK_FILES]
 
 
 # The files that take longest, longest first (seconds on one core, measured by hand with

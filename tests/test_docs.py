@@ -21,6 +21,7 @@ import functools
 import io
 import re
 import shlex
+import tomllib
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +40,8 @@ PLACEHOLDERS = {
 }
 SHELL_LANGS = {"sh", "bash", "shell", "console", "zsh"}
 SHELL_OPERATORS = {"|", "||", "&", "&&", ";", ";;", "(", ")", "<", ">", ">>", "<<", ">&", "<&", "2>&1"}
-LAYERED = ("model", "components", "preview", "operations", "rollout", "policy")
+# Every package of the import contract: a package added there must have its modules in the layout table.
+LAYERED = tuple(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["root_packages"])
 
 
 # --- reading markdown --------------------------------------------------------------------------------------------

@@ -21,11 +21,10 @@ import pytest
 import yaml
 
 from rollout.cli import main
-from tests.conftest import ROOT
+from tests.conftest import ROOT, STACK_FILES
 
 FUZZ_CASES = int(os.environ.get("FUZZ_CASES", "120"))
 FUZZ_SEED = int(os.environ.get("FUZZ_SEED", "14"))
-STACK_FILES = sorted(ROOT.glob("Pulumi.*.yaml"))
 
 _DIGITS = "FUZZ-DIGITS-SENTINEL"
 

@@ -17,7 +17,7 @@ from model import stack_file
 from model.stack_file import StackFileError, stack_settings
 from preview import manifests, plan
 from rollout.cli import main
-from tests.conftest import ROOT
+from tests.conftest import ROOT, STACK_FILES
 
 GOOD_CONFIG = """\
 config:
@@ -41,7 +41,7 @@ def project(tmp_path):
         shutil.copy(ROOT / name, root / name)
     for package in ("components", "model"):
         shutil.copytree(ROOT / package, root / package, ignore=shutil.ignore_patterns("__pycache__"))
-    for stack_path in ROOT.glob("Pulumi.*.yaml"):
+    for stack_path in STACK_FILES:
         shutil.copy(stack_path, root / stack_path.name)
     return root
 
