@@ -15,7 +15,7 @@ from typing import Any
 
 from model.config import StackConfig
 from model.stack_file import stack_name
-from operations import stacks
+from operations import live_state, stacks
 from operations.stacks import Change, OperationError, Revision, StackLike
 
 Confirm = stacks.Confirm
@@ -165,9 +165,10 @@ def do_undo(stack: StackLike, to_revision: int | None, release: str | None, yes:
     if current is None:
         raise OperationError("the stack's config has no readable app-update:releases")
     target = undo_target(stacks.revisions(stack), to_revision)
+    current, stale = live_state.prefer_live(stack, current, release, "undo")  # never a silent rollback
     changes = undo_changes(target, current, release)
     stacks.check_config(stack.name, config, stacks.apply_changes(current, changes))
-    return _apply(stack, stack.name, changes, f"undo to revision {target.number}", yes=yes, confirm=confirm,
+    return _apply(stack, stack.name, stale + changes, f"undo to revision {target.number}", yes=yes, confirm=confirm,
                   protected=stacks.is_protected(config))
 
 
@@ -177,13 +178,14 @@ def do_promote(source: StackLike, target: StackLike, release: str | None, yes: b
     current = stacks.releases_of(config)
     if current is None:
         raise OperationError(f"stack {target.name}'s config has no readable app-update:releases")
+    current, stale = live_state.prefer_live(target, current, release, "promote")  # never a silent rollback
     changes = promote_changes(running_tags(source.outputs()), current, release, source.name, target.name)
     promoted_config = stacks.check_config(target.name, config, stacks.apply_changes(current, changes))
     # Preflight the config as it will be: the promoted tags must exist where TO pulls from.
     if preflight is not None and not preflight(promoted_config):
         raise OperationError(f"preflight checks for {target.name} failed: nothing was changed")
     promoted = ", ".join(f"{c.release} {c.new}" for c in changes)
-    return _apply(target, target.name, changes, f"promote {promoted} from {source.name}", yes=yes,
+    return _apply(target, target.name, stale + changes, f"promote {promoted} from {source.name}", yes=yes,
                   confirm=confirm, protected=stacks.is_protected(config))
 
 
