@@ -552,13 +552,8 @@ class _CanaryLoop:
         _, releases = _release_config(stack, o.release)
         live = live_state.live_releases(stack)
         info = live.get(o.release) or {}
-        record = self.lease_spec.read() if self.lease_spec and self.resume else None
-        if self.resume and (record is None or leases.resume_may_take(record, leases.wall_clock())):
-            raise OperationError(leases.resume_may_take(record, leases.wall_clock()) or "no lease")
-        self._refuse_start(releases[o.release], info, record)
         if o.rate <= 0 and not o.metrics:
             raise OperationError("nothing would judge the canary: give probes a --rate or judge from --metrics")
-        url = o.url or (release_url(stack, o.release, releases) if o.rate > 0 else None)
         # Live state wins over a stale stack file: what the run does not change stays what is live.
         stale = live_state.drift(stack, releases, [o.release], live)
         releases = stacks.apply_changes(releases, [d.change() for d in stale])
@@ -573,13 +568,22 @@ class _CanaryLoop:
             raise stacks.InputError(f"--tag {o.tag!r} or --steps cannot go into {stack.name}'s config: "
                                     + str(error).split("\n", 1)[-1].strip()) from None
         self.tracker = tracker
+        # The lease first: a second driver is refused with the holder's details.
         if self._lease_spec is not None and self.lease_spec is None:
             self.lease_spec = self._lease_spec()  # type: ignore[operator]
-        if self.lease_spec is not None:  # before the first write; refuses a second driver
-            self.lease = leases.acquire(
-                self.lease_spec.store, self.lease_spec.key, self._lease_fields(record), self.lease_spec.seconds,
-                may_take=leases.resume_may_take if self.resume else leases.canary_may_take(
-                    abort_command(stack.name, o.release), resume_command(stack.name, o.release)))
+        if self.resume and self.lease_spec is None:
+            raise OperationError("--resume continues the run a lease describes: it needs the lease")
+        record = self.lease_spec.read() if self.lease_spec else None
+        may_take = leases.resume_may_take if self.resume else leases.canary_may_take(
+            abort_command(stack.name, o.release), resume_command(stack.name, o.release))
+        refusal = may_take(record, leases.wall_clock()) if self.lease_spec else None
+        if refusal:
+            raise leases.LeaseHeld(refusal, record or {})
+        self._refuse_start(releases[o.release], info, record)
+        url = o.url or (release_url(stack, o.release, releases) if o.rate > 0 else None)
+        if self.lease_spec is not None:  # before the first write; exactly one of two racing drivers wins
+            self.lease = leases.acquire(self.lease_spec.store, self.lease_spec.key, self._lease_fields(record),
+                                        self.lease_spec.seconds, may_take=may_take)
             log.say(f"lease: {self.lease_spec.store.where}{self.lease_spec.key}, {self.lease_spec.seconds:g}s, "
                     f"renewed every {self.lease_spec.seconds / 3:g}s")
         heartbeat = Heartbeat(self.lease, log.say, silent_for=log.silent_for)
@@ -604,7 +608,7 @@ class _CanaryLoop:
                   "run": {"tag": o.tag, "steps": o.steps, "interval": o.interval, "maxErrorRate": o.max_error_rate,
                           "maxP99": o.max_p99, "url": o.url, "rate": o.rate, "settle": o.settle,
                           "metrics": o.metrics, "metricsSelector": o.metrics_selector}}
-        if record is not None:  # resumed: the run's start and step stay; the holder is this process
+        if self.resume and record is not None:  # the run's start and step stay; the holder is this process
             fields.update(step=record.get("step", 0), startedBefore=record.get("started"),
                           resumedFrom=record.get("holder"))
         return fields
@@ -642,7 +646,7 @@ class _CanaryLoop:
                 f"{f'probing {url}' if url else 'no probes'}"
                 f"{f', judging from Prometheus at {o.metrics}' if o.metrics else ''}", url=url, metrics=o.metrics)
         start = 1
-        if record is not None:
+        if self.resume and record is not None:
             start = max(1, int(record.get("step") or 0))
             self.weight = int(record.get("weight") or 0)
             log.say(f"resuming the run of {leases.holder_text(record)} (lease expired {record.get('expires')}) at "

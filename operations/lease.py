@@ -483,3 +483,19 @@ def watchdog_may_take(record: dict[str, Any] | None, now: float) -> str | None:
     if record is None or not needs_abort(record, now):
         return "not expired" if record else "no lease"
     return None
+
+
+def status_of(stack: Any, project_dir: Path, releases: list[str]) -> dict[str, dict[str, Any]]:
+    """For `rollout status`: each release's lease record and its line; {} on a backend that keeps none."""
+    try:
+        spec = spec_for(stack, "-", project_dir)
+    except InputError:
+        return {}
+    prefix = spec.key[: -len("-.json")]
+    now = wall_clock()
+    out = {}
+    for release in releases:
+        found = spec.store.read(f"{prefix}{release}.json")
+        if found is not None:
+            out[release] = {**found[0], "expired": is_expired(found[0], now), "line": describe(found[0], now)}
+    return out

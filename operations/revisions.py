@@ -237,7 +237,7 @@ def canary_flags(stack_name: str, releases: dict[str, Any], config: dict[str, An
     return flags
 
 
-def do_status(stack: StackLike, as_json: bool) -> int:
+def do_status(stack: StackLike, as_json: bool, leases: dict[str, dict[str, Any]] | None = None) -> int:
     import json
 
     outputs = stack.outputs()
@@ -254,7 +254,7 @@ def do_status(stack: StackLike, as_json: bool) -> int:
                 "strategy": info.get("strategy"), "address": info.get("address") or None,
                 "images": info.get("images"), "replicas": info.get("replicas"),
                 "traffic": info.get("traffic"), "effectiveWeight": info.get("effectiveWeight"),
-                "flags": flags.get(name, []),
+                "flags": flags.get(name, []), "lease": (leases or {}).get(name),
             }
             for name, info in sorted(releases.items())
         },
@@ -274,6 +274,8 @@ def do_status(stack: StackLike, as_json: bool) -> int:
             print(f"    {track:<8}{image}" + (f" × {count}" if count is not None else ""))
         if info["effectiveWeight"] is not None:
             print(f"    weight  {info['effectiveWeight']:g}% to canary (traffic: {info['traffic']})")
+        if info["lease"]:
+            print(f"    lease   {info['lease']['line']}")
         for flag in info["flags"]:
             print(f"    ! {flag}")
     return 0
@@ -289,7 +291,14 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    return stacks.guarded(lambda: do_status(stacks.open_stack(args.stack, args.cwd), args.json))
+    def action() -> int:
+        from operations import lease
+
+        stack = stacks.open_stack(args.stack, args.cwd)
+        value = stack.outputs().get("releases")
+        return do_status(stack, args.json, lease.status_of(stack, args.cwd, sorted(getattr(value, "value", value) or {})))
+
+    return stacks.guarded(action)
 
 
 def cmd_undo(args: argparse.Namespace) -> int:
