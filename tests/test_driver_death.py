@@ -133,44 +133,57 @@ def test_a_killed_canary_is_aborted_by_the_watchdog_once_its_lease_expires(backe
     assert len(FileStack("staging", backend).up_messages) == updates + 2 and lease_record(backend) == record
 
 
-def test_resume_finishes_the_run_a_fresh_expired_lease_describes(backend, tmp_path):
+def test_resume_finishes_the_run_a_fresh_expired_lease_describes(backend, tmp_path, monkeypatch, capsys):
     driver = canary(backend, tmp_path, "--tag", "v2", "--steps", "25,50")
     driver.wait_for("stand-in: judging the step")
     driver.process.kill()
     driver.process.wait()
-    # Resumed before the expiry: refused, the run is still looked after.
-    early = Driver(backend, tmp_path, "canary", "staging", "--release", "app", "--resume", "--yes",
-                   "--log", str(tmp_path / "early.log"), probes="at-weight")
-    assert early.finish() == 1 and "the run is still looked after" in early.output
-    resumed = Driver(backend, tmp_path, "canary", "staging", "--release", "app", "--resume", "--yes",
-                     "--log", str(tmp_path / "resumed.log"), probes="at-weight",
-                     env={"STAND_IN_CLOCK_SHIFT": str(leases.DEFAULT_SECONDS + 1)})
-    assert resumed.finish() == 0, resumed.output
-    assert "from the lease: steps, interval, " in resumed.output
-    assert "resuming the run of canary by" in resumed.output and "at step 1/2, live weight 25%" in resumed.output
-    assert "step 1/2: weight 25% is live already: judging it again" in resumed.output
-    assert "promoted: app runs v2" in resumed.output
+    from operations import canary_run
+    from tests.fake_stack import answers_at_weight
+
+    monkeypatch.setattr(canary_run.Prober, "run", answers_at_weight)
+    resume = ["canary", "staging", "--release", "app", "--resume", "--yes", "--log", str(tmp_path / "resumed.log")]
+    # Before the expiry: refused, the run is still looked after.
+    assert main(resume) == 1
+    assert "the run is still looked after" in capsys.readouterr().err
+    shift_clock(monkeypatch, leases.DEFAULT_SECONDS + 1)
+    assert main(resume) == 0
+    out = capsys.readouterr().out
+    assert "from the lease: steps, interval, " in out
+    assert "resuming the run of canary by" in out and "at step 1/2, live weight 25%" in out
+    assert "step 1/2: weight 25% is live already: judging it again" in out
+    assert "step 2/2: weight 50%, updating staging" in out and "promoted: app runs v2" in out
     assert live(backend)["tags"] == {"stable": "v2", "canary": "v2"} and live(backend)["effectiveWeight"] == 0
     record = lease_record(backend)
     assert record["outcome"] == "promoted" and record["resumedFrom"]["pid"] == driver.process.pid
 
 
-def test_resume_refuses_when_the_live_state_moved_since_the_lease(backend, tmp_path, monkeypatch, capsys):
-    driver = canary(backend, tmp_path, "--tag", "v2")
-    driver.wait_for("stand-in: judging the step")
-    driver.process.kill()
-    driver.process.wait()
+def left_by_a_dead_driver(backend, weight=50):
+    """What a driver killed mid-step leaves: the canary at `weight` and its lease, not renewed since."""
     stack = FileStack("staging", backend)
-    stack.set_config(f"{RELEASES}.app.canary.weight", stacks_value(25), path=True)
+    stack.set_config(f"{RELEASES}.app.canary.tag", config_value("v2"), path=True)
+    stack.set_config(f"{RELEASES}.app.canary.weight", config_value(weight), path=True)
+    stack.up(message=f"canary app v2: weight {weight}%")
+    leases.acquire(leases.FileLeaseStore(backend), LEASE_KEY, {
+        "state": "running", "stack": "staging", "release": "app",
+        "holder": {"user": "ci@runner", "pid": 4242, "command": "canary", "ciRun": None},
+        "steps": [weight], "step": 1, "weight": weight, "tags": {"stable": "v1", "canary": "v2"},
+        "run": {"tag": "v2", "steps": [weight], "url": URL}}, leases.DEFAULT_SECONDS, may_take=lambda r, now: None)
+
+
+def test_resume_refuses_when_the_live_state_moved_since_the_lease(backend, tmp_path, monkeypatch, capsys):
+    left_by_a_dead_driver(backend)
+    stack = FileStack("staging", backend)
+    stack.set_config(f"{RELEASES}.app.canary.weight", config_value(25), path=True)
     stack.up(message="by hand from another checkout")
     shift_clock(monkeypatch, leases.DEFAULT_SECONDS + 1)
     assert main(["canary", "staging", "--release", "app", "--resume", "--yes", "--log", str(tmp_path / "r.log")]) == 2
     err = capsys.readouterr().err
     assert "cannot resume" in err and "weight 50 in the lease, 25 live" in err
-    assert lease_record(backend)["holder"]["pid"] == driver.process.pid  # untouched
+    assert lease_record(backend)["holder"]["pid"] == 4242  # untouched
 
 
-def stacks_value(value):
+def config_value(value):
     from pulumi.automation import ConfigValue
 
     return ConfigValue(value=str(value))
@@ -203,10 +216,7 @@ def test_sigterm_mid_update_lets_the_update_finish_then_the_process_aborts_and_r
 
 
 def test_two_watchdogs_at_once_abort_once(backend, tmp_path, monkeypatch, capsys):
-    driver = canary(backend, tmp_path, "--tag", "v2")
-    driver.wait_for("stand-in: judging the step")
-    driver.process.kill()
-    driver.process.wait()
+    left_by_a_dead_driver(backend)
     shift_clock(monkeypatch, leases.DEFAULT_SECONDS + 1)
     # Both read the expired lease before either writes: the conditional write decides.
     both_read = threading.Barrier(2)
