@@ -542,7 +542,7 @@ class _CanaryLoop:
                                  f"(canary.weight {weight_now}): send it back first with "
                                  f"`{abort_command(stack.name, o.release)}`")
         if tags.get("stable") == o.tag:
-            file_tag = stacks.get_path(cfg, "stable.tag")
+            file_tag = getattr(self, "file_stable_tag", stacks.get_path(cfg, "stable.tag"))
             raise stacks.InputError(f"stack {stack.name} already runs {o.tag} on the stable track of {o.release} "
                                     f"(its outputs{'' if file_tag == o.tag else f'; the stack file says {file_tag}'}): "
                                     "nothing to canary")
@@ -555,7 +555,8 @@ class _CanaryLoop:
         if o.rate <= 0 and not o.metrics:
             raise OperationError("nothing would judge the canary: give probes a --rate or judge from --metrics")
         # Live state wins over a stale stack file: what the run does not change stays what is live.
-        stale = live_state.drift(stack, releases, [o.release], live)
+        stale = live_state.drift(stack, releases, None, live)  # every release: an update applies them all
+        self.file_stable_tag = stacks.get_path(releases[o.release], "stable.tag")
         releases = stacks.apply_changes(releases, [d.change() for d in stale])
         self.original_stable_tag = stacks.get_path(releases[o.release], "stable.tag")
         tracker = _Tracker(stack, o.release, releases, log, o.retry, self.clock)
@@ -880,7 +881,7 @@ def _abort_release(stack: StackLike, release: str, yes: bool, confirm: stacks.Co
     config, releases = _release_config(stack, release)
     live_outputs = live_state.live_releases(stack)
     info = live_outputs.get(release) or {}
-    stale = live_state.drift(stack, releases, [release], live_outputs)
+    stale = live_state.drift(stack, releases, None, live_outputs)  # every release: an update applies them all
     releases = stacks.apply_changes(releases, [d.change() for d in stale])
     cfg = releases[release]
     weight = int(stacks.get_path(cfg, "canary.weight") or 0)

@@ -8,7 +8,8 @@ file's values back would silently roll a track back. So before their first write
 canary`, `abort`, `undo` and `promote` take the live values for every field they do not mean to
 change, write them, and say so in one line (`Drift.line`), or refuse where that is not safe.
 
-Compared, per release (the outputs' `tags` and `requestedWeight`): `tag` (Recreate, RollingUpdate),
+Every release of the stack is compared (an update applies the whole file, so a stale line about
+another release would roll that one back too), per release (the outputs' `tags` and `requestedWeight`): `tag` (Recreate, RollingUpdate),
 `stable.tag`, `canary.tag` and `canary.weight` (Canary). Replica counts and the other settings
 are not in the outputs: the file stays the truth for them.
 """
@@ -85,9 +86,9 @@ def line(drifts: list[Drift], verb: str) -> str:
 def prefer_live(stack: StackLike, releases: dict[str, Any], release: str | None, verb: str,
                 say: Any = print) -> tuple[dict[str, Any], list[Change]]:
     """For undo and promote: the releases with the live values in place, and the changes that write
-    them (to go first in the verb's own changes); says one line when there are any."""
-    names = [release] if release else None
-    found = drift(stack, releases, names)
+    them (to go first in the verb's own changes); says one line when there are any. Every release is
+    compared, not only `release`: an update applies the whole stack file."""
+    found = drift(stack, releases)
     if not found:
         return releases, []
     say(line(found, verb))
