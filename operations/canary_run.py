@@ -34,7 +34,7 @@ from typing import Any, TextIO
 from model import canary_math
 from model.judge import Judge
 from model.stack_file import stack_name
-from operations import interrupts, live_state, stacks
+from operations import canary_lease, interrupts, live_state, stacks
 from operations import lease as leases
 from operations.lease import Heartbeat, Lease, LeaseLost
 from operations.stacks import OperationError, StackLike
@@ -339,8 +339,6 @@ def abort_command(stack: str, release: str) -> str:
     return f"python -m rollout abort {stack} --release {release} --yes"
 
 
-def resume_command(stack: str, release: str) -> str:
-    return f"python -m rollout canary {stack} --release {release} --resume --yes"
 
 
 def live_weight(stack: StackLike, release: str) -> float:
@@ -515,6 +513,7 @@ class _CanaryLoop:
         self._lease_spec = lease_spec
         self.lease_spec: leases.LeaseSpec | None = lease_spec if isinstance(lease_spec, leases.LeaseSpec) else None
         self.lease: Lease | None = None
+        self.held = canary_lease.RunLease(None, log.say)
         self.results: list[StepResult] = []
         self.step, self.weight = 0, 0
         self.promoting = False
@@ -527,14 +526,7 @@ class _CanaryLoop:
         o, stack = self.o, self.stack
         tags = info.get("tags") or {}
         if self.resume:
-            expected = {"weight": int((record or {}).get("weight") or 0), **((record or {}).get("tags") or {})}
-            actual = {"weight": int(info.get("requestedWeight") or 0), **tags}
-            differs = [f"{k} {expected.get(k)} in the lease, {actual.get(k)} live" for k in ("weight", "stable", "canary")
-                       if expected.get(k) != actual.get(k)]
-            if differs:
-                raise stacks.InputError(f"cannot resume the canary of {o.release} on {stack.name}: the stack changed "
-                                        f"since the lease was written ({'; '.join(differs)}); send its traffic back "
-                                        f"with `{abort_command(stack.name, o.release)}` and start a new run")
+            canary_lease.check_resume(record or {}, info, stack.name, o.release, abort_command(stack.name, o.release))
             return
         weight_now = int(stacks.get_path(cfg, "canary.weight") or 0)
         if weight_now or stacks.get_path(cfg, "canary.podsForWeight") is not None or live_weight(stack, o.release):
@@ -576,20 +568,22 @@ class _CanaryLoop:
             raise OperationError("--resume continues the run a lease describes: it needs the lease")
         record = self.lease_spec.read() if self.lease_spec else None
         may_take = leases.resume_may_take if self.resume else leases.canary_may_take(
-            abort_command(stack.name, o.release), resume_command(stack.name, o.release))
+            abort_command(stack.name, o.release), canary_lease.resume_command(stack.name, o.release))
         refusal = may_take(record, leases.wall_clock()) if self.lease_spec else None
         if refusal:
             raise leases.LeaseHeld(refusal, record or {})
         self._refuse_start(releases[o.release], info, record)
         url = o.url or (release_url(stack, o.release, releases) if o.rate > 0 else None)
         if self.lease_spec is not None:  # before the first write; exactly one of two racing drivers wins
-            self.lease = leases.acquire(self.lease_spec.store, self.lease_spec.key, self._lease_fields(record),
-                                        self.lease_spec.seconds, may_take=may_take)
+            fields = canary_lease.run_fields(stack.name, o, tracker.live, record if self.resume else None)
+            self.lease = leases.acquire(self.lease_spec.store, self.lease_spec.key, fields, self.lease_spec.seconds,
+                                        may_take=may_take)
             log.say(f"lease: {self.lease_spec.store.where}{self.lease_spec.key}, {self.lease_spec.seconds:g}s, "
                     f"renewed every {self.lease_spec.seconds / 3:g}s")
+        self.held = canary_lease.RunLease(self.lease, log.say)
         heartbeat = Heartbeat(self.lease, log.say, silent_for=log.silent_for)
         tracker.heartbeat = heartbeat
-        tracker.applied = self._applied
+        tracker.applied = self.held.applied
         with heartbeat:
             try:
                 return self._drive(url, stale, record)
@@ -597,48 +591,8 @@ class _CanaryLoop:
                 log.say(f"STOPPED: {lost}; it is in charge of the canary now, this run changes nothing more")
                 return CanaryRun(1, self.results, str(lost), log.path_text)
             except BaseException as error:
-                self._end_lease(leases.STOPPED, f"the run stopped: {stacks.error_line(error)}")
+                self.held.end(leases.STOPPED, f"the run stopped: {stacks.error_line(error)}")
                 raise
-
-    def _lease_fields(self, record: dict[str, Any] | None) -> dict[str, Any]:
-        o, live = self.o, self.tracker.live
-        fields = {"state": leases.RUNNING, "stack": self.stack.name, "release": o.release,
-                  "holder": leases.holder("canary"), "steps": o.steps, "step": 0,
-                  "weight": int(stacks.get_path(live, "canary.weight") or 0),
-                  "tags": {"stable": stacks.get_path(live, "stable.tag"), "canary": stacks.get_path(live, "canary.tag")},
-                  "run": {"tag": o.tag, "steps": o.steps, "interval": o.interval, "maxErrorRate": o.max_error_rate,
-                          "maxP99": o.max_p99, "url": o.url, "rate": o.rate, "settle": o.settle,
-                          "metrics": o.metrics, "metricsSelector": o.metrics_selector}}
-        if self.resume and record is not None:  # the run's start and step stay; the holder is this process
-            fields.update(step=record.get("step", 0), startedBefore=record.get("started"),
-                          resumedFrom=record.get("holder"))
-        return fields
-
-    def _lease_write(self, **changes: Any) -> None:
-        if self.lease is None:
-            return
-        try:
-            self.lease.write(**changes)
-        except LeaseLost:
-            raise
-        except Exception as error:  # noqa: BLE001 (the heartbeat tries again; the run goes on)
-            self.log.say(f"  lease write failed ({stacks.error_line(error)}); the heartbeat tries again")
-
-    def _applied(self, live: dict[str, Any]) -> None:
-        canary, stable = live.get("canary") or {}, live.get("stable") or {}
-        self._lease_write(weight=int(canary.get("weight") or 0), podsForWeight=canary.get("podsForWeight"),
-                          tags={"stable": stable.get("tag"), "canary": canary.get("tag")})
-
-    def _end_lease(self, outcome: str, note: str | None) -> None:
-        if self.lease is None or self.lease.ended or self.lease.lost is not None:
-            return
-        try:
-            self.lease.end(outcome, note)
-        except LeaseLost:
-            pass
-        except Exception as error:  # noqa: BLE001 (said; the lease then expires and the watchdog looks)
-            self.log.say(f"the lease could not be ended ({stacks.error_line(error)}): it expires at "
-                         f"{self.lease.record.get('expires')}")
 
     def _drive(self, url: str | None, stale: list[live_state.Drift], record: dict[str, Any] | None) -> CanaryRun:
         o, stack, log, tracker = self.o, self.stack, self.log, self.tracker
@@ -663,7 +617,7 @@ class _CanaryLoop:
                 if index < start:
                     continue
                 self.step = index
-                self._lease_write(step=index)
+                self.held.write(step=index)
                 if (weight == self.weight and tracker.get("canary.tag") == o.tag
                         and tracker.get("canary.podsForWeight") is None):
                     log.say(f"step {index}/{len(o.steps)}: weight {weight}% is live already: judging it again")
@@ -754,7 +708,7 @@ class _CanaryLoop:
         tracker.move_weight(self.weight, 0, f"promote {o.release} {o.tag}: traffic to the stable track")
         self.weight = 0
         log.say(f"promoted: {o.release} runs {o.tag}")
-        self._end_lease(leases.PROMOTED, None)
+        self.held.end(leases.PROMOTED, None)
         return CanaryRun(0, self.results, None, log.path_text)
 
     def _abort(self, reason: str) -> CanaryRun:
@@ -776,7 +730,7 @@ class _CanaryLoop:
             revert = ({"stable.tag": self.original_stable_tag} if self.promoting and not self.stable_promoted
                       and tracker.get("stable.tag") != self.original_stable_tag else None)
             # Never skipped: after a failure, what is live may differ from what the config says.
-            self._lease_write(state=leases.ABORTING, note=f"aborting: {reason}")
+            self.held.write(state=leases.ABORTING, note=f"aborting: {reason}")
             tracker.move_weight(tracker.worst_weight(), 0, f"canary {o.release} {o.tag} aborted at {where}: {reason}",
                                 extra=revert, certain=False, traffic_first=not self.stable_promoted)
             tracker.wait_for_traffic("before the abort is complete")
@@ -790,15 +744,15 @@ class _CanaryLoop:
             state = tracker.state_line()
             log.say(f"NOT RESTORED ({cause}): {state}; finish with: "
                     f"{abort_command(self.stack.name, o.release)}", live=tracker.live, config=tracker.cfg)
-            self._end_lease(leases.ABORT_FAILED, f"{reason}; the abort failed ({cause}): {state}")
+            self.held.end(leases.ABORT_FAILED, f"{reason}; the abort failed ({cause}): {state}")
         if restored:
             if self.stable_promoted:
                 log.say(f"promoted: {o.release} runs {o.tag} (traffic reached the stable track after a retry)")
-                self._end_lease(leases.PROMOTED, "traffic reached the stable track after a retry")
+                self.held.end(leases.PROMOTED, "traffic reached the stable track after a retry")
                 return CanaryRun(0, self.results, None, log.path_text)
             log.say(f"traffic to the canary is back at 0%: {o.release} runs {tracker.get('stable.tag')} on its "
                     "stable track")
-            self._end_lease(leases.ABORTED, reason)
+            self.held.end(leases.ABORTED, reason)
         for r in self.results:
             log.say(f"  step {r.step} weight {r.weight}%: {r.requests} requests, canary {r.canary_share}%, "
                     f"errors {r.error_rate}% (canary {r.canary_error_rate}%), {r.elapsed}s"
@@ -817,6 +771,11 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(f"must be a duration like 60s, 500ms or 2m (got {text!r})")
     value, unit = float(match.group(1)), match.group(2) or "s"
     return value * {"ms": 0.001, "s": 1, "m": 60}[unit]
+
+
+def duration_argument(text: str) -> float:
+    """An argparse type: a duration like 60s, 500ms or 2m, in seconds."""
+    return _duration(text)
 
 
 def _interval(text: str) -> float:
@@ -942,33 +901,6 @@ def _abort_release(stack: StackLike, release: str, yes: bool, confirm: stacks.Co
     return 0
 
 
-# The run's options and their defaults; `--resume` takes the lease's for those not given.
-RUN_DEFAULTS = {"steps": [5, 25, 50, 100], "interval": 60.0, "max_error_rate": 0.01, "max_p99": 0.5, "url": None,
-                "rate": 50.0, "settle": 5.0, "metrics": None, "metrics_selector": None}
-LEASE_RUN_KEYS = {"steps": "steps", "interval": "interval", "max_error_rate": "maxErrorRate", "max_p99": "maxP99",
-                  "url": "url", "rate": "rate", "settle": "settle", "metrics": "metrics",
-                  "metrics_selector": "metricsSelector"}
-
-
-def _run_options(args: argparse.Namespace, record: dict[str, Any] | None) -> tuple[CanaryOptions, list[str]]:
-    """The options of the run: given ones, then (resuming) the lease's, then the defaults; and the
-    names of those taken from the lease."""
-    run = (record or {}).get("run") or {}
-    values, from_lease = {}, []
-    for name, default in RUN_DEFAULTS.items():
-        given = getattr(args, name)
-        if given is not None:
-            values[name] = given
-        elif LEASE_RUN_KEYS[name] in run:
-            values[name] = run[LEASE_RUN_KEYS[name]]
-            from_lease.append(name)
-        else:
-            values[name] = default
-    tag = args.tag or run.get("tag")
-    return CanaryOptions(release=args.release, tag=tag, retry=stacks.RetryPolicy(lock_wait=args.lock_wait),
-                         **values), from_lease
-
-
 def cmd_canary(args: argparse.Namespace) -> int:
     if args.rate == 0 and not args.metrics:
         print("error: --rate 0 sends no probes: then judge from --metrics prometheus=URL", file=sys.stderr)
@@ -983,12 +915,8 @@ def cmd_canary(args: argparse.Namespace) -> int:
         stack = stacks.open_stack(args.stack, args.cwd)
         spec = leases.spec_for(stack, args.release, args.cwd, args.lease_seconds) if args.resume else None
         record = spec.read() if spec else None
-        if args.resume and record is not None:
-            lease_tag = ((record.get("run") or {}).get("tag"))
-            if args.tag and args.tag != lease_tag:
-                raise stacks.InputError(f"--tag {args.tag} differs from the run the lease describes ({lease_tag}): "
-                                        "drop --tag to resume it")
-        options, from_lease = _run_options(args, record)
+        values, from_lease = canary_lease.run_options(args, record)
+        options = CanaryOptions(release=args.release, retry=stacks.RetryPolicy(lock_wait=args.lock_wait), **values)
         if args.resume and record is None:
             raise OperationError(leases.resume_may_take(None, 0.0) or "no lease")
         protected = stacks.is_protected(stack.get_all_config())
@@ -1017,31 +945,11 @@ def cmd_abort(args: argparse.Namespace) -> int:
         except stacks.InputError as error:  # an abort goes on without a lease: it is the way out
             print(f"note: no lease is kept ({error})", file=sys.stderr)
         else:
-            def take_lease() -> Lease:
-                found = spec.read()
-                now = leases.wall_clock()
-                if found is not None and found.get("state") != leases.ENDED and not leases.is_expired(found, now):
-                    print(f"taking over the lease: {leases.describe(found, now)}; that run stops at its next write")
-                return leases.acquire(spec.store, spec.key, {
-                    "state": leases.ABORTING, "stack": stack.name, "release": args.release,
-                    "holder": leases.holder("abort"), "steps": (found or {}).get("steps"),
-                    "step": (found or {}).get("step"), "weight": (found or {}).get("weight"),
-                    "tags": (found or {}).get("tags"), "run": (found or {}).get("run")},
-                    spec.seconds, may_take=leases.abort_may_take)
+            take_lease = canary_lease.abort_taker(spec, stack.name, args.release, print)
         return do_abort(stack, args.release, args.yes, stacks.confirm_tty,
                         policy=stacks.RetryPolicy(lock_wait=args.lock_wait), take_lease=take_lease)
 
     return stacks.guarded(action)
-
-
-def _lease_seconds(text: str) -> float:
-    value = _duration(text)
-    if value < leases.MINIMUM_SECONDS:
-        raise argparse.ArgumentTypeError(
-            f"must be at least {leases.MINIMUM_SECONDS:g}s: the lease is renewed every third of it and must outlast "
-            f"the heartbeat's {leases.TICK:g}s between looks (got {text!r})")
-    return value
-
 
 
 def register(verbs: argparse._SubParsersAction) -> None:
@@ -1077,7 +985,7 @@ def register(verbs: argparse._SubParsersAction) -> None:
     parser.add_argument("--lock-wait", type=_duration, default=300.0,
                         help="how long to wait for another update's lock on the stack (default 5m)")
     parser.add_argument("--log", type=Path, help="log file (default build/canary/<stack>-<release>-<time>.log)")
-    parser.add_argument("--lease-seconds", type=_lease_seconds, default=leases.DEFAULT_SECONDS, metavar="DURATION",
+    parser.add_argument("--lease-seconds", type=leases.lease_seconds_argument, default=leases.DEFAULT_SECONDS, metavar="DURATION",
                         help="the run's lease beside the stack's state: how long it outlives its last renewal "
                              "(default 5m; renewed every third of it)")
     parser.add_argument("--resume", action="store_true",
@@ -1099,7 +1007,7 @@ def register(verbs: argparse._SubParsersAction) -> None:
     abort.add_argument("--release", required=True, metavar="NAME")
     abort.add_argument("--lock-wait", type=_duration, default=300.0,
                        help="how long to wait for another update's lock on the stack (default 5m)")
-    abort.add_argument("--lease-seconds", type=_lease_seconds, default=leases.DEFAULT_SECONDS, metavar="DURATION",
+    abort.add_argument("--lease-seconds", type=leases.lease_seconds_argument, default=leases.DEFAULT_SECONDS, metavar="DURATION",
                        help="the abort's hold on the release's lease while it runs (default 5m)")
     abort.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     abort.set_defaults(func=cmd_abort)

@@ -422,6 +422,20 @@ class Heartbeat:
                     self.say(f"  lease renewal failed ({self.failure}); trying again in {self.tick:g}s")
 
 
+def lease_seconds_argument(text: str) -> float:
+    """An argparse type for `--lease-seconds`: a duration (300, 300s, 5m) of at least MINIMUM_SECONDS."""
+    import argparse
+    import re
+
+    match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m)?", text)
+    value = float(match.group(1)) * {"ms": 0.001, "s": 1, "m": 60}[match.group(2) or "s"] if match else -1.0
+    if value < MINIMUM_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"must be a duration of at least {MINIMUM_SECONDS:g}s: the lease is renewed every third of it and must "
+            f"outlast the heartbeat's {TICK:g}s between looks (got {text!r})")
+    return value
+
+
 # ---------------------------------------------------------------------------------------------
 # Who may take a lease
 # ---------------------------------------------------------------------------------------------

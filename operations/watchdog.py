@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from model.stack_file import available_stacks, stack_name
+from operations import canary_lease, stacks
 from operations import lease as leases
-from operations import stacks
 from operations.canary_run import Clock, do_abort
 
 
@@ -50,9 +50,7 @@ def watch_release(stack: stacks.StackLike, release: str, spec: leases.LeaseSpec,
         return f"{name}: {leases.describe(record, now)}: left alone", False
     try:
         lease = leases.acquire(spec.store, spec.key, {
-            "state": leases.ABORTING, "stack": stack.name, "release": release, "holder": leases.holder("watchdog"),
-            "steps": record.get("steps"), "step": record.get("step"), "weight": record.get("weight"),
-            "tags": record.get("tags"), "run": record.get("run"), "expiredLease": record.get("holder")},
+            **canary_lease.abort_fields(record, stack.name, release, "watchdog"), "expiredLease": record.get("holder")},
             spec.seconds, may_take=leases.watchdog_may_take)
     except leases.LeaseHeld as held:
         return f"{name}: {held}: left to it", False
@@ -105,7 +103,7 @@ def cmd_watchdog(args: argparse.Namespace) -> int:
 
 
 def register(verbs: argparse._SubParsersAction) -> None:
-    from operations.canary_run import _duration, _lease_seconds
+    from operations.canary_run import duration_argument
 
     parser = verbs.add_parser(
         "watchdog", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -119,9 +117,9 @@ def register(verbs: argparse._SubParsersAction) -> None:
         epilog="example:\n  python -m rollout watchdog staging prod",
     )
     parser.add_argument("stacks", nargs="*", type=stack_name, metavar="STACK")
-    parser.add_argument("--lock-wait", type=_duration, default=300.0,
+    parser.add_argument("--lock-wait", type=duration_argument, default=300.0,
                         help="how long an abort waits for another update's lock on the stack (default 5m)")
-    parser.add_argument("--lease-seconds", type=_lease_seconds, default=leases.DEFAULT_SECONDS, metavar="DURATION",
+    parser.add_argument("--lease-seconds", type=leases.lease_seconds_argument, default=leases.DEFAULT_SECONDS, metavar="DURATION",
                         help="the watchdog's hold on a lease while it aborts (default 5m)")
     parser.add_argument("--log", type=Path, help="append one JSON line per canary to this file")
     parser.set_defaults(func=cmd_watchdog)
