@@ -961,8 +961,11 @@ def register(verbs: argparse._SubParsersAction) -> None:
                     "the share of answers from the canary (X-App-Version header). Each step is two updates: the "
                     "canary's pods first (ready before traffic moves), then the weight. A failing canary is stopped "
                     "as soon as the failure is statistically clear: weight back to 0, exit 1. So is a failed or "
-                    "locked update, an error or Ctrl-C. After the last step the canary tag becomes the stable tag. "
-                    "Needs the Pulumi CLI and a login to the stack's backend.",
+                    "locked update, an error, Ctrl-C or SIGTERM (an update under way is let finish first, so the "
+                    "stack's lock is released). After the last step the canary tag becomes the stable tag. The run "
+                    "holds a lease beside the stack's state (file:// or s3:// backends), renewed while it runs: a "
+                    "second run is refused, and if this process dies, `rollout watchdog` aborts the canary once the "
+                    "lease expires, or --resume continues it. Needs the Pulumi CLI and a login to the stack's backend.",
         epilog="example:\n  python -m rollout canary staging --release app --tag v2 --steps 5,25,50,100 "
                "--interval 60s --max-error-rate 1% --max-p99 500ms",
     )
