@@ -376,9 +376,10 @@ class Heartbeat:
     A renewal that finds the lease taken over stops the heartbeat and leaves `lost` set: the run
     checks it (Heartbeat.check) and stops without touching the stack."""
 
-    def __init__(self, lease: Lease | None, say: Callable[[str], None], *, tick: float = TICK,
+    def __init__(self, lease: Lease | None, say: Callable[[str], None], *, tick: float | None = None,
                  silent_for: Callable[[], float] | None = None, monotonic: Callable[[], float] = time.monotonic):
-        self.lease, self.say, self.tick, self.monotonic = lease, say, tick, monotonic
+        self.lease, self.say, self.monotonic = lease, say, monotonic
+        self.tick = TICK if tick is None else tick
         self.silent_for = silent_for or (lambda: 0.0)
         self.activity: str | None = None
         self.since = monotonic()

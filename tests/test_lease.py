@@ -414,3 +414,38 @@ def test_watchdog_on_an_s3_backend_aborts_an_expired_lease(s3, monkeypatch, caps
     assert stack.outputs()["releases"].value["app"]["effectiveWeight"] == 0
     assert main(["watchdog", "staging"]) == 0  # again: nothing
     assert stack.up_messages[-1] == "abort canary app"
+
+
+def test_a_run_renews_its_lease_and_says_what_it_does_during_a_long_update(tmp_path, monkeypatch, capsys):
+    from operations import canary_run
+
+    monkeypatch.setattr(canary_run.Prober, "run", answers_at_weight)
+    monkeypatch.setattr(leases, "TICK", 0.01)  # the heartbeat looks every 10 ms; the run is silent for longer
+    store = leases.FileLeaseStore(tmp_path)
+    renewed = threading.Event()
+    real_replace = store.replace
+    renewals = []
+
+    def replace(key, record, etag):
+        answer = real_replace(key, record, etag)
+        if threading.current_thread().name == "lease-heartbeat":
+            renewals.append(record["renewedAt"])
+            if len(renewals) >= 2:
+                renewed.set()
+        return answer
+
+    store.replace = replace
+    stack = canary_stack()
+    real_up = stack.up
+
+    def long_update(**kwargs):  # the step's weight update runs until the heartbeat renewed twice
+        if kwargs.get("message") == "canary app v2: weight 25%":
+            assert renewed.wait(60), "the lease was not renewed during the update"
+        return real_up(**kwargs)
+
+    stack.up = long_update
+    spec = leases.LeaseSpec(store, KEY, seconds=0.03)
+    run = run_canary(stack, options(steps=[25]), clock=VirtualClock(), lease=spec)
+    assert run.exit_code == 0, run.aborted
+    assert len(renewals) >= 2 and renewals == sorted(renewals)
+    assert "  … updating staging: canary app v2: weight 25% (" in capsys.readouterr().out
