@@ -449,3 +449,22 @@ def test_a_run_renews_its_lease_and_says_what_it_does_during_a_long_update(tmp_p
     assert run.exit_code == 0, run.aborted
     assert len(renewals) >= 2 and renewals == sorted(renewals)
     assert "  … updating staging: canary app v2: weight 25% (" in capsys.readouterr().out
+
+
+def test_a_failed_watchdog_abort_fails_the_run_and_the_next_run_tries_again(tmp_path):
+    import io
+
+    from operations.watchdog import watch_release
+
+    stack = canary_stack()
+    stack.config[RELEASES]["app"]["canary"] = {"tag": "v2", "weight": 50}
+    stack.up(message="canary app v2: weight 50%")
+    spec = leases.LeaseSpec(leases.FileLeaseStore(tmp_path), KEY)
+    leases.acquire(spec.store, KEY, record(), 300, may_take=lambda r, t: None, clock=lambda: 0.0)  # long expired
+    stack.script = ["fail"]
+    once = stacks.RetryPolicy(attempts=1, lock_wait=0)
+    line, failed = watch_release(stack, "app", spec, out=io.StringIO(), policy=once, clock=VirtualClock())
+    assert failed and "ABORT FAILED" in line and spec.read()["outcome"] == "abort-failed"
+    line, failed = watch_release(stack, "app", spec, out=io.StringIO(), policy=once, clock=VirtualClock())
+    assert not failed and "ABORTED by the watchdog (its abort had failed)" in line
+    assert spec.read()["outcome"] == "aborted" and stack.outputs()["releases"].value["app"]["effectiveWeight"] == 0
