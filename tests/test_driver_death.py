@@ -52,26 +52,43 @@ def live(backend):
 
 
 class Driver:
-    """A `rollout` process over the stand-in; its output read line by line as it comes."""
+    """A `rollout` process over the stand-in; its output read line by line as it comes (a thread per
+    process; drivers started together share one condition, so a test can wait for the first of them)."""
 
-    def __init__(self, backend, tmp_path, *argv, probes="hold", env=None):
+    def __init__(self, backend, tmp_path, *argv, probes="hold", env=None, heard=None):
         environment = {**os.environ, "STAND_IN_BACKEND": str(backend), "PULUMI_BACKEND_URL": f"file://{backend}",
                        "STAND_IN_PROBES": probes, "PYTHONPATH": str(ROOT), **(env or {})}
         self.process = subprocess.Popen([sys.executable, "-u", "-m", "tests.stand_in_rollout", *argv], cwd=ROOT,
                                         env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
+        self.ended = False
+        self.heard = heard or threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.process.stdout:
+            with self.heard:
+                self.lines.append(line.rstrip("\n"))
+                self.heard.notify_all()
+        with self.heard:
+            self.ended = True
+            self.heard.notify_all()
+
+    def said(self, text):
+        return next((line for line in self.lines if text in line), None)
 
     def wait_for(self, text):
-        """Read until a line containing `text` (the process says where it is)."""
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
-            if text in line:
-                return line.rstrip("\n")
-        raise AssertionError(f"the process ended without saying {text!r}:\n" + "\n".join(self.lines))
+        """Wait for a line containing `text` (the process says where it is)."""
+        with self.heard:
+            assert self.heard.wait_for(lambda: self.said(text) or self.ended, HANG), "the process hangs"
+            line = self.said(text)
+        assert line is not None, f"the process ended without saying {text!r}:\n{self.output}"
+        return line
 
     def finish(self):
-        rest, _ = self.process.communicate(timeout=HANG)
-        self.lines += rest.splitlines()
+        self.process.wait(timeout=HANG)
+        with self.heard:
+            assert self.heard.wait_for(lambda: self.ended, HANG)
         return self.process.returncode
 
     @property
@@ -87,6 +104,28 @@ def canary(backend, tmp_path, *extra, **kwargs):
 def shift_clock(monkeypatch, seconds):
     real = leases.wall_clock
     monkeypatch.setattr(leases, "wall_clock", lambda: real() + seconds)
+
+
+def test_of_two_canaries_started_together_exactly_one_runs(backend, tmp_path):
+    heard = threading.Condition()
+    drivers = [canary(backend, tmp_path, "--tag", "v2", "--log", str(tmp_path / f"{i}.log"), heard=heard)
+               for i in range(2)]
+    try:
+        with heard:  # one is judging its step and the other has ended, whichever is which
+            assert heard.wait_for(lambda: sum(bool(d.said("stand-in: judging the step")) for d in drivers) == 1
+                                  and any(d.ended for d in drivers), HANG), [d.output for d in drivers]
+        runner = next(d for d in drivers if d.said("stand-in: judging the step"))
+        refused = next(d for d in drivers if d is not runner)
+        assert refused.finish() == 1
+        error = refused.said("error: ")
+        assert f"pid {runner.process.pid}" in error and "canary by" in error, refused.output
+        assert ("looked after by another run" in error or "another process took the lease first" in error)
+        assert lease_record(backend)["holder"]["pid"] == runner.process.pid
+        assert FileStack("staging", backend).up_messages.count("canary app v2: weight 50%") == 1
+    finally:
+        for driver in drivers:
+            driver.process.kill()
+            driver.process.wait()
 
 
 def test_a_killed_canary_is_aborted_by_the_watchdog_once_its_lease_expires(backend, tmp_path, monkeypatch, capsys):
