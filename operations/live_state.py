@@ -49,7 +49,8 @@ def live_values(info: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
     tags = info.get("tags") or {}
     if "stable" in cfg or "canary" in cfg or info.get("strategy") == "Canary":
         values = {"stable.tag": tags.get("stable"), "canary.tag": tags.get("canary")}
-        if "weight" in (cfg.get("canary") or {}) or info.get("requestedWeight") is not None:
+        per_track = "replicas" in (cfg.get("canary") or {}) or "replicas" in (cfg.get("stable") or {})
+        if not per_track:  # the weight form in the file (the workshop's per-track form has no weight)
             values["canary.weight"] = info.get("requestedWeight")
         return {k: v for k, v in values.items() if v is not None}
     return {"tag": tags["app"]} if tags.get("app") is not None else {}
