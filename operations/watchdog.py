@@ -86,7 +86,8 @@ def watch(names: list[str], project_dir: Path, *, out: TextIO | None = None,
             raise
         except Exception as error:  # noqa: BLE001 (one stack's failure does not stop the others)
             failed = True
-            lines.append({"stack": name, "line": f"{name}: error: {stacks.error_line(error)}", "failed": True})
+            text = str(error) if isinstance(error, stacks.OperationError) else stacks.error_line(error)
+            lines.append({"stack": name, "line": f"{name}: error: {text}", "failed": True})
     for entry in lines:
         print(entry["line"], file=out, flush=True)
     if log_path is not None:
