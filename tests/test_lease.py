@@ -390,11 +390,12 @@ def test_abort_on_a_backend_without_leases_still_aborts(monkeypatch, capsys):
     assert stack.outputs()["releases"].value["app"]["effectiveWeight"] == 0
 
 
-def test_canary_on_a_backend_without_leases_is_refused_after_its_input_is_checked(monkeypatch, capsys):
+def test_canary_on_a_backend_without_leases_is_refused_after_its_input_is_checked(tmp_path, monkeypatch, capsys):
     stack = canary_stack()
     monkeypatch.setattr(stacks, "open_stack", lambda name, cwd: stack)
     monkeypatch.setenv("PULUMI_BACKEND_URL", "https://api.pulumi.com")
-    assert main(["canary", "staging", "--release", "app", "--tag", "v2", "--yes", "--url", "http://127.0.0.1:9/"]) == 2
+    assert main(["canary", "staging", "--release", "app", "--tag", "v2", "--yes", "--url", "http://127.0.0.1:9/",
+                 "--log", str(tmp_path / "canary.log")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "file:// and s3:// backends only" in err[0]
     assert stack.up_messages == ["initial"]
