@@ -834,6 +834,18 @@ def do_abort(stack: StackLike, release: str, yes: bool, confirm: stacks.Confirm,
         return _abort_release(stack, release, yes, confirm, log, policy, clock, take_lease)
 
 
+def _take_lease(take_lease: Callable[[], Lease | None] | None, log: _Log) -> Lease | None:
+    """The abort's lease, if it can have it: a store that fails does not stop the way out."""
+    if take_lease is None:
+        return None
+    try:
+        return take_lease()
+    except Exception as error:  # noqa: BLE001 (said; the abort goes on without the lease)
+        text = str(error) if isinstance(error, OperationError) else stacks.error_line(error)
+        log.say(f"note: the lease could not be taken ({text}): aborting without it")
+        return None
+
+
 def _abort_release(stack: StackLike, release: str, yes: bool, confirm: stacks.Confirm, log: _Log,
                    policy: stacks.RetryPolicy | None, clock: Clock | None,
                    take_lease: Callable[[], Lease | None] | None) -> int:
@@ -850,7 +862,7 @@ def _abort_release(stack: StackLike, release: str, yes: bool, confirm: stacks.Co
     in_doubt = bool(last) and not last[0].succeeded
     if weight == 0 and hold is None and live == 0 and float(info.get("effectiveWeight") or 0) == 0 and not in_doubt:
         log.say(f"nothing to abort: release {release} sends no traffic to its canary on stack {stack.name}")
-        lease = take_lease() if take_lease else None
+        lease = _take_lease(take_lease, log)
         if lease is not None:
             lease.end(leases.ABORTED, "nothing to abort: no traffic on the canary")
         return 0
@@ -871,7 +883,7 @@ def _abort_release(stack: StackLike, release: str, yes: bool, confirm: stacks.Co
                                stack.name if protected else None):
         log.say("not confirmed: nothing was changed (pass --yes to skip the question)")
         return 1
-    lease = take_lease() if take_lease else None
+    lease = _take_lease(take_lease, log)
     tracker = _Tracker(stack, release, releases, log, policy or stacks.RetryPolicy(), clock or Clock(),
                        Heartbeat(lease, log.say, silent_for=log.silent_for))
     tracker.live["canary"] = {**(tracker.live.get("canary") or {}), "weight": live}

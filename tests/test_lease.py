@@ -469,3 +469,16 @@ def test_a_failed_watchdog_abort_fails_the_run_and_the_next_run_tries_again(tmp_
     line, failed = watch_release(stack, "app", spec, out=io.StringIO(), policy=once, clock=VirtualClock())
     assert not failed and "ABORTED by the watchdog (its abort had failed)" in line
     assert spec.read()["outcome"] == "aborted" and stack.outputs()["releases"].value["app"]["effectiveWeight"] == 0
+
+
+def test_an_abort_goes_on_when_the_lease_store_fails(monkeypatch, capsys):
+    stack = canary_stack()
+    stack.config[RELEASES]["app"]["canary"] = {"tag": "v2", "weight": 50}
+    stack.up(message="by hand")
+
+    def unreachable():
+        raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "down"}}, "PutObject")
+
+    assert do_abort(stack, "app", True, None, clock=VirtualClock(), take_lease=unreachable) == 0
+    assert "note: the lease could not be taken (ClientError: " in capsys.readouterr().out
+    assert stack.outputs()["releases"].value["app"]["effectiveWeight"] == 0
