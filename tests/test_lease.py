@@ -14,7 +14,7 @@ from moto import mock_aws
 
 from operations import lease as leases
 from operations import stacks
-from operations.canary_run import CanaryOptions, run_canary
+from operations.canary_run import CanaryOptions, do_abort, run_canary
 from rollout.cli import main
 from tests.clock import VirtualClock
 from tests.fake_stack import FakeStack, answers_at_weight
