@@ -28,14 +28,18 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from model.stack_file import available_stacks, stack_name
-from operations import canary_lease, stacks
+from operations import canary_lease, live_state, stacks
 from operations import lease as leases
 from operations.canary_run import Clock, do_abort
 
 
 def _canary_releases(stack: stacks.StackLike) -> list[str]:
+    """The canary releases of the stack file and of what is live (a checkout can lag either way)."""
     releases = stacks.releases_of(stack.get_all_config()) or {}
-    return sorted(name for name, cfg in releases.items() if isinstance(cfg, dict) and cfg.get("strategy") == "Canary")
+    names = {name for name, cfg in releases.items() if isinstance(cfg, dict) and cfg.get("strategy") == "Canary"}
+    names |= {name for name, info in live_state.live_releases(stack).items()
+              if isinstance(info, dict) and info.get("strategy") == "Canary"}
+    return sorted(names)
 
 
 def watch_release(stack: stacks.StackLike, release: str, spec: leases.LeaseSpec, *, out: TextIO,
