@@ -14,10 +14,13 @@ tag (the sample app in app/ does).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import http.client
+import io
 import json
 import re
+import socket
 import sys
 import threading
 import time
@@ -31,16 +34,20 @@ from typing import Any, TextIO
 from model import canary_math
 from model.judge import Judge
 from model.stack_file import stack_name
-from operations import stacks
+from operations import canary_lease, interrupts, live_state, stacks
+from operations import lease as leases
+from operations.lease import Heartbeat, Lease, LeaseLost
 from operations.stacks import OperationError, StackLike
 from report import canary_report
+
+DEFAULT_STEPS = (5, 25, 50, 100)  # percent of traffic to the canary, step by step
 
 
 @dataclass
 class CanaryOptions:
     release: str
     tag: str
-    steps: list[int] = field(default_factory=lambda: [5, 25, 50, 100])
+    steps: list[int] = field(default_factory=lambda: list(DEFAULT_STEPS))
     interval: float = 60.0
     max_error_rate: float = 0.01
     max_p99: float = 0.5
@@ -85,12 +92,42 @@ class CanaryRun:
 # ---------------------------------------------------------------------------------------------
 
 
+class _DeadlineSocket:
+    """A connected socket whose every read waits only until one overall deadline: a server that
+    trickles its answer (a byte a second) cannot stretch a probe past it, as a per-read timeout can."""
+
+    def __init__(self, sock: socket.socket, deadline: float):
+        self.sock, self.deadline = sock, deadline
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the probe's deadline passed")
+        self.sock.settimeout(remaining)
+        return self.sock.recv_into(buffer, nbytes, flags)
+
+    def makefile(self, mode: str = "rb", *args: Any, **kwargs: Any) -> io.BufferedReader:
+        # As socket.makefile does: the connection's close() leaves the descriptor to the response.
+        self.sock._io_refs += 1  # type: ignore[attr-defined]
+        return io.BufferedReader(socket.SocketIO(self, "rb"))  # type: ignore[arg-type]
+
+    def _decref_socketios(self) -> None:
+        self.sock._decref_socketios()  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
+
+
 def probe_once(url: urllib.parse.SplitResult, timeout: float) -> tuple[str | None, bool, float]:
-    """One GET on a new connection (a load balancer routes per connection): (version, ok, seconds)."""
+    """One GET on a new connection (a load balancer routes per connection): (version, ok, seconds).
+    `timeout` bounds the whole probe, connect and answer together."""
     start = time.perf_counter()
+    deadline = time.monotonic() + timeout
     connection_class = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
     connection = connection_class(url.hostname, url.port, timeout=timeout)
     try:
+        connection.connect()
+        connection.sock = _DeadlineSocket(connection.sock, deadline)
         connection.request("GET", url.path or "/", headers={"User-Agent": "app-update-canary"})
         response = connection.getresponse()
         response.read()
@@ -218,15 +255,18 @@ class Prober:
         for thread in threads:
             thread.start()
         try:
-            # Wake now and then so Ctrl-C reaches this thread; the workers end the step, and the
-            # step ends at its deadline even when nothing else would end it.
-            while not self.stop.wait(0.5):
-                if not threads and self.clock.now() >= deadline:
+            # Wake now and then so Ctrl-C reaches this thread; the step ends at its deadline
+            # whatever the workers do (a probe stuck on a trickling answer included).
+            while not self.stop.wait(min(0.5, max(0.01, deadline - self.clock.now()))):
+                if self.clock.now() >= deadline:
                     break
         finally:
             self.stop.set()
+            # Workers past the stop feed nothing more; each probe ends by its own deadline, so
+            # waiting for them is bounded once, not per thread.
+            end = time.monotonic() + min(self.timeout, 1.0)
             for thread in threads:
-                thread.join(self.timeout + 1)
+                thread.join(max(0.0, end - time.monotonic()))
         if self.error is not None:
             raise self.error
         return self.verdict
@@ -243,6 +283,7 @@ class _Log:
     def __init__(self, path: Path | None, out: TextIO):
         self.out = out
         self.file = None
+        self.said_at = time.monotonic()
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.file = path.open("a")
@@ -260,7 +301,11 @@ class _Log:
 
     def say(self, text: str, **data: Any) -> None:
         print(text, file=self.out, flush=True)
+        self.said_at = time.monotonic()
         self.event("message", text=text, **data)
+
+    def silent_for(self) -> float:
+        return time.monotonic() - self.said_at
 
     def close(self) -> None:
         if self.file:
@@ -297,6 +342,8 @@ def abort_command(stack: str, release: str) -> str:
     return f"python -m rollout abort {stack} --release {release} --yes"
 
 
+
+
 def live_weight(stack: StackLike, release: str) -> float:
     """The canary's share of traffic as of the stack's last successful update (its outputs)."""
     value = stack.outputs().get("releases")
@@ -313,8 +360,12 @@ class _Tracker:
     live, so that whatever fails, the report can say both."""
 
     def __init__(self, stack: StackLike, release: str, releases: dict[str, Any], log: _Log,
-                 policy: stacks.RetryPolicy, clock: Clock):
+                 policy: stacks.RetryPolicy, clock: Clock, heartbeat: Heartbeat | None = None):
         self.stack, self.release, self.log, self.policy, self.clock = stack, release, log, policy, clock
+        # The lease's heartbeat: what the run is doing (its progress lines), and whether the lease
+        # is still this run's (checked before every write); `applied` hears of each successful update.
+        self.heartbeat = heartbeat or Heartbeat(None, log.say)
+        self.applied: Callable[[dict[str, Any]], None] = lambda live: None
         self.full_config = stack.get_all_config()
         self.config = copy.deepcopy(releases)  # as written to the stack's config
         self.live = copy.deepcopy(releases[release])  # what the last successful update applied
@@ -337,7 +388,9 @@ class _Tracker:
         if seconds > 0:
             self.log.say(f"  waiting {seconds:g}s for DNS caches to follow the new weight ({what})",
                          settle=seconds)
+            self.heartbeat.doing(f"waiting {seconds:g}s for DNS caches ({what})")
             self.clock.sleep(seconds)
+            self.heartbeat.doing(None)
 
     def pods(self, releases: dict[str, Any]) -> tuple[dict[str, int], dict[str, str]]:
         checked = stacks.check_config(self.stack.name, self.full_config, releases).release(self.release)
@@ -352,10 +405,12 @@ class _Tracker:
         if skip_if_unchanged and not moves_traffic and self.pods(after) == self.pods(self.config):
             return False
         self.pods(after)  # refuses a change that would make the config invalid, before writing
+        self.heartbeat.check()  # a run whose lease was taken over writes nothing more
         for change in changes:
             stacks.write_changes(self.stack, [change])
             self.config = stacks.apply_changes(self.config, [change])
         self.log.event("update", message=message, changes=[asdict(c) for c in changes])
+        self.heartbeat.doing(f"updating {self.stack.name}: {message}")
         try:
             stacks.update(self.stack, message, policy=policy or self.policy,
                           on_output=lambda line: self.log.event("pulumi", line=line.rstrip()),
@@ -369,14 +424,25 @@ class _Tracker:
             self.doubt = copy.deepcopy(self.cfg)  # the update may have gone part of the way
             self.log.event("update-result", result="interrupted")
             raise
+        finally:
+            self.heartbeat.doing(None)
         self.live, self.doubt = copy.deepcopy(self.cfg), None
         self.log.event("update-result", result="succeeded")
+        self.applied(self.live)
         return True
 
     def move_weight(self, old: int, new: int, message: str, policy: stacks.RetryPolicy | None = None,
-                    extra: dict[str, Any] | None = None, *, certain: bool = True) -> None:
+                    extra: dict[str, Any] | None = None, *, certain: bool = True, traffic_first: bool = False) -> None:
         """Take the canary from `old` to `new` percent in the two updates that keep capacity ahead
-        of traffic (canary_math.weight_step): pods for both weights first, then the new weight alone."""
+        of traffic (canary_math.weight_step): pods for both weights first, then the new weight alone.
+
+        `traffic_first` (aborts): in `traffic: replicas` the share follows the pods, so "weight 0,
+        pods kept" would keep the canary's share; there the first update scales the canary's pods
+        down at once (out of the Service's endpoints), the stable track up."""
+        if traffic_first and new < old and self.cfg.get("traffic", "replicas") == "replicas":
+            self.update({"canary.weight": new, "canary.podsForWeight": None, **(extra or {})},
+                        f"{message}: canary pods out of the Service first (traffic: replicas)", policy)
+            return
         (first_weight, hold), (second_weight, _) = canary_math.weight_step(old, new)
         first = {"canary.weight": first_weight, "canary.podsForWeight": hold, **(extra or {})}
         # When the pods are already right the first update would change nothing: skip it, unless
@@ -399,8 +465,15 @@ class _Tracker:
             text += f" with pods for {canary['podsForWeight']}%"
         return text
 
+    def effective_share(self) -> str:
+        """The canary's share of traffic the stack's outputs give (replicas mode: its pods' share)."""
+        try:
+            return f"effective share {live_weight(self.stack, self.release):g}% (stack outputs)"
+        except Exception as error:  # noqa: BLE001 (the line is still worth printing)
+            return f"effective share unknown (the outputs could not be read: {stacks.error_line(error)})"
+
     def state_line(self) -> str:
-        live = f"live: {self.describe(self.live)} (last successful update)"
+        live = f"live: {self.describe(self.live)} (last successful update), {self.effective_share()}"
         if self.doubt is not None and self.doubt != self.live:
             live += f", or part of the way to {self.describe(self.doubt)} (an update failed part-way)"
         return f"{live}; config holds: {self.describe(self.cfg)}"
@@ -415,16 +488,21 @@ class _Tracker:
 
 
 def run_canary(stack: StackLike, options: CanaryOptions, *, out: TextIO | None = None,
-               log_path: Path | None = None, clock: Clock | None = None) -> CanaryRun:
+               log_path: Path | None = None, clock: Clock | None = None,
+               lease: leases.LeaseSpec | Callable[[], leases.LeaseSpec] | None = None,
+               resume: bool = False) -> CanaryRun:
     """Step the canary, judge it, promote it or send its traffic back to stable.
 
     From the first config write on, every way out (a verdict, a failed or locked update, an
-    exception, Ctrl-C) goes through the abort path, which puts the weight back to 0 with
-    bounded retries; what it could not do is reported with the state that is live.
+    exception, Ctrl-C, SIGTERM) goes through the abort path, which puts the weight back to 0 with
+    bounded retries; what it could not do is reported with the state that is live. With `lease`,
+    the run holds the release's lease (operations/lease.py) from before its first write to its
+    end, and `resume` continues the run an expired lease describes.
     """
     log = _Log(log_path, out or sys.stdout)
     try:
-        return _CanaryLoop(stack, options, log, clock or Clock()).run()
+        with interrupts.guard(abort_command(stack.name, options.release), log.say):
+            return _CanaryLoop(stack, options, log, clock or Clock(), lease, resume).run()
     finally:
         log.close()
         if log_path is not None:  # the run in pictures, beside its log (report/canary_report.py); never raises
@@ -433,27 +511,52 @@ def run_canary(stack: StackLike, options: CanaryOptions, *, out: TextIO | None =
 
 
 class _CanaryLoop:
-    def __init__(self, stack: StackLike, options: CanaryOptions, log: _Log, clock: Clock):
+    def __init__(self, stack: StackLike, options: CanaryOptions, log: _Log, clock: Clock,
+                 lease_spec: leases.LeaseSpec | Callable[[], leases.LeaseSpec] | None = None, resume: bool = False):
         self.stack, self.o, self.log, self.clock = stack, options, log, clock
+        self.resume = resume
+        # Resolved after the input is checked (a bad --tag is said before a missing backend).
+        self._lease_spec = lease_spec
+        self.lease_spec: leases.LeaseSpec | None = lease_spec if isinstance(lease_spec, leases.LeaseSpec) else None
+        self.lease: Lease | None = None
+        self.held = canary_lease.RunLease(None, log.say)
         self.results: list[StepResult] = []
         self.step, self.weight = 0, 0
         self.promoting = False
         self.stable_promoted = False
         self.original_stable_tag: Any = None
 
-    def run(self) -> CanaryRun:
-        o, stack, log = self.o, self.stack, self.log
-        _, releases = _release_config(stack, o.release)
-        cfg = releases[o.release]
+    def _refuse_start(self, cfg: dict[str, Any], info: dict[str, Any], record: dict[str, Any] | None) -> None:
+        """What must hold before the first write: nothing mid-way (a new run), or what the lease says
+        (a resumed run); and a tag that is not what the stable track already runs."""
+        o, stack = self.o, self.stack
+        tags = info.get("tags") or {}
+        if self.resume:
+            canary_lease.check_resume(record or {}, info, stack.name, o.release, abort_command(stack.name, o.release))
+            return
         weight_now = int(stacks.get_path(cfg, "canary.weight") or 0)
         if weight_now or stacks.get_path(cfg, "canary.podsForWeight") is not None or live_weight(stack, o.release):
             raise OperationError(f"release {o.release}'s canary already carries traffic or is mid-step "
                                  f"(canary.weight {weight_now}): send it back first with "
                                  f"`{abort_command(stack.name, o.release)}`")
+        if tags.get("stable") == o.tag:
+            file_tag = getattr(self, "file_stable_tag", stacks.get_path(cfg, "stable.tag"))
+            raise stacks.InputError(f"stack {stack.name} already runs {o.tag} on the stable track of {o.release} "
+                                    f"(its outputs{'' if file_tag == o.tag else f'; the stack file says {file_tag}'}): "
+                                    "nothing to canary")
+
+    def run(self) -> CanaryRun:
+        o, stack, log = self.o, self.stack, self.log
+        _, releases = _release_config(stack, o.release)
+        live = live_state.live_releases(stack)
+        info = live.get(o.release) or {}
         if o.rate <= 0 and not o.metrics:
             raise OperationError("nothing would judge the canary: give probes a --rate or judge from --metrics")
-        url = o.url or (release_url(stack, o.release, releases) if o.rate > 0 else None)
-        self.original_stable_tag = stacks.get_path(cfg, "stable.tag")
+        # Live state wins over a stale stack file: what the run does not change stays what is live.
+        stale = live_state.drift(stack, releases, None, live)  # every release: an update applies them all
+        self.file_stable_tag = stacks.get_path(releases[o.release], "stable.tag")
+        releases = stacks.apply_changes(releases, [d.change() for d in stale])
+        self.original_stable_tag = stacks.get_path(releases[o.release], "stable.tag")
         tracker = _Tracker(stack, o.release, releases, log, o.retry, self.clock)
         # The tag and the first step must make a valid config before anything is written.
         first = stacks.apply_changes(releases, [stacks.Change(o.release, "canary.tag", None, o.tag),
@@ -464,25 +567,82 @@ class _CanaryLoop:
             raise stacks.InputError(f"--tag {o.tag!r} or --steps cannot go into {stack.name}'s config: "
                                     + str(error).split("\n", 1)[-1].strip()) from None
         self.tracker = tracker
+        # The lease first: a second driver is refused with the holder's details.
+        if self._lease_spec is not None and self.lease_spec is None:
+            self.lease_spec = self._lease_spec()  # type: ignore[operator]
+        if self.resume and self.lease_spec is None:
+            raise OperationError("--resume continues the run a lease describes: it needs the lease")
+        record = self.lease_spec.read() if self.lease_spec else None
+        may_take = leases.resume_may_take if self.resume else leases.canary_may_take(
+            abort_command(stack.name, o.release), canary_lease.resume_command(stack.name, o.release))
+        refusal = may_take(record, leases.wall_clock()) if self.lease_spec else None
+        if refusal:
+            raise leases.LeaseHeld(refusal, record or {})
+        self._refuse_start(releases[o.release], info, record)
+        url = o.url or (release_url(stack, o.release, releases) if o.rate > 0 else None)
+        if self.lease_spec is not None:  # before the first write; exactly one of two racing drivers wins
+            fields = canary_lease.run_fields(stack.name, o, tracker.live, record if self.resume else None)
+            self.lease = leases.acquire(self.lease_spec.store, self.lease_spec.key, fields, self.lease_spec.seconds,
+                                        may_take=may_take)
+            log.say(f"lease: {self.lease_spec.store.where}{self.lease_spec.key}, {self.lease_spec.seconds:g}s, "
+                    f"renewed every {self.lease_spec.seconds / 3:g}s")
+        self.held = canary_lease.RunLease(self.lease, log.say)
+        heartbeat = Heartbeat(self.lease, log.say, silent_for=log.silent_for)
+        tracker.heartbeat = heartbeat
+        tracker.applied = self.held.applied
+        with heartbeat:
+            try:
+                return self._drive(url, stale, record)
+            except LeaseLost as lost:
+                log.say(f"STOPPED: {lost}; it is in charge of the canary now, this run changes nothing more")
+                return CanaryRun(1, self.results, str(lost), log.path_text)
+            except BaseException as error:
+                self.held.end(leases.STOPPED, f"the run stopped: {stacks.error_line(error)}")
+                raise
+
+    def _drive(self, url: str | None, stale: list[live_state.Drift], record: dict[str, Any] | None) -> CanaryRun:
+        o, stack, log, tracker = self.o, self.stack, self.log, self.tracker
         log.say(f"canary {o.release} {o.tag} on {stack.name}: steps {', '.join(f'{w}%' for w in o.steps)}, "
                 f"{o.interval:g}s each, error budget {100 * o.max_error_rate:g}%, p99 limit {1000 * o.max_p99:.0f}ms, "
                 f"{f'probing {url}' if url else 'no probes'}"
                 f"{f', judging from Prometheus at {o.metrics}' if o.metrics else ''}", url=url, metrics=o.metrics)
+        start = 1
+        if self.resume and record is not None:
+            start = max(1, int(record.get("step") or 0))
+            self.weight = int(record.get("weight") or 0)
+            log.say(f"resuming the run of {leases.holder_text(record)} (lease expired {record.get('expires')}) at "
+                    f"step {start}/{len(o.steps)}, live weight {self.weight}%")
         # From the first write on, every way out goes through the abort path.
         try:
+            if stale:
+                log.say(live_state.line(stale, "rollout canary"))
+                for drift in stale:  # the file takes what is live before anything else is written
+                    tracker.heartbeat.check()
+                    stacks.write_changes(stack, [drift.change()])
             for index, weight in enumerate(o.steps, start=1):
+                if index < start:
+                    continue
                 self.step = index
-                log.say(f"step {index}/{len(o.steps)}: weight {weight}%, updating {stack.name}")
-                extra = {"canary.tag": o.tag} if index == 1 else None
-                tracker.move_weight(self.weight, weight, f"canary {o.release} {o.tag}: weight {weight}%",
-                                    stacks.RetryPolicy(attempts=1, lock_wait=o.retry.lock_wait, pause=o.retry.pause),
-                                    extra)
+                self.held.write(step=index)
+                if (weight == self.weight and tracker.get("canary.tag") == o.tag
+                        and tracker.get("canary.podsForWeight") is None):
+                    log.say(f"step {index}/{len(o.steps)}: weight {weight}% is live already: judging it again")
+                else:
+                    log.say(f"step {index}/{len(o.steps)}: weight {weight}%, updating {stack.name}")
+                    extra = {"canary.tag": o.tag} if tracker.get("canary.tag") != o.tag or index == 1 else None
+                    tracker.move_weight(self.weight, weight, f"canary {o.release} {o.tag}: weight {weight}%",
+                                        stacks.RetryPolicy(attempts=1, lock_wait=o.retry.lock_wait,
+                                                           pause=o.retry.pause), extra)
                 self.weight = weight
                 tracker.wait_for_traffic("before judging the step")
+                tracker.heartbeat.doing(f"judging step {index}")
                 verdict = self._judge(url, index, weight)
+                tracker.heartbeat.doing(None)
                 if verdict:
                     raise _Verdict(verdict)
             return self._promote()
+        except LeaseLost:
+            raise
         except _Verdict as verdict:
             return self._abort(str(verdict))
         except stacks.UpdateFailed as failed:
@@ -554,9 +714,15 @@ class _CanaryLoop:
         tracker.move_weight(self.weight, 0, f"promote {o.release} {o.tag}: traffic to the stable track")
         self.weight = 0
         log.say(f"promoted: {o.release} runs {o.tag}")
+        self.held.end(leases.PROMOTED, None)
         return CanaryRun(0, self.results, None, log.path_text)
 
     def _abort(self, reason: str) -> CanaryRun:
+        # Signals now say what runs instead of interrupting the abort (operations/interrupts.py).
+        with interrupts.shielded(f"the abort of the canary of {self.o.release} (its traffic back to the stable track)"):
+            return self._abort_shielded(reason)
+
+    def _abort_shielded(self, reason: str) -> CanaryRun:
         o, log, tracker = self.o, self.log, self.tracker
         where = "the promotion" if self.promoting else f"step {self.step}/{len(o.steps)} (weight {o.steps[self.step - 1]}%)"
         if self.promoting and not self.stable_promoted:
@@ -570,21 +736,29 @@ class _CanaryLoop:
             revert = ({"stable.tag": self.original_stable_tag} if self.promoting and not self.stable_promoted
                       and tracker.get("stable.tag") != self.original_stable_tag else None)
             # Never skipped: after a failure, what is live may differ from what the config says.
+            self.held.write(state=leases.ABORTING, note=f"aborting: {reason}")
             tracker.move_weight(tracker.worst_weight(), 0, f"canary {o.release} {o.tag} aborted at {where}: {reason}",
-                                extra=revert, certain=False)
+                                extra=revert, certain=False, traffic_first=not self.stable_promoted)
             tracker.wait_for_traffic("before the abort is complete")
             restored = True
+        except LeaseLost as lost:
+            log.say(f"STOPPED: {lost}; it is in charge of the canary now, this run changes nothing more")
+            return CanaryRun(1, self.results, reason, log.path_text)
         except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 (reported, with what is live)
             cause = "interrupted again" if isinstance(error, KeyboardInterrupt) else (
                 error.cause if isinstance(error, stacks.UpdateFailed) else stacks.error_line(error))
-            log.say(f"NOT RESTORED ({cause}): {tracker.state_line()}; finish with: "
+            state = tracker.state_line()
+            log.say(f"NOT RESTORED ({cause}): {state}; finish with: "
                     f"{abort_command(self.stack.name, o.release)}", live=tracker.live, config=tracker.cfg)
+            self.held.end(leases.ABORT_FAILED, f"{reason}; the abort failed ({cause}): {state}")
         if restored:
             if self.stable_promoted:
                 log.say(f"promoted: {o.release} runs {o.tag} (traffic reached the stable track after a retry)")
+                self.held.end(leases.PROMOTED, "traffic reached the stable track after a retry")
                 return CanaryRun(0, self.results, None, log.path_text)
             log.say(f"traffic to the canary is back at 0%: {o.release} runs {tracker.get('stable.tag')} on its "
                     "stable track")
+            self.held.end(leases.ABORTED, reason)
         for r in self.results:
             log.say(f"  step {r.step} weight {r.weight}%: {r.requests} requests, canary {r.canary_share}%, "
                     f"errors {r.error_rate}% (canary {r.canary_error_rate}%), {r.elapsed}s"
@@ -603,6 +777,11 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(f"must be a duration like 60s, 500ms or 2m (got {text!r})")
     value, unit = float(match.group(1)), match.group(2) or "s"
     return value * {"ms": 0.001, "s": 1, "m": 60}[unit]
+
+
+def duration_argument(text: str) -> float:
+    """An argparse type: a duration like 60s, 500ms or 2m, in seconds."""
+    return _duration(text)
 
 
 def _interval(text: str) -> float:
@@ -648,43 +827,95 @@ def _rate(text: str) -> float:
 
 
 def do_abort(stack: StackLike, release: str, yes: bool, confirm: stacks.Confirm, *, out: TextIO | None = None,
-             policy: stacks.RetryPolicy | None = None, clock: Clock | None = None) -> int:
-    """Send all traffic of a canary back to its stable track, in the order that keeps capacity
-    ahead of traffic, whatever a run left behind (a closed laptop, a killed CI job)."""
+             policy: stacks.RetryPolicy | None = None, clock: Clock | None = None,
+             take_lease: Callable[[], Lease | None] | None = None) -> int:
+    """Send all traffic of a canary back to its stable track, in the order that keeps traffic off
+    the canary first, whatever a run left behind (a closed laptop, a killed CI job).
+
+    `take_lease` (after the confirmation, before the first write) gives the release's lease to
+    this abort, which records its outcome there; a canary run that held it stops at its next write."""
     log = _Log(None, out or sys.stdout)
+    with interrupts.guard(abort_command(stack.name, release), log.say), \
+            interrupts.shielded(f"the abort of the canary of {release} (its traffic back to the stable track)"):
+        return _abort_release(stack, release, yes, confirm, log, policy, clock, take_lease)
+
+
+def _take_lease(take_lease: Callable[[], Lease | None] | None, log: _Log) -> Lease | None:
+    """The abort's lease, if it can have it: a store that fails does not stop the way out."""
+    if take_lease is None:
+        return None
+    try:
+        return take_lease()
+    except Exception as error:  # noqa: BLE001 (said; the abort goes on without the lease)
+        text = str(error) if isinstance(error, OperationError) else stacks.error_line(error)
+        log.say(f"note: the lease could not be taken ({text}): aborting without it")
+        return None
+
+
+def _abort_release(stack: StackLike, release: str, yes: bool, confirm: stacks.Confirm, log: _Log,
+                   policy: stacks.RetryPolicy | None, clock: Clock | None,
+                   take_lease: Callable[[], Lease | None] | None) -> int:
     config, releases = _release_config(stack, release)
+    live_outputs = live_state.live_releases(stack)
+    info = live_outputs.get(release) or {}
+    stale = live_state.drift(stack, releases, None, live_outputs)  # every release: an update applies them all
+    releases = stacks.apply_changes(releases, [d.change() for d in stale])
     cfg = releases[release]
     weight = int(stacks.get_path(cfg, "canary.weight") or 0)
     hold = stacks.get_path(cfg, "canary.podsForWeight")
-    value = stack.outputs().get("releases")
-    info = (getattr(value, "value", value) or {}).get(release) or {}
     live = int(info.get("requestedWeight") or 0)
     last = stacks.revisions(stack)[:1]
     in_doubt = bool(last) and not last[0].succeeded
     if weight == 0 and hold is None and live == 0 and float(info.get("effectiveWeight") or 0) == 0 and not in_doubt:
         log.say(f"nothing to abort: release {release} sends no traffic to its canary on stack {stack.name}")
+        lease = _take_lease(take_lease, log)
+        if lease is not None:
+            lease.end(leases.ABORTED, "nothing to abort: no traffic on the canary")
         return 0
     protected = stacks.is_protected(config)
+    replicas_mode = cfg.get("traffic", "replicas") == "replicas"
+    tags = info.get("tags") or {}
     log.say(f"Abort the canary of {release} on stack {stack.name}{' (protected)' if protected else ''}: "
-            f"live weight {live}%, config weight {weight}%"
-            + (f", pods for {hold}%" if hold is not None else "")
+            f"live weight {live}% (effective share {float(info.get('effectiveWeight') or 0):g}%), "
+            f"config weight {weight}%" + (f", pods for {hold}%" if hold is not None else "")
+            + (f"; live stable {tags.get('stable')}, canary {tags.get('canary')}" if tags else "")
             + (f"; the last update (revision {last[0].number}) {last[0].result}" if in_doubt else ""))
-    log.say("  1) canary.weight → 0, pods kept   2) canary pods removed")
-    if not yes and not confirm(f"Send all traffic of {release} back to its stable track?",
+    if stale:
+        log.say(live_state.line(stale, "rollout abort"))
+    log.say("  1) canary pods scaled to 0 with the weight (traffic: replicas: the share follows the pods)"
+            if replicas_mode else "  1) canary.weight → 0, pods kept   2) canary pods removed")
+    if not yes and not confirm(f"Send all traffic of {release} back to its stable track "
+                               f"({tags.get('stable') or stacks.get_path(cfg, 'stable.tag')})?",
                                stack.name if protected else None):
         log.say("not confirmed: nothing was changed (pass --yes to skip the question)")
         return 1
-    tracker = _Tracker(stack, release, releases, log, policy or stacks.RetryPolicy(), clock or Clock())
+    lease = _take_lease(take_lease, log)
+    tracker = _Tracker(stack, release, releases, log, policy or stacks.RetryPolicy(), clock or Clock(),
+                       Heartbeat(lease, log.say, silent_for=log.silent_for))
     tracker.live["canary"] = {**(tracker.live.get("canary") or {}), "weight": live}
-    try:
-        tracker.move_weight(tracker.worst_weight(), 0, f"abort canary {release}", certain=False)
-        tracker.wait_for_traffic("before the abort is complete")
-    except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 (reported, with what is live)
-        cause = (error.cause if isinstance(error, stacks.UpdateFailed) else "interrupted"
-                 if isinstance(error, KeyboardInterrupt) else stacks.error_line(error))
-        log.say(f"NOT RESTORED ({cause}): {tracker.state_line()}; finish with: {abort_command(stack.name, release)}")
-        return 1
-    log.say(f"traffic to the canary is back at 0%: {release} runs {tracker.get('stable.tag')} on its stable track")
+    with tracker.heartbeat:
+        try:
+            for drift in stale:  # the file takes what is live first: the abort rolls no track back
+                stacks.write_changes(stack, [drift.change()])
+            tracker.move_weight(tracker.worst_weight(), 0, f"abort canary {release}", certain=False,
+                                traffic_first=True)
+            tracker.wait_for_traffic("before the abort is complete")
+        except LeaseLost as lost:
+            log.say(f"STOPPED: {lost}; it is in charge of the canary now")
+            return 1
+        except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 (reported, with what is live)
+            cause = (error.cause if isinstance(error, stacks.UpdateFailed) else "interrupted"
+                     if isinstance(error, KeyboardInterrupt) else stacks.error_line(error))
+            state = tracker.state_line()
+            log.say(f"NOT RESTORED ({cause}): {state}; finish with: {abort_command(stack.name, release)}")
+            if lease is not None:
+                with contextlib.suppress(Exception):
+                    lease.end(leases.ABORT_FAILED, f"the abort failed ({cause}): {state}")
+            return 1
+        log.say(f"traffic to the canary is back at 0%: {release} runs {tracker.get('stable.tag')} on its stable track")
+        if lease is not None:
+            with contextlib.suppress(Exception):
+                lease.end(leases.ABORTED, f"aborted by {leases.holder_text(lease.record)}")
     return 0
 
 
@@ -692,22 +923,31 @@ def cmd_canary(args: argparse.Namespace) -> int:
     if args.rate == 0 and not args.metrics:
         print("error: --rate 0 sends no probes: then judge from --metrics prometheus=URL", file=sys.stderr)
         return stacks.EXIT_USAGE
-    options = CanaryOptions(release=args.release, tag=args.tag, steps=args.steps, interval=args.interval,
-                            max_error_rate=args.max_error_rate, max_p99=args.max_p99, url=args.url, rate=args.rate,
-                            retry=stacks.RetryPolicy(lock_wait=args.lock_wait), settle=args.settle,
-                            metrics=args.metrics, metrics_selector=args.metrics_selector)
+    if not args.tag and not args.resume:
+        print("error: --tag is required (the image tag to roll out), unless --resume", file=sys.stderr)
+        return stacks.EXIT_USAGE
     log_path = args.log or args.cwd / "build" / "canary" / (
         f"{args.stack}-{args.release}-{datetime.now().strftime('%Y%m%d-%H%M%S')}.log")
 
     def action() -> int:
         stack = stacks.open_stack(args.stack, args.cwd)
+        spec = leases.spec_for(stack, args.release, args.cwd, args.lease_seconds) if args.resume else None
+        record = spec.read() if spec else None
+        values, from_lease = canary_lease.run_options(args, record)
+        options = CanaryOptions(release=args.release, retry=stacks.RetryPolicy(lock_wait=args.lock_wait), **values)
+        if args.resume and record is None:
+            raise OperationError(leases.resume_may_take(None, 0.0) or "no lease")
         protected = stacks.is_protected(stack.get_all_config())
+        verb = "Resume the canary" if args.resume else "Run a canary"
         if not args.yes and not stacks.confirm_tty(
-                f"Run a canary of {args.release} {args.tag} on stack {args.stack} ({', '.join(map(str, args.steps))}%)?",
-                args.stack if protected else None):
+                f"{verb} of {args.release} {options.tag} on stack {args.stack} "
+                f"({', '.join(map(str, options.steps))}%)?", args.stack if protected else None):
             print("not confirmed: nothing was changed (pass --yes to skip the question)")
             return 1
-        run = run_canary(stack, options, log_path=log_path)
+        if from_lease:
+            print(f"from the lease: {', '.join(from_lease)}")
+        run = run_canary(stack, options, log_path=log_path, resume=args.resume,
+                         lease=spec or (lambda: leases.spec_for(stack, args.release, args.cwd, args.lease_seconds)))
         print(f"log: {run.log_path}")
         return run.exit_code
 
@@ -715,8 +955,19 @@ def cmd_canary(args: argparse.Namespace) -> int:
 
 
 def cmd_abort(args: argparse.Namespace) -> int:
-    return stacks.guarded(lambda: do_abort(stacks.open_stack(args.stack, args.cwd), args.release, args.yes,
-                                           stacks.confirm_tty, policy=stacks.RetryPolicy(lock_wait=args.lock_wait)))
+    def action() -> int:
+        stack = stacks.open_stack(args.stack, args.cwd)
+        take_lease = None
+        try:
+            spec = leases.spec_for(stack, args.release, args.cwd, args.lease_seconds)
+        except stacks.InputError as error:  # an abort goes on without a lease: it is the way out
+            print(f"note: no lease is kept ({error})", file=sys.stderr)
+        else:
+            take_lease = canary_lease.abort_taker(spec, stack.name, args.release, print)
+        return do_abort(stack, args.release, args.yes, stacks.confirm_tty,
+                        policy=stacks.RetryPolicy(lock_wait=args.lock_wait), take_lease=take_lease)
+
+    return stacks.guarded(action)
 
 
 def register(verbs: argparse._SubParsersAction) -> None:
@@ -728,22 +979,25 @@ def register(verbs: argparse._SubParsersAction) -> None:
                     "the share of answers from the canary (X-App-Version header). Each step is two updates: the "
                     "canary's pods first (ready before traffic moves), then the weight. A failing canary is stopped "
                     "as soon as the failure is statistically clear: weight back to 0, exit 1. So is a failed or "
-                    "locked update, an error or Ctrl-C. After the last step the canary tag becomes the stable tag. "
-                    "Needs the Pulumi CLI and a login to the stack's backend.",
+                    "locked update, an error, Ctrl-C or SIGTERM (an update under way is let finish first, so the "
+                    "stack's lock is released). After the last step the canary tag becomes the stable tag. The run "
+                    "holds a lease beside the stack's state (file:// or s3:// backends), renewed while it runs: a "
+                    "second run is refused, and if this process dies, `rollout watchdog` aborts the canary once the "
+                    "lease expires, or --resume continues it. Needs the Pulumi CLI and a login to the stack's backend.",
         epilog="example:\n  python -m rollout canary staging --release app --tag v2 --steps 5,25,50,100 "
                "--interval 60s --max-error-rate 1% --max-p99 500ms",
     )
     parser.add_argument("stack", type=stack_name)
     parser.add_argument("--release", required=True, metavar="NAME")
-    parser.add_argument("--tag", required=True, help="the image tag to roll out")
-    parser.add_argument("--steps", type=_steps, default=[5, 25, 50, 100], help="weights in percent (default 5,25,50,100)")
-    parser.add_argument("--interval", type=_interval, default=60.0, help="time at each step (default 60s)")
-    parser.add_argument("--max-error-rate", type=_percent, default=0.01, help="error budget (default 1%%)")
-    parser.add_argument("--max-p99", type=_duration, default=0.5, help="p99 latency limit (default 500ms)")
+    parser.add_argument("--tag", help="the image tag to roll out (required, unless --resume)")
+    parser.add_argument("--steps", type=_steps, help="weights in percent (default 5,25,50,100)")
+    parser.add_argument("--interval", type=_interval, help="time at each step (default 60s)")
+    parser.add_argument("--max-error-rate", type=_percent, help="error budget (default 1%%)")
+    parser.add_argument("--max-p99", type=_duration, help="p99 latency limit (default 500ms)")
     parser.add_argument("--url", help="probe this URL instead of the release's address")
-    parser.add_argument("--rate", type=_rate, default=50.0,
+    parser.add_argument("--rate", type=_rate,
                         help="probe requests per second (default 50; 0: no probes, with --metrics)")
-    parser.add_argument("--settle", type=_duration, default=5.0,
+    parser.add_argument("--settle", type=_duration,
                         help="time after each weight change before the traffic share is judged (default 5s)")
     parser.add_argument("--metrics", type=_metrics, metavar="prometheus=URL",
                         help="judge the users' traffic from Prometheus (per-version counters) instead of the probes")
@@ -752,6 +1006,12 @@ def register(verbs: argparse._SubParsersAction) -> None:
     parser.add_argument("--lock-wait", type=_duration, default=300.0,
                         help="how long to wait for another update's lock on the stack (default 5m)")
     parser.add_argument("--log", type=Path, help="log file (default build/canary/<stack>-<release>-<time>.log)")
+    parser.add_argument("--lease-seconds", type=leases.lease_seconds_argument, default=leases.DEFAULT_SECONDS, metavar="DURATION",
+                        help="the run's lease beside the stack's state: how long it outlives its last renewal "
+                             "(default 5m; renewed every third of it)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run an expired lease describes, from its step, after checking that the "
+                             "live weight and tags still match it (options not given come from the lease)")
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     parser.set_defaults(func=cmd_canary)
 
@@ -768,5 +1028,7 @@ def register(verbs: argparse._SubParsersAction) -> None:
     abort.add_argument("--release", required=True, metavar="NAME")
     abort.add_argument("--lock-wait", type=_duration, default=300.0,
                        help="how long to wait for another update's lock on the stack (default 5m)")
+    abort.add_argument("--lease-seconds", type=leases.lease_seconds_argument, default=leases.DEFAULT_SECONDS, metavar="DURATION",
+                       help="the abort's hold on the release's lease while it runs (default 5m)")
     abort.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     abort.set_defaults(func=cmd_abort)

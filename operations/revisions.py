@@ -17,7 +17,7 @@ from typing import Any
 
 from model.config import StackConfig
 from model.stack_file import stack_name
-from operations import stacks
+from operations import live_state, stacks
 from operations.stacks import Change, OperationError, Revision, StackLike
 
 Confirm = stacks.Confirm
@@ -215,9 +215,10 @@ def do_undo(stack: StackLike, to_revision: int | None, release: str | None, yes:
     if current is None:
         raise OperationError("the stack's config has no readable app-update:releases")
     target = undo_target(stacks.revisions(stack), to_revision)
+    current, stale = live_state.prefer_live(stack, current, release, "undo")  # never a silent rollback
     changes = undo_changes(target, current, release)
     stacks.check_config(stack.name, config, stacks.apply_changes(current, changes))
-    return _apply(stack, stack.name, changes, f"undo to revision {target.number}", yes=yes, confirm=confirm,
+    return _apply(stack, stack.name, stale + changes, f"undo to revision {target.number}", yes=yes, confirm=confirm,
                   protected=stacks.is_protected(config))
 
 
@@ -227,13 +228,14 @@ def do_promote(source: StackLike, target: StackLike, release: str | None, yes: b
     current = stacks.releases_of(config)
     if current is None:
         raise OperationError(f"stack {target.name}'s config has no readable app-update:releases")
+    current, stale = live_state.prefer_live(target, current, release, "promote")  # never a silent rollback
     changes = promote_changes(running_tags(source.outputs()), current, release, source.name, target.name)
     promoted_config = stacks.check_config(target.name, config, stacks.apply_changes(current, changes))
     # Preflight the config as it will be: the promoted tags must exist where TO pulls from.
     if preflight is not None and not preflight(promoted_config):
         raise OperationError(f"preflight checks for {target.name} failed: nothing was changed")
     promoted = ", ".join(f"{c.release} {c.new}" for c in changes)
-    return _apply(target, target.name, changes, f"promote {promoted} from {source.name}", yes=yes,
+    return _apply(target, target.name, stale + changes, f"promote {promoted} from {source.name}", yes=yes,
                   confirm=confirm, protected=stacks.is_protected(config))
 
 
@@ -285,7 +287,7 @@ def canary_flags(stack_name: str, releases: dict[str, Any], config: dict[str, An
     return flags
 
 
-def do_status(stack: StackLike, as_json: bool) -> int:
+def do_status(stack: StackLike, as_json: bool, leases: dict[str, dict[str, Any]] | None = None) -> int:
     import json
 
     outputs = stack.outputs()
@@ -302,7 +304,7 @@ def do_status(stack: StackLike, as_json: bool) -> int:
                 "strategy": info.get("strategy"), "address": info.get("address") or None,
                 "images": info.get("images"), "replicas": info.get("replicas"),
                 "traffic": info.get("traffic"), "effectiveWeight": info.get("effectiveWeight"),
-                "flags": flags.get(name, []),
+                "flags": flags.get(name, []), "lease": (leases or {}).get(name),
             }
             for name, info in sorted(releases.items())
         },
@@ -322,6 +324,8 @@ def do_status(stack: StackLike, as_json: bool) -> int:
             print(f"    {track:<8}{image}" + (f" × {count}" if count is not None else ""))
         if info["effectiveWeight"] is not None:
             print(f"    weight  {info['effectiveWeight']:g}% to canary (traffic: {info['traffic']})")
+        if info["lease"]:
+            print(f"    lease   {info['lease']['line']}")
         for flag in info["flags"]:
             print(f"    ! {flag}")
     return 0
@@ -338,7 +342,14 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    return stacks.guarded(lambda: do_status(stacks.open_stack(args.stack, args.cwd), args.json))
+    def action() -> int:
+        from operations import lease
+
+        stack = stacks.open_stack(args.stack, args.cwd)
+        value = stack.outputs().get("releases")
+        return do_status(stack, args.json, lease.status_of(stack, args.cwd, sorted(getattr(value, "value", value) or {})))
+
+    return stacks.guarded(action)
 
 
 def cmd_undo(args: argparse.Namespace) -> int:

@@ -304,13 +304,20 @@ def update(stack: StackLike, message: str, *, policy: RetryPolicy = ONCE,
     """
     from pulumi.automation import errors as auto_errors
 
+    from operations import interrupts
+
     say = note or (lambda text: None)
     waited, tries, ran = 0.0, 0, False
     while True:
         try:
-            stack.up(message=message, on_output=on_output or stream, color="never")
+            # A signal meanwhile only sets a flag (operations/interrupts.py): the CLI finishes or
+            # cancels and releases the lock; then the caller's abort path runs.
+            with interrupts.updating(message):
+                stack.up(message=message, on_output=on_output or stream, color="never")
+            interrupts.checkpoint()
             return
         except auto_errors.ConcurrentUpdateError:
+            interrupts.checkpoint()
             if waited >= policy.lock_wait:
                 cause = LOCKED if policy.lock_wait == 0 else (
                     f"the stack stayed locked by another update for {policy.lock_wait:g}s")
@@ -321,6 +328,7 @@ def update(stack: StackLike, message: str, *, policy: RetryPolicy = ONCE,
             waited += pause
         except auto_errors.CommandError as error:
             ran, tries = True, tries + 1
+            interrupts.checkpoint()  # an update cancelled by the signal: no retry, the abort path
             if tries >= policy.attempts:
                 raise UpdateFailed(error_line(error), ran) from None
             pause = policy.pause * 2 ** (tries - 1)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from model.config import StackConfig
 from model.stack_file import PROJECT_DIR, StackFileError, check_project_dir, stack_name
-from operations import bootstrap, canary_run, pipeline_plan, preflight, revisions
+from operations import bootstrap, canary_run, pipeline_plan, preflight, revisions, watchdog
 from operations.stacks import EXIT_FAILED, EXIT_OK, EXIT_POLICY, EXIT_USAGE, load_stack_file
 from policy import rules as policy_rules
 
@@ -398,6 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     revisions.register(verbs)
     canary_run.register(verbs)
+    watchdog.register(verbs)
     preflight.register(verbs)
     bootstrap.register(verbs)
     pipeline_plan.register(verbs)
@@ -454,7 +455,7 @@ def check_inputs(args: argparse.Namespace) -> bool:
         elif args.verb in CANARY_ONLY and configs[stack].release(release).strategy != "Canary":
             problems.append(f"--release {release}: it is a {configs[stack].release(release).strategy} release in "
                             f"Pulumi.{stack}.yaml; {args.verb} needs a Canary one")
-    if args.verb == "canary" and not problems and stack in files:
+    if args.verb == "canary" and args.tag is not None and not problems and stack in files:  # --resume: the lease's
         problems += _canary_fits(stack, files[stack], args)
     for problem in problems:
         _err(f"error: {problem}")
@@ -464,11 +465,13 @@ def check_inputs(args: argparse.Namespace) -> bool:
 def _canary_fits(stack: str, settings: dict, args: argparse.Namespace) -> list[str]:
     """The canary's first write (its tag at the first step's weight) must make a valid stack file."""
     from model.config import ConfigError, load, parse_config_value
+    from operations.canary_run import DEFAULT_STEPS
     from operations.stacks import RELEASES_KEY, Change, apply_changes
 
     releases = parse_config_value(settings.get(RELEASES_KEY))
+    steps = args.steps or DEFAULT_STEPS  # None: the default steps
     first = apply_changes(releases, [Change(args.release, "canary.tag", None, args.tag),
-                                     Change(args.release, "canary.weight", None, args.steps[0])])
+                                     Change(args.release, "canary.weight", None, steps[0])])
     try:
         load({**settings, RELEASES_KEY: first}, stack)
     except ConfigError as error:

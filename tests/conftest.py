@@ -47,8 +47,8 @@ STACKS = [p.name[len("Pulumi."):-len(".yaml")] for p in STACK_FILES]
 # keeps one worker from ending alone on a long file. test_prometheus.py leads: most of its time
 # is waiting on the server's scrapes, which the other worker fills. Files not listed follow in
 # their usual order; the order changes no test's outcome (no test depends on another).
-LONGEST_FIRST = ("test_prometheus.py", "test_traffic_modes.py", "test_canary.py", "test_apiserver_rules.py",
-                 "test_cli.py", "test_fuzz.py", "test_app.py", "test_operations.py", "test_hostile_input.py")
+LONGEST_FIRST = ("test_prometheus.py", "test_driver_death.py", "test_traffic_modes.py", "test_canary.py",
+                 "test_apiserver_rules.py", "test_cli.py", "test_fuzz.py", "test_app.py", "test_operations.py", "test_hostile_input.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -9,8 +9,10 @@ It fails the way the real API fails (read pulumi/automation/_cmd.py and errors.p
   (or `RuntimeError` for a program that threw), and the failed update is in the history;
 - another update holding the lock raises `ConcurrentUpdateError` before anything runs, and
   nothing is recorded;
-- Ctrl-C during an update raises `KeyboardInterrupt` out of `up()`; the CLI, which got the
-  SIGINT too, cancels and records the update as failed;
+- Ctrl-C during an update (the "interrupt" outcome) is a real SIGINT to this process: when the
+  caller's handler lets `KeyboardInterrupt` out of `up()`, the CLI dies of SIGPIPE and keeps the
+  stack's lock for good, as the real one can; when the handler only sets a flag, the CLI cancels,
+  records the update as failed, releases the lock and `up()` raises `CommandError`;
 - a backend that cannot be reached fails every call, config included.
 
 What went live is tracked apart from what succeeded: a failed or interrupted update may have
@@ -20,6 +22,7 @@ changed some resources before it stopped, so `live` takes its config (the worst 
 from __future__ import annotations
 
 import copy
+import signal
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -57,6 +60,8 @@ CONFIG_REJECTED_STDOUT = ("Updating ({stack})\n\n     Type                 Name 
                           " +   pulumi:pulumi:Stack  app-update-{stack}  **creating failed**     1 error\n\n"
                           "Diagnostics:\n  pulumi:pulumi:Stack (app-update-{stack}):\n    error: {report}\n\n"
                           "Resources:\n\nDuration: 1s\n")
+CANCELLED_STDOUT = ("Updating ({stack})\n\n^C received; cancelling. If you would like to terminate immediately, "
+                    "press ^C again.\nerror: update canceled\n")
 BACKEND_STDERR = ("error: failed to load checkpoint: blob (key \".pulumi/stacks/app-update/{stack}.json\") "
                   "(code=Unknown): RequestError: send request failed: dial tcp: lookup state.example: "
                   "no such host")
@@ -212,10 +217,18 @@ class FakeStack:
                                                      stderr="", code=255))
         if outcome == "interrupt":
             self.record(message or "", "failed", config=config)
-            # Popen.__exit__ waits only 0.25 s after a KeyboardInterrupt: the CLI, which got the
-            # SIGINT too, is still cancelling and holds the lock when the next up() comes.
-            self.locked_by, self.refusals_until_unlocked = "the cancelled update", 1
-            raise KeyboardInterrupt
+            # Ctrl-C mid-update reaches the caller and the CLI alike (one process group).
+            try:
+                signal.raise_signal(signal.SIGINT)
+            except KeyboardInterrupt:
+                # The caller let it out of up(): Popen.__exit__ closes the CLI's pipes within 0.25 s,
+                # and the CLI, still cancelling, dies of SIGPIPE on its next line: it never releases
+                # the lock (until `pulumi cancel`).
+                self.locked_by, self.refusals_until_unlocked = "a cancelled update whose CLI died", None
+                raise
+            # The caller's handler returned: the CLI finishes cancelling and releases the lock.
+            raise create_command_error(CommandResult(stdout=CANCELLED_STDOUT.format(stack=self.name), stderr="",
+                                                     code=255))
         self.record(message or "", "succeeded", config=config)
         self._outputs = run.outputs
         return UpResult(stdout="", stderr="", summary=self.summaries[-1],

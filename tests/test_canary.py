@@ -497,7 +497,7 @@ def test_raising_a_weight_readies_canary_pods_before_traffic_moves(mode, monkeyp
         assert min(sum(p.values()) for p in (before, during, after)) >= 19
 
 
-@pytest.mark.parametrize("mode", sorted(TRAFFIC_FIELD))
+@pytest.mark.parametrize("mode", sorted(set(TRAFFIC_FIELD) - {"replicas"}))
 def test_lowering_a_weight_moves_traffic_before_canary_pods_go(mode):
     stack = mode_stack(mode)
     stack.config[RELEASES]["app"]["canary"] = {"tag": "v2", "weight": 50}
@@ -511,8 +511,36 @@ def test_lowering_a_weight_moves_traffic_before_canary_pods_go(mode):
     before, during, after = (pods(stack.applied[i][1]) for i in (1, 2, 3))
     assert during["canary"] == before["canary"] > after["canary"] == 0
     assert during["stable"] == after["stable"] >= before["stable"]
-    if mode == "replicas":
-        assert min(sum(p.values()) for p in (before, during, after)) >= 19
+
+
+def test_a_replicas_mode_abort_drops_the_canarys_share_in_its_first_update(capsys):
+    # In `traffic: replicas` the share follows the pods: "weight 0, pods kept" would leave it where it
+    # was (4 replicas at 50%: 33.33% effective). The abort's first update scales the canary down.
+    stack = FakeStack("staging", {
+        "app-update:cluster": {"mode": "kubeconfig"},
+        RELEASES: {"app": {"strategy": "Canary", "replicas": 4, "stable": {"tag": "v1"},
+                           "canary": {"tag": "v2", "weight": 50}}}})
+    stack.up(message="at 50%")
+    assert stack.outputs()["releases"].value["app"]["effectiveWeight"] == 50
+    assert do_abort(stack, "app", True, None, clock=VirtualClock()) == 0
+    first = stack.applied[1][1][RELEASES]["app"]
+    assert pods(stack.applied[1][1])["canary"] == 0 and first["canary"]["weight"] == 0
+    assert changed(stack, 1, "Deployment/app-canary", "spec.replicas")
+    assert stack.outputs()["releases"].value["app"]["effectiveWeight"] == 0
+    assert len(stack.applied) == 2  # one update: traffic and pods leave together
+    assert "canary pods scaled to 0 with the weight" in capsys.readouterr().out
+
+
+def test_not_restored_reports_the_effective_share_from_the_outputs(capsys):
+    stack = FakeStack("staging", {
+        "app-update:cluster": {"mode": "kubeconfig"},
+        RELEASES: {"app": {"strategy": "Canary", "replicas": 4, "stable": {"tag": "v1"},
+                           "canary": {"tag": "v2", "weight": 50}}}})
+    stack.up(message="at 50%")
+    stack.script = ["fail-early"] * 3
+    assert do_abort(stack, "app", True, None, clock=VirtualClock()) == 1
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line.startswith("NOT RESTORED") and "effective share 50% (stack outputs)" in line
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -55,7 +55,7 @@ def protected_stacks():
 
 
 def test_the_workflows_exist():
-    assert {"deploy.yml", "pull-request.yml"} <= {p.name for p in WORKFLOWS}
+    assert {"deploy.yml", "pull-request.yml", "watchdog.yml"} <= {p.name for p in WORKFLOWS}
     assert [p.parent.name for p in ACTIONS] == ["test-deps"]
 
 

@@ -1,0 +1,516 @@
+"""The lease of a running canary: who drives it, where it is, and until when it is looked after.
+
+`rollout canary` has no controller in the cluster behind it: the process that runs it is the only
+thing watching the canary. So each run holds a lease for (stack, release), kept beside the stack's
+state where every machine that can run the stack can read it:
+
+- `file://DIR` backends: `DIR/.app-update/leases/<project>/<stack>/<release>.json`. A write is a
+  compare-and-swap under an exclusive `flock` of a sibling `.lock` file, then an atomic rename.
+- `s3://BUCKET[/PREFIX]` backends: the object `[PREFIX/].app-update/leases/<project>/<stack>/<release>.json`
+  in the state bucket, written with S3 conditional writes: `IfNoneMatch="*"` creates it only if
+  absent, `IfMatch=<ETag>` replaces only the version read (412 PreconditionFailed otherwise; S3
+  may also answer 409 ConditionalRequestConflict to concurrent conditional writes, which counts
+  as losing the race too). Two drivers can never both hold a lease.
+- any other backend (Pulumi Cloud, azblob://, gs://): the lease-dependent verbs refuse in one line.
+
+The record says who holds the lease (user@host, process id, the CI run's URL), which step and
+weight the run is at, what tags are live, when it started, was last renewed, and when it expires.
+A holder renews it (a heartbeat thread, independent of long updates and waits) every third of
+its length; a lease that was not renewed in time is expired: its driver is gone. A lease is never
+deleted: it ends with the run's outcome (promoted, aborted, abort-failed, stopped), so the next
+run, `rollout status` and the watchdog can read what happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import getpass
+import hashlib
+import json
+import os
+import socket
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from operations.stacks import InputError, OperationError
+
+DEFAULT_SECONDS = 300.0
+# The heartbeat renews a lease every third of its length and looks at the clock every TICK seconds,
+# so a lease must outlast a few ticks: the loop's longest silent wait is one tick.
+TICK = 10.0
+MINIMUM_SECONDS = 3 * TICK
+LEASE_DIR = ".app-update/leases"
+
+# States: a holder looks after the canary ("running": a canary run; "aborting": an abort or the
+# watchdog's abort); "ended": nobody does, and `outcome` says how it ended.
+RUNNING, ABORTING, ENDED = "running", "aborting", "ended"
+PROMOTED, ABORTED, ABORT_FAILED, STOPPED = "promoted", "aborted", "abort-failed", "stopped"
+
+
+def wall_clock() -> float:
+    """Seconds since the epoch (leases compare times across machines). Tests move it."""
+    return time.time()
+
+
+def _now() -> float:
+    return wall_clock()  # looked up at each call, so that a moved clock moves every lease
+
+
+class LeaseConflict(Exception):
+    """A conditional write lost: someone else wrote the lease since it was read."""
+
+
+class LeaseHeld(OperationError):
+    """A live lease of someone else: the operation is refused, with the holder's details."""
+
+    def __init__(self, message: str, record: dict[str, Any]):
+        super().__init__(message)
+        self.record = record
+
+
+class LeaseLost(Exception):
+    """This process's lease was taken over (by an abort or a watchdog): it must stop at once."""
+
+    def __init__(self, record: dict[str, Any] | None):
+        super().__init__(f"the lease was taken over by {holder_text(record)}" if record else "the lease is gone")
+        self.record = record
+
+
+# ---------------------------------------------------------------------------------------------
+# Stores: read, create if absent, replace if unchanged
+# ---------------------------------------------------------------------------------------------
+
+
+class LeaseStore(Protocol):
+    where: str
+
+    def read(self, key: str) -> tuple[dict[str, Any], str] | None: ...
+    def create(self, key: str, record: dict[str, Any]) -> str: ...
+    def replace(self, key: str, record: dict[str, Any], etag: str) -> str: ...
+
+
+def _encode(record: dict[str, Any]) -> bytes:
+    return (json.dumps(record, indent=2, sort_keys=True) + "\n").encode()
+
+
+class FileLeaseStore:
+    """Leases as files under a `file://` backend's directory."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.where = f"file://{root}/{LEASE_DIR}/"
+
+    def path(self, key: str) -> Path:
+        return self.root / LEASE_DIR / key
+
+    @contextlib.contextmanager
+    def _locked(self, key: str):
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_name(path.name + ".lock"), "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield path
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @staticmethod
+    def _read(path: Path) -> tuple[dict[str, Any], str] | None:
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        return json.loads(data), hashlib.sha256(data).hexdigest()
+
+    def read(self, key: str) -> tuple[dict[str, Any], str] | None:
+        return self._read(self.path(key))
+
+    def _write(self, path: Path, record: dict[str, Any]) -> str:
+        data = _encode(record)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+        temporary.write_bytes(data)
+        os.replace(temporary, path)  # readers see the old or the new lease, never half of one
+        return hashlib.sha256(data).hexdigest()
+
+    def create(self, key: str, record: dict[str, Any]) -> str:
+        with self._locked(key) as path:
+            if path.exists():
+                raise LeaseConflict(key)
+            return self._write(path, record)
+
+    def replace(self, key: str, record: dict[str, Any], etag: str) -> str:
+        with self._locked(key) as path:
+            current = self._read(path)
+            if current is None or current[1] != etag:
+                raise LeaseConflict(key)
+            return self._write(path, record)
+
+
+class S3LeaseStore:
+    """Leases as objects in an `s3://` backend's bucket, written with conditional writes."""
+
+    def __init__(self, bucket: str, prefix: str, client: Any):
+        self.bucket, self.prefix, self.client = bucket, prefix.strip("/"), client
+        self.where = f"s3://{bucket}/{self._key('')}"
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{LEASE_DIR}/{key}" if self.prefix else f"{LEASE_DIR}/{key}"
+
+    @staticmethod
+    def _lost_race(error: Exception) -> bool:
+        code = getattr(error, "response", {}).get("Error", {}).get("Code")
+        status = getattr(error, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412)
+
+    def read(self, key: str) -> tuple[dict[str, Any], str] | None:
+        try:
+            answer = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+        except self.client.exceptions.NoSuchKey:
+            return None
+        return json.loads(answer["Body"].read()), answer["ETag"]
+
+    def _put(self, key: str, record: dict[str, Any], **condition: str) -> str:
+        try:
+            answer = self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=_encode(record),
+                                            ContentType="application/json", **condition)
+        except self.client.exceptions.NoSuchKey:
+            raise LeaseConflict(key) from None  # replaced, but it was gone
+        except Exception as error:
+            if self._lost_race(error):
+                raise LeaseConflict(key) from None
+            raise
+        return answer["ETag"]
+
+    def create(self, key: str, record: dict[str, Any]) -> str:
+        return self._put(key, record, IfNoneMatch="*")
+
+    def replace(self, key: str, record: dict[str, Any], etag: str) -> str:
+        return self._put(key, record, IfMatch=etag)
+
+
+def backend_url(stack: Any, project_dir: Path) -> str | None:
+    """Where the stack's state lives: PULUMI_BACKEND_URL, Pulumi.yaml's `backend.url`, or the
+    workspace's login (`pulumi whoami`); None when nothing says."""
+    if os.environ.get("PULUMI_BACKEND_URL"):
+        return os.environ["PULUMI_BACKEND_URL"]
+    try:
+        import yaml
+
+        project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text()) or {}
+        url = (project.get("backend") or {}).get("url")
+        if url:
+            return str(url)
+    except (OSError, ValueError, AttributeError):
+        pass
+    workspace = getattr(stack, "workspace", None)
+    if workspace is not None:
+        with contextlib.suppress(Exception):  # an old CLI, no login: nothing to say
+            return workspace.who_am_i().url
+    return None
+
+
+def store_for(url: str | None, project_dir: Path, *, s3_client: Any = None) -> LeaseStore:
+    """The lease store beside the state at `url`; refuses (InputError, one line) other backends."""
+    if not url:
+        raise InputError("the canary's lease is kept beside the stack's state, and no backend is known: log in "
+                         "with `pulumi login file://DIR` or `pulumi login s3://BUCKET`, or set PULUMI_BACKEND_URL")
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme == "file":
+        text = url[len("file://"):].split("?", 1)[0]
+        root = Path(os.path.expanduser(text)) if text else Path.home()
+        return FileLeaseStore(root if root.is_absolute() else (project_dir / root))
+    if parsed.scheme == "s3":
+        if s3_client is None:
+            import boto3
+
+            region = urllib.parse.parse_qs(parsed.query).get("region", [None])[0]
+            profile = urllib.parse.parse_qs(parsed.query).get("profile", [None])[0]
+            s3_client = boto3.Session(profile_name=profile, region_name=region).client("s3")
+        return S3LeaseStore(parsed.netloc, parsed.path, s3_client)
+    raise InputError(f"the canary's lease is kept beside the stack's state, which this project can do on file:// "
+                     f"and s3:// backends only; the backend is {parsed.scheme}://{parsed.netloc} (the lease-dependent "
+                     "verbs `rollout canary` and `rollout watchdog` refuse it)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Records
+# ---------------------------------------------------------------------------------------------
+
+
+def lease_key(project: str, stack: str, release: str) -> str:
+    return f"{project}/{stack}/{release}.json"
+
+
+def holder(command: str) -> dict[str, Any]:
+    """Who is running: user@host, process id, the CI run's URL when GitHub Actions says."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    server, repo, run = (os.environ.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID"))
+    return {"user": f"{user}@{socket.gethostname()}", "pid": os.getpid(), "command": command,
+            "ciRun": f"{server}/{repo}/actions/runs/{run}" if server and repo and run else None}
+
+
+def iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def holder_text(record: dict[str, Any] | None) -> str:
+    who = (record or {}).get("holder") or {}
+    text = f"{who.get('command', 'rollout')} by {who.get('user')} (pid {who.get('pid')})"
+    return text + (f", CI run {who['ciRun']}" if who.get("ciRun") else "")
+
+
+def is_expired(record: dict[str, Any], now: float) -> bool:
+    """Nobody looks after the canary the lease describes: its holder stopped renewing it."""
+    return record.get("state") != ENDED and now >= float(record.get("expiresAt") or 0)
+
+
+def needs_abort(record: dict[str, Any], now: float) -> bool:
+    """What the watchdog acts on: an expired lease, or a run whose abort failed (traffic left behind)."""
+    return is_expired(record, now) or (record.get("state") == ENDED and record.get("outcome") == ABORT_FAILED)
+
+
+def describe(record: dict[str, Any], now: float) -> str:
+    """One line for `rollout status` and refusals: holder, step, weight, expiry."""
+    steps = record.get("steps") or []
+    where = (f"step {record.get('step')}/{len(steps)}" if steps and record.get("step") else "before its first step")
+    tags = record.get("tags") or {}
+    text = (f"{record.get('state')} {holder_text(record)}: {where}, weight {record.get('weight', 0)}%, "
+            f"stable {tags.get('stable')}, canary {tags.get('canary')}, started {record.get('started')}")
+    if record.get("state") == ENDED:
+        return text + f"; ended {record.get('outcome')} at {record.get('renewed')}" + (
+            f" ({record['note']})" if record.get("note") else "")
+    left = float(record.get("expiresAt") or 0) - now
+    if left <= 0:
+        return text + f"; EXPIRED at {record.get('expires')} ({-left:.0f}s ago): its driver is gone"
+    return text + f"; renewed {record.get('renewed')}, expires {record.get('expires')} (in {left:.0f}s)"
+
+
+# ---------------------------------------------------------------------------------------------
+# Holding a lease
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Lease:
+    """A lease this process holds: every write is conditional on the version it last wrote."""
+
+    store: LeaseStore
+    key: str
+    record: dict[str, Any]
+    etag: str
+    seconds: float
+    clock: Callable[[], float] = _now
+
+    def __post_init__(self) -> None:
+        self.mutex = threading.Lock()
+        self.lost: LeaseLost | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.record.get("state") == ENDED
+
+    def _stamp(self, record: dict[str, Any]) -> dict[str, Any]:
+        now = self.clock()
+        return {**record, "renewed": iso(now), "renewedAt": now, "expires": iso(now + self.seconds),
+                "expiresAt": now + self.seconds}
+
+    def write(self, **changes: Any) -> None:
+        """Renew, with `changes` recorded; raises LeaseLost when someone else wrote it meanwhile."""
+        with self.mutex:
+            if self.lost is not None:
+                raise self.lost
+            record = self._stamp({**self.record, **changes})
+            try:
+                self.etag = self.store.replace(self.key, record, self.etag)
+            except LeaseConflict:
+                found = self.store.read(self.key)
+                self.lost = LeaseLost(found[0] if found else None)
+                raise self.lost from None
+            self.record = record
+
+    def renew(self) -> None:
+        self.write()
+
+    def end(self, outcome: str, note: str | None = None, **changes: Any) -> None:
+        self.write(state=ENDED, outcome=outcome, note=note, **changes)
+
+
+def acquire(store: LeaseStore, key: str, fields: dict[str, Any], seconds: float, *,
+            may_take: Callable[[dict[str, Any] | None, float], str | None],
+            clock: Callable[[], float] = _now) -> Lease:
+    """Take the lease at `key` with `fields`, if `may_take(current record or None, now)` returns None
+    (else it returns the refusal); conditional writes make exactly one of several takers win."""
+    found = store.read(key)
+    now = clock()
+    refusal = may_take(found[0] if found else None, now)
+    if refusal is not None:
+        raise LeaseHeld(refusal, found[0] if found else {})
+    record = {"version": 1, "started": iso(now), "startedAt": now, "outcome": None, "note": None,
+              "leaseSeconds": seconds, **fields}
+    lease = Lease(store, key, record, "", seconds, clock)
+    record = lease._stamp(record)
+    try:
+        etag = store.replace(key, record, found[1]) if found else store.create(key, record)
+    except LeaseConflict:
+        again = store.read(key)
+        theirs = again[0] if again else {}
+        raise LeaseHeld(f"another process took the lease first: {describe(theirs, clock())}", theirs) from None
+    lease.record, lease.etag = record, etag
+    return lease
+
+
+class Heartbeat:
+    """A thread that renews a lease every third of its length and, when nothing was said for TICK
+    seconds, prints what the run is doing (long updates, lock waits, DNS waits say nothing else).
+
+    A renewal that finds the lease taken over stops the heartbeat and leaves `lost` set: the run
+    checks it (Heartbeat.check) and stops without touching the stack."""
+
+    def __init__(self, lease: Lease | None, say: Callable[[str], None], *, tick: float | None = None,
+                 silent_for: Callable[[], float] | None = None, monotonic: Callable[[], float] = time.monotonic):
+        self.lease, self.say, self.monotonic = lease, say, monotonic
+        self.tick = TICK if tick is None else tick
+        self.silent_for = silent_for or (lambda: 0.0)
+        self.activity: str | None = None
+        self.since = monotonic()
+        self.stop = threading.Event()
+        self.renewals = 0
+        self.failure: str | None = None
+        self.thread = threading.Thread(target=self._run, name="lease-heartbeat", daemon=True)
+
+    def doing(self, activity: str | None) -> None:
+        self.activity, self.since = activity, self.monotonic()
+
+    def __enter__(self) -> Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def check(self) -> None:
+        if self.lease is not None and self.lease.lost is not None:
+            raise self.lease.lost
+
+    def _run(self) -> None:
+        last_renewal = self.monotonic()
+        renew_every = (self.lease.seconds / 3) if self.lease else None
+        while not self.stop.wait(self.tick):
+            if self.activity and self.silent_for() >= self.tick:
+                self.say(f"  … {self.activity} ({self.monotonic() - self.since:.0f}s)")
+            if self.lease is None or self.lease.ended or renew_every is None:
+                continue
+            if self.monotonic() - last_renewal >= renew_every:
+                try:
+                    self.lease.renew()
+                    self.renewals += 1
+                    last_renewal = self.monotonic()
+                except LeaseLost:
+                    return
+                except Exception as error:  # noqa: BLE001 (a store that failed once: try next tick)
+                    self.failure = f"{type(error).__name__}: {error}"
+                    self.say(f"  lease renewal failed ({self.failure}); trying again in {self.tick:g}s")
+
+
+def lease_seconds_argument(text: str) -> float:
+    """An argparse type for `--lease-seconds`: a duration (300, 300s, 5m) of at least MINIMUM_SECONDS."""
+    import argparse
+    import re
+
+    match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m)?", text)
+    value = float(match.group(1)) * {"ms": 0.001, "s": 1, "m": 60}[match.group(2) or "s"] if match else -1.0
+    if value < MINIMUM_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"must be a duration of at least {MINIMUM_SECONDS:g}s: the lease is renewed every third of it and must "
+            f"outlast the heartbeat's {TICK:g}s between looks (got {text!r})")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Who may take a lease
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LeaseSpec:
+    """Where a verb's lease lives and how long it lasts (`--lease-seconds`)."""
+
+    store: LeaseStore
+    key: str
+    seconds: float = DEFAULT_SECONDS
+
+    def read(self) -> dict[str, Any] | None:
+        found = self.store.read(self.key)
+        return found[0] if found else None
+
+
+def spec_for(stack: Any, release: str, project_dir: Path, seconds: float = DEFAULT_SECONDS) -> LeaseSpec:
+    """The lease of (stack, release) beside the stack's state (refuses other backends: InputError)."""
+    from model.stack_file import project_name
+
+    store = store_for(backend_url(stack, project_dir), project_dir)
+    return LeaseSpec(store, lease_key(project_name(project_dir), stack.name, release), seconds)
+
+
+def canary_may_take(finish: str, resume: str) -> Callable[[dict[str, Any] | None, float], str | None]:
+    """A new canary: refused while a lease is live, or expired without ending (resume or abort it)."""
+    def may_take(record: dict[str, Any] | None, now: float) -> str | None:
+        if record is None or (record.get("state") == ENDED and record.get("outcome") != ABORT_FAILED):
+            return None
+        if not is_expired(record, now) and record.get("state") != ENDED:
+            return f"the release's canary is looked after by another run: {describe(record, now)}"
+        return (f"an earlier run did not end: {describe(record, now)}; continue it with `{resume}`, or send its "
+                f"traffic back with `{finish}` (`rollout watchdog` does it on its schedule)")
+    return may_take
+
+
+def resume_may_take(record: dict[str, Any] | None, now: float) -> str | None:
+    """`--resume`: only a run whose lease expired without ending."""
+    if record is None:
+        return "there is no lease to resume: no canary of this release was started with one"
+    if record.get("state") == ENDED:
+        return f"the run the lease describes has ended, nothing to resume: {describe(record, now)}"
+    if record.get("state") != RUNNING:
+        return f"the lease is not a canary run's (an abort holds it): {describe(record, now)}"
+    if not is_expired(record, now):
+        return f"the run is still looked after: {describe(record, now)}"
+    return None
+
+
+def abort_may_take(record: dict[str, Any] | None, now: float) -> str | None:
+    """`rollout abort` takes any lease: the operator's word ends a run (it stops at its next write)."""
+    return None
+
+
+def watchdog_may_take(record: dict[str, Any] | None, now: float) -> str | None:
+    """The watchdog: only an expired lease, or a run whose abort failed."""
+    if record is None or not needs_abort(record, now):
+        return "not expired" if record else "no lease"
+    return None
+
+
+def status_of(stack: Any, project_dir: Path, releases: list[str]) -> dict[str, dict[str, Any]]:
+    """For `rollout status`: each release's lease record and its line; {} on a backend that keeps none."""
+    try:
+        spec = spec_for(stack, "-", project_dir)
+    except InputError:
+        return {}
+    prefix = spec.key[: -len("-.json")]
+    now = wall_clock()
+    out = {}
+    for release in releases:
+        found = spec.store.read(f"{prefix}{release}.json")
+        if found is not None:
+            out[release] = {**found[0], "expired": is_expired(found[0], now), "line": describe(found[0], now)}
+    return out

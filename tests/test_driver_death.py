@@ -1,0 +1,292 @@
+"""A canary that survives its driver: real `rollout` processes (tests/stand_in_rollout.py: the real
+command line over a stand-in stack kept in a file:// backend) killed with SIGKILL or SIGTERM, then
+the watchdog, a second driver and `--resume` over what they left behind.
+
+No test waits on the wall clock: each waits for a line the process prints, and a lease's expiry is
+reached by moving the leases' clock (operations.lease.wall_clock), not by sleeping.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from operations import lease as leases
+from operations import stacks
+from rollout.cli import main
+from tests.conftest import ROOT
+from tests.stand_in_rollout import FileStack
+
+RELEASES = "app-update:releases"
+CONFIG = {"app-update:cluster": {"mode": "kubeconfig", "loadBalancerController": True},
+          RELEASES: {"app": {"strategy": "Canary", "traffic": "nlb", "replicas": 4,
+                             "stable": {"tag": "v1"}, "canary": {"tag": "v1", "weight": 0}}}}
+LEASE_KEY = "app-update/staging/app.json"
+URL = "http://127.0.0.1:9/"
+# Generous bounds on a process that hangs, not thresholds: each is minutes beyond what a test needs.
+HANG = 300
+
+
+@pytest.fixture
+def backend(tmp_path, monkeypatch):
+    state = tmp_path / "state"
+    stack = FileStack("staging", state, CONFIG)
+    stack.up(message="initial")
+    monkeypatch.setenv("PULUMI_BACKEND_URL", f"file://{state}")
+    monkeypatch.setattr(stacks, "open_stack", lambda name, cwd: FileStack(name, state))
+    return state
+
+
+def lease_record(backend):
+    return json.loads((backend / leases.LEASE_DIR / LEASE_KEY).read_text())
+
+
+def live(backend):
+    return FileStack("staging", backend).outputs()["releases"].value["app"]
+
+
+class Driver:
+    """A `rollout` process over the stand-in; its output read line by line as it comes (a thread per
+    process; drivers started together share one condition, so a test can wait for the first of them)."""
+
+    def __init__(self, backend, tmp_path, *argv, probes="hold", env=None, heard=None):
+        environment = {**os.environ, "STAND_IN_BACKEND": str(backend), "PULUMI_BACKEND_URL": f"file://{backend}",
+                       "STAND_IN_PROBES": probes, "PYTHONPATH": str(ROOT), **(env or {})}
+        self.process = subprocess.Popen([sys.executable, "-u", "-m", "tests.stand_in_rollout", *argv], cwd=ROOT,
+                                        env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines: list[str] = []
+        self.ended = False
+        self.heard = heard or threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.process.stdout:
+            with self.heard:
+                self.lines.append(line.rstrip("\n"))
+                self.heard.notify_all()
+        with self.heard:
+            self.ended = True
+            self.heard.notify_all()
+
+    def said(self, text):
+        return next((line for line in self.lines if text in line), None)
+
+    def wait_for(self, text):
+        """Wait for a line containing `text` (the process says where it is)."""
+        with self.heard:
+            assert self.heard.wait_for(lambda: self.said(text) or self.ended, HANG), "the process hangs"
+            line = self.said(text)
+        assert line is not None, f"the process ended without saying {text!r}:\n{self.output}"
+        return line
+
+    def finish(self):
+        self.process.wait(timeout=HANG)
+        with self.heard:
+            assert self.heard.wait_for(lambda: self.ended, HANG)
+        return self.process.returncode
+
+    @property
+    def output(self):
+        return "\n".join(self.lines)
+
+
+def canary(backend, tmp_path, *extra, **kwargs):
+    return Driver(backend, tmp_path, "canary", "staging", "--release", "app", "--url", URL, "--yes",
+                  "--steps", "50", "--interval", "60m", "--log", str(tmp_path / "canary.log"), *extra, **kwargs)
+
+
+def shift_clock(monkeypatch, seconds):
+    real = leases.wall_clock
+    monkeypatch.setattr(leases, "wall_clock", lambda: real() + seconds)
+
+
+def test_of_two_canaries_started_together_exactly_one_runs(backend, tmp_path):
+    heard = threading.Condition()
+    drivers = [canary(backend, tmp_path, "--tag", "v2", "--log", str(tmp_path / f"{i}.log"), heard=heard)
+               for i in range(2)]
+    try:
+        with heard:  # one is judging its step and the other has ended, whichever is which
+            assert heard.wait_for(lambda: sum(bool(d.said("stand-in: judging the step")) for d in drivers) == 1
+                                  and any(d.ended for d in drivers), HANG), [d.output for d in drivers]
+        runner = next(d for d in drivers if d.said("stand-in: judging the step"))
+        refused = next(d for d in drivers if d is not runner)
+        assert refused.finish() == 1
+        error = refused.said("error: ")
+        assert f"pid {runner.process.pid}" in error and "canary by" in error, refused.output
+        assert ("looked after by another run" in error or "another process took the lease first" in error)
+        assert lease_record(backend)["holder"]["pid"] == runner.process.pid
+        assert FileStack("staging", backend).up_messages.count("canary app v2: weight 50%") == 1
+    finally:
+        for driver in drivers:
+            driver.process.kill()
+            driver.process.wait()
+
+
+def test_a_killed_canary_is_aborted_by_the_watchdog_once_its_lease_expires(backend, tmp_path, monkeypatch, capsys):
+    driver = canary(backend, tmp_path, "--tag", "v2")
+    try:
+        driver.wait_for("stand-in: judging the step")
+        held = lease_record(backend)
+        assert held["state"] == "running" and held["holder"]["pid"] == driver.process.pid
+        assert held["weight"] == 50 and held["tags"] == {"stable": "v1", "canary": "v2"} and held["step"] == 1
+        # A second driver meanwhile is refused with the holder's details, and changes nothing.
+        updates = len(FileStack("staging", backend).up_messages)
+        assert main(["canary", "staging", "--release", "app", "--tag", "v3", "--url", URL, "--yes",
+                     "--log", str(tmp_path / "second.log")]) == 1
+        err = capsys.readouterr().err
+        assert f"pid {driver.process.pid}" in err and "step 1/1, weight 50%" in err and "expires" in err
+        assert len(FileStack("staging", backend).up_messages) == updates
+    finally:
+        driver.process.kill()  # SIGKILL mid-step: no handler runs, the lease stays as it was
+        driver.process.wait()
+    assert live(backend)["effectiveWeight"] == 50 and lease_record(backend)["state"] == "running"
+    updates = len(FileStack("staging", backend).up_messages)
+
+    # Before the expiry: the lease is live, the watchdog leaves it alone.
+    assert main(["watchdog", "staging"]) == 0
+    assert "left alone" in capsys.readouterr().out
+    assert len(FileStack("staging", backend).up_messages) == updates and live(backend)["effectiveWeight"] == 50
+
+    # After it: the canary's weight goes to 0 through the stack, and the lease says so.
+    shift_clock(monkeypatch, leases.DEFAULT_SECONDS + 1)
+    assert main(["watchdog", "staging"]) == 0
+    out = capsys.readouterr().out
+    assert "staging app: ABORTED by the watchdog (its lease expired" in out
+    assert live(backend)["effectiveWeight"] == 0 and live(backend)["requestedWeight"] == 0
+    record = lease_record(backend)
+    assert record["state"] == "ended" and record["outcome"] == "aborted"
+    assert record["holder"]["command"] == "watchdog" and record["expiredLease"]["pid"] == driver.process.pid
+    stack = FileStack("staging", backend)
+    assert stack.up_messages[updates:] == ["abort canary app: weight first, canary pods kept", "abort canary app"]
+    assert not stack.lock_files()
+
+    # Again: nothing changes.
+    assert main(["watchdog", "staging"]) == 0
+    assert "ended aborted" in capsys.readouterr().out
+    assert len(FileStack("staging", backend).up_messages) == updates + 2 and lease_record(backend) == record
+
+
+def test_resume_finishes_the_run_a_fresh_expired_lease_describes(backend, tmp_path, monkeypatch, capsys):
+    driver = canary(backend, tmp_path, "--tag", "v2", "--steps", "25,50")
+    driver.wait_for("stand-in: judging the step")
+    driver.process.kill()
+    driver.process.wait()
+    from operations import canary_run
+    from tests.fake_stack import answers_at_weight
+
+    monkeypatch.setattr(canary_run.Prober, "run", answers_at_weight)
+    resume = ["canary", "staging", "--release", "app", "--resume", "--yes", "--log", str(tmp_path / "resumed.log")]
+    # Before the expiry: refused, the run is still looked after.
+    assert main(resume) == 1
+    assert "the run is still looked after" in capsys.readouterr().err
+    shift_clock(monkeypatch, leases.DEFAULT_SECONDS + 1)
+    assert main(resume) == 0
+    out = capsys.readouterr().out
+    assert "from the lease: steps, interval, " in out
+    assert "resuming the run of canary by" in out and "at step 1/2, live weight 25%" in out
+    assert "step 1/2: weight 25% is live already: judging it again" in out
+    assert "step 2/2: weight 50%, updating staging" in out and "promoted: app runs v2" in out
+    assert live(backend)["tags"] == {"stable": "v2", "canary": "v2"} and live(backend)["effectiveWeight"] == 0
+    record = lease_record(backend)
+    assert record["outcome"] == "promoted" and record["resumedFrom"]["pid"] == driver.process.pid
+
+
+def left_by_a_dead_driver(backend, weight=50):
+    """What a driver killed mid-step leaves: the canary at `weight` and its lease, not renewed since."""
+    stack = FileStack("staging", backend)
+    stack.set_config(f"{RELEASES}.app.canary.tag", config_value("v2"), path=True)
+    stack.set_config(f"{RELEASES}.app.canary.weight", config_value(weight), path=True)
+    stack.up(message=f"canary app v2: weight {weight}%")
+    leases.acquire(leases.FileLeaseStore(backend), LEASE_KEY, {
+        "state": "running", "stack": "staging", "release": "app",
+        "holder": {"user": "ci@runner", "pid": 4242, "command": "canary", "ciRun": None},
+        "steps": [weight], "step": 1, "weight": weight, "tags": {"stable": "v1", "canary": "v2"},
+        "run": {"tag": "v2", "steps": [weight], "url": URL}}, leases.DEFAULT_SECONDS, may_take=lambda r, now: None)
+
+
+def test_resume_refuses_when_the_live_state_moved_since_the_lease(backend, tmp_path, monkeypatch, capsys):
+    left_by_a_dead_driver(backend)
+    stack = FileStack("staging", backend)
+    stack.set_config(f"{RELEASES}.app.canary.weight", config_value(25), path=True)
+    stack.up(message="by hand from another checkout")
+    shift_clock(monkeypatch, leases.DEFAULT_SECONDS + 1)
+    assert main(["canary", "staging", "--release", "app", "--resume", "--yes", "--log", str(tmp_path / "r.log")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot resume" in err and "weight 50 in the lease, 25 live" in err
+    assert lease_record(backend)["holder"]["pid"] == 4242  # untouched
+
+
+def config_value(value):
+    from pulumi.automation import ConfigValue
+
+    return ConfigValue(value=str(value))
+
+
+def test_sigterm_mid_update_lets_the_update_finish_then_the_process_aborts_and_releases_the_lock(backend, tmp_path):
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    driver = canary(backend, tmp_path, "--tag", "v2",
+                    env={"STAND_IN_GATE": str(gate), "STAND_IN_GATE_MESSAGE": "weight 50%: canary pods"})
+    driver.wait_for("stand-in: update held")
+    assert len(FileStack("staging", backend).lock_files()) == 1  # the update runs and holds the lock
+    driver.process.send_signal(signal.SIGTERM)
+    driver.wait_for("SIGTERM: letting the running update finish")
+    driver.process.send_signal(signal.SIGINT)
+    line = driver.wait_for("SIGINT again: still running:")
+    assert "`pulumi up` (canary app v2: weight 50%: canary pods for 50% first)" in line
+    assert f"kill -9 {driver.process.pid}" in line
+    assert line.endswith("finish with: python -m rollout abort staging --release app --yes")
+    with open(gate, "w") as fifo:  # the update ends
+        fifo.write("go")
+    assert driver.finish() == 1, driver.output
+    assert "ABORT at step 1/1 (weight 50%): interrupted by the operator" in driver.output
+    assert "traffic to the canary is back at 0%" in driver.output
+    stack = FileStack("staging", backend)
+    assert not stack.lock_files()
+    assert stack.applied[-1][2] == "succeeded" and live(backend)["effectiveWeight"] == 0
+    record = lease_record(backend)
+    assert record["state"] == "ended" and record["outcome"] == "aborted"
+
+
+def test_two_watchdogs_at_once_abort_once(backend, tmp_path, monkeypatch, capsys):
+    left_by_a_dead_driver(backend)
+    shift_clock(monkeypatch, leases.DEFAULT_SECONDS + 1)
+    # Both read the expired lease before either writes: the conditional write decides.
+    both_read = threading.Barrier(2)
+    real_read = leases.FileLeaseStore.read
+    reads = threading.local()
+
+    def read(self, key):
+        found = real_read(self, key)
+        reads.count = getattr(reads, "count", 0) + 1
+        if threading.current_thread().name.startswith("watchdog") and reads.count == 2:  # the read acquire() makes
+            both_read.wait(timeout=HANG)
+        return found
+
+    monkeypatch.setattr(leases.FileLeaseStore, "read", read)
+    from operations.watchdog import watch_release
+
+    spec = leases.LeaseSpec(leases.FileLeaseStore(backend), LEASE_KEY)
+    results = {}
+
+    def run(name):
+        results[name] = watch_release(FileStack("staging", backend), "app", spec, out=open(os.devnull, "w"),
+                                      policy=stacks.RetryPolicy())
+
+    threads = [threading.Thread(target=run, args=(f"watchdog-{i}",), name=f"watchdog-{i}") for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(HANG)
+    lines = sorted(line for line, failed in results.values())
+    assert len(lines) == 2 and not any(failed for _, failed in results.values())
+    assert sum("ABORTED by the watchdog" in line for line in lines) == 1
+    assert sum("another process took the lease first" in line for line in lines) == 1
+    stack = FileStack("staging", backend)
+    assert stack.up_messages.count("abort canary app") == 1 and live(backend)["effectiveWeight"] == 0

@@ -1,0 +1,103 @@
+"""SIGINT and SIGTERM around updates (operations/interrupts.py), against a stand-in that keeps the
+stack's lock when its caller lets Ctrl-C out of `up()`, as the real CLI can."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+from pulumi.automation.errors import ConcurrentUpdateError
+
+from operations import interrupts
+from operations.canary_run import CanaryOptions, do_abort, run_canary
+from operations.stacks import RetryPolicy
+from tests.clock import VirtualClock
+from tests.fake_stack import FakeStack, answers_at_weight
+
+RELEASES = "app-update:releases"
+
+
+def canary_stack(weight=0):
+    stack = FakeStack("staging", {
+        "app-update:cluster": {"mode": "kubeconfig", "loadBalancerController": True},
+        RELEASES: {"app": {"strategy": "Canary", "traffic": "nlb", "replicas": 4, "stable": {"tag": "v1"},
+                           "canary": {"tag": "v2" if weight else "v1", "weight": weight}}}})
+    stack.up(message="initial")
+    return stack
+
+
+def test_the_stand_in_keeps_the_lock_when_its_caller_lets_ctrl_c_out_of_up():
+    stack = canary_stack()
+    stack.script = ["interrupt"]
+    with pytest.raises(KeyboardInterrupt):
+        stack.up(message="interrupted")  # no handler: KeyboardInterrupt, the CLI dies holding the lock
+    for _ in range(3):
+        with pytest.raises(ConcurrentUpdateError):
+            stack.up(message="next")
+    assert stack.summaries[-1].result == "failed"
+
+
+def test_without_the_guard_the_abort_that_follows_waits_out_the_lock(capsys):
+    # What the issue saw: an update interrupted the old way leaves the lock; the abort ends NOT RESTORED.
+    stack = canary_stack(weight=50)
+    stack.script = ["interrupt"]
+    with pytest.raises(KeyboardInterrupt):
+        stack.up(message="canary app v2: weight 50%")
+    assert do_abort(stack, "app", True, None, clock=VirtualClock(), policy=RetryPolicy(lock_wait=20)) == 1
+    assert "NOT RESTORED (the stack stayed locked by another update for 20s)" in capsys.readouterr().out
+
+
+def test_ctrl_c_mid_update_lets_the_cli_finish_then_the_abort_completes_with_the_lock_released(capsys, monkeypatch):
+    from operations import canary_run
+
+    monkeypatch.setattr(canary_run.Prober, "run", answers_at_weight)
+    stack = canary_stack()
+    real_up = stack.up
+
+    def up(**kwargs):  # Ctrl-C in the middle of the second step's first update
+        if kwargs.get("message", "").startswith("canary app v2: weight 50%: canary pods"):
+            stack.script = ["interrupt"]
+        return real_up(**kwargs)
+
+    stack.up = up
+    run = run_canary(stack, CanaryOptions(release="app", tag="v2", steps=[25, 50], url="http://127.0.0.1:9/"),
+                     clock=VirtualClock())
+    assert run.exit_code == 1 and run.aborted == "interrupted by the operator"
+    out = capsys.readouterr().out
+    assert "SIGINT: letting the running update finish so the stack's lock is released" in out
+    assert "traffic to the canary is back at 0%" in out and "NOT RESTORED" not in out
+    assert stack.locked_by is None and stack.applied[-1][2] == "succeeded"
+    assert stack.outputs()["releases"].value["app"]["effectiveWeight"] == 0
+
+
+def test_a_signal_outside_an_update_interrupts_at_once():
+    with interrupts.guard("FINISH", lambda text: None):
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGTERM)
+
+
+def test_signals_during_an_update_set_a_flag_and_a_second_one_says_what_runs():
+    said = []
+    with interrupts.guard("python -m rollout abort staging --release app --yes", said.append):
+        with interrupts.updating("canary app v2: weight 25%"):
+            signal.raise_signal(signal.SIGTERM)
+            signal.raise_signal(signal.SIGINT)
+            assert interrupts.pending()
+        with pytest.raises(KeyboardInterrupt):
+            interrupts.checkpoint()
+        assert not interrupts.pending()
+    assert said[0].startswith("SIGTERM: letting the running update finish")
+    assert said[1].startswith("SIGINT again: still running: `pulumi up` (canary app v2: weight 25%)")
+    assert f"kill -9 {os.getpid()}" in said[1] and said[1].endswith("python -m rollout abort staging --release app --yes")
+    # The previous handlers are back.
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_the_abort_path_is_shielded_it_says_what_runs_instead():
+    said = []
+    with interrupts.guard("FINISH", said.append), interrupts.shielded("the abort of the canary of app"):
+        signal.raise_signal(signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)
+        interrupts.checkpoint()  # no KeyboardInterrupt: the abort goes on
+    assert "the abort goes on" in said[0] and "still running: the abort of the canary of app" in said[1]
