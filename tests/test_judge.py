@@ -172,9 +172,15 @@ def test_edges_of_the_null(side, p0, trials, events, rejects):
     assert test.check() is rejects
 
 
-@pytest.mark.parametrize("weight,band", [(0, (0.0, 0.5)), (5, (0.5, 9.5)), (50, (23.0, 77.0)), (100, (99.5, 100.0))])
+@pytest.mark.parametrize("weight,band", [(0, (0.0, 0.5)), (1, (0.4, 3.5)), (4, (1.6, 8.0)), (5, (2.0, 9.5)),
+                                         (25, (10.5, 39.5)), (50, (23.0, 77.0)), (100, (99.5, 100.0))])
 def test_share_band(weight, band):
-    assert share_band(weight) == band
+    assert share_band(weight) == pytest.approx(band)
+
+
+@pytest.mark.parametrize("weight", [0.5, 1, 2, 3, 4, 5, 10, 25, 33.33, 50, 99])
+def test_the_low_edge_of_the_band_is_above_0_at_every_weight_above_0(weight):
+    assert 0 < share_band(weight)[0] < weight
 
 
 # ---------------------------------------------------------------------------------------------
