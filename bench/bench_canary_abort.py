@@ -36,7 +36,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.wilson_judge import Judge as OldJudge  # noqa: E402
-from model.judge import Judge as NewJudge  # noqa: E402
 from model.judge import (  # noqa: E402
     MIN_CANARY_ANSWERS,
     SHARE_ALPHA,
@@ -44,6 +43,7 @@ from model.judge import (  # noqa: E402
     median_requests_to_abort,
     run_false_abort_probability,
 )
+from model.judge import Judge as NewJudge  # noqa: E402
 
 RATE = 50.0  # probe requests per second, the `rollout canary` default
 INTERVAL = 60.0

@@ -58,9 +58,11 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 CONSISTENT_READS = 5  # reads of one sample before the last is taken as it is (see PrometheusSource.sample)
@@ -82,14 +84,46 @@ class Labels:
     duration_version: str | None = None  # the histogram's version label, when it differs from `version`
     duration_unit: float = 1.0  # seconds per unit of the histogram's `le` (milliseconds: 0.001)
     selector: str = ""  # label matchers every query carries, e.g. 'namespace="app-update"'
+    # Matchers naming one release's series, {namespace}, {release} and {service} filled in from the stack
+    # (release_selector): the pods of its two Deployments, <release>-stable-<hash>-<hash> and -canary-.
+    release: str = 'namespace="{namespace}",pod=~"{release}-(stable|canary)-[a-z0-9]+-[a-z0-9]+"'
 
 
 APP = Labels()
 ISTIO = Labels(requests="istio_requests_total", version="destination_version", code="response_code",
                duration="istio_request_duration_milliseconds", duration_unit=0.001,
-               selector='reporter="destination"')
+               selector='reporter="destination"',
+               release='destination_workload_namespace="{namespace}",destination_workload=~"{release}-(stable|canary)"')
 INGRESS_NGINX = Labels(requests="nginx_ingress_controller_requests", version="canary", code="status",
-                       duration="nginx_ingress_controller_request_duration_seconds")
+                       duration="nginx_ingress_controller_request_duration_seconds",
+                       release='exported_namespace="{namespace}",ingress=~"{service}|{service}-canary"')
+
+
+def release_selector(template: str, *, namespace: str, release: str, service: str) -> str:
+    """Label matchers naming one release's series: `template` ({namespace}, {release}, {service}) filled
+    in from the stack's outputs and config. Kubernetes names (lower-case letters, digits, '-', '.') need
+    no quoting in a PromQL string, and inside a =~ pattern a '.' only ever matches more, never less."""
+    for what, value in (("namespace", namespace), ("release", release), ("service", service)):
+        if not _KUBERNETES_NAME.fullmatch(value):
+            raise PrometheusError(f"{what} {value!r} is not a Kubernetes name")
+    try:
+        return template.format(namespace=namespace, release=release, service=service)
+    except (KeyError, IndexError, ValueError) as error:
+        raise PrometheusError(_line(f"the metrics selector {template!r} has a placeholder other than {{namespace}}, "
+                                    f"{{release}} and {{service}} ({error})")) from None
+
+
+_KUBERNETES_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
+_DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h|d|w|y)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+
+
+def parse_duration(text: str) -> float:
+    """A Prometheus duration ("15s", "1m30s", "200ms") in seconds."""
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise PrometheusError(f"{text!r} is not a Prometheus duration")
+    return sum(int(n) * _UNIT_SECONDS[u] for n, u in parts)
 
 _LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _METRIC = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
@@ -317,11 +351,12 @@ class Rounds:
     since, else None. `round_timeout` (seconds of Prometheus time) ends a round that waits longer
     than that anyway."""
 
-    def __init__(self, source: PrometheusSource, *, require_canary: bool = True, round_timeout: float = 120.0):
+    def __init__(self, source: PrometheusSource, *, require_canary: bool = True, round_timeout: float = 120.0,
+                 base: Sample | None = None):
         self.source = source
         self.require_canary = require_canary
         self.round_timeout = round_timeout
-        self.base = source.sample(require_canary=require_canary)
+        self.base = source.sample(require_canary=require_canary) if base is None else base
         self.rounds = 0
 
     def poll(self) -> dict[str, Counts] | None:
@@ -334,6 +369,58 @@ class Rounds:
         self.base = now.merged_into(self.base)
         self.rounds += 1
         return increments
+
+
+def scrape_interval(source: PrometheusSource, targets: set[tuple[str, str]]) -> float | None:
+    """The longest scrape interval (seconds) among `targets` ((job, instance) pairs: the release's), read
+    from /api/v1/targets (each active target's `scrapeInterval`); None when none of them is listed."""
+    request = urllib.request.Request(f"{source.url}/api/v1/targets?state=active",
+                                     headers={"Accept": "application/json", "User-Agent": "app-update-canary"})
+    try:
+        with urllib.request.urlopen(request, timeout=source.timeout) as response:
+            answer = json.loads(response.read())
+        active = answer["data"]["activeTargets"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise PrometheusError(_line(f"Prometheus at {source.url} did not list its scrape targets "
+                                    f"(/api/v1/targets: {error}): pass --scrape-interval")) from None
+    intervals = [parse_duration(target["scrapeInterval"]) for target in active
+                 if isinstance(target, dict) and target.get("scrapeInterval")
+                 and ((target.get("labels") or {}).get("job"), (target.get("labels") or {}).get("instance")) in targets]
+    return max(intervals) if intervals else None
+
+
+def wait_for_step(source: PrometheusSource, deadline_s: float, *, sleep: Callable[[float], None] = time.sleep,
+                  now: Callable[[], float] = time.monotonic, poll: float = 0.5) -> tuple[Rounds, float]:
+    """Once a step's weight is live: wait until the canary has series and every target of the release has
+    been scraped after this moment (Prometheus's own time, so no clock skew), then start the rounds from
+    there: every round judged holds only traffic from after the weight became live. (A canary pod that
+    just became ready may not be discovered or scraped yet; a round that began before the change would
+    mix the old split in.) Returns the rounds and the seconds waited; past `deadline_s`, a
+    PrometheusError saying what was still missing."""
+    started = now()
+    live_at: float | None = None
+    problem = "no answer yet"
+    while True:
+        try:
+            current = source.sample(require_canary=False)
+            if live_at is None:
+                live_at = current.time
+            has_canary = any(target[2] == source.canary_version for target in current.requests)
+            behind = sorted(f"{job}/{instance}" for (job, instance), at in current.scraped.items() if at <= live_at)
+            if has_canary and not behind:
+                return Rounds(source, base=current), now() - started
+            missing = [] if has_canary else [
+                f"no series of {source.labels.requests} with {source.labels.version}={json.dumps(source.canary_version)}"
+                " (is the canary scraped?)"]
+            if behind:
+                missing.append(f"{len(behind)} target(s) not scraped since the weight became live ({', '.join(behind[:3])})")
+            problem = "; ".join(missing)
+        except PrometheusError as error:
+            problem = str(error)
+        if now() - started >= deadline_s:
+            raise PrometheusError(_line(f"Prometheus at {source.url}: after {deadline_s:g}s waiting for the step's "
+                                        f"first whole scrape round: {problem}"))
+        sleep(poll)
 
 
 def _line(text: str) -> str:
