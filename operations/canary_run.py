@@ -538,8 +538,11 @@ class _CanaryLoop:
         share = self.shares[index - 1]
         if self.live_reader is not None and o.verify_timeout:
             # The weight where it takes effect, before any evidence counts; never live: the abort path.
-            live = step_checks.wait_until_live(self.live_reader, weight, share, o.verify_timeout, self.clock,
-                                               lambda text: log.say(f"  {text}"))
+            try:
+                live = step_checks.wait_until_live(self.live_reader, weight, share, o.verify_timeout, self.clock,
+                                                   lambda text: log.say(f"  {text}"))
+            except step_checks.NotLive as error:
+                return str(error)
             share = live.share if live.share is not None else share
         if share != weight:
             log.say(f"  step {index}: weight {weight}% gives the canary {share:g}% of the traffic: judged at {share:g}%",
@@ -555,8 +558,11 @@ class _CanaryLoop:
             # Every round judged began after the weight was live (step_checks.metrics_rounds waits for
             # that): no settle phase.
             judge = Judge(o.tag, share, o.max_error_rate, o.max_p99, **common)
-            rounds = step_checks.metrics_rounds(self.metrics_source, self.scrape_interval, o,
-                                                lambda text: log.say(f"  {text}"))
+            try:
+                rounds = step_checks.metrics_rounds(self.metrics_source, self.scrape_interval, o,
+                                                    lambda text: log.say(f"  {text}"))
+            except step_checks.NotLive as error:
+                return str(error)
         elif per_resolver:
             judge = Judge(o.tag, share, o.max_error_rate, o.max_p99, settling=True, **common)
         else:
@@ -693,6 +699,22 @@ def _metrics(text: str) -> str:
     return url
 
 
+def _design_effect(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 1 <= value <= 10_000:
+        raise argparse.ArgumentTypeError(f"must be a number from 1 to 10000 (got {text!r})")
+    return value
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) > 1_000_000:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to 1000000 (got {text!r})")
+    return int(text)
+
+
 def _rate(text: str) -> float:
     try:
         value = float(text)
@@ -748,10 +770,21 @@ def cmd_canary(args: argparse.Namespace) -> int:
     if args.rate == 0 and not args.metrics:
         print("error: --rate 0 sends no probes: then judge from --metrics prometheus=URL", file=sys.stderr)
         return stacks.EXIT_USAGE
+    if args.metrics and args.scrape_interval is not None:
+        from operations.step_checks import check_interval
+
+        try:
+            check_interval(args.interval, args.scrape_interval)
+        except stacks.InputError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return stacks.EXIT_USAGE
     options = CanaryOptions(release=args.release, tag=args.tag, steps=args.steps, interval=args.interval,
                             max_error_rate=args.max_error_rate, max_p99=args.max_p99, url=args.url, rate=args.rate,
                             retry=stacks.RetryPolicy(lock_wait=args.lock_wait), settle=args.settle,
-                            metrics=args.metrics, metrics_selector=args.metrics_selector)
+                            metrics=args.metrics, metrics_selector=args.metrics_selector,
+                            scrape_interval=args.scrape_interval, metrics_wait=args.metrics_wait,
+                            share_design_effect=args.share_design_effect, min_canary_answers=args.min_canary_answers,
+                            verify_timeout=args.verify_timeout or None)
     log_path = args.log or args.cwd / "build" / "canary" / (
         f"{args.stack}-{args.release}-{datetime.now().strftime('%Y%m%d-%H%M%S')}.log")
 
@@ -804,7 +837,23 @@ def register(verbs: argparse._SubParsersAction) -> None:
     parser.add_argument("--metrics", type=_metrics, metavar="prometheus=URL",
                         help="judge the users' traffic from Prometheus (per-version counters) instead of the probes")
     parser.add_argument("--metrics-selector", metavar="LABELS",
-                        help='PromQL label matchers for the app\'s series, e.g. \'namespace="app-update"\'')
+                        help="PromQL label matchers naming the release's series, {namespace}, {release} and {service} "
+                             "filled in from the stack (default: "
+                             "'namespace=\"{namespace}\",pod=~\"{release}-(stable|canary)-[a-z0-9]+-[a-z0-9]+\"')")
+    parser.add_argument("--scrape-interval", type=_interval, metavar="DURATION",
+                        help="Prometheus's scrape interval for the release (default: read from its /api/v1/targets); "
+                             "--interval must be at least 3 of them")
+    parser.add_argument("--metrics-wait", type=_interval, metavar="DURATION",
+                        help="how long a step waits for the canary's series and a whole scrape round after the weight "
+                             "(default: 3 scrape intervals + 30s)")
+    parser.add_argument("--share-design-effect", type=_design_effect, metavar="D",
+                        help="requests per independent trial in the share tests (default 1 for probes, 20 from "
+                             "Prometheus: keep-alive clients; about 2 x the mean requests per connection)")
+    parser.add_argument("--min-canary-answers", type=_count, metavar="N",
+                        help="canary answers a step needs to pass (default 5, fewer when the probes cannot give them)")
+    parser.add_argument("--verify-timeout", type=_duration, default=120.0,
+                        help="how long a step waits for its weight to be live where it takes effect: load balancer, "
+                             "Route53, Deployments, Ingress or route status (default 2m; 0: not checked)")
     parser.add_argument("--lock-wait", type=_duration, default=300.0,
                         help="how long to wait for another update's lock on the stack (default 5m)")
     parser.add_argument("--log", type=Path, help="log file (default build/canary/<stack>-<release>-<time>.log)")

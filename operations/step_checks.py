@@ -31,6 +31,11 @@ SCRAPES_PER_INTERVAL = 3  # an --interval shorter than this many scrape interval
 METRICS_WAIT_SLACK = 30.0  # seconds beyond 3 scrape intervals a step waits for its first whole round
 
 
+class NotLive(stacks.OperationError):
+    """A step's evidence could not start in time: its weight never became live, or Prometheus never
+    showed a whole round after it. The loop aborts with this message as the reason."""
+
+
 class Clock(Protocol):
     def now(self) -> float: ...
     def sleep(self, seconds: float) -> None: ...
@@ -129,15 +134,22 @@ def metrics_rounds(source: PrometheusSource, interval: float | None, options: An
     try:
         rounds, waited = wait_for_scrape_round(source, deadline)
     except PrometheusError as error:
-        raise stacks.OperationError(str(error)) from None
+        raise NotLive(str(error)) from None
     say(f"Prometheus has a whole round after the weight ({waited:.1f}s): judging from here")
     return rounds
 
 
 def live_reader(stack: Any, config: StackConfig, release: Release) -> LiveReader:
-    return reader_for(release, namespace=str(_output(stack, "namespace") or config.namespace),
-                      outputs=(_output(stack, "releases") or {}).get(release.name) or {},
-                      kubeconfig=_output(stack, "kubeconfig"), context=config.cluster.context, region=config.region)
+    """The release's live weight reader, with clients from the stack's kubeconfig or AWS region."""
+    try:
+        return reader_for(release, namespace=str(_output(stack, "namespace") or config.namespace),
+                          outputs=(_output(stack, "releases") or {}).get(release.name) or {},
+                          kubeconfig=_output(stack, "kubeconfig"), context=config.cluster.context,
+                          region=config.region)
+    except Exception as error:  # noqa: BLE001 (a missing kubeconfig, region or credentials: one line)
+        raise stacks.OperationError(f"cannot read the live weight of release {release.name} (traffic: "
+                                    f"{release.traffic}): {stacks.error_line(error)}; --verify-timeout 0 skips "
+                                    "the check") from None
 
 
 def wait_until_live(reader: LiveReader, weight: int, share: float, timeout: float, clock: Clock, say: Any,
@@ -153,6 +165,6 @@ def wait_until_live(reader: LiveReader, weight: int, share: float, timeout: floa
             say(f"live: {live.detail}")
             return live
         if clock.now() - started >= timeout:
-            raise stacks.OperationError(f"the weight {weight}% did not become live within {timeout:g}s "
+            raise NotLive(f"the weight {weight}% did not become live within {timeout:g}s "
                                         f"(--verify-timeout): {live.detail}")
         clock.sleep(poll)
