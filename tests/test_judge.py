@@ -410,7 +410,7 @@ def test_a_canary_at_1_percent_whose_every_answer_is_a_connection_failure_is_sto
     for seed in range(20):
         rng = random.Random(seed)
         j = judge(1)
-        counts.append(answers_to_verdict(j, lambda n: (None, False, 0.005) if rng.random() < 0.01
+        counts.append(answers_to_verdict(j, lambda n, rng=rng: (None, False, 0.005) if rng.random() < 0.01
                                          else ("v1", True, 0.005)))
         verdicts.append(j.verdict())
     assert all(v is not None and "not reaching it" in v for v in verdicts), verdicts
