@@ -207,8 +207,10 @@ class Prober:
                 if self.stop.is_set():
                     return
                 # A scrape round can hold traffic from before the weight change (even from before
-                # the step): rounds are dropped until the first that began after the settle time,
-                # which is the round after the first one to end after it.
+                # the step). `rollout canary` starts the rounds once every target was scraped after
+                # the weight became live (step_checks.metrics_rounds) and gives a judge without a
+                # settle phase; with one, rounds are dropped until the first that began after the
+                # settle time, which is the round after the first one to end after it.
                 if increments is not None and self.judge.settling:
                     if self.settle_rounds_from is None:
                         if self.clock.now() - self.start >= self.settle:

@@ -18,9 +18,11 @@ Why rounds: each target is scraped at its own moment within the interval, so at 
 version's counters are fresher than another's. Increments taken when every target has been
 scraped again cover one scrape interval per target, so the canary's share of them is its share
 of the traffic (taken at an arbitrary instant, one version's traffic of a whole interval may be
-missing). Traffic that changes within a round (a weight change) still skews a round: that is what
-the judge's settle phase is for; make it at least two scrape intervals longer than the change
-takes to apply. A target whose scrapes fail drops out of the queries (Prometheus marks its series
+missing). Traffic that changes within a round (a weight change) still skews a round: so
+`wait_for_step` starts a step's rounds only once the canary has series and every target has been
+scraped after the weight became live (Prometheus's own clock; reported, with a deadline), and
+`rollout canary` refuses a step `--interval` shorter than three scrape intervals (`scrape_interval`
+reads them from /api/v1/targets). A target whose scrapes fail drops out of the queries (Prometheus marks its series
 stale) and is not waited for; its counters are remembered, so when it comes back only what it
 counted since is new. A target that restarted (its counter went down) counts what it counted
 since its restart, as Prometheus's own increase() does, but without extrapolation: counts stay whole.
@@ -39,14 +41,30 @@ the p99 limit. When the limit is a bucket bound (the app's buckets include 0.1, 
 that is exact; otherwise answers between the limit and that bucket's bound are not counted as
 slow (never a fast answer counted slow). With no finite bucket at or above the limit, nothing is.
 
-Other metrics, the same way (`Labels`; presets below; the selector narrows to one release):
+Every query is scoped to one release: `<selector>` is `Labels.release` filled in from the stack
+(`release_selector`: {namespace} from its outputs, {release} and {service} from its config), so
+another workload in the namespace (staging's app-rolling on the stable tag) or an earlier run's pods
+never count. For the app's own metrics it names the pods of the release's two Deployments, by the
+`namespace` and `pod` labels that both the Prometheus Operator (PodMonitor/ServiceMonitor) and the
+common `kubernetes-pods` scrape job attach:
+
+    namespace="{namespace}",pod=~"{release}-(stable|canary)-[a-z0-9]+-[a-z0-9]+"
+
+A scrape config that names them otherwise takes its own template (`rollout canary --metrics-selector`).
+
+Other metrics, the same way (`Labels`; presets below):
 
     ISTIO          istio_requests_total{destination_version, response_code}, reporter="destination";
-                   istio_request_duration_milliseconds (le in milliseconds)
+                   istio_request_duration_milliseconds (le in milliseconds); the release is its
+                   destination workloads: destination_workload_namespace="{namespace}",
+                   destination_workload=~"{release}-(stable|canary)"
     INGRESS_NGINX  nginx_ingress_controller_requests{canary, status}, where `canary` names the canary
                    backend (<namespace>-<service>-<port>) for requests routed to it and is empty for the
                    others: pass that name as the canary version; the histogram is
-                   nginx_ingress_controller_request_duration_seconds
+                   nginx_ingress_controller_request_duration_seconds; the release is its two Ingresses:
+                   exported_namespace="{namespace}",ingress=~"{service}|{service}-canary" (the
+                   Operator renames the Ingress's `namespace` to `exported_namespace`, since the
+                   controller's pod has a namespace of its own; plain `namespace` without it)
 
 Every failure is a PrometheusError with a one-line message: unreachable, an error answered (the
 API's own errorType and error), an answer that is not the API's, no series at all, or none for
