@@ -16,8 +16,8 @@ What each traffic mode can and cannot confirm:
               target group with weight (describe_target_health). Cannot see the load balancer's
               nodes applying the new rule (seconds, not reported by the API).
     dns       the two weighted alias records (Route53 list_resource_record_sets, set identifiers
-              stable/canary) carry the weights; then the TTL is waited out as before. Cannot see
-              resolvers' caches.
+              stable/canary) carry the weights (read after the loop's wait for Route53's propagation
+              and the alias TTL). Cannot see resolvers' caches.
     nginx     the canary Ingress's canary/canary-weight annotations as live in the API, and the
               Ingress's status.loadBalancer (written by the controller once it serves the Ingress).
               Cannot see the controller's reload: ingress-nginx writes no per-change status.
