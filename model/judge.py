@@ -3,6 +3,7 @@
 Pure: no I/O, no Pulumi import, no clock. The loop feeds answers (`observe`, one probe answer) or
 counts (`observe_counts`, increments read from Prometheus) and asks `verdict()` whenever it likes,
 after every answer or after every scrape; `verdict()` is None while the canary may still pass.
+At the step's end it asks `conclude()`, which also fails a step that heard too few canary answers.
 
 Why not a confidence interval per answer
     A fixed-confidence interval looked at after every answer does not keep its confidence: the
