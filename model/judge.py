@@ -76,7 +76,7 @@ Correlated (keep-alive) traffic
     of the share matches at D = E[len²]/E[len] (2L − 1 for geometric lengths of mean L). The error
     and latency tests are unchanged (a bad answer is bad whoever sent it). Benchmarked (bench/
     bench_canary_abort.py, table 5: default runs of a healthy canary, whole connections fed at once):
-    with D = 1, keep-alive connections of 3, 10, 30 requests on average abort 3.5%, 67%, 99% of runs;
+    with D = 1, keep-alive connections of 3, 10, 30 requests on average abort 4.9%, 71%, 99% of runs;
     with D = 2L − 1, none of 1,000 runs each (the share tests' bound is 0.2% per step).
 
 The false-abort bound designed for, and how it composes
