@@ -30,7 +30,7 @@ STACKS = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in ROOT.glob("Pulumi.
 # keeps one worker from ending alone on a long file. test_prometheus.py leads: most of its time
 # is waiting on the server's scrapes, which the other worker fills. Files not listed follow in
 # their usual order; the order changes no test's outcome (no test depends on another).
-LONGEST_FIRST = ("test_prometheus.py", "test_traffic_modes.py", "test_canary.py", "test_apiserver_rules.py",
+LONGEST_FIRST = ("test_prometheus.py", "test_prometheus_release.py", "test_traffic_modes.py", "test_canary.py", "test_apiserver_rules.py",
                  "test_cli.py", "test_fuzz.py", "test_app.py", "test_operations.py", "test_hostile_input.py")
 
 

@@ -155,10 +155,10 @@ def stuck(mode, api, aws_session):
 def test_a_weight_that_never_becomes_live_ends_in_the_abort_path(apps, proxy, api, aws, mode):
     stack = PodsStack(proxy, apps, api, ready=False)
     reader = stuck(mode, api, aws)
-    run = run_canary(stack, options("v2", url=proxy.url, steps=[25, 50], verify_timeout=20.0, live_reader=reader),
+    run = run_canary(stack, options("v2", url=proxy.url, steps=[25, 50], verify_timeout=6.0, live_reader=reader),
                      clock=VirtualClock())
     assert run.exit_code == 1 and run.steps == []
-    assert run.aborted.startswith("the weight 25% did not become live within 20s (--verify-timeout): "), run.aborted
+    assert run.aborted.startswith("the weight 25% did not become live within 6s (--verify-timeout): "), run.aborted
     app = stack.config[RELEASES]["app"]
     assert app["canary"]["weight"] == 0 and "podsForWeight" not in app["canary"] and proxy.weights["canary"] == 0
 
