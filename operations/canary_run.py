@@ -603,8 +603,9 @@ class _CanaryLoop:
         self.results.append(result)
         log.event("step", **asdict(result))
         if not verdict:
-            log.say(f"step {index} passed: {result.requests} requests, canary {result.canary_share}%, "
-                    f"errors {result.error_rate}%, canary p99 {result.p99_ms}ms")
+            log.say(f"step {index} passed: {result.requests} requests, canary {result.canary_share}%"
+                    + (f" (judged at {share:g}%, weight {weight}%)" if share != weight else "")
+                    + f", errors {result.error_rate}%, canary p99 {result.p99_ms}ms")
         return verdict
 
     def _promote(self) -> CanaryRun:

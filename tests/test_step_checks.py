@@ -4,6 +4,8 @@ proxy; the stand-in stack's updates also move a loopback Kubernetes API server's
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from operations.canary_run import CanaryOptions, run_canary
@@ -85,6 +87,7 @@ def test_a_healthy_canary_of_4_replicas_is_promoted_on_the_default_steps(apps, p
     assert ("warning: step 5% is judged at 25%, the share 1 of 4 pods give (nearest exact weights: 25%; exact 5% "
             "needs a multiple of 20 pods)") in out
     assert "live: app-stable 3/3 ready, app-canary 1/1 ready: the canary gets 25% of the pods" in out
+    assert re.search(r"step 1 passed: \d+ requests, canary 2\d\.\d+% \(judged at 25%, weight 5%\), errors 0.0%", out)
     assert stack.config[RELEASES]["app"]["stable"]["tag"] == "v2"
 
 
