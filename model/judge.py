@@ -71,9 +71,10 @@ Correlated (keep-alive) traffic
     keep-alive clients are not: one connection carries a run of requests to one pod, so the canary's
     count varies more than a binomial's and a healthy canary looks far from its weight. The share
     tests take a design effect D (`share_design_effect`): they count n/D trials and k/D canary
-    answers, the evidence of n/D independent connections. For connections of L requests each, D = L
-    makes the test exactly the per-connection test; for lengths of any distribution the variance
-    of the share matches at D = E[len²]/E[len] (2L − 1 for geometric lengths of mean L). The error
+    answers, the evidence of n/D independent connections. For connections of exactly L requests fed
+    whole, D = L makes it exactly the per-connection test; for lengths of any distribution the
+    variance of the share matches at D = E[len²]/E[len] (2L − 1 for geometric lengths of mean L):
+    an approximation, which the benchmark checks, not a proof. The error
     and latency tests are unchanged (a bad answer is bad whoever sent it). Benchmarked (bench/
     bench_canary_abort.py, table 5: default runs of a healthy canary, whole connections fed at once):
     with D = 1, keep-alive connections of 3, 10, 30 requests on average abort 4.9%, 71%, 99% of runs;
