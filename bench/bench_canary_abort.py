@@ -12,7 +12,14 @@ Three rules at a 1% error budget and 50 probe requests per second:
    the judge's own decisions, bench-free of sampling noise).
 2. False aborts per default run (steps 5, 25, 50, 100%, 60 s each, traffic at the weight, stable
    healthy) for a canary failing 0%, 0.5x and 1x the budget: exact, for all three.
-3. Answers after the settle phase to see that traffic does not reach the canary at all.
+3. Canaries nobody reaches, answer by answer: answers until the verdict when the traffic never
+   reaches the canary (every answer from stable), and when every canary answer is a connection
+   failure without a version header (a load balancer's 502); and how often a default-length step
+   (3,000 answers) ends with fewer canary answers than a step needs ("canary not reached").
+5. Correlated (keep-alive) traffic: a healthy canary at its weight, fed whole connections of a
+   random length (geometric, mean L requests, each connection to one version) as bursts, over
+   default runs; how often the share tests abort it with no design effect and with the design
+   effect D = E[len²]/E[len] = 2L − 1 that the docs tell users to give (`--share-design-effect`).
 """
 
 from __future__ import annotations
@@ -29,12 +36,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.wilson_judge import Judge as OldJudge  # noqa: E402
-from model.judge import Judge as NewJudge  # noqa: E402
 from model.judge import (  # noqa: E402
+    MIN_CANARY_ANSWERS,
+    SHARE_ALPHA,
     abort_boundary,
     median_requests_to_abort,
     run_false_abort_probability,
 )
+from model.judge import Judge as NewJudge  # noqa: E402
 
 RATE = 50.0  # probe requests per second, the `rollout canary` default
 INTERVAL = 60.0
@@ -89,6 +98,14 @@ def binomial_above(m: int, p: float, threshold: float) -> float:
             total += math.exp(math.lgamma(m + 1) - math.lgamma(k + 1) - math.lgamma(m - k + 1)
                               + k * math.log(p) + (m - k) * math.log1p(-p))
     return total
+
+
+def binomial_at_most(m: int, p: float, k: int) -> float:
+    """P(Bin(m, p) ≤ k), summed from the low tail (no cancellation)."""
+    if p >= 1:
+        return 0.0 if k < m else 1.0
+    return sum(math.exp(math.lgamma(m + 1) - math.lgamma(j + 1) - math.lgamma(m - j + 1)
+                        + j * math.log(p) + (m - j) * math.log1p(-p)) for j in range(k + 1))
 
 
 def flagger_check_fails(fail_rate: float, weight: int) -> float:
@@ -152,18 +169,7 @@ def main() -> None:
         row = [run_false_abort_probability(boundaries[name], p, canary_answers) for name in JUDGES]
         print(f"{f'{fraction:g}x budget':>14} | {row[0]:>9.4%} | {row[1]:>9.4%} | {flagger_abort_probability(p):>9.4%}")
 
-    print("\n3. Answers after the settle phase until 'traffic is not reaching it' (no canary answer at all)")
-    print(f"{'weight':>7} | {'old':>6} | {'new':>6}")
-    for weight in (5, 25, 50, 100):
-        row = []
-        for make in JUDGES.values():
-            judge = make("v2", weight, BUDGET, 0.5)
-            n = 0
-            while n < 100_000 and not judge.verdict():
-                judge.observe("v1", True, 0.005)
-                n += 1
-            row.append(n)
-        print(f"{weight:>6}% | {row[0]:>6} | {row[1]:>6}")
+    unreached(args.trials)
 
     print("\n4. Cost per answer (observe + verdict), 100,000 answers at 25%")
     for name, make in JUDGES.items():
@@ -175,6 +181,73 @@ def main() -> None:
             judge.observe(version, True, 0.005)
             judge.verdict()
         print(f"  {name}: {(time.perf_counter() - started) * 10:.1f} µs")
+
+
+    correlated(args.trials)
+
+
+def answers_until_verdict(make: Callable[..., object], weight: int, rng: random.Random | None,
+                          limit: int = 100_000) -> int:
+    """Answers until a verdict: every answer from stable (rng None), or each canary answer a
+    connection failure without a version header (probability `weight`, from rng)."""
+    judge = make("v2", weight, BUDGET, 0.5)
+    for n in range(1, limit + 1):
+        if rng is not None and rng.random() * 100 < weight:
+            judge.observe(None, False, 0.005)
+        else:
+            judge.observe("v1", True, 0.005)
+        if judge.verdict():
+            return n
+    return limit
+
+
+def unreached(trials: int) -> None:
+    print(f"\n3. Canaries nobody reaches: answers until the verdict (from the step's first answer; 'never' past "
+          f"100,000), {trials} runs for connection failures (median)")
+    print(f"{'weight':>7} | {'no traffic: old':>16}{'new':>7} | {'all canary answers fail: old':>29}{'new':>7} | "
+          f"{'P(< ' + str(MIN_CANARY_ANSWERS) + ' canary answers in 3,000)':>33}")
+    for weight in (1, 2, 4, 5, 25, 50, 100):
+        row = []
+        for make in JUDGES.values():
+            row.append(answers_until_verdict(make, weight, None))
+        for make in JUDGES.values():
+            rng = random.Random(SEED + weight)
+            row.append(statistics.median(answers_until_verdict(make, weight, rng) for _ in range(trials)))
+        short = binomial_at_most(3000, weight / 100, MIN_CANARY_ANSWERS - 1)
+        shown = ["never" if value >= 100_000 else f"{value:.0f}" for value in row]
+        print(f"{weight:>6}% | {shown[0]:>16}{shown[1]:>7} | {shown[2]:>29}{shown[3]:>7} | {short:>33.2g}")
+
+
+def correlated_run_aborted(rng: random.Random, mean_length: float, effect: float) -> bool:
+    """A default run of a healthy canary whose traffic comes in keep-alive connections: each carries
+    a geometric number of requests (mean `mean_length`) to one version, chosen at the weight, and
+    reaches the judge as one burst (the worst case for the share tests: a whole connection at one look)."""
+    for weight in STEPS:
+        judge = NewJudge("v2", weight, BUDGET, 0.5, share_design_effect=effect)
+        answered = 0
+        while answered < RATE * INTERVAL:
+            length = 1 + int(math.log(1 - rng.random()) / math.log(1 - 1 / mean_length)) if mean_length > 1 else 1
+            version = "v2" if rng.random() * 100 < weight else "v1"
+            judge.observe_counts(version, length, 0, 0)
+            answered += length
+            if judge.verdict():
+                return True
+    return False
+
+
+def correlated(trials: int) -> None:
+    runs = 5 * trials
+    bound = 2 * SHARE_ALPHA * len(STEPS)
+    print(f"\n5. A healthy canary fed keep-alive traffic (geometric connection lengths, whole connections at a "
+          f"look), {runs} default runs each: share-test aborts per run; the share tests' bound is {bound:.1%} "
+          f"per run (2 x {SHARE_ALPHA:g} per step)")
+    print(f"{'mean requests per connection':>29} | {'D = 1':>8} | {'D = 2L - 1':>11} | {'D':>5}")
+    for mean_length in (3, 10, 30):
+        effect = 2 * mean_length - 1
+        rng = random.Random(SEED + mean_length)
+        naive = sum(correlated_run_aborted(rng, mean_length, 1.0) for _ in range(runs)) / runs
+        designed = sum(correlated_run_aborted(rng, mean_length, effect) for _ in range(runs)) / runs
+        print(f"{mean_length:>29} | {naive:>8.2%} | {designed:>11.2%} | {effect:>5}")
 
 
 if __name__ == "__main__":

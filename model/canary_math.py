@@ -126,3 +126,46 @@ def settle_seconds(release: Release) -> float:
     if release.strategy != "Canary" or release.traffic != "dns":
         return 0.0
     return float(ROUTE53_PROPAGATION_SECONDS + ALIAS_TTL_SECONDS)
+
+
+def effective_share(traffic: str, replicas: int, weight: int) -> float:
+    """The share of traffic (percent) the canary gets at `weight` once the step's update is live: in
+    `replicas` mode the share of the pods (split_replicas), in the weighted modes the weight itself."""
+    if traffic != "replicas":
+        return float(weight)
+    return share_percent(*split_replicas(replicas, weight))
+
+
+def feasible_weights(replicas: int) -> list[int]:
+    """The weights (1..100) whose pod split in `replicas` mode gives exactly that share."""
+    return [w for w in range(1, 101) if replicas > 0 and replicas * w % 100 == 0
+            and split_replicas(replicas, w)[1] == replicas * w // 100]
+
+
+def step_shares(traffic: str, replicas: int, steps: list[int]) -> tuple[list[float], list[str], list[str]]:
+    """What `rollout canary` judges at each step: (effective shares, warnings, refusals).
+
+    Replicas mode rounds each weight to the share of pods closest to it (split_replicas), and the
+    judge judges that share: a warning names each step whose share differs from its weight by more
+    than a point, with the nearest weights the pods give exactly. A step that gives the canary no
+    pod at all, or the whole traffic below 100% (1 replica), cannot be judged: refused, with the
+    weights that can be."""
+    shares = [effective_share(traffic, replicas, w) for w in steps]
+    warnings, refusals = [], []
+    if traffic != "replicas":
+        return shares, warnings, refusals
+    exact = feasible_weights(replicas)
+    for weight, share in zip(steps, shares, strict=True):
+        canary = split_replicas(replicas, weight)[1]
+        if (canary == 0) or (share >= 100 and weight < 100):
+            refusals.append(f"step {weight}% cannot be served by {replicas} pod{'s' * (replicas != 1)}: the canary "
+                            f"would get {share:g}% of the traffic; weights that can: "
+                            f"{', '.join(f'{w}%' for w in exact)} (or more replicas, or a weighted traffic mode)")
+        elif abs(share - weight) > 1:
+            below = max((w for w in exact if w <= weight), default=None)
+            above = min((w for w in exact if w >= weight), default=None)
+            nearest = " and ".join(f"{w}%" for w in dict.fromkeys(x for x in (below, above) if x is not None))
+            warnings.append(f"step {weight}% is judged at {share:g}%, the share {canary} of {replicas} pods give "
+                            f"(nearest exact weights: {nearest}; exact {weight}% needs a multiple of "
+                            f"{exact_total(weight)} pods)")
+    return shares, warnings, refusals

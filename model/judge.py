@@ -3,6 +3,7 @@
 Pure: no I/O, no Pulumi import, no clock. The loop feeds answers (`observe`, one probe answer) or
 counts (`observe_counts`, increments read from Prometheus) and asks `verdict()` whenever it likes,
 after every answer or after every scrape; `verdict()` is None while the canary may still pass.
+At the step's end it asks `conclude()`, which also fails a step that heard too few canary answers.
 
 Why not a confidence interval per answer
     A fixed-confidence interval looked at after every answer does not keep its confidence: the
@@ -40,12 +41,44 @@ The questions, in the order a verdict reports them
                       (that is what "p99 at most the limit" means)
     share too low     H0: canary share ≥ the low edge of the band around the weight  (α = share_alpha)
     share too high    H0: canary share ≤ the high edge of the band               (α = share_alpha)
-    The band is today's: (weight/2 − 2, 1.5·weight + 2) percent, clipped to [0, 100]; (0, 0.5) at
-    weight 0 and (99.5, 100) at 100. The share tests' alternatives add a point at share 0 (traffic
-    that never reaches the canary) and at share 1 (all of it does). The error and latency tests
-    never reject on fewer than MIN_EVIDENCE bad answers, the share tests on fewer than
-    MIN_SHARE_REQUESTS answers since the settle phase ended: guards against a burst of correlated
-    answers at a step's start; they only make rejection rarer, so the bounds hold.
+    The band: (max(weight/2 − 2, 0.4·weight), min(1.5·weight + 2, 100)) percent; (0, 0.5) at weight
+    0 and (99.5, 100) at 100. Its low edge stays above 0 at every weight above 0, so "share too low"
+    can always fail (with the old edge, weight/2 − 2 clipped at 0, a canary nobody reached at 1%, 2%
+    or 4% could never be told apart). The share tests' alternatives put most weight (0.6) on share 0
+    (traffic that never reaches the canary) and add a point at share 1 (all of it does). The error
+    and latency tests never reject on fewer than MIN_EVIDENCE bad answers, the share tests on fewer
+    than MIN_SHARE_REQUESTS answers since the settle phase ended: guards against a burst of
+    correlated answers at a step's start; they only make rejection rarer, so the bounds hold.
+
+The weight judged
+    `weight` is the share the canary really gets once the step is live: in `replicas` mode the share
+    of the ready pods (model/canary_math.py: 1 of 4 pods is 25% whatever weight was asked), else the
+    weight. `requested_weight` is what the step asked for; verdicts say both when they differ.
+
+Canaries nobody reaches
+    Answer by answer, from the step's first, with every answer from stable: "share too low" stops the
+    step after 1,808 answers at 1%, 902 at 2%, 450 at 4%, 359 at 5%, 66 at 25%, 28 at 50% (it used to
+    never stop at 1-4% and take 1,467 at 5%). A canary at 1% whose every answer is a connection
+    failure without a version header (a load balancer's 502) counts for no track: the overall error
+    rate sits at the budget, but the share test stops it the same way. And whatever the share tests
+    say, a step passes only with at least `min_canary_answers` (MIN_CANARY_ANSWERS) canary answers:
+    `conclude()`, asked at the step's end, fails it as "canary not reached" with the numbers (it
+    only adds aborts of canaries with almost no evidence: at the default run's 1% step, 3,000
+    answers, a canary at its weight gets fewer than 5 with probability 3e-9).
+
+Correlated (keep-alive) traffic
+    The share tests count answers as independent trials. Probes are (a new connection each). Users'
+    keep-alive clients are not: one connection carries a run of requests to one pod, so the canary's
+    count varies more than a binomial's and a healthy canary looks far from its weight. The share
+    tests take a design effect D (`share_design_effect`): they count n/D trials and k/D canary
+    answers, the evidence of n/D independent connections. For connections of exactly L requests fed
+    whole, D = L makes it exactly the per-connection test; for lengths of any distribution the
+    variance of the share matches at D = E[len²]/E[len] (2L − 1 for geometric lengths of mean L):
+    an approximation, which the benchmark checks, not a proof. The error
+    and latency tests are unchanged (a bad answer is bad whoever sent it). Benchmarked (bench/
+    bench_canary_abort.py, table 5: default runs of a healthy canary, whole connections fed at once):
+    with D = 1, keep-alive connections of 3, 10, 30 requests on average abort 4.9%, 71%, 99% of runs;
+    with D = 2L − 1, none of 1,000 runs each (the share tests' bound is 0.2% per step).
 
 The false-abort bound designed for, and how it composes
     Per step, a canary that meets every null hypothesis is aborted with probability at most
@@ -79,7 +112,8 @@ The settle phase
     during it count for every other test (an error is an error); the share tests start on the
     answers after it. `judge.settling` says whether it is on; a share verdict says how many
     answers it is based on and how many came before, in the settle phase. From Prometheus, feed
-    whole scrape rounds (operations/prometheus.py, `Rounds`) and end the settle phase on a round.
+    whole scrape rounds (operations/prometheus.py, `Rounds`): `rollout canary` starts them only once
+    every target has been scraped after the weight became live, so it needs no settle phase there.
 """
 
 from __future__ import annotations
@@ -93,20 +127,24 @@ SHARE_ALPHA = 0.001  # per side of the share test, per step
 SLOW_SHARE = 0.01  # "p99 above the limit" = more than 1% of answers slower than the limit
 MIN_EVIDENCE = 3  # bad answers before an error or latency verdict
 MIN_SHARE_REQUESTS = 20  # answers since the settle phase before a share verdict
+MIN_CANARY_ANSWERS = 5  # canary answers a step needs to pass at all (conclude(): "canary not reached")
+LOW_EDGE_FRACTION = 0.4  # the share band's low edge is at least this fraction of the weight
 
 # (prior weight, odds ratio to the null's edge) of the alternatives each test weighs.
 ABOVE = ((0.68, 2.0), (0.1, 8.0), (0.1, 50.0), (0.05, 1.5), (0.04, 1.25), (0.03, 1.1))
-SHARE_BELOW = ((0.5, 0.0), (0.25, 1 / 3), (0.25, 1 / 10))
+SHARE_BELOW = ((0.6, 0.0), (0.2, 1 / 3), (0.2, 1 / 10))
 SHARE_ABOVE = ((0.5, math.inf), (0.25, 3.0), (0.25, 10.0))
 
 
 def share_band(weight: float) -> tuple[float, float]:
-    """Observed canary shares (percent) still consistent with routing `weight` percent."""
+    """Observed canary shares (percent) still consistent with routing `weight` percent. The low edge
+    stays above 0 at every weight above 0 (LOW_EDGE_FRACTION of the weight at least), so that "share
+    too low" can always fail: a canary nobody reaches is caught at 1% as at 50%."""
     if weight <= 0:
         return 0.0, 0.5
     if weight >= 100:
         return 99.5, 100.0
-    return max(0.0, weight / 2 - 2), min(100.0, weight * 1.5 + 2)
+    return max(weight / 2 - 2, LOW_EDGE_FRACTION * weight), min(100.0, weight * 1.5 + 2)
 
 
 def alternative(p0: float, odds_ratio: float) -> float:
@@ -159,7 +197,7 @@ class SequentialTest:
                                      math.log(p1 / p0) if p1 > 0 else None,
                                      math.log((1 - p1) / (1 - p0)) if p1 < 1 else None))
 
-    def add(self, trials: int, events: int) -> None:
+    def add(self, trials: float, events: float) -> None:
         self.n += trials
         self.k += events
 
@@ -241,7 +279,8 @@ class Judge:
 
     def __init__(self, canary_version: str, weight: float, max_error_rate: float, max_p99: float, *,
                  alpha: float = ALPHA, share_alpha: float = SHARE_ALPHA, settling: bool = False,
-                 settle_requests: int = 0, settle_seconds: float = 0.0):
+                 settle_requests: int = 0, settle_seconds: float = 0.0, requested_weight: float | None = None,
+                 share_design_effect: float = 1.0, min_canary_answers: int = MIN_CANARY_ANSWERS):
         if not 0 <= weight <= 100:
             raise ValueError(f"weight must be a percentage from 0 to 100 (got {weight!r})")
         if not 0 <= max_error_rate <= 1:
@@ -250,6 +289,13 @@ class Judge:
             raise ValueError(f"max_p99 must be more than 0 seconds (got {max_p99!r})")
         if settle_requests < 0 or settle_seconds < 0:
             raise ValueError("settle_requests and settle_seconds must not be negative")
+        if not share_design_effect >= 1:
+            raise ValueError(f"share_design_effect must be at least 1 (got {share_design_effect!r})")
+        if min_canary_answers < 0:
+            raise ValueError(f"min_canary_answers must not be negative (got {min_canary_answers!r})")
+        self.requested_weight = weight if requested_weight is None else requested_weight
+        self.share_design_effect = share_design_effect
+        self.min_canary_answers = min_canary_answers
         self.canary_version = canary_version
         self.weight = weight
         self.max_error_rate = max_error_rate
@@ -309,8 +355,7 @@ class Judge:
             self.errors.add(1, bad)
             self.slow.add(1, 1 if slow else 0)
         if not self._settling:
-            self.share_low.add(1, 1 if is_canary else 0)
-            self.share_high.add(1, 1 if is_canary else 0)
+            self._add_share(1, 1 if is_canary else 0)
         self._settle_count()
 
     def observe_counts(self, version: str | None, requests: int, errors: int, slow: int,
@@ -340,9 +385,15 @@ class Judge:
             self.errors.add(requests, errors)
             self.slow.add(requests, slow)
         if not self._settling:
-            self.share_low.add(requests, requests if is_canary else 0)
-            self.share_high.add(requests, requests if is_canary else 0)
+            self._add_share(requests, requests if is_canary else 0)
         self._settle_count()
+
+    def _add_share(self, requests: int, canary: int) -> None:
+        """Answers for the share tests, in independent trials: n / D of them (the design effect D, see
+        the module's docstring on correlated traffic)."""
+        effect = self.share_design_effect
+        self.share_low.add(requests / effect, canary / effect)
+        self.share_high.add(requests / effect, canary / effect)
 
     @property
     def canary_share(self) -> float:
@@ -367,6 +418,24 @@ class Judge:
                     break
         return self._verdict
 
+    def conclude(self) -> str | None:
+        """The verdict at the end of a step: `verdict()`, else "canary not reached" when fewer than
+        min_canary_answers canary answers were judged (a step proves nothing about a canary it did
+        not hear from, whatever its share tests could tell); None: the step passes."""
+        verdict = self.verdict()
+        if verdict is None and self.canary.requests < self.min_canary_answers:
+            expected = self.total.requests * self.weight / 100
+            self._verdict = verdict = (
+                f"canary not reached: {self.canary.requests} canary answers of {self.total.requests} in the step "
+                f"(about {expected:.0f} expected at {self._weight_text()}), fewer than the "
+                f"{self.min_canary_answers} a step needs")
+        return verdict
+
+    def _weight_text(self) -> str:
+        if self.requested_weight == self.weight:
+            return f"the {self.weight:g}% weight"
+        return f"the {self.weight:g}% effective share (weight {self.requested_weight:g}% requested)"
+
     def _reason(self, test: SequentialTest) -> str:
         canary, total = self.canary, self.total
         budget = f"{100 * self.max_error_rate:g}%"
@@ -382,14 +451,16 @@ class Judge:
             shown = "" if p99 is None else f" {1000 * p99:.0f}ms"
             return (f"canary p99{shown} is above {1000 * self.max_p99:.0f}ms ({canary.slow} of {canary.requests} "
                     f"requests slower; {proof})")
-        counted = test.n
-        share = 100 * test.k / counted if counted else 0.0
+        counted = round(test.n * self.share_design_effect)
+        share = 100 * test.k / test.n if test.n else 0.0
         since = f" since the settle phase ({self.settled_after} before it)" if self.settled_after else ""
+        effect = (f"; design effect {self.share_design_effect:g}: {test.n:.0f} independent trials"
+                  if self.share_design_effect != 1 else "")
         if test is self.share_low:
-            return (f"canary gets {share:.1f}% of {counted} requests{since}, far below the {self.weight:g}% "
-                    f"weight: traffic is not reaching it ({proof})")
-        return (f"canary gets {share:.1f}% of {counted} requests{since}, far above the {self.weight:g}% weight "
-                f"({proof})")
+            return (f"canary gets {share:.1f}% of {counted} requests{since}, far below {self._weight_text()}: "
+                    f"traffic is not reaching it ({proof}{effect})")
+        return (f"canary gets {share:.1f}% of {counted} requests{since}, far above {self._weight_text()} "
+                f"({proof}{effect})")
 
 
 # -- Operating characteristics, exact (for the tests and bench/bench_canary_abort.py) -------------------

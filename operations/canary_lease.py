@@ -20,10 +20,13 @@ from operations.lease import Lease, LeaseLost
 
 # The run's options, as `rollout canary` names them, and as the lease's `run` records them.
 RUN_DEFAULTS = {"steps": [5, 25, 50, 100], "interval": 60.0, "max_error_rate": 0.01, "max_p99": 0.5, "url": None,
-                "rate": 50.0, "settle": 5.0, "metrics": None, "metrics_selector": None}
+                "rate": 50.0, "settle": 5.0, "metrics": None, "metrics_selector": None, "scrape_interval": None,
+                "metrics_wait": None, "share_design_effect": None, "min_canary_answers": None, "verify_timeout": 120.0}
 LEASE_RUN_KEYS = {"steps": "steps", "interval": "interval", "max_error_rate": "maxErrorRate", "max_p99": "maxP99",
                   "url": "url", "rate": "rate", "settle": "settle", "metrics": "metrics",
-                  "metrics_selector": "metricsSelector"}
+                  "metrics_selector": "metricsSelector", "scrape_interval": "scrapeInterval",
+                  "metrics_wait": "metricsWait", "share_design_effect": "shareDesignEffect",
+                  "min_canary_answers": "minCanaryAnswers", "verify_timeout": "verifyTimeout"}
 
 
 def resume_command(stack: str, release: str) -> str:
@@ -55,9 +58,7 @@ def run_fields(stack: str, options: Any, live: dict[str, Any], record: dict[str,
     o = options
     fields = {"state": leases.RUNNING, "stack": stack, "release": o.release, "holder": leases.holder("canary"),
               "steps": o.steps, "step": 0, **live_fields(live),
-              "run": {"tag": o.tag, "steps": o.steps, "interval": o.interval, "maxErrorRate": o.max_error_rate,
-                      "maxP99": o.max_p99, "url": o.url, "rate": o.rate, "settle": o.settle,
-                      "metrics": o.metrics, "metricsSelector": o.metrics_selector}}
+              "run": {"tag": o.tag, **{key: getattr(o, name) for name, key in LEASE_RUN_KEYS.items()}}}
     if record is not None:  # the run's step stays; the holder is this process
         fields.update(step=record.get("step", 0), startedBefore=record.get("started"),
                       resumedFrom=record.get("holder"))

@@ -62,7 +62,24 @@ class CanaryOptions:
     settle: float = 5.0
     # Judge from Prometheus (its URL) instead of the probe answers; probes, if rate > 0, only add traffic.
     metrics: str | None = None
+    # Label matchers naming the release's series ({namespace}, {release}, {service} filled in from the
+    # stack); None: the labels' own release selector (operations.prometheus.Labels.release).
     metrics_selector: str | None = None
+    # Prometheus's scrape interval (seconds); None: read from its /api/v1/targets for the release's targets.
+    scrape_interval: float | None = None
+    # How long a step waits for the canary's series and a whole scrape round after the weight is live;
+    # None: 3 scrape intervals + 30 s.
+    metrics_wait: float | None = None
+    # Requests per independent trial for the share tests (model/judge.py); None: 1 for probes (a new
+    # connection each), METRICS_DESIGN_EFFECT for the users' traffic from Prometheus (keep-alive).
+    share_design_effect: float | None = None
+    # Canary answers a step needs to pass ("canary not reached" below it); None: MIN_CANARY_ANSWERS, or
+    # half the answers the probes can expect from the canary when that is fewer (warned before the run).
+    min_canary_answers: int | None = None
+    # Seconds to wait for the weight to be live where it takes effect (operations/live_weight.py) before
+    # a step's evidence counts; None: not checked. `rollout canary` checks by default (--verify-timeout).
+    verify_timeout: float | None = None
+    live_reader: Any = None  # a live_weight reader; None: built from the stack when verify_timeout is set
 
 
 @dataclass
@@ -77,6 +94,7 @@ class StepResult:
     p99_ms: float | None
     elapsed: float
     verdict: str | None
+    effective_share: float | None = None  # what the judge judged against (replicas mode: the pods' share)
 
 
 @dataclass
@@ -227,8 +245,10 @@ class Prober:
                 if self.stop.is_set():
                     return
                 # A scrape round can hold traffic from before the weight change (even from before
-                # the step): rounds are dropped until the first that began after the settle time,
-                # which is the round after the first one to end after it.
+                # the step). `rollout canary` starts the rounds once every target was scraped after
+                # the weight became live (step_checks.metrics_rounds) and gives a judge without a
+                # settle phase; with one, rounds are dropped until the first that began after the
+                # settle time, which is the round after the first one to end after it.
                 if increments is not None and self.judge.settling:
                     if self.settle_rounds_from is None:
                         if self.clock.now() - self.start >= self.settle:
@@ -567,6 +587,7 @@ class _CanaryLoop:
             raise stacks.InputError(f"--tag {o.tag!r} or --steps cannot go into {stack.name}'s config: "
                                     + str(error).split("\n", 1)[-1].strip()) from None
         self.tracker = tracker
+        self._prepare_judging(stack, releases)  # refuses what cannot be judged, before any write
         # The lease first: a second driver is refused with the holder's details.
         if self._lease_spec is not None and self.lease_spec is None:
             self.lease_spec = self._lease_spec()  # type: ignore[operator]
@@ -652,21 +673,66 @@ class _CanaryLoop:
         except Exception as error:  # noqa: BLE001 (any failure must end in the abort path)
             return self._abort(stacks.error_line(error))
 
+    def _prepare_judging(self, stack: StackLike, releases: dict[str, Any]) -> None:
+        """Before any write: the share each step is judged at (replicas mode: the pods'; warned when
+        it is not the weight, refused when no pod split can serve it), the Prometheus source scoped to
+        the release and the scrape interval (an --interval under three of them is refused), and the
+        live weight reader."""
+        from operations import step_checks
+
+        o, log = self.o, self.log
+        checked = stacks.check_config(stack.name, stack.get_all_config(), releases)
+        release = checked.release(o.release)
+        self.shares, warnings = step_checks.step_shares(release, o.steps)
+        for warning in warnings + step_checks.short_step_warnings(o, self.shares):
+            log.say(f"warning: {warning}")
+        self.metrics_source, self.scrape_interval = None, None
+        if o.metrics:
+            self.metrics_source, self.scrape_interval = step_checks.metrics_source(stack, checked, release, o)
+            log.say(f"  Prometheus: {self.metrics_source.requests_query}; scrape interval "
+                    f"{'unknown yet' if self.scrape_interval is None else f'{self.scrape_interval:g}s'}",
+                    selector=self.metrics_source.selector, scrape_interval=self.scrape_interval)
+        self.live_reader = o.live_reader
+        if o.verify_timeout and self.live_reader is None:
+            self.live_reader = step_checks.live_reader(stack, checked, release)
+
     def _judge(self, url: str, index: int, weight: int) -> str | None:
+        from operations import step_checks
+
         o, log = self.o, self.log
         rounds = None
-        # From probes the settle phase is time; from Prometheus it is also whole scrape rounds,
-        # since a round can straddle the weight change (the loop ends it: Prober._watch_metrics).
+        share = self.shares[index - 1]
+        if self.live_reader is not None and o.verify_timeout:
+            # The weight where it takes effect, before any evidence counts; never live: the abort path.
+            try:
+                live = step_checks.wait_until_live(self.live_reader, weight, share, o.verify_timeout, self.clock,
+                                                   lambda text: log.say(f"  {text}"))
+            except step_checks.NotLive as error:
+                return str(error)
+            share = live.share if live.share is not None else share
+        if share != weight:
+            log.say(f"  step {index}: weight {weight}% gives the canary {share:g}% of the traffic: judged at {share:g}%",
+                    effective_share=share)
         # DNS splits per resolver: one prober is one resolver and sees 0% or 100% of the canary, so
-        # the share is never judged there (the judge stays settling); errors and latency are.
-        per_resolver = self.tracker.traffic_settle() > 0
-        judge = (Judge(o.tag, weight, o.max_error_rate, o.max_p99, settling=True) if o.metrics or per_resolver
-                 else Judge(o.tag, weight, o.max_error_rate, o.max_p99, settle_seconds=o.settle))
+        # the share is never judged from probes there (the judge stays settling), nor is the minimum of
+        # canary answers; errors and latency are. From Prometheus (many resolvers) both are.
+        per_resolver = self.tracker.traffic_settle() > 0 and not o.metrics
+        effect = o.share_design_effect or (step_checks.METRICS_DESIGN_EFFECT if o.metrics else 1.0)
+        common = {"requested_weight": weight, "share_design_effect": effect,
+                  "min_canary_answers": 0 if per_resolver else step_checks.min_canary_answers(o, share)}
         if o.metrics:
-            from operations.prometheus import PrometheusSource, Rounds
-
-            # The baseline is taken now: only traffic of this step counts.
-            rounds = Rounds(PrometheusSource(o.metrics, o.tag, o.max_p99, selector=o.metrics_selector))
+            # Every round judged began after the weight was live (step_checks.metrics_rounds waits for
+            # that): no settle phase.
+            judge = Judge(o.tag, share, o.max_error_rate, o.max_p99, **common)
+            try:
+                rounds = step_checks.metrics_rounds(self.metrics_source, self.scrape_interval, o,
+                                                    lambda text: log.say(f"  {text}"))
+            except step_checks.NotLive as error:
+                return str(error)
+        elif per_resolver:
+            judge = Judge(o.tag, share, o.max_error_rate, o.max_p99, settling=True, **common)
+        else:
+            judge = Judge(o.tag, share, o.max_error_rate, o.max_p99, settle_seconds=o.settle, **common)
         prober = Prober(url, judge, o.rate, o.concurrency, o.timeout, self.clock, rounds=rounds,
                         judge_probes=rounds is None, settle=o.settle)
 
@@ -685,13 +751,15 @@ class _CanaryLoop:
             verdict = prober.run(o.interval, tick)
         finally:
             prober.stop.set()  # Ctrl-C included: no probe thread outlives its step
+        if not verdict and judge.total.requests > 0:
+            verdict = judge.conclude()  # too few canary answers: "canary not reached"
         p99 = judge.canary.p99()
         result = StepResult(
             step=index, weight=weight, requests=judge.total.requests, canary_requests=judge.canary.requests,
             canary_share=round(judge.canary_share, 2), error_rate=round(100 * judge.total.error_rate, 2),
             canary_error_rate=round(100 * judge.canary.error_rate, 2),
             p99_ms=None if p99 is None else round(1000 * p99, 1), elapsed=round(self.clock.now() - started, 2),
-            verdict=verdict)
+            verdict=verdict, effective_share=share)
         if not verdict and judge.total.requests == 0:
             verdict = ("no answer was judged in the step: no probe answered and Prometheus counted no request "
                        "(is traffic reaching the release?)")
@@ -699,8 +767,9 @@ class _CanaryLoop:
         self.results.append(result)
         log.event("step", **asdict(result))
         if not verdict:
-            log.say(f"step {index} passed: {result.requests} requests, canary {result.canary_share}%, "
-                    f"errors {result.error_rate}%, canary p99 {result.p99_ms}ms")
+            log.say(f"step {index} passed: {result.requests} requests, canary {result.canary_share}%"
+                    + (f" (judged at {share:g}%, weight {weight}%)" if share != weight else "")
+                    + f", errors {result.error_rate}%, canary p99 {result.p99_ms}ms")
         return verdict
 
     def _promote(self) -> CanaryRun:
@@ -816,6 +885,22 @@ def _metrics(text: str) -> str:
     return url
 
 
+def _design_effect(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 1 <= value <= 10_000:
+        raise argparse.ArgumentTypeError(f"must be a number from 1 to 10000 (got {text!r})")
+    return value
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) > 1_000_000:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to 1000000 (got {text!r})")
+    return int(text)
+
+
 def _rate(text: str) -> float:
     try:
         value = float(text)
@@ -926,6 +1011,14 @@ def cmd_canary(args: argparse.Namespace) -> int:
     if not args.tag and not args.resume:
         print("error: --tag is required (the image tag to roll out), unless --resume", file=sys.stderr)
         return stacks.EXIT_USAGE
+    if args.metrics and args.scrape_interval is not None:
+        from operations.step_checks import check_interval
+
+        try:
+            check_interval(args.interval, args.scrape_interval)
+        except stacks.InputError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return stacks.EXIT_USAGE
     log_path = args.log or args.cwd / "build" / "canary" / (
         f"{args.stack}-{args.release}-{datetime.now().strftime('%Y%m%d-%H%M%S')}.log")
 
@@ -1002,7 +1095,23 @@ def register(verbs: argparse._SubParsersAction) -> None:
     parser.add_argument("--metrics", type=_metrics, metavar="prometheus=URL",
                         help="judge the users' traffic from Prometheus (per-version counters) instead of the probes")
     parser.add_argument("--metrics-selector", metavar="LABELS",
-                        help='PromQL label matchers for the app\'s series, e.g. \'namespace="app-update"\'')
+                        help="PromQL label matchers naming the release's series, {namespace}, {release} and {service} "
+                             "filled in from the stack (default: "
+                             "'namespace=\"{namespace}\",pod=~\"{release}-(stable|canary)-[a-z0-9]+-[a-z0-9]+\"')")
+    parser.add_argument("--scrape-interval", type=_interval, metavar="DURATION",
+                        help="Prometheus's scrape interval for the release (default: read from its /api/v1/targets); "
+                             "--interval must be at least 3 of them")
+    parser.add_argument("--metrics-wait", type=_interval, metavar="DURATION",
+                        help="how long a step waits for the canary's series and a whole scrape round after the weight "
+                             "(default: 3 scrape intervals + 30s)")
+    parser.add_argument("--share-design-effect", type=_design_effect, metavar="D",
+                        help="requests per independent trial in the share tests (default 1 for probes, 20 from "
+                             "Prometheus: keep-alive clients; about 2 x the mean requests per connection)")
+    parser.add_argument("--min-canary-answers", type=_count, metavar="N",
+                        help="canary answers a step needs to pass (default 5, fewer when the probes cannot give them)")
+    parser.add_argument("--verify-timeout", type=_duration,
+                        help="how long a step waits for its weight to be live where it takes effect: load balancer, "
+                             "Route53, Deployments, Ingress or route status (default 2m; 0: not checked)")
     parser.add_argument("--lock-wait", type=_duration, default=300.0,
                         help="how long to wait for another update's lock on the stack (default 5m)")
     parser.add_argument("--log", type=Path, help="log file (default build/canary/<stack>-<release>-<time>.log)")

@@ -18,9 +18,11 @@ Why rounds: each target is scraped at its own moment within the interval, so at 
 version's counters are fresher than another's. Increments taken when every target has been
 scraped again cover one scrape interval per target, so the canary's share of them is its share
 of the traffic (taken at an arbitrary instant, one version's traffic of a whole interval may be
-missing). Traffic that changes within a round (a weight change) still skews a round: that is what
-the judge's settle phase is for; make it at least two scrape intervals longer than the change
-takes to apply. A target whose scrapes fail drops out of the queries (Prometheus marks its series
+missing). Traffic that changes within a round (a weight change) still skews a round: so
+`wait_for_step` starts a step's rounds only once the canary has series and every target has been
+scraped after the weight became live (Prometheus's own clock; reported, with a deadline), and
+`rollout canary` refuses a step `--interval` shorter than three scrape intervals (`scrape_interval`
+reads them from /api/v1/targets). A target whose scrapes fail drops out of the queries (Prometheus marks its series
 stale) and is not waited for; its counters are remembered, so when it comes back only what it
 counted since is new. A target that restarted (its counter went down) counts what it counted
 since its restart, as Prometheus's own increase() does, but without extrapolation: counts stay whole.
@@ -39,14 +41,30 @@ the p99 limit. When the limit is a bucket bound (the app's buckets include 0.1, 
 that is exact; otherwise answers between the limit and that bucket's bound are not counted as
 slow (never a fast answer counted slow). With no finite bucket at or above the limit, nothing is.
 
-Other metrics, the same way (`Labels`; presets below; the selector narrows to one release):
+Every query is scoped to one release: `<selector>` is `Labels.release` filled in from the stack
+(`release_selector`: {namespace} from its outputs, {release} and {service} from its config), so
+another workload in the namespace (staging's app-rolling on the stable tag) or an earlier run's pods
+never count. For the app's own metrics it names the pods of the release's two Deployments, by the
+`namespace` and `pod` labels that both the Prometheus Operator (PodMonitor/ServiceMonitor) and the
+common `kubernetes-pods` scrape job attach:
+
+    namespace="{namespace}",pod=~"{release}-(stable|canary)-[a-z0-9]+-[a-z0-9]+"
+
+A scrape config that names them otherwise takes its own template (`rollout canary --metrics-selector`).
+
+Other metrics, the same way (`Labels`; presets below):
 
     ISTIO          istio_requests_total{destination_version, response_code}, reporter="destination";
-                   istio_request_duration_milliseconds (le in milliseconds)
+                   istio_request_duration_milliseconds (le in milliseconds); the release is its
+                   destination workloads: destination_workload_namespace="{namespace}",
+                   destination_workload=~"{release}-(stable|canary)"
     INGRESS_NGINX  nginx_ingress_controller_requests{canary, status}, where `canary` names the canary
                    backend (<namespace>-<service>-<port>) for requests routed to it and is empty for the
                    others: pass that name as the canary version; the histogram is
-                   nginx_ingress_controller_request_duration_seconds
+                   nginx_ingress_controller_request_duration_seconds; the release is its two Ingresses:
+                   exported_namespace="{namespace}",ingress=~"{service}|{service}-canary" (the
+                   Operator renames the Ingress's `namespace` to `exported_namespace`, since the
+                   controller's pod has a namespace of its own; plain `namespace` without it)
 
 Every failure is a PrometheusError with a one-line message: unreachable, an error answered (the
 API's own errorType and error), an answer that is not the API's, no series at all, or none for
@@ -58,9 +76,11 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 CONSISTENT_READS = 5  # reads of one sample before the last is taken as it is (see PrometheusSource.sample)
@@ -82,14 +102,46 @@ class Labels:
     duration_version: str | None = None  # the histogram's version label, when it differs from `version`
     duration_unit: float = 1.0  # seconds per unit of the histogram's `le` (milliseconds: 0.001)
     selector: str = ""  # label matchers every query carries, e.g. 'namespace="app-update"'
+    # Matchers naming one release's series, {namespace}, {release} and {service} filled in from the stack
+    # (release_selector): the pods of its two Deployments, <release>-stable-<hash>-<hash> and -canary-.
+    release: str = 'namespace="{namespace}",pod=~"{release}-(stable|canary)-[a-z0-9]+-[a-z0-9]+"'
 
 
 APP = Labels()
 ISTIO = Labels(requests="istio_requests_total", version="destination_version", code="response_code",
                duration="istio_request_duration_milliseconds", duration_unit=0.001,
-               selector='reporter="destination"')
+               selector='reporter="destination"',
+               release='destination_workload_namespace="{namespace}",destination_workload=~"{release}-(stable|canary)"')
 INGRESS_NGINX = Labels(requests="nginx_ingress_controller_requests", version="canary", code="status",
-                       duration="nginx_ingress_controller_request_duration_seconds")
+                       duration="nginx_ingress_controller_request_duration_seconds",
+                       release='exported_namespace="{namespace}",ingress=~"{service}|{service}-canary"')
+
+
+def release_selector(template: str, *, namespace: str, release: str, service: str) -> str:
+    """Label matchers naming one release's series: `template` ({namespace}, {release}, {service}) filled
+    in from the stack's outputs and config. Kubernetes names (lower-case letters, digits, '-', '.') need
+    no quoting in a PromQL string, and inside a =~ pattern a '.' only ever matches more, never less."""
+    for what, value in (("namespace", namespace), ("release", release), ("service", service)):
+        if not _KUBERNETES_NAME.fullmatch(value):
+            raise PrometheusError(f"{what} {value!r} is not a Kubernetes name")
+    try:
+        return template.format(namespace=namespace, release=release, service=service)
+    except (KeyError, IndexError, ValueError) as error:
+        raise PrometheusError(_line(f"the metrics selector {template!r} has a placeholder other than {{namespace}}, "
+                                    f"{{release}} and {{service}} ({error})")) from None
+
+
+_KUBERNETES_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
+_DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h|d|w|y)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+
+
+def parse_duration(text: str) -> float:
+    """A Prometheus duration ("15s", "1m30s", "200ms") in seconds."""
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise PrometheusError(f"{text!r} is not a Prometheus duration")
+    return sum(int(n) * _UNIT_SECONDS[u] for n, u in parts)
 
 _LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _METRIC = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
@@ -317,11 +369,12 @@ class Rounds:
     since, else None. `round_timeout` (seconds of Prometheus time) ends a round that waits longer
     than that anyway."""
 
-    def __init__(self, source: PrometheusSource, *, require_canary: bool = True, round_timeout: float = 120.0):
+    def __init__(self, source: PrometheusSource, *, require_canary: bool = True, round_timeout: float = 120.0,
+                 base: Sample | None = None):
         self.source = source
         self.require_canary = require_canary
         self.round_timeout = round_timeout
-        self.base = source.sample(require_canary=require_canary)
+        self.base = source.sample(require_canary=require_canary) if base is None else base
         self.rounds = 0
 
     def poll(self) -> dict[str, Counts] | None:
@@ -334,6 +387,58 @@ class Rounds:
         self.base = now.merged_into(self.base)
         self.rounds += 1
         return increments
+
+
+def scrape_interval(source: PrometheusSource, targets: set[tuple[str, str]]) -> float | None:
+    """The longest scrape interval (seconds) among `targets` ((job, instance) pairs: the release's), read
+    from /api/v1/targets (each active target's `scrapeInterval`); None when none of them is listed."""
+    request = urllib.request.Request(f"{source.url}/api/v1/targets?state=active",
+                                     headers={"Accept": "application/json", "User-Agent": "app-update-canary"})
+    try:
+        with urllib.request.urlopen(request, timeout=source.timeout) as response:
+            answer = json.loads(response.read())
+        active = answer["data"]["activeTargets"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise PrometheusError(_line(f"Prometheus at {source.url} did not list its scrape targets "
+                                    f"(/api/v1/targets: {error}): pass --scrape-interval")) from None
+    intervals = [parse_duration(target["scrapeInterval"]) for target in active
+                 if isinstance(target, dict) and target.get("scrapeInterval")
+                 and ((target.get("labels") or {}).get("job"), (target.get("labels") or {}).get("instance")) in targets]
+    return max(intervals) if intervals else None
+
+
+def wait_for_step(source: PrometheusSource, deadline_s: float, *, sleep: Callable[[float], None] = time.sleep,
+                  now: Callable[[], float] = time.monotonic, poll: float = 0.5) -> tuple[Rounds, float]:
+    """Once a step's weight is live: wait until the canary has series and every target of the release has
+    been scraped after this moment (Prometheus's own time, so no clock skew), then start the rounds from
+    there: every round judged holds only traffic from after the weight became live. (A canary pod that
+    just became ready may not be discovered or scraped yet; a round that began before the change would
+    mix the old split in.) Returns the rounds and the seconds waited; past `deadline_s`, a
+    PrometheusError saying what was still missing."""
+    started = now()
+    live_at: float | None = None
+    problem = "no answer yet"
+    while True:
+        try:
+            current = source.sample(require_canary=False)
+            if live_at is None:
+                live_at = current.time
+            has_canary = any(target[2] == source.canary_version for target in current.requests)
+            behind = sorted(f"{job}/{instance}" for (job, instance), at in current.scraped.items() if at <= live_at)
+            if has_canary and not behind:
+                return Rounds(source, base=current), now() - started
+            missing = [] if has_canary else [
+                f"no series of {source.labels.requests} with {source.labels.version}={json.dumps(source.canary_version)}"
+                " (is the canary scraped?)"]
+            if behind:
+                missing.append(f"{len(behind)} target(s) not scraped since the weight became live ({', '.join(behind[:3])})")
+            problem = "; ".join(missing)
+        except PrometheusError as error:
+            problem = str(error)
+        if now() - started >= deadline_s:
+            raise PrometheusError(_line(f"Prometheus at {source.url}: after {deadline_s:g}s waiting for the step's "
+                                        f"first whole scrape round: {problem}"))
+        sleep(poll)
 
 
 def _line(text: str) -> str:

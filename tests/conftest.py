@@ -47,8 +47,9 @@ STACKS = [p.name[len("Pulumi."):-len(".yaml")] for p in STACK_FILES]
 # keeps one worker from ending alone on a long file. test_prometheus.py leads: most of its time
 # is waiting on the server's scrapes, which the other worker fills. Files not listed follow in
 # their usual order; the order changes no test's outcome (no test depends on another).
-LONGEST_FIRST = ("test_prometheus.py", "test_driver_death.py", "test_traffic_modes.py", "test_canary.py",
-                 "test_apiserver_rules.py", "test_cli.py", "test_fuzz.py", "test_app.py", "test_operations.py", "test_hostile_input.py")
+LONGEST_FIRST = ("test_prometheus.py", "test_prometheus_release.py", "test_driver_death.py", "test_traffic_modes.py",
+                 "test_canary.py", "test_apiserver_rules.py", "test_cli.py", "test_fuzz.py", "test_app.py", "test_operations.py",
+                 "test_hostile_input.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -139,6 +140,17 @@ def cached_run(stack: str, project_dir: Path, overrides: dict[str, Any] | None,
     if key not in PROGRAM_RUNS:
         PROGRAM_RUNS[key] = run_program(stack, project_dir, overrides, copy.deepcopy(settings))
     return PROGRAM_RUNS[key]
+
+
+@pytest.fixture(autouse=True)
+def _live_weight_from_stand_in_outputs(monkeypatch):
+    """Canaries run in-process over stand-in stacks read their live weight from the stand-in's outputs
+    (tests/fake_stack.py): there is no load balancer or API server behind them. The real readers have
+    tests of their own (test_live_weight.py, test_step_checks.py, tests/cluster/)."""
+    from operations import step_checks
+    from tests.fake_stack import outputs_live_reader
+
+    monkeypatch.setattr(step_checks, "live_reader", outputs_live_reader)
 
 
 @pytest.fixture(autouse=True)

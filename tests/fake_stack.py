@@ -289,3 +289,25 @@ def answers_at_weight(prober: Any, duration: float, on_tick: Any) -> None:
     for i in range(200):
         judge.observe(judge.canary_version if i % 100 < judge.weight else "stable", True, 0.01, at=1000.0)
     return None
+
+
+class OutputsLiveReader:
+    """Stands in for operations.live_weight's readers over a FakeStack: the stand-in applies an update at
+    once, so what its outputs carry is what is live (the real readers ask the load balancer, Route53 or
+    the API server, and are tested against moto, a loopback API and a real control plane)."""
+
+    def __init__(self, stack: Any, release: str):
+        self.stack, self.release = stack, release
+
+    def read(self, weight: int, share: float) -> Any:
+        from operations.live_weight import LiveWeight
+
+        info = (self.stack.outputs()["releases"].value or {}).get(self.release) or {}
+        live, effective = info.get("requestedWeight"), info.get("effectiveWeight")
+        return LiveWeight(live == weight, effective, f"stand-in outputs: weight {live}%, share {effective}%")
+
+
+def outputs_live_reader(stack: Any, config: Any, release: Any) -> OutputsLiveReader:
+    """operations.step_checks.live_reader's stand-in (same arguments)."""
+    return OutputsLiveReader(stack, release.name)
+

@@ -73,6 +73,8 @@ class PrometheusServer:
         """`targets`: job name → ["127.0.0.1:port", ...], each scraped on /metrics. A job's list may be
         empty at first and given later with `set_targets`."""
         self.targets = {job: list(addresses) for job, addresses in targets.items()}
+        # address → target labels (what a Kubernetes service discovery's relabelling attaches: namespace, pod)
+        self.labels: dict[str, dict[str, str]] = {}
         self.scrape_interval = scrape_interval
         self.binary = binary or prometheus_binary()
         if self.binary is None:
@@ -102,19 +104,22 @@ class PrometheusServer:
         return (f"global:\n  scrape_interval: {self.scrape_interval}\n  evaluation_interval: {self.scrape_interval}\n"
                 f"scrape_configs:\n{jobs}")
 
-    def set_targets(self, job: str, addresses: list[str]) -> None:
-        """Scrape `addresses` in `job` (one of the constructor's): Prometheus scrapes new targets at its
-        next 5 s tick; `wait_up()` waits for them."""
+    def set_targets(self, job: str, addresses: list[str], labels: dict[str, dict[str, str]] | None = None) -> None:
+        """Scrape `addresses` in `job` (one of the constructor's), each with its `labels` if given (as a
+        Kubernetes service discovery would attach `namespace` and `pod`): Prometheus scrapes new targets at
+        its next 5 s tick; `wait_up()` waits for them."""
         if job not in self.targets:
             raise KeyError(f"no job {job!r} in this server's config (jobs: {', '.join(self.targets)})")
         self.targets[job] = list(addresses)
+        self.labels.update(labels or {})
         if self.directory is not None:
             self._write_targets(job)
 
     def _write_targets(self, job: str) -> None:
         path = self._targets_file(job)
         temporary = path.with_suffix(".tmp")  # written whole, then renamed: Prometheus never reads half a file
-        temporary.write_text(json.dumps([{"targets": self.targets[job]}]))
+        temporary.write_text(json.dumps([{"targets": [address], "labels": self.labels.get(address, {})}
+                                         for address in self.targets[job]]))
         os.replace(temporary, path)
 
     def start(self, deadline_s: float = 20.0) -> PrometheusServer:

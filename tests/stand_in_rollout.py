@@ -10,7 +10,8 @@ FakeStack, persisted), and, as the environment says:
   "stand-in: update held" on stderr and waits until the test writes to the FIFO (the update is
   running and the stack is locked meanwhile, as with a long `pulumi up`);
 - STAND_IN_CLOCK_SHIFT=<seconds>: the leases' wall clock runs that far ahead (a lease expires
-  without the test waiting for it).
+  without the test waiting for it);
+and the live weight reader (operations.step_checks.live_reader): the stand-in stack's outputs.
 
 FileStack keeps the stack's lock as the Pulumi DIY backend does, a file under
 `.pulumi/locks/organization/<project>/<stack>/`, taken when an update starts and removed when the
@@ -32,7 +33,7 @@ from typing import Any
 from pulumi.automation import CommandResult
 from pulumi.automation.errors import create_command_error
 
-from tests.fake_stack import LOCKED_STDERR, FakeStack, answers_at_weight
+from tests.fake_stack import LOCKED_STDERR, FakeStack, answers_at_weight, outputs_live_reader
 
 PERSISTED = ("config", "secret_keys", "summaries", "_outputs", "up_messages", "script", "applied", "changes", "live",
              "_live_objects")
@@ -148,11 +149,12 @@ def _hold(prober: Any, duration: float, on_tick: Any) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from operations import canary_run, stacks
+    from operations import canary_run, stacks, step_checks
     from operations import lease as leases
     from rollout import cli
 
     stacks.open_stack = open_file_stack
+    step_checks.live_reader = outputs_live_reader
     probes = os.environ.get("STAND_IN_PROBES", "at-weight")
     canary_run.Prober.run = answers_at_weight if probes == "at-weight" else _hold  # type: ignore[method-assign]
     shift = float(os.environ.get("STAND_IN_CLOCK_SHIFT", "0"))

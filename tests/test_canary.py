@@ -564,10 +564,11 @@ def test_no_probes_and_no_metrics_is_refused(capsys):
 
 def test_a_share_far_from_the_weight_waits_for_the_settle_phase(apps, proxy):
     # The load balancer ignores the weight; with a settle phase longer than the step, the share
-    # tests never count, so only the errors and latency could stop it: the step passes.
+    # tests never count, but a step that heard no canary answer does not pass: "canary not reached".
     stack = LoadBalancedStack(proxy, apps, follow=False)
     run = run_canary(stack, options("v2", url=proxy.url, steps=[25], interval=0.3, settle=10.0), clock=VirtualClock())
-    assert run.exit_code == 0, run.aborted
+    assert run.exit_code == 1 and run.aborted.startswith("canary not reached: 0 canary answers of "), run.aborted
+    assert "fewer than the 5 a step needs" in run.aborted
     stack = LoadBalancedStack(proxy, apps, follow=False)
     run = run_canary(stack, options("v2", url=proxy.url, steps=[25], interval=30.0, settle=0.5), clock=VirtualClock())
     assert run.exit_code == 1 and "not reaching it" in run.aborted and "settle" in run.aborted

@@ -120,3 +120,34 @@ def test_track_replicas_take_the_larger_count_of_both_weights(traffic, replicas,
 def test_nearest_shares_take_constant_time_at_any_size():
     assert nearest_shares(2**31 - 1, 25) == (25.0, 25.0)
     assert nearest_shares(3, 50) == (33.33, 66.67)
+
+
+@pytest.mark.parametrize("traffic,replicas,weight,share", [
+    ("replicas", 4, 5, 25.0), ("replicas", 4, 25, 25.0), ("replicas", 4, 50, 50.0), ("replicas", 4, 100, 100.0),
+    ("replicas", 20, 5, 5.0), ("replicas", 3, 50, 33.33), ("nlb", 4, 5, 5.0), ("dns", 2, 1, 1.0),
+])
+def test_effective_share_is_the_pods_share_in_replicas_mode(traffic, replicas, weight, share):
+    from model.canary_math import effective_share
+
+    assert effective_share(traffic, replicas, weight) == share
+
+
+def test_feasible_weights_are_the_exact_splits():
+    from model.canary_math import feasible_weights
+
+    assert feasible_weights(4) == [25, 50, 75, 100]
+    assert feasible_weights(20)[:3] == [5, 10, 15] and feasible_weights(1) == [100]
+
+
+def test_step_shares_warn_where_the_pods_cannot_give_the_weight_and_refuse_where_no_split_serves_it():
+    from model.canary_math import step_shares
+
+    shares, warnings, refusals = step_shares("replicas", 4, [5, 25, 50, 100])
+    assert shares == [25.0, 25.0, 50.0, 100.0] and refusals == []
+    assert warnings == ["step 5% is judged at 25%, the share 1 of 4 pods give (nearest exact weights: 25%; exact 5% "
+                        "needs a multiple of 20 pods)"]
+    assert step_shares("replicas", 20, [5, 25, 50, 100]) == ([5.0, 25.0, 50.0, 100.0], [], [])
+    assert step_shares("nlb", 4, [1, 5]) == ([1.0, 5.0], [], [])
+    _, _, refusals = step_shares("replicas", 1, [5, 100])
+    assert refusals == ["step 5% cannot be served by 1 pod: the canary would get 0% of the traffic; weights that can: "
+                        "100% (or more replicas, or a weighted traffic mode)"]

@@ -172,9 +172,15 @@ def test_edges_of_the_null(side, p0, trials, events, rejects):
     assert test.check() is rejects
 
 
-@pytest.mark.parametrize("weight,band", [(0, (0.0, 0.5)), (5, (0.5, 9.5)), (50, (23.0, 77.0)), (100, (99.5, 100.0))])
+@pytest.mark.parametrize("weight,band", [(0, (0.0, 0.5)), (1, (0.4, 3.5)), (4, (1.6, 8.0)), (5, (2.0, 9.5)),
+                                         (25, (10.5, 39.5)), (50, (23.0, 77.0)), (100, (99.5, 100.0))])
 def test_share_band(weight, band):
-    assert share_band(weight) == band
+    assert share_band(weight) == pytest.approx(band)
+
+
+@pytest.mark.parametrize("weight", [0.5, 1, 2, 3, 4, 5, 10, 25, 33.33, 50, 99])
+def test_the_low_edge_of_the_band_is_above_0_at_every_weight_above_0(weight):
+    assert 0 < share_band(weight)[0] < weight
 
 
 # ---------------------------------------------------------------------------------------------
@@ -374,3 +380,102 @@ def test_seeded_runs_agree_with_the_exact_median():
                 break
     assert len(counts) == 41 and all(verdict.startswith("canary error rate") for verdict in verdicts)
     assert 60 < statistics.median(counts) <= 1.5 * TODAY[0.5, 5]
+
+
+# ---------------------------------------------------------------------------------------------
+# Canaries nobody reaches, the step's minimum, correlated traffic
+# ---------------------------------------------------------------------------------------------
+
+
+def answers_to_verdict(j: Judge, answer, limit: int = 100_000) -> int:
+    for n in range(1, limit + 1):
+        j.observe(*answer(n))
+        if j.verdict():
+            return n
+    return limit
+
+
+@pytest.mark.parametrize("weight,target", [(1, 4000), (2, 4000), (4, 1000), (5, 500), (25, 200), (50, 200)])
+def test_traffic_that_never_reaches_the_canary_is_noticed_within_the_targets(weight, target):
+    # Answer by answer from the step's first, every one from stable: the median is the count itself.
+    j = judge(weight)
+    n = answers_to_verdict(j, lambda n: ("v1", True, 0.005))
+    assert n <= target and "traffic is not reaching it" in j.verdict(), (n, j.verdict())
+
+
+def test_a_canary_at_1_percent_whose_every_answer_is_a_connection_failure_is_stopped():
+    # A load balancer's 502 carries no version header: the canary's answers count for no track, and the
+    # overall error rate sits at the 1% budget, so the errors alone never stop it; its share does.
+    verdicts, counts = [], []
+    for seed in range(20):
+        rng = random.Random(seed)
+        j = judge(1)
+        counts.append(answers_to_verdict(j, lambda n, rng=rng: (None, False, 0.005) if rng.random() < 0.01
+                                         else ("v1", True, 0.005)))
+        verdicts.append(j.verdict())
+    assert all(v is not None and "not reaching it" in v for v in verdicts), verdicts
+    assert statistics.median(counts) <= 4000
+
+
+def test_a_step_with_too_few_canary_answers_fails_as_canary_not_reached():
+    from model.judge import MIN_CANARY_ANSWERS
+
+    j = judge(5, settling=True)  # the share tests never count: only the minimum can fail it
+    for n in range(200):
+        j.observe("v2" if n % 50 == 0 else "v1", True, 0.005)
+    assert j.verdict() is None and j.canary.requests == 4 < MIN_CANARY_ANSWERS
+    assert j.conclude() == ("canary not reached: 4 canary answers of 200 in the step (about 10 expected at the 5% "
+                            "weight), fewer than the 5 a step needs")
+    assert j.verdict() == j.conclude()  # it stays
+    enough = judge(5, settling=True)
+    for n in range(200):
+        enough.observe("v2" if n % 40 == 0 else "v1", True, 0.005)
+    assert enough.conclude() is None and enough.canary.requests == 5
+
+
+def test_the_effective_share_is_judged_and_the_requested_weight_said():
+    j = judge(25.0, requested_weight=5)  # 5% asked, 1 of 4 pods: a quarter of the traffic
+    route = smooth_weighted(25)
+    for _ in range(3000):
+        j.observe(next(route), True, 0.005)
+        assert j.verdict() is None
+    far = judge(25.0, requested_weight=5)
+    answers_to_verdict(far, lambda n: ("v1", True, 0.005))
+    assert "far below the 25% effective share (weight 5% requested)" in far.verdict()
+
+
+def keep_alive_traffic(rng: random.Random, weight: int, mean_length: float):
+    """Whole keep-alive connections: (version, requests), lengths geometric with mean `mean_length`."""
+    while True:
+        length = 1 + int(math.log(1 - rng.random()) / math.log(1 - 1 / mean_length))
+        yield ("v2" if rng.random() * 100 < weight else "v1"), length
+
+
+def aborted_on_keep_alive(effect: float, seed: int, mean_length: float = 10, weight: int = 25,
+                          requests: int = 3000) -> bool:
+    rng, j, seen = random.Random(seed), judge(weight, share_design_effect=effect), 0
+    for version, length in keep_alive_traffic(rng, weight, mean_length):
+        j.observe_counts(version, length, 0, 0)
+        seen += length
+        if j.verdict() or seen >= requests:
+            return j.verdict() is not None
+
+
+def test_keep_alive_traffic_needs_the_design_effect():
+    # Connections of 10 requests on average, each to one version: as independent answers the share tests
+    # see far more evidence than there is and abort a healthy canary often; with D = 2L - 1 = 19, never here.
+    naive = sum(aborted_on_keep_alive(1.0, seed) for seed in range(100))
+    designed = sum(aborted_on_keep_alive(19.0, seed) for seed in range(100))
+    assert naive >= 10 and designed == 0, (naive, designed)
+
+
+def test_the_design_effect_divides_the_share_tests_evidence_only():
+    j = judge(25, share_design_effect=10)
+    j.observe_counts("v2", 250, 0, 0)
+    j.observe_counts("v1", 750, 0, 0)
+    assert (j.share_low.n, j.share_low.k) == (100, 25) and j.total.requests == 1000 and j.errors.n == 250
+    far = judge(25, share_design_effect=10)
+    far.observe_counts("v1", 2000, 0, 0)
+    assert far.verdict().endswith("design effect 10: 200 independent trials)") and "of 2000 requests" in far.verdict()
+    with pytest.raises(ValueError, match="share_design_effect must be at least 1"):
+        judge(25, share_design_effect=0.5)

@@ -243,10 +243,15 @@ def walk(workdir, bridge, stacks, cancel_after_kill=True):
 
 
 @pytest.fixture
-def stand_ins(monkeypatch):
+def stand_ins(monkeypatch, tmp_path):
     from operations import canary_run, stacks
 
     made: dict[str, FakeStack] = {}
+    # The job's `pulumi login s3://...` step (not walked): a file backend stands in for the bucket, where
+    # `rollout canary` keeps its lease.
+    backend = tmp_path / "backend"
+    backend.mkdir()
+    monkeypatch.setenv("PULUMI_BACKEND_URL", backend.as_uri())
 
     def open_stack(name, project_dir):
         if name not in made:

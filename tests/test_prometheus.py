@@ -557,3 +557,47 @@ def test_a_missing_histogram_says_how_to_judge_without_latency(prometheus):
         PrometheusSource(prometheus.url, "v2", max_p99=0.5, labels=labels, selector=JOB).sample()
     plain = PrometheusSource(prometheus.url, "v2", max_p99=0.5, labels=Labels(duration=None), selector=JOB).sample()
     assert plain.latency == {} and plain.requests
+
+
+# ---------------------------------------------------------------------------------------------
+# The release's selector, durations, the targets' scrape interval
+# ---------------------------------------------------------------------------------------------
+
+
+def test_the_release_selector_is_filled_in_from_the_stack():
+    from operations.prometheus import INGRESS_NGINX, ISTIO, release_selector
+
+    names = {"namespace": "app-update", "release": "app", "service": "app-service"}
+    assert release_selector(APP.release, **names) == (
+        'namespace="app-update",pod=~"app-(stable|canary)-[a-z0-9]+-[a-z0-9]+"')
+    assert release_selector(ISTIO.release, **names) == (
+        'destination_workload_namespace="app-update",destination_workload=~"app-(stable|canary)"')
+    assert release_selector(INGRESS_NGINX.release, **names) == (
+        'exported_namespace="app-update",ingress=~"app-service|app-service-canary"')
+    with pytest.raises(PrometheusError, match="placeholder other than"):
+        release_selector('pod="{pod}"', **names)
+    with pytest.raises(PrometheusError, match="namespace 'App\"' is not a Kubernetes name"):
+        release_selector(APP.release, **{**names, "namespace": 'App"'})
+
+
+@pytest.mark.parametrize("text,seconds", [("15s", 15), ("1m", 60), ("1m30s", 90), ("200ms", 0.2), ("2h", 7200)])
+def test_prometheus_durations(text, seconds):
+    from operations.prometheus import parse_duration
+
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+def test_a_bad_duration_is_refused():
+    from operations.prometheus import parse_duration
+
+    with pytest.raises(PrometheusError, match="'1 m' is not a Prometheus duration"):
+        parse_duration("1 m")
+
+
+def test_the_scrape_interval_is_the_release_targets_longest(prometheus, apps):
+    from operations.prometheus import scrape_interval
+
+    source = PrometheusSource(prometheus.url, "v2", 0.5, selector=JOB)
+    targets = set(source.sample().scraped)
+    assert scrape_interval(source, targets) == pytest.approx(0.2)  # the test server's 200ms
+    assert scrape_interval(source, {("app", "127.0.0.1:1")}) is None  # not one of its targets

@@ -1,0 +1,142 @@
+"""`rollout canary --metrics` against a real Prometheus as it scrapes: a canary scraped only after its weight
+is live, a slow scrape interval, and a second workload on the stable tag in the namespace. Each target
+carries the labels a Kubernetes service discovery attaches (`namespace`, `pod`), so the default release
+selector (operations.prometheus.Labels.release) is what scopes the queries.
+
+Outside CI a missing binary skips these tests (`make prometheus` installs it); in CI it fails them."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+import pytest
+
+from operations import stacks
+from operations.canary_run import CanaryOptions, run_canary
+from operations.prometheus import PrometheusSource
+from tests.apps import AppProcess, stop_all, wait_all
+from tests.prometheus_server import PrometheusServer, in_ci, prometheus_binary, wait_for
+from tests.test_canary import LoadBalancedStack
+from tests.weighted_proxy import WeightedProxy
+
+RELEASES = "app-update:releases"
+# Pods as their Deployments name them (<deployment>-<replica set hash>-<pod hash>); "rolling" is another
+# release in the namespace (staging's app-rolling) running the stable tag.
+PODS = {"v1": "app-stable-5f7d8c9b4-x2x4z", "v2": "app-canary-6c8d9f7b5-q9w8e",
+        "rolling": "app-rolling-7b9c8d6f4-k3j2h"}
+
+
+@pytest.fixture(scope="module")
+def apps():
+    if prometheus_binary() is None:
+        reason = "the prometheus binary is not installed (make prometheus installs Debian's package)"
+        if in_ci():
+            pytest.fail(f"{reason}; .ci/run should have installed it")
+        pytest.skip(reason)
+    started = {"v1": AppProcess.launch("v1"), "v2": AppProcess.launch("v2"), "rolling": AppProcess.launch("v1")}
+    wait_all(started.values())
+    yield started
+    stop_all(started.values())
+
+
+def address(app: AppProcess) -> str:
+    return f"127.0.0.1:{app.port}"
+
+
+def scrape(server: PrometheusServer, apps: dict[str, AppProcess], names: list[str]) -> None:
+    server.set_targets("app", [address(apps[name]) for name in names],
+                       {address(apps[name]): {"namespace": "app-update", "pod": PODS[name]} for name in names})
+
+
+@contextlib.contextmanager
+def prometheus(apps, names, interval="200ms"):
+    server = PrometheusServer({"app": []}, scrape_interval=interval)
+    scrape(server, apps, names)
+    with server:
+        yield server
+
+
+@pytest.fixture
+def proxy():
+    with WeightedProxy() as server:
+        yield server
+
+
+class ScrapedStack(LoadBalancedStack):
+    """Routes the proxy like LoadBalancedStack; `on_up(weight)` runs after each successful update."""
+
+    def __init__(self, proxy, apps, on_up=None):
+        self.on_up = on_up
+        super().__init__(proxy, {"v1": apps["v1"], "v2": apps["v2"]})
+
+    def up(self, **kwargs):
+        result = super().up(**kwargs)
+        if self.on_up:
+            self.on_up(self.outputs()["releases"].value["app"]["effectiveWeight"])
+        return result
+
+
+def options(server, proxy, **overrides):
+    values = {"release": "app", "tag": "v2", "steps": [50, 100], "interval": 2.0, "rate": 60.0, "settle": 0.5,
+              "metrics": server.url, "url": proxy.url}
+    values.update(overrides)
+    return CanaryOptions(**values)
+
+
+def test_a_canary_scraped_only_after_its_weight_is_live_is_waited_for_and_promoted(apps, proxy, capsys):
+    with prometheus(apps, ["v1", "rolling"]) as server:
+        def discover_canary(weight):  # the canary pod is discovered once it carries traffic: ~5 s later
+            if weight > 0 and address(apps["v2"]) not in server.targets["app"]:
+                scrape(server, apps, ["v1", "rolling", "v2"])
+
+        stack = ScrapedStack(proxy, apps, discover_canary)
+        run = run_canary(stack, options(server, proxy))
+    out = capsys.readouterr().out
+    assert run.exit_code == 0, out
+    assert "waiting up to 30.6s for Prometheus to scrape the canary and a whole round after the weight" in out
+    assert all(step.canary_requests > 0 for step in run.steps)
+    assert stack.config[RELEASES]["app"]["stable"]["tag"] == "v2"
+
+
+def test_a_slow_scrape_interval_is_read_from_prometheus_and_judged_in_whole_rounds(apps, proxy, capsys):
+    with prometheus(apps, ["v1", "v2"], interval="1s") as server:
+        stack = ScrapedStack(proxy, apps)
+        with pytest.raises(stacks.InputError, match=r"--interval 2s is shorter than 3 scrape intervals of Prometheus "
+                                                    r"\(1s each\).*use --interval 3s or more"):
+            run_canary(stack, options(server, proxy))
+        assert stack.up_messages == ["initial"]  # refused before anything was written
+        run = run_canary(stack, options(server, proxy, steps=[100], interval=3.0))
+    out = capsys.readouterr().out
+    assert run.exit_code == 0, run.aborted
+    assert "scrape interval 1s" in out
+    # With a scrape as long as a third of the step, the rounds after the wait still hold the step's traffic
+    # (it used to drop every round but the last and judge none: "no answer was judged").
+    assert run.steps[0].requests > 0 and run.steps[0].canary_share == 100.0
+
+
+def test_a_second_workload_on_the_stable_tag_never_counts(apps, proxy):
+    stop = threading.Event()
+
+    def other_release_traffic():  # app-rolling's own users, straight to its pod
+        from tests.test_prometheus import get
+
+        while not stop.is_set():
+            get(f"http://{address(apps['rolling'])}/")
+
+    with prometheus(apps, ["v1", "v2", "rolling"]) as server:
+        everything = PrometheusSource(server.url, "v2", 0.5, selector='job="app"')
+        before = everything.sample().totals()
+        stack = ScrapedStack(proxy, apps)
+        traffic = threading.Thread(target=other_release_traffic)
+        traffic.start()
+        try:
+            run = run_canary(stack, options(server, proxy, steps=[100], interval=2.5))
+        finally:
+            stop.set()
+            traffic.join(10)
+        # The unscoped query counts app-rolling's answers as v1: at the 100% step the canary would read far below.
+        wait_for(lambda: everything.sample().totals()["v1"].requests > before["v1"].requests + 100, 10,
+                 "app-rolling's traffic to be scraped")
+    assert run.exit_code == 0, run.aborted
+    assert run.steps[0].canary_share == 100.0 and run.steps[0].requests > 0
