@@ -15,6 +15,7 @@ from tests.apps import AppProcess, stop_all, wait_all
 from tests.clock import VirtualClock
 from tests.fake_stack import FakeStack
 from tests.kube_api_stub import KubeApiStub, deployment, ingress
+from tests.test_canary import latency_the_test_controls  # noqa: F401 (autouse: the judge gets the apps' declared latency)
 from tests.test_live_weight import httproute
 from tests.weighted_proxy import WeightedProxy
 
