@@ -705,6 +705,9 @@ def cmd_canary(args: argparse.Namespace) -> int:
             return 1
         run = run_canary(stack, options, log_path=log_path)
         print(f"log: {run.log_path}")
+        from operations.promotion import record_canary  # the verdict into the release record
+
+        record_canary(stack, args.release, args.tag, run)
         return run.exit_code
 
     return stacks.guarded(action)

@@ -20,7 +20,7 @@ import traceback
 from pathlib import Path
 
 from model.stack_file import PROJECT_DIR, StackFileError, check_project_dir, stack_name
-from operations import bootstrap, canary_run, preflight, revisions
+from operations import bootstrap, canary_run, preflight, promotion, revisions
 from operations.stacks import EXIT_FAILED, EXIT_OK, EXIT_POLICY, EXIT_USAGE, load_stack_file
 from policy import rules as policy_rules
 
@@ -250,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     fc.set_defaults(func=cmd_forecast)
 
     revisions.register(verbs)
+    promotion.register(verbs)
     canary_run.register(verbs)
     preflight.register(verbs)
     bootstrap.register(verbs)
