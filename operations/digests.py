@@ -49,10 +49,10 @@ class DigestError(OperationError):
 def split_reference(image: str) -> tuple[str, str]:
     """`repo` of a release's image → (registry host, repository path), as docker normalises it."""
     first, _, rest = image.partition("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
-        return first, rest
     if first in ("docker.io", "index.docker.io") and rest:
         image = rest
+    elif rest and ("." in first or ":" in first or first == "localhost"):
+        return first, rest
     return DOCKER_HUB, image if "/" in image else f"library/{image}"
 
 

@@ -244,10 +244,10 @@ def apply(stack: StackLike, changes: list[Change], records: dict[str, dict[str, 
 
 def do_promote(source: StackLike, target: StackLike, release: str | None, yes: bool, confirm: stacks.Confirm,
                preflight: Callable[[StackConfig], bool] | None = None, *, approve: str | None = None,
-               allow_tag: bool = False, resolve: Resolve | None = None, now: Callable[[], datetime] = utc_now,
-               by: Callable[[], str] = actor) -> int:
+               allow_tag: bool = False, resolve: Resolve | None = None, now: Callable[[], datetime] | None = None,
+               by: Callable[[], str] | None = None) -> int:
     plan, promoted_config = plan_promotion(source, target, release, approve=approve, allow_tag=allow_tag,
-                                           resolve=resolve or digests.resolve, now=now(), by=by())
+                                           resolve=resolve or digests.resolve, now=(now or utc_now)(), by=(by or actor)())
     # Preflight the config as it will be: the promoted images must exist where TO pulls from.
     if preflight is not None and not preflight(promoted_config):
         raise OperationError(f"preflight checks for {target.name} failed: nothing was changed")
@@ -258,7 +258,7 @@ def do_promote(source: StackLike, target: StackLike, release: str | None, yes: b
 
 
 def do_verify(stack: StackLike, release: str, reason: str, yes: bool, confirm: stacks.Confirm, *,
-              now: Callable[[], datetime] = utc_now, by: Callable[[], str] = actor) -> int:
+              now: Callable[[], datetime] | None = None, by: Callable[[], str] | None = None) -> int:
     config = stack.get_all_config()
     current = stacks.releases_of(config)
     if current is None or release not in current:
@@ -272,14 +272,14 @@ def do_verify(stack: StackLike, release: str, reason: str, yes: bool, confirm: s
         raise OperationError(f"stack {stack.name} does not run what its config says for {release} (config: {served}, "
                              f"running: {(record or {}).get('image', 'unknown')}): run `pulumi up` first")
     revs = stacks.revisions(stack)
-    entry = {"how": "verify", "image": served, "revision": next_revision(revs), "reason": reason, "at": _iso(now()),
-             "by": by()}
+    entry = {"how": "verify", "image": served, "revision": next_revision(revs), "reason": reason,
+             "at": _iso((now or utc_now)()), "by": (by or actor)()}
     return apply(stack, [], {release: entry}, f"verify {release} {served.rsplit(':', 1)[-1]}: {reason}", yes=yes,
                  confirm=confirm, protected=stack_config.protected)
 
 
-def record_canary(stack: StackLike, release: str, tag: str, run: Any, *, now: Callable[[], datetime] = utc_now,
-                  by: Callable[[], str] = actor) -> None:
+def record_canary(stack: StackLike, release: str, tag: str, run: Any, *, now: Callable[[], datetime] | None = None,
+                  by: Callable[[], str] | None = None) -> None:
     """After a passed canary run: its verdict and evidence into the release record, in one update that
     changes no resource. A failed run is recorded by its abort (the history's message) already."""
     if getattr(run, "exit_code", 1) != 0:
@@ -296,7 +296,7 @@ def record_canary(stack: StackLike, release: str, tag: str, run: Any, *, now: Ca
     evidence = (f"{len(steps)} steps to {getattr(steps[-1], 'weight', '?') if steps else '?'}%, {requests} requests, "
                 f"canary error rate at most {worst:g}%")
     entry = {"how": "canary", "image": image, "revision": next_revision(stacks.revisions(stack)), "verdict": "passed",
-             "evidence": evidence, "at": _iso(now()), "by": by()}
+             "evidence": evidence, "at": _iso((now or utc_now)()), "by": (by or actor)()}
     write_records(stack, {release: entry})
     stacks.update(stack, f"record canary {release} {tag}: passed", on_output=stacks.stream)
 
