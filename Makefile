@@ -13,7 +13,7 @@ help:
 	@echo "make bench                 run the benchmarks in bench/ (by hand; numbers go in docs/verification.md)"
 	@echo "make prometheus            install Debian's prometheus package (tests/test_prometheus.py runs it)"
 	@echo "make images [IMAGE=repo]   build the sample app's v1 and v2 images (needs a Docker engine)"
-	@echo "make schema                regenerate schema/pulumi-stack.schema.json from the config models"
+	@echo "make schema                regenerate schema/pulumi-stack.schema.json and schema/wave.schema.json"
 	@echo "make clean                 remove build output"
 
 # The venv Pulumi.yaml names (runtime.options.virtualenv), built once per requirements change.
@@ -42,6 +42,7 @@ bench: $(VENV)/.installed
 
 schema: $(VENV)/.installed
 	$(PY) -c "from model.config_models import SCHEMA_FILE, schema_text; open(SCHEMA_FILE, 'w').write(schema_text())"
+	$(PY) -c "from model.wave_file import SCHEMA_FILE, schema_text; open(SCHEMA_FILE, 'w').write(schema_text())"
 
 # Debian's prometheus package: tests/test_prometheus.py starts the binary on a loopback port (CI's .ci/run runs
 # this too). Idempotent and quiet: nothing happens when the binary is there; apt's output only on failure. As root,

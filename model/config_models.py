@@ -681,13 +681,15 @@ def _duration(value: Any) -> str:
     return text
 
 
+Duration = Annotated[str, BeforeValidator(_duration), WithJsonSchema({"type": "string", "pattern": f"^{DURATION.pattern}$"})]
+
+
 class Promotion(Section):
     """Where a stack takes releases from, and how long they must have soaked there (`rollout promote`)."""
 
     from_: Annotated[list[Text(STACK_NAME, "must be a stack name")], BeforeValidator(_non_empty_list("stack names"))] = Field(
         alias="from")
-    soak: Annotated[str, BeforeValidator(_duration), WithJsonSchema(
-        {"type": "string", "pattern": f"^{DURATION.pattern}$"})] | None = None
+    soak: Duration | None = None
 
 
 class Verification(Section):

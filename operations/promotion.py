@@ -274,7 +274,7 @@ def do_verify(stack: StackLike, release: str, reason: str, yes: bool, confirm: s
     revs = stacks.revisions(stack)
     entry = {"how": "verify", "image": served, "revision": next_revision(revs), "reason": reason,
              "at": _iso((now or utc_now)()), "by": (by or actor)()}
-    return apply(stack, [], {release: entry}, f"verify {release} {served.rsplit(':', 1)[-1]}: {reason}", yes=yes,
+    return apply(stack, [], {release: entry}, f"verify {release} {served.split('@')[0].rsplit(':', 1)[-1]}: {reason}", yes=yes,
                  confirm=confirm, protected=stack_config.protected)
 
 

@@ -20,7 +20,7 @@ import traceback
 from pathlib import Path
 
 from model.stack_file import PROJECT_DIR, StackFileError, check_project_dir, stack_name
-from operations import bootstrap, canary_run, preflight, promotion, revisions
+from operations import bootstrap, canary_run, preflight, promotion, revisions, waves
 from operations.stacks import EXIT_FAILED, EXIT_OK, EXIT_POLICY, EXIT_USAGE, load_stack_file
 from policy import rules as policy_rules
 
@@ -251,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     revisions.register(verbs)
     promotion.register(verbs)
+    waves.register(verbs)
     canary_run.register(verbs)
     preflight.register(verbs)
     bootstrap.register(verbs)
