@@ -339,3 +339,52 @@ def test_verify_refuses_a_release_that_does_not_run_what_its_config_says():
     dev.config[RELEASES]["web"]["tag"] = "v3"  # edited, not deployed
     with pytest.raises(OperationError, match="does not run what its config says"):
         promotion.do_verify(dev, "web", "looked fine", True, yes)
+
+
+# ---------------------------------------------------------------------------------------------
+# The policy pack: protected stacks take releases through promote
+# ---------------------------------------------------------------------------------------------
+
+
+def _pack_resources(config):
+    from policy import rules
+    from tests.conftest import ok_run
+
+    run = ok_run(config[RELEASES], stack="prod", protected=True)
+    return [rules.Resource(r.type, r.name, r.inputs) for r in run.resources if getattr(r, "custom", True)]
+
+
+def test_policy_protected_stack_serves_what_its_records_say():
+    from policy import rules
+
+    pinned = f"arungupta/app-upgrade:v2@{D2}"
+    config = stack_config(tag=f"v2@{D2}")
+    resources = _pack_resources(config)
+    engine_config = {"app-update:protected": "true", "app-update:promotion": json.dumps({"from": ["staging"]}),
+                     "app-update:verification": json.dumps({"web": {"how": "promotion", "image": pinned}})}
+    environ = {"PULUMI_CONFIG": json.dumps(engine_config)}
+    assert rules.promotion_proof(resources, environ) == []
+    # tag changed by hand: the stable Deployment no longer serves the recorded image
+    by_hand = _pack_resources(stack_config(tag="v3"))
+    found = rules.promotion_proof(by_hand, environ)
+    assert [(r.name, m) for r, m in found] == [("web-deployment", f"serves arungupta/app-upgrade:v3, but release web's record says "
+                                                       f"{pinned} (promotion): change what a protected stack runs with "
+                                                       "`rollout promote` or a canary of a promoted release, not by hand")]
+    # no promotion.from
+    environ = {"PULUMI_CONFIG": json.dumps({"app-update:protected": "true"})}
+    assert [m for _, m in rules.promotion_proof(resources, environ)] == [
+        "a protected stack names the stacks it takes releases from: set app-update:promotion.from"]
+    assert rules.promotion_proof(resources, {}) == []  # offline: no stack config to read
+
+
+def test_policy_allows_a_canary_being_promoted():
+    from policy import rules
+
+    pinned = f"arungupta/app-upgrade:v2@{D2}"
+    # the canary run's promotion step: stable takes the canary's image before the run records its verdict
+    config = stack_config(tag=f"v2@{D2}", canary_tag=f"v3@{D3}")
+    config[RELEASES]["app"]["stable"]["tag"] = f"v3@{D3}"
+    environ = {"PULUMI_CONFIG": json.dumps({"app-update:promotion": json.dumps({"from": ["staging"]}),
+                                            "app-update:verification": json.dumps(
+                                                {"app": {"how": "promotion", "image": pinned}})})}
+    assert rules.promotion_proof(_pack_resources(config), environ) == []
