@@ -5,13 +5,14 @@ PY := $(VENV)/bin/python
 STACK ?= dev
 IMAGE ?= app-update/app
 
-.PHONY: help preview test lint bench images clean schema prometheus
+.PHONY: help preview test lint bench images clean schema prometheus docker-registry
 
 help:
 	@echo "make preview [STACK=dev]   show and render a stack offline (no Pulumi CLI, no cloud)"
 	@echo "make test                  lint (ruff, lint-imports) and run the test suite"
 	@echo "make bench                 run the benchmarks in bench/ (by hand; numbers go in docs/verification.md)"
 	@echo "make prometheus            install Debian's prometheus package (tests/test_prometheus.py runs it)"
+	@echo "make docker-registry       install Debian's docker-registry package (tests/test_promotion.py runs it)"
 	@echo "make images [IMAGE=repo]   build the sample app's v1 and v2 images (needs a Docker engine)"
 	@echo "make schema                regenerate schema/pulumi-stack.schema.json and schema/wave.schema.json"
 	@echo "make clean                 remove build output"
@@ -55,6 +56,16 @@ prometheus:
 	       apt-get install -y -qq --no-install-recommends prometheus; } >$$log 2>&1; then \
 	    rm -f $$log; echo "installed $$(prometheus --version 2>&1 | head -n 1)"; \
 	  else cat $$log; rm -f $$log; echo "make prometheus: apt-get could not install prometheus" >&2; exit 1; fi; }
+
+# Debian's docker-registry (the distribution registry): tests/test_promotion.py starts it on a loopback port
+# and pushes images to it. Idempotent and quiet like `make prometheus`; the package's own service is not used.
+docker-registry:
+	@command -v docker-registry >/dev/null 2>&1 || { \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); log=$$(mktemp); \
+	  if { $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive \
+	       apt-get install -y -qq --no-install-recommends docker-registry; } >$$log 2>&1; then \
+	    rm -f $$log; echo "installed docker-registry"; \
+	  else cat $$log; rm -f $$log; echo "make docker-registry: apt-get could not install it" >&2; exit 1; fi; }
 
 images:
 	docker build --build-arg APP_VERSION=v1 -t $(IMAGE):v1 app

@@ -53,7 +53,7 @@ def protected_stacks():
 
 
 def test_the_workflows_exist():
-    assert [p.name for p in WORKFLOWS] == ["deploy.yml", "pull-request.yml"]
+    assert [p.name for p in WORKFLOWS] == ["deploy.yml", "pull-request.yml", "wave.yml"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,7 +184,7 @@ def test_every_preview_and_up_runs_the_policy_pack_on_the_s3_backend():
 
 def test_protected_stacks_get_the_protected_policy_config():
     protected = protected_stacks()
-    assert protected == {"prod"}
+    assert protected == {"prod", "prod-use1", "prod-euw1"}
     seen = set()
     for file, name, job, given in pulumi_steps():
         for stack in stack_of(job, given):
@@ -228,6 +228,8 @@ def test_the_pipeline_runs_canary_then_promote_on_staging_and_promote_on_prod():
         ("staging", 'canary staging --release "$CANARY_RELEASE" --tag "$TAG" --yes'),
         ("staging", "promote dev staging --yes"),
         ("prod", "promote staging prod --yes"),
+        ("stage-1", 'wave prod --release "$RELEASE" --resume --until-stage 1 --yes'),
+        ("stage-2", 'wave prod --release "$RELEASE" --resume --until-stage 2 --yes'),
     ]
 
 
