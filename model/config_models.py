@@ -692,6 +692,14 @@ class Promotion(Section):
     soak: Duration | None = None
 
 
+def _recorded_text(value: Any) -> str:
+    # `pulumi config set --path` stores a reason like "42" or "true" as a number or a boolean.
+    return show(value) if isinstance(value, (bool, int, float)) and not isinstance(value, str) else _string(value)
+
+
+RecordedText = Annotated[str, BeforeValidator(_recorded_text), WithJsonSchema({"type": ["string", "number", "boolean"]})]
+
+
 class Verification(Section):
     """How a release got onto the stack, written by `rollout promote | verify | canary`, never by hand."""
 
@@ -700,11 +708,11 @@ class Verification(Section):
     revision: Integer(1) | None = None
     from_: Text(STACK_NAME, "must be a stack name") | None = Field(None, alias="from")
     from_revision: Integer(1) | None = Field(None, alias="fromRevision")
-    verdict: Text() | None = None
-    evidence: Text() | None = None
-    reason: Text() | None = None
-    at: Text() | None = None
-    by: Text() | None = None
+    verdict: RecordedText | None = None
+    evidence: RecordedText | None = None
+    reason: RecordedText | None = None
+    at: RecordedText | None = None
+    by: RecordedText | None = None
 
 
 class StackSettings(Section):

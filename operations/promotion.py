@@ -23,6 +23,7 @@ import argparse
 import getpass
 import os
 import socket
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -92,15 +93,23 @@ def _duration(seconds: float) -> str:
     return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 
-def proof_problems(source: str, target: str, target_config: StackConfig, release: str, record: dict[str, Any] | None,
-                   source_revisions: list[Revision], now: datetime) -> list[str]:
-    """Why `release` may not go from `source` to `target` without --approve (empty: it may)."""
+def source_problems(source: str, target: str, target_config: StackConfig) -> list[str]:
+    """Whether `target` takes releases from `source` at all (--approve does not change it)."""
     if target_config.promotion_from and source not in target_config.promotion_from:
         return [f"stack {target} takes releases only from {', '.join(target_config.promotion_from)} "
                 f"({PROJECT}:promotion.from), not from {source}"]
     if not target_config.promotion_from:
         return [f"stack {target} is protected but its file does not say which stacks it takes releases from: set "
                 f"{PROJECT}:promotion.from (and promotion.soak)"]
+    return []
+
+
+def proof_problems(source: str, target: str, target_config: StackConfig, release: str, record: dict[str, Any] | None,
+                   source_revisions: list[Revision], now: datetime) -> list[str]:
+    """Why `release` may not go from `source` to `target` without --approve (empty: it may)."""
+    problems = source_problems(source, target, target_config)
+    if problems:
+        return problems
     verification = (record or {}).get("verification") or {"how": "manual"}
     how = verification.get("how")
     if how not in VERIFIED or (how in ("canary", "bluegreen") and verification.get("verdict") != "passed"):
@@ -168,6 +177,8 @@ def plan_promotion(source: StackLike, target: StackLike, release: str | None, *,
     source_revs = stacks.revisions(source)
     needs_proof = bool(target_config.promotion_from) or target_config.protected
     problems = []
+    if needs_proof and approve is not None:
+        problems = source_problems(source.name, target.name, target_config)
     for name in sorted({c.release for c in changes}):
         if needs_proof and approve is None:
             problems += proof_problems(source.name, target.name, target_config, name, records.get(name), source_revs,
@@ -297,8 +308,15 @@ def record_canary(stack: StackLike, release: str, tag: str, run: Any, *, now: Ca
                 f"canary error rate at most {worst:g}%")
     entry = {"how": "canary", "image": image, "revision": next_revision(stacks.revisions(stack)), "verdict": "passed",
              "evidence": evidence, "at": _iso((now or utc_now)()), "by": (by or actor)()}
-    write_records(stack, {release: entry})
-    stacks.update(stack, f"record canary {release} {tag}: passed", on_output=stacks.stream)
+    try:
+        write_records(stack, {release: entry})
+        stacks.update(stack, f"record canary {release} {tag}: passed", on_output=stacks.stream)
+    except (OperationError, stacks.UpdateFailed) as error:
+        # The canary passed and is promoted: only its record is missing, which a verify can write.
+        cause = error.cause if isinstance(error, stacks.UpdateFailed) else str(error)
+        print(f"warning: the canary passed but its verdict was not recorded ({cause}); record the check with: "
+              f"python -m rollout verify {stack.name} --release {release} --reason \"canary {tag} passed\"",
+              file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -388,3 +388,28 @@ def test_policy_allows_a_canary_being_promoted():
                                             "app-update:verification": json.dumps(
                                                 {"app": {"how": "promotion", "image": pinned}})})}
     assert rules.promotion_proof(_pack_resources(config), environ) == []
+
+
+def test_approve_never_bypasses_promotion_from():
+    dev = deployed("dev", stack_config(tag="v2"))
+    prod = deployed("prod", stack_config(promotion_settings={"from": ["staging"]}, protected=True))
+    with pytest.raises(InputError, match=r"^stack prod takes releases only from staging"):
+        promotion.do_promote(dev, prod, "web", True, yes, resolve=resolve, approve="trust me")
+    assert prod.config[RELEASES]["web"]["tag"] == "v1"
+
+
+def test_a_reason_the_cli_would_store_as_a_number_keeps_the_config_valid():
+    dev = deployed("dev", stack_config(tag="v2"))
+    assert promotion.do_verify(dev, "web", "42", True, yes, now=at(T0), by=by) == 0
+    assert records(dev)["web"]["verification"]["reason"] == "42"
+
+
+def test_a_canary_verdict_that_cannot_be_recorded_is_a_warning(capsys):
+    from operations.canary_run import CanaryRun
+
+    dev = deployed("dev", stack_config(tag="v2"))
+    dev.script = ["fail"]
+    promotion.record_canary(dev, "app", "v2", CanaryRun(0, []), now=at(T0), by=by)
+    err = capsys.readouterr().err
+    assert err.startswith("warning: the canary passed but its verdict was not recorded (pulumi: ")
+    assert 'python -m rollout verify dev --release app --reason "canary v2 passed"' in err

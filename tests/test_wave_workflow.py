@@ -22,7 +22,7 @@ def test_a_job_per_stage_in_order_behind_each_stacks_environment():
     wave = wave_file.load("prod", ROOT)
     jobs = stage_jobs()
     assert [name for name, _ in jobs] == [f"stage-{i}" for i in range(1, len(wave.stages) + 1)]
-    for index, ((name, job), stage) in enumerate(zip(jobs, wave.stages, strict=True), start=1):
+    for index, ((_, job), stage) in enumerate(zip(jobs, wave.stages, strict=True), start=1):
         assert len(stage.stacks) == 1, "a stage of several stacks needs a matrix job"
         stack = stage.stacks[0]
         assert job["environment"] == stack
