@@ -413,3 +413,54 @@ def test_a_canary_verdict_that_cannot_be_recorded_is_a_warning(capsys):
     err = capsys.readouterr().err
     assert err.startswith("warning: the canary passed but its verdict was not recorded (pulumi: ")
     assert 'python -m rollout verify dev --release app --reason "canary v2 passed"' in err
+
+
+def test_a_bearer_challenge_is_answered_with_an_anonymous_token(monkeypatch):
+    """Docker Hub's flow (401 with `WWW-Authenticate: Bearer realm=...,service=...,scope=...`, then a token
+    from the realm) against a loopback stand-in: the real Hub is not reachable here."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen = []
+
+    class Registry(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):  # noqa: N802 (the http.server API)
+            seen.append(("GET", self.path, self.headers.get("Authorization")))
+            if self.path.startswith("/token?"):
+                body = json.dumps({"token": "t0ken"}).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            self.send_response(404)
+            self.end_headers()
+
+        def do_HEAD(self):  # noqa: N802
+            seen.append(("HEAD", self.path, self.headers.get("Authorization"), self.headers.get("Accept")))
+            if self.headers.get("Authorization") != "Bearer t0ken":
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", f'Bearer realm="http://127.0.0.1:{port}/token",'
+                                                     'service="registry.test",scope="repository:team/app:pull"')
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Docker-Content-Digest", D3)
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Registry)
+    port = server.server_address[1]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert digests.resolve(f"127.0.0.1:{port}/team/app", "v3") == D3
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [s[:3] for s in seen] == [
+        ("HEAD", "/v2/team/app/manifests/v3", None),
+        ("GET", "/token?service=registry.test&scope=repository%3Ateam%2Fapp%3Apull", None),
+        ("HEAD", "/v2/team/app/manifests/v3", "Bearer t0ken")]
+    assert "application/vnd.oci.image.index.v1+json" in seen[0][3]
