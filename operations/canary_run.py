@@ -496,13 +496,14 @@ class _CanaryLoop:
         # DNS splits per resolver: one prober is one resolver and sees 0% or 100% of the canary, so
         # the share is never judged there (the judge stays settling); errors and latency are.
         per_resolver = self.tracker.traffic_settle() > 0
-        judge = (Judge(o.tag, weight, o.max_error_rate, o.max_p99, settling=True) if o.metrics or per_resolver
-                 else Judge(o.tag, weight, o.max_error_rate, o.max_p99, settle_seconds=o.settle))
+        version = o.tag.split("@", 1)[0]  # what the app reports: a tag pinned by digest reports its tag
+        judge = (Judge(version, weight, o.max_error_rate, o.max_p99, settling=True) if o.metrics or per_resolver
+                 else Judge(version, weight, o.max_error_rate, o.max_p99, settle_seconds=o.settle))
         if o.metrics:
             from operations.prometheus import PrometheusSource, Rounds
 
             # The baseline is taken now: only traffic of this step counts.
-            rounds = Rounds(PrometheusSource(o.metrics, o.tag, o.max_p99, selector=o.metrics_selector))
+            rounds = Rounds(PrometheusSource(o.metrics, version, o.max_p99, selector=o.metrics_selector))
         prober = Prober(url, judge, o.rate, o.concurrency, o.timeout, self.clock, rounds=rounds,
                         judge_probes=rounds is None, settle=o.settle)
 

@@ -17,6 +17,7 @@ from operations.stacks import InputError, OperationError
 from rollout.cli import main
 from tests.fake_stack import deployed
 from tests.registry_server import RegistryServer, registry_binary
+from tests.test_canary import apps, proxy  # noqa: F401 (fixtures: the sample app processes, the weighted proxy)
 
 pytestmark = pytest.mark.usefixtures("shared_botocore_data")
 
@@ -464,3 +465,32 @@ def test_a_bearer_challenge_is_answered_with_an_anonymous_token(monkeypatch):
         ("GET", "/token?service=registry.test&scope=repository%3Ateam%2Fapp%3Apull", None),
         ("HEAD", "/v2/team/app/manifests/v3", "Bearer t0ken")]
     assert "application/vnd.oci.image.index.v1+json" in seen[0][3]
+
+
+class _ByTag(dict):
+    """The running apps by the version they report: a tag pinned by digest runs its tag's app."""
+
+    def __getitem__(self, tag):
+        return super().__getitem__(tag.split("@", 1)[0])
+
+
+def test_a_canary_of_a_pinned_tag_is_judged_by_the_version_the_app_reports(apps, proxy):  # noqa: F811
+    from operations.canary_run import run_canary
+    from tests.clock import VirtualClock
+    from tests.test_canary import LoadBalancedStack, options
+
+    stack = LoadBalancedStack(proxy, _ByTag(apps))
+    run = run_canary(stack, options(f"v2@{D2}", url=proxy.url), clock=VirtualClock())
+    assert run.exit_code == 0, run.aborted
+    assert all(abs(step.canary_share - step.weight) <= 2 for step in run.steps)  # v2's answers count as the canary
+    assert stack.config[RELEASES]["app"]["stable"]["tag"] == f"v2@{D2}"
+
+
+def test_pods_of_a_pinned_tag_are_labelled_with_the_tag():
+    from tests.conftest import ok_run
+
+    run = ok_run({"web": {"strategy": "RollingUpdate", "tag": f"v2@{D2}"}})
+    deployment = next(r for r in run.resources if r.type == "kubernetes:apps/v1:Deployment")
+    template = deployment.inputs["spec"]["template"]
+    assert template["metadata"]["labels"]["app.kubernetes.io/version"] == "v2"
+    assert template["spec"]["containers"][0]["image"] == f"arungupta/app-upgrade:v2@{D2}"
