@@ -27,7 +27,7 @@ from pathlib import Path
 
 from model.config import StackConfig
 from model.stack_file import PROJECT_DIR, StackFileError, check_project_dir, stack_name
-from operations import bootstrap, canary_run, pipeline_plan, preflight, promotion, revisions, waves, watchdog
+from operations import bootstrap, canary_run, pipeline_plan, preflight, promotion, revisions, watchdog, waves
 from operations.stacks import EXIT_FAILED, EXIT_OK, EXIT_POLICY, EXIT_USAGE, load_stack_file
 from policy import rules as policy_rules
 
