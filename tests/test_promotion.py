@@ -5,9 +5,12 @@ promotion.from and after a later abort, `--approve` recorded, `rollout verify`."
 from __future__ import annotations
 
 import json
+import tempfile
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+import yaml
 
 from model.config import load
 from model.release_record import release_records
@@ -15,6 +18,7 @@ from operations import digests, promotion, stacks
 from operations.digests import DigestError
 from operations.stacks import InputError, OperationError
 from rollout.cli import main
+from tests.conftest import ROOT
 from tests.fake_stack import deployed
 from tests.registry_server import RegistryServer, registry_binary
 from tests.test_canary import apps, proxy  # noqa: F401 (fixtures: the sample app processes, the weighted proxy)
@@ -122,13 +126,23 @@ def test_promotion_by_digest_with_proof_and_soak():
     assert staging.up_messages[-1] == f"promote app v2@{D2}, web v2@{D2} from dev"
 
 
+def promote_main(stand_ins, source, target, *rest):
+    """`rollout promote SOURCE TARGET ...` in a copy of the project whose stack files hold what the stand-in
+    stacks hold (the command checks its inputs against the local stack files first)."""
+    with tempfile.TemporaryDirectory() as project:
+        (Path(project) / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+        for name in (source, target):
+            (Path(project) / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump({"config": stand_ins[name].config}))
+        return main(["-C", project, "promote", source, target, *rest, "--yes"])
+
+
 def refusal(dev, staging, monkeypatch, capsys, *argv, now=T0 + timedelta(hours=2)):
     monkeypatch.setattr(stacks, "open_stack", lambda name, cwd: {"dev": dev, "qa": dev, "staging": staging,
                                                                  "prod": staging}[name])
     monkeypatch.setattr(digests, "resolve", resolve)
     monkeypatch.setattr(promotion, "utc_now", lambda: now)
     before = json.dumps(staging.config, sort_keys=True)
-    status = main(["promote", *argv, "--yes"])
+    status = promote_main({"dev": dev, "qa": dev, "staging": staging, "prod": staging}, *argv)
     assert json.dumps(staging.config, sort_keys=True) == before  # nothing written
     assert len(staging.applied) == 1  # no update ran
     return status, capsys.readouterr().err.strip().splitlines()
@@ -176,7 +190,7 @@ def test_refused_after_a_later_abort_on_the_source(monkeypatch, capsys):
                    "aborted at step 1/3 (weight 10%): canary error rate 7.1% over the 1% budget'): verify it again"]
     # web was not aborted: it still goes
     monkeypatch.setattr(promotion, "utc_now", lambda: T0 + timedelta(hours=2))
-    assert main(["promote", "dev", "staging", "--release", "web", "--yes"]) == 0
+    assert promote_main({"dev": dev, "staging": staging}, "dev", "staging", "--release", "web") == 0
 
 
 def test_a_protected_stack_needs_promotion_from(monkeypatch, capsys):
@@ -194,7 +208,8 @@ def test_approve_bypasses_the_proof_and_is_recorded(monkeypatch, capsys):
     monkeypatch.setattr(stacks, "open_stack", lambda name, cwd: {"dev": dev, "staging": staging}[name])
     monkeypatch.setattr(digests, "resolve", resolve)
     monkeypatch.setattr(promotion, "actor", by)
-    assert main(["promote", "dev", "staging", "--release", "web", "--yes", "--approve", "hotfix INC-42"]) == 0
+    assert promote_main({"dev": dev, "staging": staging}, "dev", "staging", "--release", "web", "--approve",
+                        "hotfix INC-42") == 0
     verification = records(staging)["web"]["verification"]
     assert verification["how"] == "approved" and verification["reason"] == "hotfix INC-42"
     assert verification["from"] == "dev" and verification["by"] == "alice@laptop"
