@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STACK ?= dev
 IMAGE ?= app-update/app
 
-.PHONY: help preview test test-deps lint bench images clean schema prometheus chromium rollout
+.PHONY: help preview test test-deps lint bench images clean schema prometheus chromium docker-registry rollout
 
 help:
 	@echo "make preview [STACK=dev]   show and render a stack offline (no Pulumi CLI, no cloud)"
@@ -15,8 +15,9 @@ help:
 	@echo "make bench                 run the benchmarks in bench/ (by hand; numbers go in docs/verification.md)"
 	@echo "make prometheus            install Debian's prometheus package (tests/test_prometheus.py runs it)"
 	@echo "make chromium              install Debian's chromium (tests/test_report_browser.py screenshots reports)"
+	@echo "make docker-registry       install Debian's docker-registry package (tests/test_promotion.py runs it)"
 	@echo "make images [IMAGE=repo]   build the sample app's v1 and v2 images (needs a Docker engine)"
-	@echo "make schema                regenerate schema/pulumi-stack.schema.json from the config models"
+	@echo "make schema                regenerate schema/pulumi-stack.schema.json and schema/wave.schema.json"
 	@echo "make clean                 remove build output"
 
 # The venv Pulumi.yaml names (runtime.options.virtualenv), built once per requirements change. The first run says
@@ -62,7 +63,7 @@ test: lint tests/crd/node_modules/.package-lock.json
 # Everything `make test` needs that is not in the checkout, in one place: .ci/run and the workflows'
 # shared setup (.github/actions/test-deps) both run this target, so a new prerequisite (a server the
 # tests start, a browser) is added here once. Idempotent: what is there already is kept.
-test-deps: $(VENV)/.installed prometheus chromium tests/crd/node_modules/.package-lock.json
+test-deps: $(VENV)/.installed prometheus chromium docker-registry tests/crd/node_modules/.package-lock.json
 
 bench: $(VENV)/.installed
 	$(PY) bench/bench_preview.py
@@ -70,6 +71,7 @@ bench: $(VENV)/.installed
 
 schema: $(VENV)/.installed
 	$(PY) -c "from model.config_models import SCHEMA_FILE, schema_text; open(SCHEMA_FILE, 'w').write(schema_text())"
+	$(PY) -c "from model.wave_file import SCHEMA_FILE, schema_text; open(SCHEMA_FILE, 'w').write(schema_text())"
 
 # Debian's prometheus package: tests/test_prometheus.py starts the binary on a loopback port (CI's .ci/run runs
 # this too). Idempotent and quiet: nothing happens when the binary is there; apt's output only on failure. As root,
@@ -92,6 +94,16 @@ chromium:
 	       apt-get install -y -qq --no-install-recommends chromium; } >$$log 2>&1; then \
 	    rm -f $$log; echo "installed $$(chromium --version 2>&1 | head -n 1)"; \
 	  else cat $$log; rm -f $$log; echo "make chromium: apt-get could not install chromium" >&2; exit 1; fi; }
+
+# Debian's docker-registry (the distribution registry): tests/test_promotion.py starts it on a loopback port
+# and pushes images to it. Idempotent and quiet like `make prometheus`; the package's own service is not used.
+docker-registry:
+	@command -v docker-registry >/dev/null 2>&1 || { \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); log=$$(mktemp); \
+	  if { $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive \
+	       apt-get install -y -qq --no-install-recommends docker-registry; } >$$log 2>&1; then \
+	    rm -f $$log; echo "installed docker-registry"; \
+	  else cat $$log; rm -f $$log; echo "make docker-registry: apt-get could not install it" >&2; exit 1; fi; }
 
 images:
 	docker build --build-arg APP_VERSION=v1 -t $(IMAGE):v1 app

@@ -14,6 +14,7 @@ from components.release import ReleaseArgs
 from components.rolling import RollingDeployment
 from components.service import READINESS_GATE_LABEL
 from components.stack_config import load_stack_config
+from model.release_record import release_records
 
 config = load_stack_config()
 
@@ -72,3 +73,5 @@ for release in config.releases:
 pulumi.export("namespace", namespace.metadata.name)
 pulumi.export("clusterMode", config.cluster.mode)
 pulumi.export("releases", releases)
+# Per release: the image by digest, its config and how it got here (model/release_record.py).
+pulumi.export("releaseRecords", release_records(config))

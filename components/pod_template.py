@@ -66,9 +66,11 @@ def object_labels(release: Release) -> dict[str, str]:
 
 def pod_labels(release: Release, tag: str, track: str | None = None) -> dict[str, str]:
     labels = {**object_labels(release), **selector_labels(release, track)}
-    # Like the workshop's `version: v1` label, so `kubectl get pods -l` can tell versions apart.
-    if len(tag) <= 63 and _LABEL_VALUE.match(tag):
-        labels[VERSION_LABEL] = tag
+    # Like the workshop's `version: v1` label, so `kubectl get pods -l` can tell versions apart
+    # (a tag pinned by digest, `v2@sha256:...`, is labelled with its tag).
+    version = tag.split("@", 1)[0]
+    if len(version) <= 63 and _LABEL_VALUE.match(version):
+        labels[VERSION_LABEL] = version
     return labels
 
 

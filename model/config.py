@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -272,6 +273,10 @@ class StackConfig:
     region: str | None = None
     aws_profile: str | None = None  # aws:profile
     aws_role_arn: str | None = None  # the role the AWS provider assumes (aws:assumeRoles, last one)
+    # promotion.from and promotion.soak (seconds); per release, how it got here (written by the rollout verbs)
+    promotion_from: tuple[str, ...] = ()
+    promotion_soak: int = 0
+    verification: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def release(self, name: str) -> Release:
         for release in self.releases:
@@ -449,7 +454,17 @@ def validate(raw: Mapping[str, Any], stack: str, extra: Mapping[str, Any] | None
         allowed_account_ids=tuple(allowed or ()), region=region if isinstance(region, str) else None,
         aws_profile=extra.get("aws:profile") if isinstance(extra.get("aws:profile"), str) else None,
         aws_role_arn=_assumed_role(extra),
+        promotion_from=tuple(settings.promotion.from_) if settings.promotion else (),
+        promotion_soak=seconds(settings.promotion.soak) if settings.promotion and settings.promotion.soak else 0,
+        verification={name: record.model_dump(by_alias=True, exclude_none=True)
+                      for name, record in (settings.verification or {}).items()},
     )
+
+
+def seconds(duration: str) -> int:
+    """`1h30m` → 5400: a duration the models checked (d, h, m, s)."""
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    return sum(int(n) * units[u] for n, u in re.findall(r"([0-9]+)([dhms])", duration))
 
 
 def _assumed_role(extra: Mapping[str, Any]) -> str | None:

@@ -63,7 +63,8 @@ IMAGE = re.compile(
     r"(?:(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
     r"(?::[0-9]+)?/)?" + _PATH_COMPONENT + r"(?:/" + _PATH_COMPONENT + r")*"
 )
-TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+# A tag, optionally pinned to its digest (`v2@sha256:<64 hex>`, what `rollout promote` writes).
+TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(?:@sha256:[a-f0-9]{64})?")
 ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
 HEALTH_PATH = re.compile(r"/\S*")
 INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9]+")
@@ -202,7 +203,8 @@ def _tag(value: Any) -> str:
         raise rule(f"must be an image tag; quote it so YAML keeps it as written (got {value!r})")
     text = _string(value)
     if not TAG.fullmatch(text):
-        raise rule(f"must be an image tag (letters, digits, '_', '.', '-'; at most 128 characters) (got {text!r})")
+        raise rule(f"must be an image tag (letters, digits, '_', '.', '-'; at most 128 characters), optionally "
+                   f"pinned by digest as TAG@sha256:<64 hex digits> (got {text!r})")
     return text
 
 
@@ -677,6 +679,51 @@ def _releases(value: Any) -> Any:
     return value
 
 
+STACK_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+DURATION = re.compile(r"(?:[0-9]+[dhms])+")
+
+
+def _duration(value: Any) -> str:
+    text = _string(value)
+    if not DURATION.fullmatch(text):
+        raise rule(f"must be a duration like 1h, 30m, 1h30m or 2d (got {text!r})")
+    return text
+
+
+Duration = Annotated[str, BeforeValidator(_duration), WithJsonSchema({"type": "string", "pattern": f"^{DURATION.pattern}$"})]
+
+
+class Promotion(Section):
+    """Where a stack takes releases from, and how long they must have soaked there (`rollout promote`)."""
+
+    from_: Annotated[list[Text(STACK_NAME, "must be a stack name")], BeforeValidator(_non_empty_list("stack names"))] = Field(
+        alias="from")
+    soak: Duration | None = None
+
+
+def _recorded_text(value: Any) -> str:
+    # `pulumi config set --path` stores a reason like "42" or "true" as a number or a boolean.
+    return show(value) if isinstance(value, (bool, int, float)) and not isinstance(value, str) else _string(value)
+
+
+RecordedText = Annotated[str, BeforeValidator(_recorded_text), WithJsonSchema({"type": ["string", "number", "boolean"]})]
+
+
+class Verification(Section):
+    """How a release got onto the stack, written by `rollout promote | verify | canary`, never by hand."""
+
+    how: Choice(("promotion", "approved", "canary", "bluegreen", "verify"))
+    image: Text()
+    revision: Integer(1) | None = None
+    from_: Text(STACK_NAME, "must be a stack name") | None = Field(None, alias="from")
+    from_revision: Integer(1) | None = Field(None, alias="fromRevision")
+    verdict: RecordedText | None = None
+    evidence: RecordedText | None = None
+    reason: RecordedText | None = None
+    at: RecordedText | None = None
+    by: RecordedText | None = None
+
+
 class StackSettings(Section):
     """Everything under `app-update:` in a stack file (keys without the namespace)."""
 
@@ -686,6 +733,8 @@ class StackSettings(Section):
     protected: Boolean | None = None
     cluster: Cluster | None = None
     releases: Annotated[dict[ReleaseName, Release], BeforeValidator(_releases)]
+    promotion: Promotion | None = None
+    verification: dict[ReleaseName, Verification] | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -783,6 +832,8 @@ def _model_at(loc: list[Any], data: Mapping[str, Any]) -> tuple[type[Section] | 
     """The model of the mapping at `loc` (the parent of an unknown key), and its misplaced-key notes."""
     if not loc:
         return StackSettings, {}
+    if loc[0] in ("promotion", "verification"):
+        return (Promotion if loc[0] == "promotion" else Verification if len(loc) == 2 else None), {}
     if loc[0] == "cluster":
         cluster = _lookup(data, ["cluster"]) or {}
         model = CLUSTER_MODELS.get(cluster.get("mode", "kubeconfig") if isinstance(cluster, dict) else "", None)

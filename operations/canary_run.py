@@ -714,6 +714,7 @@ class _CanaryLoop:
             log.say(f"  step {index}: weight {weight}% gives the canary {share:g}% of the traffic: judged at {share:g}%",
                     effective_share=share)
         # DNS splits per resolver: one prober is one resolver and sees 0% or 100% of the canary, so
+        version = o.tag.split("@", 1)[0]  # what the app reports: a tag pinned by digest reports its tag
         # the share is never judged from probes there (the judge stays settling), nor is the minimum of
         # canary answers; errors and latency are. From Prometheus (many resolvers) both are.
         per_resolver = self.tracker.traffic_settle() > 0 and not o.metrics
@@ -723,16 +724,16 @@ class _CanaryLoop:
         if o.metrics:
             # Every round judged began after the weight was live (step_checks.metrics_rounds waits for
             # that): no settle phase.
-            judge = Judge(o.tag, share, o.max_error_rate, o.max_p99, **common)
+            judge = Judge(version, share, o.max_error_rate, o.max_p99, **common)
             try:
                 rounds = step_checks.metrics_rounds(self.metrics_source, self.scrape_interval, o,
                                                     lambda text: log.say(f"  {text}"))
             except step_checks.NotLive as error:
                 return str(error)
         elif per_resolver:
-            judge = Judge(o.tag, share, o.max_error_rate, o.max_p99, settling=True, **common)
+            judge = Judge(version, share, o.max_error_rate, o.max_p99, settling=True, **common)
         else:
-            judge = Judge(o.tag, share, o.max_error_rate, o.max_p99, settle_seconds=o.settle, **common)
+            judge = Judge(version, share, o.max_error_rate, o.max_p99, settle_seconds=o.settle, **common)
         prober = Prober(url, judge, o.rate, o.concurrency, o.timeout, self.clock, rounds=rounds,
                         judge_probes=rounds is None, settle=o.settle)
 
@@ -1042,6 +1043,9 @@ def cmd_canary(args: argparse.Namespace) -> int:
         run = run_canary(stack, options, log_path=log_path, resume=args.resume,
                          lease=spec or (lambda: leases.spec_for(stack, args.release, args.cwd, args.lease_seconds)))
         print(f"log: {run.log_path}")
+        from operations.promotion import record_canary  # the verdict into the release record
+
+        record_canary(stack, args.release, args.tag, run)
         return run.exit_code
 
     return stacks.guarded(action)

@@ -160,7 +160,9 @@ def run_checks(config: StackConfig, session: object | None = None) -> list[Check
         image = f"{registry}.dkr.ecr.{image_region}.amazonaws.com/{repo}:{tag}"
         ecr = client("ecr", image_region)
         try:
-            ecr.describe_images(registryId=registry, repositoryName=repo, imageIds=[{"imageTag": tag}])
+            # A tag pinned by `rollout promote` (`v2@sha256:...`) is pulled by its digest.
+            ids = {"imageDigest": tag.split("@", 1)[1]} if "@" in tag else {"imageTag": tag}
+            ecr.describe_images(registryId=registry, repositoryName=repo, imageIds=[ids])
             checks.append(Check(f"image {release}", True, f"{image} exists"))
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")

@@ -6,13 +6,13 @@ history  each past update of a stack: revision, time, result, what every release
          on self-managed backends too, where Pulumi leaves every update's version at 0.
 undo     restore the tags, weights and replicas a revision recorded and update the stack.
 status   what a stack runs now: addresses, images per track, canary weight, last update.
-promote  take what one stack really runs (its outputs) into the next stack's config.
+promote  lives in operations/promotion.py; these are the pieces it shares (running_tags,
+         promote_changes, preflight_ok).
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from typing import Any
 
 from model.config import StackConfig
@@ -222,23 +222,6 @@ def do_undo(stack: StackLike, to_revision: int | None, release: str | None, yes:
                   protected=stacks.is_protected(config))
 
 
-def do_promote(source: StackLike, target: StackLike, release: str | None, yes: bool, confirm: Confirm,
-               preflight: Callable[[StackConfig], bool] | None = None) -> int:
-    config = target.get_all_config()
-    current = stacks.releases_of(config)
-    if current is None:
-        raise OperationError(f"stack {target.name}'s config has no readable app-update:releases")
-    current, stale = live_state.prefer_live(target, current, release, "promote")  # never a silent rollback
-    changes = promote_changes(running_tags(source.outputs()), current, release, source.name, target.name)
-    promoted_config = stacks.check_config(target.name, config, stacks.apply_changes(current, changes))
-    # Preflight the config as it will be: the promoted tags must exist where TO pulls from.
-    if preflight is not None and not preflight(promoted_config):
-        raise OperationError(f"preflight checks for {target.name} failed: nothing was changed")
-    promoted = ", ".join(f"{c.release} {c.new}" for c in changes)
-    return _apply(target, target.name, stale + changes, f"promote {promoted} from {source.name}", yes=yes,
-                  confirm=confirm, protected=stacks.is_protected(config))
-
-
 def weight_set_by(revs: list[Revision], release: str, weight: Any) -> Revision | None:
     """The successful update that put the canary at `weight`: the oldest of the newest run of
     successful updates that all had that weight."""
@@ -366,11 +349,6 @@ def preflight_ok(config: StackConfig) -> bool:
     return preflight.print_checks(preflight.run_checks(config))
 
 
-def cmd_promote(args: argparse.Namespace) -> int:
-    return stacks.guarded(lambda: do_promote(stacks.open_stack(args.source, args.cwd), stacks.open_stack(args.target, args.cwd),
-                                   args.release, args.yes, stacks.confirm_tty, preflight_ok))
-
-
 def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"must be a revision number (got {text!r})")
@@ -422,16 +400,3 @@ def register(verbs: argparse._SubParsersAction) -> None:
     status.add_argument("stack", type=stack_name)
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
-
-    promote = verbs.add_parser("promote", formatter_class=fmt, help="take what one stack runs into the next",
-                               description="Read the tags FROM really runs (its stack outputs, not its config), write "
-                                           "them into TO's config (a canary release promotes its stable track), run "
-                                           "TO's preflight checks when it uses AWS, show the change, ask, and update "
-                                           "TO. " + needs,
-                               epilog="example:\n  python -m rollout promote dev staging\n"
-                                      "  python -m rollout promote staging prod --release app")
-    promote.add_argument("source", metavar="FROM", type=stack_name)
-    promote.add_argument("target", metavar="TO", type=stack_name)
-    promote.add_argument("--release", metavar="NAME", help="only this release")
-    promote.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    promote.set_defaults(func=cmd_promote)

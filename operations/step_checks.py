@@ -87,7 +87,8 @@ def metrics_source(stack: Any, config: StackConfig, release: Release,
     try:
         selector = release_selector(template, namespace=str(namespace), release=release.name,
                                     service=release.service_name)
-        source = PrometheusSource(options.metrics, options.tag, options.max_p99, selector=selector)
+        version = options.tag.split("@", 1)[0]  # what the app reports: a tag pinned by digest reports its tag
+        source = PrometheusSource(options.metrics, version, options.max_p99, selector=selector)
     except PrometheusError as error:
         raise stacks.InputError(str(error)) from None
     interval = options.scrape_interval

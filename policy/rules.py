@@ -327,6 +327,63 @@ def disruption_budgets(resources: list[Resource]) -> list[tuple[Resource | None,
 # ---------------------------------------------------------------------------------------------
 
 
+def _stack_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The stack's config as the engine hands it to a policy pack (PULUMI_CONFIG); {} offline."""
+    raw = (os.environ if environ is None else environ).get("PULUMI_CONFIG", "")
+    try:
+        config = json.loads(raw) if raw else {}
+    except json.JSONDecodeError:
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def _structured(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return None
+    return value
+
+
+def promotion_proof(resources: list[Resource], environ: Mapping[str, str] | None = None,
+                    ) -> list[tuple[Resource | None, str]]:
+    """A protected stack takes releases only through `rollout promote` (or a canary of a promoted
+    release): it names where it takes them from (`app-update:promotion.from`), and each release with a
+    release record (`app-update:verification.<release>`, written by promote, verify and canary) serves
+    the recorded image, or the image its canary track runs (a canary being promoted). Reads the stack
+    config the engine passes the pack; the offline preview has none to read and reports nothing."""
+    config = _stack_config(environ)
+    if not config:
+        return []
+    promotion = _structured(config.get("app-update:promotion"))
+    found: list[tuple[Resource | None, str]] = []
+    if not isinstance(promotion, Mapping) or not _list(promotion.get("from")):
+        found.append((None, "a protected stack names the stacks it takes releases from: set app-update:promotion.from"))
+    records = _structured(config.get("app-update:verification"))
+    records = records if isinstance(records, Mapping) else {}
+    deployments: dict[str, dict[str, tuple[Resource, str]]] = {}
+    for resource in resources:
+        if resource.type != DEPLOYMENT:
+            continue
+        name = _labels(resource.props).get(RELEASE_NAME_LABEL)
+        images = [image for _, image in _images(resource)]
+        if name and images:
+            track = "stable" if _is_stable_track(resource.props) else "canary"
+            deployments.setdefault(str(name), {})[track] = (resource, images[0])
+    for name, record in sorted(records.items()):
+        tracks = deployments.get(str(name), {})
+        if not isinstance(record, Mapping) or "stable" not in tracks:
+            continue
+        resource, serves = tracks["stable"]
+        canary = tracks.get("canary", (None, None))[1]
+        if serves not in (record.get("image"), canary):
+            found.append((resource, f"serves {serves}, but release {name}'s record says {record.get('image')} "
+                                    f"({record.get('how')}): change what a protected stack runs with `rollout "
+                                    "promote` or a canary of a promoted release, not by hand"))
+    return found
+
+
 def _images(resource: Resource) -> list[tuple[str, str]]:
     return [(label, c["image"]) for label, c, _ in containers(resource, init=True)
             if isinstance(c.get("image"), str) and c["image"].strip()]
@@ -387,6 +444,9 @@ RULES: tuple[Rule, ...] = (
     Rule("pdb-per-deployment-on-protected",
          "A PodDisruptionBudget for every Deployment of 2 or more replicas on a protected stack.",
          MANDATORY, disruption_budgets, scope="stack", protected_only=True),
+    Rule("promotion-proof-on-protected",
+         "A protected stack names where it takes releases from and serves what its release records say.",
+         MANDATORY, promotion_proof, scope="stack", protected_only=True),
     Rule("image-from-private-registry", "Images come from a private registry, not Docker Hub.",
          ADVISORY, image_from_private_registry),
     Rule("image-pinned-by-digest", "Images are pinned by digest.", ADVISORY, image_pinned_by_digest),

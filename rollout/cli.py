@@ -27,7 +27,7 @@ from pathlib import Path
 
 from model.config import StackConfig
 from model.stack_file import PROJECT_DIR, StackFileError, check_project_dir, stack_name
-from operations import bootstrap, canary_run, pipeline_plan, preflight, revisions, watchdog
+from operations import bootstrap, canary_run, pipeline_plan, preflight, promotion, revisions, watchdog, waves
 from operations.stacks import EXIT_FAILED, EXIT_OK, EXIT_POLICY, EXIT_USAGE, load_stack_file
 from policy import rules as policy_rules
 
@@ -397,6 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.set_defaults(func=cmd_report)
 
     revisions.register(verbs)
+    promotion.register(verbs)
+    waves.register(verbs)
     canary_run.register(verbs)
     watchdog.register(verbs)
     preflight.register(verbs)

@@ -24,7 +24,7 @@ from preview.runner import ProgramRun, run_program  # noqa: E402
 
 # The stack files git tracks when the repository is there, else the ones this repository ships: never whatever else
 # lies in the checkout (a user's own Pulumi.mine.yaml, which the README invites, is not the tests' input).
-SHIPPED_STACKS = ("dev", "local", "prod", "staging")
+SHIPPED_STACKS = ("dev", "local", "prod", "prod-euw1", "prod-use1", "staging")
 
 
 def tracked_stack_files(root: Path) -> list[Path]:

@@ -10,7 +10,7 @@ import copy
 
 import pytest
 
-from operations import canary_run, live_state, revisions
+from operations import canary_run, live_state, promotion, revisions
 from operations.canary_run import CanaryOptions, do_abort, run_canary
 from operations.stacks import InputError
 from tests.clock import VirtualClock
@@ -114,7 +114,7 @@ def test_promote_into_a_stale_checkout_keeps_the_targets_live_tracks(capsys):
     source.up(message="dev")
     target = stale_stack(config(), config(stable="v2", canary="v2"), name="staging")
     before = len(target.applied)
-    assert revisions.do_promote(source, target, "app-rolling", True, None) == 0
+    assert promotion.do_promote(source, target, "app-rolling", True, None, allow_tag=True) == 0
     out = capsys.readouterr().out
     assert "the stack file is stale (app: stable.tag v1 in the file, v2 live" in out
     assert applied_tags(target, before) == ["v2"] and applied_tags(target, before, "app-rolling") == ["v4"]

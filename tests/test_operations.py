@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from operations import revisions, stacks
+from operations import promotion, revisions, stacks
 from operations.stacks import OperationError
 from rollout.cli import main
 from tests.fake_stack import BACKENDS, CLI_PAGE_SIZE, PULUMI_CLOUD, SELF_MANAGED, FakeStack, deployed
@@ -372,7 +372,7 @@ def test_promote_takes_what_the_source_runs_not_its_config(capsys):
     dev = deployed("dev", workshop(rolling_tag="v2", stable="v2", canary="v3"))
     dev.config[RELEASES]["app-rolling"]["tag"] = "v9"  # edited, never deployed
     staging = deployed("staging", workshop())
-    assert revisions.do_promote(dev, staging, None, True, no) == 0
+    assert promotion.do_promote(dev, staging, None, True, no, allow_tag=True) == 0
     assert staging.config[RELEASES]["app-rolling"]["tag"] == "v2"
     assert staging.config[RELEASES]["app"]["stable"]["tag"] == "v2"  # a canary promotes its stable track
     assert staging.up_messages[-1] == "promote app v2, app-rolling v2 from dev"
@@ -382,23 +382,23 @@ def test_promote_takes_what_the_source_runs_not_its_config(capsys):
 def test_promote_one_release_and_nothing_to_promote():
     dev = deployed("dev", workshop(rolling_tag="v2"))
     staging = deployed("staging", workshop())
-    revisions.do_promote(dev, staging, "app-rolling", True, no)
+    promotion.do_promote(dev, staging, "app-rolling", True, no, allow_tag=True)
     assert staging.config[RELEASES]["app"]["stable"]["tag"] == "v1"
     with pytest.raises(OperationError, match="nothing to promote"):
-        revisions.do_promote(dev, staging, None, True, no)
+        promotion.do_promote(dev, staging, None, True, no, allow_tag=True)
 
 
 def test_promote_stops_when_preflight_fails():
     dev = deployed("dev", workshop(rolling_tag="v2"))
     staging = deployed("staging", workshop())
     with pytest.raises(OperationError, match="preflight checks for staging failed"):
-        revisions.do_promote(dev, staging, None, True, yes, preflight=lambda config: False)
+        promotion.do_promote(dev, staging, None, True, yes, preflight=lambda config: False, allow_tag=True)
     assert staging.config[RELEASES]["app-rolling"]["tag"] == "v1"
 
 
 def test_promote_refuses_an_undeployed_source():
     with pytest.raises(OperationError, match="no `releases` output"):
-        revisions.do_promote(FakeStack("dev", workshop()), deployed("staging", workshop()), None, True, yes)
+        promotion.do_promote(FakeStack("dev", workshop()), deployed("staging", workshop()), None, True, yes)
 
 
 def test_status_shows_addresses_images_and_weight(backend, capsys):
@@ -411,7 +411,7 @@ def test_status_shows_addresses_images_and_weight(backend, capsys):
     assert "weight  50% to canary" in out
 
 
-@pytest.mark.parametrize("argv", [["undo", "dev", "--yes"], ["promote", "staging", "dev", "--yes"]])
+@pytest.mark.parametrize("argv", [["undo", "dev", "--yes"], ["promote", "staging", "dev", "--yes", "--allow-tag"]])
 def test_a_failed_update_is_one_error_line_and_exit_1(argv, monkeypatch, capsys):
     # The real Stack.up() raises CommandError on a failed update; it never returns a failed summary.
     dev = deployed("dev", workshop())
@@ -484,16 +484,24 @@ def test_promote_cli_preflights_the_promoted_tags_in_ecr(monkeypatch, tmp_path, 
         ecr.put_image(repositoryName="app-update/app", imageManifest=manifest, imageTag="v1")
         stacks_by_name = {"dev": ecr_stack("dev", "v2"), "staging": ecr_stack("staging", "v1")}
         monkeypatch.setattr(stacks, "open_stack", lambda name, project_dir: stacks_by_name[name])
-        # v2 runs in dev but was never pushed where staging pulls from: refused, nothing changed
+        # v2 runs in dev but was never pushed to ECR: it has no digest, nothing changed
         assert main(["promote", "dev", "staging", "--yes"]) == 1
+        captured = capsys.readouterr()
+        assert captured.err.strip() == (f"error: {ECR}:v2: no such image in ECR (ImageNotFoundException); push it "
+                                        "first, or pass --allow-tag to promote by tag anyway")
+        assert stacks_by_name["staging"].config[RELEASES]["web"]["tag"] == "v1"
+        # --allow-tag promotes the tag: staging's preflight still finds it missing where staging pulls from
+        assert main(["promote", "dev", "staging", "--yes", "--allow-tag"]) == 1
         captured = capsys.readouterr()
         assert f"FAIL  image web              {ECR}:v2: tag v2 is not in repository app-update/app" in captured.out
         assert "preflight checks for staging failed" in captured.err
-        assert stacks_by_name["staging"].config[RELEASES]["web"]["tag"] == "v1"
-        ecr.put_image(repositoryName="app-update/app", imageManifest=manifest.replace("a" * 64, "b" * 64),
-                      imageTag="v2")
+        v2 = manifest.replace("a" * 64, "b" * 64)
+        ecr.put_image(repositoryName="app-update/app", imageManifest=v2, imageTag="v2")
+        digest = ecr.describe_images(repositoryName="app-update/app",
+                                     imageIds=[{"imageTag": "v2"}])["imageDetails"][0]["imageDigest"]
         assert main(["promote", "dev", "staging", "--yes"]) == 0
-        assert stacks_by_name["staging"].config[RELEASES]["web"]["tag"] == "v2"
+        assert stacks_by_name["staging"].config[RELEASES]["web"]["tag"] == f"v2@{digest}"  # the digest, not the tag
+        assert f"ok    image web              {ECR}:v2@{digest} exists" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv", [["history", "../prod"], ["undo", "x/y", "--yes"], ["status", ".hidden"],

@@ -142,7 +142,8 @@ def validate_stack(rule_name, items, config=None, environ=None):
 
 def test_every_rule_has_a_case():
     assert set(CASES) == set(RESOURCE_RULES)
-    assert {r.name for r in rules.RULES if r.scope == "stack"} == {"pdb-per-deployment-on-protected"}
+    assert {r.name for r in rules.RULES if r.scope == "stack"} == {"pdb-per-deployment-on-protected",
+                                                                          "promotion-proof-on-protected"}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ def protected_stacks():
 
 
 def test_the_workflows_exist():
-    assert {"deploy.yml", "pull-request.yml", "watchdog.yml"} <= {p.name for p in WORKFLOWS}
+    assert {"deploy.yml", "pull-request.yml", "watchdog.yml", "wave.yml"} <= {p.name for p in WORKFLOWS}
     assert [p.parent.name for p in ACTIONS] == ["test-deps"]
 
 
@@ -261,7 +261,7 @@ def test_every_preview_and_up_runs_the_policy_pack_on_the_s3_backend():
 
 def test_protected_stacks_get_the_protected_policy_config():
     protected = protected_stacks()
-    assert protected == {"prod"}
+    assert protected == {"prod", "prod-use1", "prod-euw1"}
     seen = set()
     for file, name, job, given in pulumi_steps():
         for stack in stack_of(job, given):
