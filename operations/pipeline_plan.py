@@ -34,12 +34,14 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from model.release_record import split_tag
 from model.stack_file import stack_name
 from operations import stacks
 from operations.stacks import OperationError, StackLike
 
-# An image tag as the registry accepts it (the OCI distribution spec's tag grammar).
-TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+# An image tag as the registry accepts it (the OCI distribution spec's tag grammar), optionally pinned to its
+# digest as promote writes it (`v2@sha256:<64 hex>`).
+TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(?:@sha256:[a-f0-9]{64})?$")
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,15 @@ class PipelinePlan:
         return {"first-up": str(self.first_up).lower(), "abort": str(self.abort).lower(),
                 "canary": str(self.canary).lower(), "tag": self.tag, "adopted": str(self.adopt is not None).lower()}
 
+
+
+def same_image(tag: str | None, other: str | None) -> bool:
+    """Two tags name the same image: the same tag (one of them pinned to a digest by a promotion, or
+    both), and when both are pinned, the same digest (a tag pushed again is a new image)."""
+    if not tag or not other:
+        return tag == other
+    (name, digest), (other_name, other_digest) = split_tag(tag), split_tag(other)
+    return name == other_name and (digest is None or other_digest is None or digest == other_digest)
 
 def _releases_output(stack: StackLike) -> dict[str, Any] | None:
     value = stack.outputs().get("releases")
@@ -114,7 +125,7 @@ def plan(source: StackLike, target: StackLike, release: str) -> PipelinePlan:
         adopt = stacks.Change(release, "stable.tag", in_file, stable)
         reasons.append(f"Pulumi.{target.name}.yaml names stable tag {in_file} but {target.name} runs {stable} (a "
                        f"record pull request not merged?): the file takes {stable}, so nothing rolls it back")
-    canary = canary_release and tag != stable
+    canary = canary_release and not same_image(tag, stable)
     if canary:
         reasons.append(f"{source.name} runs {release} {tag}, {target.name}'s stable track {stable}: canary {tag}")
     elif not canary_release:

@@ -16,6 +16,7 @@ last update succeeded), and `rollout canary` never refuses to start.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -244,7 +245,7 @@ def walk(workdir, bridge, stacks, cancel_after_kill=True):
 
 @pytest.fixture
 def stand_ins(monkeypatch, tmp_path):
-    from operations import canary_run, stacks
+    from operations import canary_run, digests, stacks
 
     made: dict[str, FakeStack] = {}
     # The job's `pulumi login s3://...` step (not walked): a file backend stands in for the bucket, where
@@ -258,14 +259,23 @@ def stand_ins(monkeypatch, tmp_path):
             raise stacks.OperationError(f"stack {name} does not exist in the backend you are logged into")
         return made[name]
 
+    def registry_digest(image, tag):  # the registry the promote step asks (Docker Hub, ECR): not reachable here
+        return "sha256:" + hashlib.sha256(f"{image}:{tag}".encode()).hexdigest()
+
     monkeypatch.setattr(stacks, "open_stack", open_stack)
     monkeypatch.setattr(canary_run.Prober, "run", answers_at_weight)
     monkeypatch.setattr(canary_run, "Clock", VirtualClock)
+    monkeypatch.setattr(digests, "resolve", registry_digest)
     return made
 
 
 def live_release(stack):
     return stack.outputs()["releases"].value["app"]
+
+
+def stable_tag(stack):
+    """The tag the stable track runs (the promote step pins it to its digest: `v2@sha256:...`)."""
+    return live_release(stack)["tags"]["stable"].split("@", 1)[0]
 
 
 def assert_settled(stack):
@@ -352,15 +362,15 @@ def test_the_staging_job_ends_promoted_from_any_state(state, tmp_path, bridge, s
     assert result == "success", said(log)
     assert REFUSED not in said(log)
     assert_settled(staging)
-    assert live_release(staging)["tags"]["stable"] == "v3"  # dev's tag, canaried and promoted
-    assert staging.config[RELEASES]["app"]["stable"]["tag"] == "v3"
+    assert stable_tag(staging) == "v3"  # dev's tag, canaried and promoted
+    assert staging.config[RELEASES]["app"]["stable"]["tag"].split("@", 1)[0] == "v3"
     steps = ran(log)
     assert "canary on staging" in steps
     assert ("first pulumi up of a never-deployed staging" in steps) == state.startswith("never deployed")
     assert ("send back a canary an earlier run left carrying traffic" in steps) == aborts
     assert "send the canary's traffic back if the job failed or was cancelled" not in steps
     if state == "stack file behind what runs":  # no update of the job rolled the stable track back to v1
-        stable = [c[RELEASES]["app"]["stable"]["tag"] for _, c, _ in staging.applied[before:]]
+        stable = [c[RELEASES]["app"]["stable"]["tag"].split("@", 1)[0] for _, c, _ in staging.applied[before:]]
         assert stable == sorted(stable) and set(stable) == {"v2", "v3"}, stable  # v2 until the promotion
         assert "the file takes v2" in said(log)
 
@@ -380,13 +390,13 @@ def test_a_job_cancelled_mid_canary_ends_aborted_and_the_next_run_promotes(tmp_p
     assert outcome["promote dev -> staging"] == "skipped"
     assert outcome["send the canary's traffic back if the job failed or was cancelled"] == "success"
     assert_settled(staging)
-    assert live_release(staging)["tags"]["stable"] == "v1"  # aborted: the stable track never moved
+    assert stable_tag(staging) == "v1"  # aborted: the stable track never moved
     # The next push's run starts from there and promotes.
     monkeypatch.setattr(canary_run.Prober, "run", answers_at_weight)
     result, log = walk(tmp_path, bridge, stand_ins)
     assert result == "success" and REFUSED not in said(log)
     assert_settled(staging)
-    assert live_release(staging)["tags"]["stable"] == "v2"
+    assert stable_tag(staging) == "v2"
 
 
 def test_a_failing_canary_ends_aborted_and_the_job_fails(tmp_path, bridge, stand_ins, monkeypatch):
@@ -410,17 +420,24 @@ def test_a_failing_canary_ends_aborted_and_the_job_fails(tmp_path, bridge, stand
     assert outcome["send the canary's traffic back if the job failed or was cancelled"] == "success"
     assert "nothing to abort" in said(log)  # the canary's own abort path had already sent it back
     assert_settled(staging)
-    assert live_release(staging)["tags"]["stable"] == "v1"
+    assert stable_tag(staging) == "v1"
 
 
 def test_nothing_new_on_dev_changes_nothing_on_staging(tmp_path, bridge, stand_ins):
     stand_ins["dev"] = dev_running("v1")
     stand_ins["staging"] = staging = FakeStack("staging", config(stable="v1"))
     staging.up(message="deploy")
+    # The first run pins what staging runs to the digest dev's tag has (promote promotes digests), no canary.
+    result, log = walk(tmp_path, bridge, stand_ins)
+    assert result == "success", said(log)
+    assert "nothing to canary" in said(log)
+    assert len(staging.summaries) == 2 and live_release(staging)["tags"]["stable"].startswith("v1@sha256:")
+    # Then nothing new on dev changes nothing.
+    bridge.calls.clear()
     result, log = walk(tmp_path, bridge, stand_ins)
     assert result == "success", said(log)
     assert "staging already runs what dev runs" in said(log)
-    assert len(staging.summaries) == 1  # no update at all
+    assert len(staging.summaries) == 2  # no update at all
     assert [c[2:4] for c in bridge.calls] == [["pipeline-plan", "staging"], ["promote", "dev"]]
 
 
@@ -486,3 +503,18 @@ def test_the_walk_knows_every_step_of_the_job():
     rollout_steps = [s for s in job["steps"] if "-m rollout" in s.get("run", "")]
     assert len(rollout_steps) == 5
     assert Path(sys.executable).exists()
+
+
+@pytest.mark.parametrize(("tag", "other", "same"), [
+    ("v2", "v2", True),
+    ("v2", "v2@sha256:" + "a" * 64, True),  # staging pinned by a promotion, dev by tag
+    ("v2@sha256:" + "a" * 64, "v2@sha256:" + "a" * 64, True),
+    ("v2@sha256:" + "a" * 64, "v2@sha256:" + "b" * 64, False),  # the tag was pushed again: a new image
+    ("v3", "v2@sha256:" + "a" * 64, False),
+    (None, "v2", False),
+])
+def test_a_digest_pinned_stable_track_is_the_same_image_as_its_tag(tag, other, same):
+    from operations.pipeline_plan import TAG, same_image
+
+    assert same_image(tag, other) is same and same_image(other, tag) is same
+    assert all(TAG.match(t) for t in (tag, other) if t)

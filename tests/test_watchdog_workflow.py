@@ -1,5 +1,5 @@
 """`.github/workflows/watchdog.yml`: `rollout watchdog` every 5 minutes over every stack the pipeline
-deploys, with the deploy workflow's environments and OIDC roles. Checked offline (tests/test_workflows.py
+deploys (deploy.yml and wave.yml), with the deploy workflow's environments and OIDC roles. Checked offline (tests/test_workflows.py
 runs the workflow schema and zizmor over every workflow, this one included); not run here."""
 
 import shlex
@@ -18,8 +18,9 @@ def test_it_runs_every_5_minutes_and_by_hand():
 
 
 def test_every_deployed_stack_is_watched_with_its_deploy_environment_and_role():
-    deploy = workflow("deploy.yml")["jobs"]
-    deployed = {j["environment"] for j in deploy.values() if "environment" in j}
+    # deploy.yml's stacks, and the prod stacks wave.yml takes a release through
+    jobs = [*workflow("deploy.yml")["jobs"].values(), *workflow("wave.yml")["jobs"].values()]
+    deployed = {j["environment"] for j in jobs if "environment" in j}
     assert set(job()["strategy"]["matrix"]["stack"]) == deployed == set(STACKS) - {"local"}
     assert job()["environment"] == "${{ matrix.stack }}" and job()["strategy"]["fail-fast"] is False
     aws = next(s for s in steps(job()) if uses(s, "aws-actions/configure-aws-credentials"))
