@@ -5,13 +5,14 @@ PY := $(VENV)/bin/python
 STACK ?= dev
 IMAGE ?= app-update/app
 
-.PHONY: help preview test lint bench images clean schema prometheus
+.PHONY: help preview test lint bench images clean schema prometheus controlplane
 
 help:
 	@echo "make preview [STACK=dev]   show and render a stack offline (no Pulumi CLI, no cloud)"
 	@echo "make test                  lint (ruff, lint-imports) and run the test suite"
 	@echo "make bench                 run the benchmarks in bench/ (by hand; numbers go in the README)"
 	@echo "make prometheus            install Debian's prometheus package (tests/test_prometheus.py runs it)"
+	@echo "make controlplane          build the test control plane (tests/cluster) into ~/.cache/app-update (Go)"
 	@echo "make images [IMAGE=repo]   build the sample app's v1 and v2 images (needs a Docker engine)"
 	@echo "make schema                regenerate schema/pulumi-stack.schema.json from the config models"
 	@echo "make clean                 remove build output"
@@ -54,6 +55,11 @@ prometheus:
 	       apt-get install -y -qq --no-install-recommends prometheus; } >$$log 2>&1; then \
 	    rm -f $$log; echo "installed $$(prometheus --version 2>&1 | head -n 1)"; \
 	  else cat $$log; rm -f $$log; echo "make prometheus: apt-get could not install prometheus" >&2; exit 1; fi; }
+
+# The real control plane tests/cluster runs (kube-apiserver, controller-manager, scheduler, etcd, kwok): built
+# once into a cache outside the checkout keyed by controlplane/'s go.mod, go.sum and main.go; a no-op when built.
+controlplane:
+	@controlplane/build.sh
 
 images:
 	docker build --build-arg APP_VERSION=v1 -t $(IMAGE):v1 app
