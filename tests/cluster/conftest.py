@@ -28,6 +28,14 @@ class Kube(NamedTuple):
     api_client: object  # kubernetes.client.ApiClient (imported lazily: the rest of the suite does not need it)
 
 
+@pytest.hookimpl(trylast=True)  # after tests/conftest.py's order: this directory's file goes first
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The cluster file is the longest (the control plane's start-up, then watched updates): first, it runs while
+    the other worker takes the rest of the suite file by file."""
+    here = Path(__file__).parent
+    items.sort(key=lambda item: item.path.parent != here)  # stable: everything else keeps its order
+
+
 @pytest.fixture(scope="session")
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[controlplane.ControlPlane]:
     reason = controlplane.unavailable_reason()

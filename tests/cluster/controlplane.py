@@ -271,36 +271,30 @@ class ControlPlane:
         self._spawn("kwok", [
             str(self.binaries / "kwok"), f"--kubeconfig={self.kubeconfig}", f"--config={stages}",
             "--manage-all-nodes=false", f"--manage-nodes-with-annotation-selector={NODE_ANNOTATION}=fake",
-            f"--server-address=127.0.0.1:{kwok_port}", "--node-ip=10.0.0.10", "-v=WARN"])
+            f"--server-address=127.0.0.1:{kwok_port}", "--cidr=10.244.0.0/16", "--node-ip=10.0.0.10", "-v=WARN"])
         self._wait_cluster(deadline)
 
     def _wait_cluster(self, deadline: float) -> None:
-        from kubernetes import client, watch
+        from kubernetes import client
 
-        api = client.CoreV1Api(self.api_client())
-        for index, zone in enumerate(ZONES):
-            api.create_node(fake_node(f"kwok-node-{index}", zone))
-        # Nodes Ready (kwok), then the `default` ServiceAccount (the controller manager): watched, not polled.
-        for what, lister, done in (
-                ("three Ready kwok nodes", api.list_node,
-                 lambda items: sum(_node_ready(n) for n in items) == len(ZONES)),
-                ("the default ServiceAccount", lambda **kw: api.list_namespaced_service_account("default", **kw),
-                 lambda items: any(sa.metadata.name == "default" for sa in items))):
-            listing = lister()
-            items = {item.metadata.name: item for item in listing.items}
-            if done(list(items.values())):
-                continue
-            stream = watch.Watch()
-            for event in stream.stream(lister, resource_version=listing.metadata.resource_version,
-                                       timeout_seconds=max(1, int(deadline - time.monotonic()))):
-                self._check_alive()
-                items[event["object"].metadata.name] = event["object"]
-                if done(list(items.values())):
-                    stream.stop()
-                    break
-            else:
-                self._check_alive()
-                raise ControlPlaneFailed(f"timed out waiting for {what}; logs in {self.workdir}")
+        from tests.cluster.kube import WatchTimeout, watch_until
+
+        api_client = self.api_client()
+        api = client.CoreV1Api(api_client)
+        try:
+            for index, zone in enumerate(ZONES):
+                api.create_node(fake_node(f"kwok-node-{index}", zone))
+            # Nodes Ready (kwok), then the `default` ServiceAccount (the controller manager): watched, not polled.
+            watch_until(api.list_node, lambda nodes: sum(map(_node_ready, nodes.values())) == len(ZONES),
+                        "three Ready kwok nodes", timeout=max(1, int(deadline - time.monotonic())))
+            watch_until(api.list_namespaced_service_account, lambda accounts: "default" in accounts,
+                        "the controller manager's default ServiceAccount",
+                        timeout=max(1, int(deadline - time.monotonic())), namespace="default")
+        except WatchTimeout as error:
+            self._check_alive()
+            raise ControlPlaneFailed(f"{error}; logs in {self.workdir}") from None
+        finally:
+            api_client.close()
 
     def api_client(self):
         from kubernetes import config

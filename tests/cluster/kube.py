@@ -112,7 +112,7 @@ def missing_fields(sent: Any, kept: Any, path: str = "") -> list[str]:
 
 
 def watch_until(list_call: Callable[..., Any], done: Callable[[dict[str, Any]], bool], what: str,
-                **list_kwargs: Any) -> dict[str, Any]:
+                timeout: int = WATCH_TIMEOUT, **list_kwargs: Any) -> dict[str, Any]:
     """List, then watch from that list's resourceVersion, until `done(objects by name)` holds; returns that map.
 
     `list_call` is a typed client's list method (e.g. `CoreV1Api.list_namespaced_pod` with namespace=...);
@@ -125,7 +125,7 @@ def watch_until(list_call: Callable[..., Any], done: Callable[[dict[str, Any]], 
         return objects
     stream = watch.Watch()
     for event in stream.stream(list_call, resource_version=listing.metadata.resource_version,
-                               timeout_seconds=WATCH_TIMEOUT, **list_kwargs):
+                               timeout_seconds=timeout, **list_kwargs):
         item = event["object"]
         if event["type"] == "DELETED":
             objects.pop(item.metadata.name, None)
@@ -134,7 +134,7 @@ def watch_until(list_call: Callable[..., Any], done: Callable[[dict[str, Any]], 
         if done(objects):
             stream.stop()
             return objects
-    raise WatchTimeout(f"timed out ({WATCH_TIMEOUT} s) watching for {what}: last seen {sorted(objects)}")
+    raise WatchTimeout(f"timed out ({timeout} s) watching for {what}: last seen {sorted(objects)}")
 
 
 def pod_ready(pod) -> bool:

@@ -61,11 +61,11 @@ def release_settings(**release: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def crds(kube) -> list[str]:
+def crds(kube, tmp_path_factory) -> list[str]:
     """The traffic modes' CRDs from the Go modules controlplane/crds/go.mod pins, installed and Established."""
     from kubernetes import client
 
-    applier = Applier(kube.api_client, controlplane.crd_dir() / ".discovery-unused.json")
+    applier = Applier(kube.api_client, tmp_path_factory.mktemp("crds") / "discovery.json")
     installed = []
     for path in sorted(controlplane.crd_dir().glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
@@ -75,21 +75,21 @@ def crds(kube) -> list[str]:
                 continue  # Istio's file carries its security, telemetry and extension CRDs too
             applier.apply(doc)
             installed.append(doc["metadata"]["name"])
-    api = client.ApiextensionsV1Api(kube.api_client)
 
-    def established(crds_by_name: dict[str, Any]) -> bool:
-        return all(any(c.type == "Established" and c.status == "True" for c in (crds_by_name[name].status.conditions
-                                                                             or []))
-                   for name in installed if name in crds_by_name) and set(installed) <= set(crds_by_name)
+    def established(definitions: dict[str, Any]) -> bool:
+        return all(name in definitions and any(c.type == "Established" and c.status == "True"
+                                               for c in (definitions[name].status.conditions or []))
+                   for name in installed)
 
-    watch_until(api.list_custom_resource_definition, established, "the CRDs to be Established")
+    watch_until(client.ApiextensionsV1Api(kube.api_client).list_custom_resource_definition, established,
+                "the CRDs to be Established")
     return installed
 
 
-@pytest.fixture
-def applier(kube, crds, tmp_path) -> Applier:
+@pytest.fixture(scope="session")
+def applier(kube, crds, tmp_path_factory) -> Applier:
     # After the CRDs: discovery (cached in the file) must see their kinds.
-    return Applier(kube.api_client, tmp_path / "discovery.json")
+    return Applier(kube.api_client, tmp_path_factory.mktemp("discovery") / "discovery.json")
 
 
 def apps(kube):
@@ -323,7 +323,9 @@ def observe_update(control_plane, tmp_path, case: str) -> dict[str, Any]:
         replica_sets = apps_api.list_namespaced_replica_set(namespace)
         pods = core_api.list_namespaced_pod(namespace)
         old_names = {rs.metadata.name for rs in replica_sets.items}
+        old_hashes = {rs.metadata.labels["pod-template-hash"] for rs in replica_sets.items}
         rs_spec = {rs.metadata.name: rs.spec.replicas for rs in replica_sets.items}
+        rs_available = {rs.metadata.name: rs.status.available_replicas or 0 for rs in replica_sets.items}
         live_pods = {p.metadata.name: p for p in pods.items}
         decisions = [(replicas, 0)]
         ready_counts, pod_counts = [replicas], [replicas]
@@ -337,11 +339,14 @@ def observe_update(control_plane, tmp_path, case: str) -> dict[str, Any]:
             for event in stream.stream(apps_api.list_namespaced_replica_set, namespace,
                                        resource_version=replica_sets.metadata.resource_version, timeout_seconds=60):
                 rs = event["object"]
-                rs_spec[rs.metadata.name] = 0 if event["type"] == "DELETED" else rs.spec.replicas
+                deleted = event["type"] == "DELETED"
+                rs_spec[rs.metadata.name] = 0 if deleted else rs.spec.replicas
+                rs_available[rs.metadata.name] = 0 if deleted else rs.status.available_replicas or 0
                 decisions.append(old_new())
-                if decisions[-1] == (0, replicas) and rs.metadata.name not in old_names and \
-                        (rs.status.available_replicas or 0) == replicas:
+                new_available = sum(n for name, n in rs_available.items() if name not in old_names)
+                if decisions[-1] == (0, replicas) and new_available == replicas:
                     stream.stop()
+            assert decisions[-1] == (0, replicas), f"{case}: the update did not finish: {decisions}"
 
         def watch_pods() -> None:
             stream = watch.Watch()
@@ -354,8 +359,7 @@ def observe_update(control_plane, tmp_path, case: str) -> dict[str, Any]:
                     live_pods[pod.metadata.name] = pod
                 ready_counts.append(sum(pod_ready(p) for p in live_pods.values()))
                 pod_counts.append(len(live_pods))
-                new = [p for p in live_pods.values() if p.metadata.labels.get("pod-template-hash") not in
-                       {name.rsplit("-", 1)[-1] for name in old_names}]
+                new = [p for p in live_pods.values() if p.metadata.labels.get("pod-template-hash") not in old_hashes]
                 if len(new) == len(live_pods) == replicas and all(pod_ready(p) for p in new):
                     stream.stop()
 
