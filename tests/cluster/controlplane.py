@@ -41,9 +41,12 @@ NODE_ANNOTATION = "kwok.x-k8s.io/node"
 # The fast stages used here make pods Ready at once unless a pod carries it.
 READY_DELAY_ANNOTATION = "pod-ready.stage.kwok.x-k8s.io/delay"
 # The controllers the tests need, and those that keep a namespace usable (ServiceAccounts, the root CA ConfigMap,
-# cleanup): not all of them (`*`), which would spend the shared cores on node IPAM, volumes, CSRs and the like.
+# cleanup) and nodes schedulable (node-lifecycle lifts the not-ready taint the API server's TaintNodesByCondition
+# admission puts on a new Node): not all of them (`*`), which would spend the shared cores on node IPAM, volumes,
+# CSRs and the like.
 CONTROLLERS = ("deployment-controller", "replicaset-controller", "endpointslice-controller",
                "endpoints-controller", "disruption-controller", "serviceaccount-controller",
+               "node-lifecycle-controller",
                "namespace-controller", "garbage-collector-controller", "root-ca-certificate-publisher-controller",
                "pod-garbage-collector-controller")
 START_TIMEOUT = 90.0  # seconds; a start-up takes about 10 s on an idle 2-core machine
@@ -285,8 +288,8 @@ class ControlPlane:
             for index, zone in enumerate(ZONES):
                 api.create_node(fake_node(f"kwok-node-{index}", zone))
             # Nodes Ready (kwok), then the `default` ServiceAccount (the controller manager): watched, not polled.
-            watch_until(api.list_node, lambda nodes: sum(map(_node_ready, nodes.values())) == len(ZONES),
-                        "three Ready kwok nodes", timeout=max(1, int(deadline - time.monotonic())))
+            watch_until(api.list_node, lambda nodes: sum(map(_node_schedulable, nodes.values())) == len(ZONES),
+                        "three Ready, untainted kwok nodes", timeout=max(1, int(deadline - time.monotonic())))
             watch_until(api.list_namespaced_service_account, lambda accounts: "default" in accounts,
                         "the controller manager's default ServiceAccount",
                         timeout=max(1, int(deadline - time.monotonic())), namespace="default")
@@ -322,6 +325,10 @@ def _http_ok(url: str, context: ssl.SSLContext | None = None, token: str | None 
 
 def _node_ready(node) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in (node.status.conditions or []))
+
+
+def _node_schedulable(node) -> bool:
+    return _node_ready(node) and not node.spec.taints
 
 
 def kubeconfig(server: str, ca_file: Path, token: str) -> dict[str, Any]:

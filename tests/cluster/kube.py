@@ -98,7 +98,10 @@ class Applier:
 
 
 def missing_fields(sent: Any, kept: Any, path: str = "") -> list[str]:
-    """Where the object the server kept lacks or changed a value that was sent (its defaults may add more)."""
+    """Where the object the server kept lacks or changed a value that was sent (its defaults may add more). A zero
+    value sent and absent from what was kept is the same value (the API's `omitempty`)."""
+    if kept is None and sent in (0, False, "", [], {}):
+        return []
     if isinstance(sent, dict):
         if not isinstance(kept, dict):
             return [f"{path}: sent an object, kept {kept!r}"]
