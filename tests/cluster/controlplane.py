@@ -305,12 +305,14 @@ class ControlPlane:
         return config.new_client_from_config(config_file=str(self.kubeconfig))
 
     def stop(self) -> None:
-        for process in reversed(self.processes):
+        """SIGTERM to every process, SIGKILL to any still there after a short grace: nothing here keeps state."""
+        for process in self.processes:
             if process.popen.poll() is None:
                 process.popen.terminate()
-        for process in reversed(self.processes):
+        grace_ends = time.monotonic() + 1  # the API server alone would take ~10 s (graceful shutdown)
+        for process in self.processes:
             try:
-                process.popen.wait(timeout=10)
+                process.popen.wait(timeout=max(0.1, grace_ends - time.monotonic()))
             except subprocess.TimeoutExpired:
                 process.popen.kill()
                 process.popen.wait()
