@@ -264,11 +264,13 @@ class ControlPlane:
             binary, "controller-manager", f"--kubeconfig={self.kubeconfig}", "--leader-elect=false",
             f"--controllers={','.join(CONTROLLERS)}", f"--service-account-private-key-file={pki['sa.key']}",
             f"--root-ca-file={pki['ca.crt']}", "--bind-address=127.0.0.1", f"--secure-port={kcm_port}",
-            f"--cert-dir={self.workdir / 'kcm-certs'}", "--concurrent-deployment-syncs=5", "-v=1"])
+            f"--cert-dir={self.workdir / 'kcm-certs'}", "--concurrent-deployment-syncs=5",
+            # Its client's default 20 requests/s throttles tests that run several rollouts at once.
+            "--kube-api-qps=500", "--kube-api-burst=1000", "-v=1"])
         self._spawn("kube-scheduler", [
             binary, "scheduler", f"--kubeconfig={self.kubeconfig}", "--leader-elect=false",
             "--bind-address=127.0.0.1", f"--secure-port={scheduler_port}",
-            f"--cert-dir={self.workdir / 'scheduler-certs'}", "-v=1"])
+            f"--cert-dir={self.workdir / 'scheduler-certs'}", "--kube-api-qps=500", "--kube-api-burst=1000", "-v=1"])
         stages = self.workdir / "kwok-stages.yaml"
         stages.write_text(yaml.safe_dump_all(kwok_stages(self.binaries / "kwok-stages"), sort_keys=False))
         self._spawn("kwok", [
