@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the test control plane into a cache directory outside the checkout and prints that directory's path on its
-# last line. Idempotent: a directory already holding the binaries is reused (nothing is built). The directory is keyed
+# Builds the test control plane into a cache directory outside the checkout and says what it built and where.
+# Idempotent: a directory already holding the binaries is reused (nothing is built). The directory is keyed
 # by the hash of this module's go.mod, go.sum and main.go, so a version move builds afresh; tests/cluster/controlplane.py
 # computes the same key. Contents:
 #   controlplane  kube-apiserver, kube-controller-manager, kube-scheduler and etcd in one binary (main.go)
@@ -54,4 +54,4 @@ if [ ! -d "$crds" ]; then
   cp "$(module_dir "$istio")/kubernetes/customresourcedefinitions.gen.yaml" "$crds.tmp/istio-networking.yaml"
   chmod -R u+w "$crds.tmp"; mv "$crds.tmp" "$crds"
 fi
-echo "$dir"
+echo "controlplane ready (Kubernetes $K8S_VERSION, kwok $KWOK_VERSION): $dir; CRDs: $crds"
