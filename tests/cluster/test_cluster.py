@@ -550,3 +550,30 @@ def test_replicas_mode_endpoint_slices_split_as_the_plan_says(kube, applier, nam
     tracks = [pods[e.target_ref.name].metadata.labels["app-update/track"] for e in ready_endpoints(slices)]
     assert (tracks.count("stable"), tracks.count("canary")) == (stable, canary)
     assert 100 * canary / (stable + canary) == release["traffic"]["canaryShare"]
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. The live reads of the operations (operations/live_weight.py, issue #22) against the real API server
+# ---------------------------------------------------------------------------------------------
+
+
+def test_live_weight_readers_confirm_what_the_api_server_holds(kube, applier, namespace):
+    """`rollout canary`'s check that a weight is live, read from a real API server: the replicas mode's
+    Deployments once their pods are Ready, the VirtualService's weights (no istiod here: weights only), and an
+    HTTPRoute no Gateway implementation accepted, which must not count as live."""
+    live_weight = pytest.importorskip("operations.live_weight")
+    replicas_mode = into_namespace(render(canary_settings("replicas", 25)), namespace)
+    applier.apply_all(replicas_mode)
+    reader = live_weight.DeploymentsReader(kube.api_client, namespace, "app", 4)
+    watch_until(apps(kube).list_namespaced_deployment,
+                lambda deployments: len(deployments) == 2 and all(
+                    (d.status.ready_replicas or 0) == d.spec.replicas and
+                    (d.status.observed_generation or 0) >= d.metadata.generation for d in deployments.values()),
+                "both tracks Ready", namespace=namespace)
+    reading = reader.read(25, 25.0)
+    assert (reading.confirmed, reading.share) == (True, 25.0), reading.detail
+    assert not reader.read(50, 50.0).confirmed
+    for mode, confirmed in (("istio", True), ("gateway", False)):
+        applier.apply_all(into_namespace(render(canary_settings(mode, 25)), namespace))
+        reading = live_weight.RouteReader(kube.api_client, namespace, "app", mode).read(25, 25.0)
+        assert (reading.confirmed, reading.share) == (confirmed, 25.0), reading.detail
