@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STACK ?= dev
 IMAGE ?= app-update/app
 
-.PHONY: help preview test test-deps lint bench images clean schema prometheus chromium docker-registry rollout
+.PHONY: help preview test test-deps lint bench images clean schema prometheus chromium docker-registry controlplane rollout
 
 help:
 	@echo "make preview [STACK=dev]   show and render a stack offline (no Pulumi CLI, no cloud)"
@@ -16,6 +16,7 @@ help:
 	@echo "make prometheus            install Debian's prometheus package (tests/test_prometheus.py runs it)"
 	@echo "make chromium              install Debian's chromium (tests/test_report_browser.py screenshots reports)"
 	@echo "make docker-registry       install Debian's docker-registry package (tests/test_promotion.py runs it)"
+	@echo "make controlplane          build the test control plane (tests/cluster) into ~/.cache/app-update (Go)"
 	@echo "make images [IMAGE=repo]   build the sample app's v1 and v2 images (needs a Docker engine)"
 	@echo "make schema                regenerate schema/pulumi-stack.schema.json and schema/wave.schema.json"
 	@echo "make clean                 remove build output"
@@ -63,7 +64,7 @@ test: lint tests/crd/node_modules/.package-lock.json
 # Everything `make test` needs that is not in the checkout, in one place: .ci/run and the workflows'
 # shared setup (.github/actions/test-deps) both run this target, so a new prerequisite (a server the
 # tests start, a browser) is added here once. Idempotent: what is there already is kept.
-test-deps: $(VENV)/.installed prometheus chromium docker-registry tests/crd/node_modules/.package-lock.json
+test-deps: $(VENV)/.installed prometheus chromium docker-registry controlplane tests/crd/node_modules/.package-lock.json
 
 bench: $(VENV)/.installed
 	$(PY) bench/bench_preview.py
@@ -104,6 +105,10 @@ docker-registry:
 	       apt-get install -y -qq --no-install-recommends docker-registry; } >$$log 2>&1; then \
 	    rm -f $$log; echo "installed docker-registry"; \
 	  else cat $$log; rm -f $$log; echo "make docker-registry: apt-get could not install it" >&2; exit 1; fi; }
+# The real control plane tests/cluster runs (kube-apiserver, controller-manager, scheduler, etcd, kwok): built
+# once into a cache outside the checkout keyed by controlplane/'s go.mod, go.sum and main.go; a no-op when built.
+controlplane:
+	@controlplane/build.sh
 
 images:
 	docker build --build-arg APP_VERSION=v1 -t $(IMAGE):v1 app

@@ -1,0 +1,77 @@
+"""Fixtures of the tests that talk to a real control plane (tests/cluster/controlplane.py).
+
+`control_plane` (session): etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok with three fake
+nodes in three zones, started once per test process and stopped at its end whatever happens. Not built here
+(`make controlplane` builds it): outside CI the tests skip with one line saying so; under CI=true they fail.
+`kube` (session): what a test of the project's live reads needs, a kubeconfig path and an `ApiClient` on it.
+`namespace`: a fresh namespace per test, deleted afterwards.
+
+The tests of this directory live in one file (test_cluster.py): the suite runs `--dist loadfile`, so one file is
+one xdist worker and one control plane. A test of another file here would start a second one in the other worker.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+from tests.cluster import controlplane
+
+
+class Kube(NamedTuple):
+    kubeconfig: Path
+    api_client: object  # kubernetes.client.ApiClient (imported lazily: the rest of the suite does not need it)
+
+
+@pytest.hookimpl(trylast=True)  # after tests/conftest.py's order: this directory's file goes first
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The cluster file is the longest (the control plane's start-up, then watched updates): first, it runs while
+    the other worker takes the rest of the suite file by file."""
+    here = Path(__file__).parent
+    items.sort(key=lambda item: item.path.parent != here)  # stable: everything else keeps its order
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[controlplane.ControlPlane]:
+    reason = controlplane.unavailable_reason()
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    plane = controlplane.ControlPlane(tmp_path_factory.mktemp("controlplane"))
+    try:
+        try:
+            plane.start()
+        except controlplane.ControlPlaneFailed as error:
+            pytest.fail(f"the test control plane did not start: {error}", pytrace=False)
+        yield plane
+    finally:
+        plane.stop()
+
+
+@pytest.fixture(scope="session")
+def kube(control_plane: controlplane.ControlPlane) -> Iterator[Kube]:
+    """A kubeconfig (a token with cluster-admin rights, the fixture's own CA) and an ApiClient on it."""
+    api_client = control_plane.api_client()
+    try:
+        yield Kube(control_plane.kubeconfig, api_client)
+    finally:
+        api_client.close()
+
+
+@pytest.fixture
+def namespace(kube: Kube) -> Iterator[str]:
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube.api_client)
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    core.create_namespace({"metadata": {"name": name}})
+    try:
+        yield name
+    finally:
+        core.delete_namespace(name)
