@@ -173,3 +173,15 @@ def test_the_judge_says_how_sticky_sessions_skew_the_users_share():
     assert "--share-design-effect" in match_phase.sticky_warning(release, True, None)
     assert match_phase.sticky_warning(release, False, None) is None  # probes: each one a new client
     assert match_phase.sticky_warning(release, True, 40.0) is None
+
+
+def test_the_command_line_refuses_a_match_only_run_the_release_cannot_take(capsys, tmp_path):
+    from rollout.cli import main
+
+    # Pulumi.staging.yaml's app has no canary.match: the input's fault, before any workspace opens.
+    assert main(["canary", "staging", "--release", "app", "--tag", "v2", "--match-only", "--yes"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --match-only: release app has no canary.match"), err
+    assert main(["canary", "staging", "--release", "app", "--tag", "v2", "--steps", "", "--yes"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: --steps is empty: give weights, or --match-only for a run judged on matched requests alone"]
