@@ -165,7 +165,9 @@ DEFAULT_STEPS = (5, 25, 50, 100)  # `rollout canary`'s default --steps
 def _pods_at(release: Release, weight: int, pods_for: int | None = None) -> tuple[int, int]:
     assert release.stable is not None
     base = release.stable.replicas if release.traffic != "replicas" else release.replicas
-    return canary_math.track_replicas(release.traffic, base, weight, pods_for)
+    stable, canary = canary_math.track_replicas(release.traffic, base, weight, pods_for)
+    # A header/cookie route keeps a canary pod at weight 0 (model/config.py).
+    return stable, max(canary, 1) if release.match is not None else canary
 
 
 def _step_updates(release: Release, old: int, new: int) -> list[str]:

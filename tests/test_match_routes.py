@@ -276,3 +276,13 @@ def test_the_plan_shows_the_match_route_and_where_it_lives(traffic):
     assert not [line for line in plan.render_text(plan.build(
         validate(*split_namespaces(settings(traffic))[:1], "test", split_namespaces(settings(traffic))[1]),
         run(settings(traffic)))).splitlines() if line.strip().startswith("match ")]
+
+
+def test_the_plans_abort_keeps_the_canary_pod_a_match_route_needs():
+    from preview import plan
+
+    values = settings("gateway", BOTH, weight=5)
+    own, other = split_namespaces(values)
+    text = plan.render_text(plan.build(validate(own, "test", other), run(values)))
+    abort = next(line for line in text.splitlines() if "abort 5% → 0%" in line)
+    assert "canary 1 → 0 pods" not in abort and "weight 5% → 0%" in abort
