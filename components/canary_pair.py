@@ -20,11 +20,16 @@ Traffic modes:
 - dns: a LoadBalancer Service per track and two Route53 weighted alias records of one name.
 A weight step changes weights (annotations, route weights, record weights) and canary replicas
 only, never a selector.
+
+Header and cookie routes (`canary.match`): on the routers that read requests (nginx, alb, gateway,
+istio, skipper) matched requests reach the canary at every weight, 0 included; the loader refuses
+them on replicas, nlb and dns. Sticky sessions (`canary.sticky`): nginx, alb and gateway.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pulumi
@@ -34,7 +39,7 @@ from components.pod_template import TRACK_LABEL, deployment, object_labels, roll
 from components.release import ReleaseArgs
 from components.service import NLB_ANNOTATIONS, SKIP_AWAIT, ingress_address, service, service_address
 from model import canary_math
-from model.config import Gateway
+from model.config import Gateway, Match
 
 STABLE = "stable"
 CANARY = "canary"
@@ -49,6 +54,19 @@ SKIPPER_BACKEND_WEIGHTS = "zalando.org/backend-weights"
 # kube-ingress-aws-controller (the load balancer in front of skipper); its default scheme is
 # internet-facing already: written out so the object says what it gets.
 SKIPPER_LB_SCHEME = "zalando.org/aws-load-balancer-scheme"
+SKIPPER_PREDICATE = "zalando.org/skipper-predicate"
+NGINX = "nginx.ingress.kubernetes.io/"
+ALB_CONDITIONS = "alb.ingress.kubernetes.io/conditions."
+# ALB actions of a header and a cookie route (one each: the conditions of one rule must all hold, a match is either).
+ALB_MATCH_ACTIONS = {"header": "canary-header", "cookie": "canary-cookie"}
+# How long a sticky client stays on its track (ALB target-group stickiness, the nginx and Gateway API cookie).
+STICKY_SECONDS = 3600
+
+
+def cookie_regex(match: Match) -> str:
+    """A Cookie header holding `<cookie>=always` among its pairs, as a full-match RE2 expression."""
+    assert match.cookie is not None
+    return f"^(.*;\\s*)?{re.escape(match.cookie)}={match.cookie_value}(;.*)?$"
 
 
 def track_weights(weight: int) -> dict[str, int]:
@@ -67,26 +85,79 @@ def nlb_forward_action(canary_service: str, service_port: int, weight: int) -> s
     }, separators=(",", ":"))
 
 
-def alb_forward_action(stable_service: str, canary_service: str, service_port: int, weight: int) -> str:
-    """The ALB rule's forward action over both tracks' Services, weights summing to 100."""
-    return json.dumps({
-        "type": "forward",
-        "forwardConfig": {
-            "targetGroups": [
-                {"serviceName": stable_service, "servicePort": service_port, "weight": 100 - weight},
-                {"serviceName": canary_service, "servicePort": service_port, "weight": weight},
-            ],
-        },
-    }, separators=(",", ":"))
+def alb_forward_action(stable_service: str, canary_service: str, service_port: int, weight: int,
+                       sticky: bool = False) -> str:
+    """The ALB rule's forward action over both tracks' Services, weights summing to 100; with `sticky`, the
+    target-group stickiness of a weighted forward (the ALB's AWSALBTG cookie keeps a client on its track)."""
+    config: dict[str, Any] = {"targetGroups": [
+        {"serviceName": stable_service, "servicePort": service_port, "weight": 100 - weight},
+        {"serviceName": canary_service, "servicePort": service_port, "weight": weight},
+    ]}
+    if sticky:
+        config["targetGroupStickinessConfig"] = {"enabled": True, "durationSeconds": STICKY_SECONDS}
+    return json.dumps({"type": "forward", "forwardConfig": config}, separators=(",", ":"))
 
 
-def nginx_canary_annotations(weight: int) -> dict[str, str]:
-    return {NGINX_CANARY: "true", NGINX_CANARY_WEIGHT: str(weight)}
+def alb_match_annotations(canary_service: str, service_port: int, match: Match) -> dict[str, str]:
+    """Per match kind an action forwarding everything to the canary and its condition. The Ingress lists their
+    paths before the weighted one, so the controller orders their listener rules first."""
+    forward = json.dumps({"type": "forward", "forwardConfig": {"targetGroups": [
+        {"serviceName": canary_service, "servicePort": service_port, "weight": 100}]}}, separators=(",", ":"))
+    annotations: dict[str, str] = {}
+    if match.header_name:
+        assert match.header_value is not None  # the loader refuses a regex on alb
+        annotations[ALB_CONDITIONS + ALB_MATCH_ACTIONS["header"]] = json.dumps([{"field": "http-header",
+            "httpHeaderConfig": {"httpHeaderName": match.header_name, "values": [match.header_value]}}])
+    if match.cookie:
+        # ALB compares header values with the * and ? wildcards: the pair first, or after another pair.
+        pair = f"{match.cookie}={match.cookie_value}"
+        annotations[ALB_CONDITIONS + ALB_MATCH_ACTIONS["cookie"]] = json.dumps([{"field": "http-header",
+            "httpHeaderConfig": {"httpHeaderName": "Cookie", "values": [pair, f"{pair};*", f"*; {pair}",
+                                                                        f"*; {pair};*"]}}])
+    for kind in ("header", "cookie"):
+        if ALB_CONDITIONS + ALB_MATCH_ACTIONS[kind] in annotations:
+            annotations[f"alb.ingress.kubernetes.io/actions.{ALB_MATCH_ACTIONS[kind]}"] = forward
+    return annotations
 
 
-def httproute_spec(service_name: str, service_port: int, weight: int, gateway: Gateway | None) -> dict[str, Any]:
+def nginx_canary_annotations(weight: int, match: Match | None = None) -> dict[str, str]:
+    """The canary Ingress: ingress-nginx reads the header, then the cookie, then the weight, so a matched
+    request reaches the canary at every weight (0 included)."""
+    annotations = {NGINX_CANARY: "true", NGINX_CANARY_WEIGHT: str(weight)}
+    if match is not None and match.header_name:
+        annotations[NGINX + "canary-by-header"] = match.header_name
+        if match.header_value is not None:
+            annotations[NGINX + "canary-by-header-value"] = match.header_value
+        else:
+            annotations[NGINX + "canary-by-header-pattern"] = match.header_regex or ""
+    if match is not None and match.cookie:
+        annotations[NGINX + "canary-by-cookie"] = match.cookie  # the canary when its value is `always`
+    return annotations
+
+
+def nginx_sticky_annotations(service_name: str) -> dict[str, str]:
+    """The stable Ingress: cookie affinity, and ingress-nginx's sticky canary behaviour (a client that reached
+    the canary Ingress keeps reaching it)."""
+    return {NGINX + "affinity": "cookie", NGINX + "affinity-canary-behavior": "sticky",
+            NGINX + "session-cookie-name": f"{service_name}-track",
+            NGINX + "session-cookie-max-age": str(STICKY_SECONDS)}
+
+
+def skipper_predicate(match: Match, kind: str) -> str:
+    """The route predicate of a skipper match Ingress (eskip strings, quoted as JSON strings are)."""
+    if kind == "header":
+        if match.header_value is not None:
+            return f"Header({json.dumps(match.header_name)}, {json.dumps(match.header_value)})"
+        return f"HeaderRegexp({json.dumps(match.header_name)}, {json.dumps(match.header_regex)})"
+    return f"Cookie({json.dumps(match.cookie)}, {json.dumps(match.cookie_value)})"
+
+
+def httproute_spec(service_name: str, service_port: int, weight: int, gateway: Gateway | None,
+                   match: Match | None = None, sticky: bool = False) -> dict[str, Any]:
     """The HTTPRoute: one rule over both tracks' Services, the canary's weight exactly `weight` percent
-    of the sum. Attached to the Gateway, or without one to the release's own Service (GAMMA)."""
+    of the sum. Attached to the Gateway, or without one to the release's own Service (GAMMA). With a match,
+    a rule before it sends matched requests to the canary alone (a rule with header matches wins over the
+    catch-all); with `sticky`, the weighted rule's cookie session persistence (Gateway API, extended support)."""
     if gateway is None:
         parent: dict[str, Any] = {"group": "", "kind": "Service", "name": service_name, "port": service_port}
     else:
@@ -97,9 +168,23 @@ def httproute_spec(service_name: str, service_port: int, weight: int, gateway: G
     spec: dict[str, Any] = {"parentRefs": [parent]}
     if gateway is not None and gateway.hosts:
         spec["hostnames"] = list(gateway.hosts)
-    spec["rules"] = [{"backendRefs": [
+    weighted: dict[str, Any] = {"backendRefs": [
         {"name": f"{service_name}-{track}", "port": service_port, "weight": weights[track]} for track in (STABLE, CANARY)
-    ]}]
+    ]}
+    if sticky:
+        weighted["sessionPersistence"] = {"sessionName": f"{service_name}-track", "type": "Cookie",
+                                          "absoluteTimeout": f"{STICKY_SECONDS}s"}
+    spec["rules"] = [weighted]
+    if match is not None:
+        matches = []
+        if match.header_name:
+            exact = match.header_value is not None
+            matches.append({"headers": [{"type": "Exact" if exact else "RegularExpression", "name": match.header_name,
+                                         "value": match.header_value if exact else match.header_regex}]})
+        if match.cookie:
+            matches.append({"headers": [{"type": "RegularExpression", "name": "Cookie", "value": cookie_regex(match)}]})
+        spec["rules"].insert(0, {"matches": matches, "backendRefs": [
+            {"name": f"{service_name}-{CANARY}", "port": service_port}]})
     return spec
 
 
@@ -109,9 +194,12 @@ def destination_rule_spec(service_name: str) -> dict[str, Any]:
             "subsets": [{"name": track, "labels": {TRACK_LABEL: track}} for track in (STABLE, CANARY)]}
 
 
-def virtual_service_spec(service_name: str, service_port: int, weight: int, gateway: Gateway | None) -> dict[str, Any]:
+def virtual_service_spec(service_name: str, service_port: int, weight: int, gateway: Gateway | None,
+                         match: Match | None = None) -> dict[str, Any]:
     """The VirtualService: calls to the release's Service (and, through the Gateway, to its hosts) go
-    to the two subsets by weight. Bound to the Gateway and to `mesh`, so in-mesh callers keep the split."""
+    to the two subsets by weight. Bound to the Gateway and to `mesh`, so in-mesh callers keep the split.
+    With a match, a first http route sends matched requests to the canary subset (Istio takes the first
+    route that matches; header names lowercase, as Istio wants them; the cookie through the `cookie` header)."""
     weights = track_weights(weight)
     spec: dict[str, Any] = {"hosts": [service_name, *(gateway.hosts if gateway else ())]}
     if gateway is not None:
@@ -120,6 +208,15 @@ def virtual_service_spec(service_name: str, service_port: int, weight: int, gate
         {"destination": {"host": service_name, "subset": track, "port": {"number": service_port}},
          "weight": weights[track]} for track in (STABLE, CANARY)
     ]}]
+    if match is not None:
+        matches: list[dict[str, Any]] = []
+        if match.header_name:
+            value = {"exact": match.header_value} if match.header_value is not None else {"regex": match.header_regex}
+            matches.append({"headers": {match.header_name.lower(): value}})
+        if match.cookie:
+            matches.append({"headers": {"cookie": {"regex": cookie_regex(match)}}})
+        spec["http"].insert(0, {"name": "canary-match", "match": matches, "route": [
+            {"destination": {"host": service_name, "subset": CANARY, "port": {"number": service_port}}}]})
     return spec
 
 
@@ -204,21 +301,37 @@ class CanaryPair(pulumi.ComponentResource):
                         SKIPPER_LB_SCHEME: "internet-facing",
                     },
                 )
+                # A route with a predicate more than the weighted one's wins in skipper: one Ingress per match kind.
+                for kind in release.match_kinds():
+                    assert release.match is not None
+                    self.ingresses[f"{CANARY}-{kind}"] = self._ingress(
+                        f"{name}-canary-{kind}", args, object_name=f"{svc}-canary-{kind}",
+                        backend_services=[f"{svc}-canary"],
+                        annotations={SKIPPER_PREDICATE: skipper_predicate(release.match, kind)},
+                    )
             elif release.traffic == "alb":
+                kinds = release.match_kinds()
+                annotations = {
+                    "alb.ingress.kubernetes.io/scheme": "internet-facing",
+                    "alb.ingress.kubernetes.io/target-type": "ip",
+                    "alb.ingress.kubernetes.io/healthcheck-path": release.health_path,
+                    ALB_ACTION_ANNOTATION: alb_forward_action(f"{svc}-stable", f"{svc}-canary", port, weight,
+                                                              release.sticky),
+                }
+                if release.match is not None:
+                    annotations.update(alb_match_annotations(f"{svc}-canary", port, release.match))
                 self.ingresses[STABLE] = self._ingress(
-                    name, args, object_name=svc, backend_services=[ALB_ACTION_NAME], backend_port_name="use-annotation",
-                    annotations={
-                        "alb.ingress.kubernetes.io/scheme": "internet-facing",
-                        "alb.ingress.kubernetes.io/target-type": "ip",
-                        "alb.ingress.kubernetes.io/healthcheck-path": release.health_path,
-                        ALB_ACTION_ANNOTATION: alb_forward_action(f"{svc}-stable", f"{svc}-canary", port, weight),
-                    },
+                    name, args, object_name=svc, backend_port_name="use-annotation",
+                    backend_services=[*(ALB_MATCH_ACTIONS[kind] for kind in kinds), ALB_ACTION_NAME],
+                    annotations=annotations,
                 )
             else:
-                self.ingresses[STABLE] = self._ingress(name, args, object_name=svc, backend_services=[f"{svc}-stable"])
+                self.ingresses[STABLE] = self._ingress(
+                    name, args, object_name=svc, backend_services=[f"{svc}-stable"],
+                    annotations=nginx_sticky_annotations(svc) if release.sticky else None)
                 self.ingresses[CANARY] = self._ingress(
                     f"{name}-canary", args, object_name=f"{svc}-canary", backend_services=[f"{svc}-canary"],
-                    annotations=nginx_canary_annotations(weight),
+                    annotations=nginx_canary_annotations(weight, release.match),
                 )
             self.address = ingress_address(self.ingresses[STABLE])
 
@@ -257,7 +370,7 @@ class CanaryPair(pulumi.ComponentResource):
             track_deployment(STABLE, [self.services[STABLE], *front])
             self.routes["HTTPRoute"] = k8s.apiextensions.CustomResource(
                 f"{name}-httproute", api_version=GATEWAY_API_VERSION, kind="HTTPRoute", metadata=metadata(svc),
-                spec=httproute_spec(svc, port, weight, release.gateway),
+                spec=httproute_spec(svc, port, weight, release.gateway, release.match, release.sticky),
                 opts=pulumi.ResourceOptions(parent=self, provider=context.provider,
                                             depends_on=[*self.services.values(), canary_deployment]),
             )
@@ -272,7 +385,7 @@ class CanaryPair(pulumi.ComponentResource):
         )
         self.routes["VirtualService"] = k8s.apiextensions.CustomResource(
             f"{name}-virtualservice", api_version=ISTIO_API_VERSION, kind="VirtualService", metadata=metadata(svc),
-            spec=virtual_service_spec(svc, port, weight, release.gateway),
+            spec=virtual_service_spec(svc, port, weight, release.gateway, release.match),
             opts=pulumi.ResourceOptions(parent=self, provider=context.provider,
                                         depends_on=[*front, self.routes["DestinationRule"], canary_deployment]),
         )

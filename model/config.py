@@ -112,6 +112,30 @@ class Dns:
 
 
 @dataclass(frozen=True)
+class Match:
+    """`canary.match`: requests that reach the canary whatever the weight. A header (exact value or regex) and/or a
+    cookie `<cookie>=always`; either one is enough."""
+
+    header_name: str | None = None
+    header_value: str | None = None
+    header_regex: str | None = None
+    cookie: str | None = None
+
+    @property
+    def cookie_value(self) -> str:
+        return schema.MATCH_COOKIE_VALUE
+
+    def describe(self) -> str:
+        parts = []
+        if self.header_name:
+            parts.append(f"header {self.header_name}: {self.header_value}" if self.header_value is not None
+                         else f"header {self.header_name} ~ /{self.header_regex}/")
+        if self.cookie:
+            parts.append(f"cookie {self.cookie}={self.cookie_value}")
+        return " or ".join(parts)
+
+
+@dataclass(frozen=True)
 class Release:
     name: str
     strategy: str
@@ -145,6 +169,9 @@ class Release:
     gateway: Gateway | None = None
     # traffic: dns
     dns: Dns | None = None
+    # Requests routed to the canary whatever the weight (header/cookie routes), and session affinity.
+    match: Match | None = None
+    sticky: bool = False
 
     @property
     def tracks(self) -> tuple[Track, ...]:
@@ -182,7 +209,16 @@ class Release:
             assert self.dns is not None
             return {"Deployment": deployments, "Service": tracks, ROUTE53_RECORD: (self.dns.name,)}
         ingresses = (svc, f"{svc}-canary") if self.traffic == "nginx" else (svc,)
+        if self.traffic == "skipper":
+            ingresses += tuple(f"{svc}-canary-{kind}" for kind in self.match_kinds())
         return {"Deployment": deployments, "Service": tracks, "Ingress": ingresses}
+
+    def match_kinds(self) -> tuple[str, ...]:
+        """What `canary.match` routes on: ("header",), ("cookie",), both or none."""
+        if self.match is None:
+            return ()
+        return tuple(kind for kind, given in (("header", self.match.header_name), ("cookie", self.match.cookie))
+                     if given)
 
     def resource_names(self) -> dict[str, tuple[str, ...]]:
         """The logical names of this release's Pulumi resources under its component, per kind. Two
@@ -207,6 +243,8 @@ class Release:
         if self.traffic == "dns":
             return {**tracks, "Service": track_services, "Record": (f"{name}-stable-record", f"{name}-canary-record")}
         ingresses = (f"{name}-ingress", f"{name}-canary-ingress") if self.traffic == "nginx" else (f"{name}-ingress",)
+        if self.traffic == "skipper":
+            ingresses += tuple(f"{name}-canary-{kind}-ingress" for kind in self.match_kinds())
         return {**tracks, "Service": track_services, "Ingress": ingresses}
 
     def address_source(self) -> str:
@@ -346,6 +384,8 @@ def _release(name: str, given: schema.RecreateRelease | schema.RollingRelease | 
     else:
         requested = canary.weight or 0
         stable_n, canary_n = canary_math.track_replicas(traffic, given.replicas or 0, requested, canary.pods_for_weight)
+        if canary.match is not None:
+            canary_n = max(canary_n, 1)  # matched requests reach the canary at every weight, 0 included
         effective = canary_math.share_percent(stable_n, canary_n) if traffic == "replicas" else float(requested)
     ingress_class = given.ingress_class or traffic
     gateway = None
@@ -361,8 +401,16 @@ def _release(name: str, given: schema.RecreateRelease | schema.RollingRelease | 
         stable=Track("stable", stable.tag, stable_n), canary=Track("canary", canary.tag, canary_n),
         requested_weight=requested, effective_weight=effective, traffic=traffic,
         ingress_class=ingress_class if traffic in schema.INGRESS_MODES else None, pods_for_weight=canary.pods_for_weight,
-        gateway=gateway, dns=dns,
+        gateway=gateway, dns=dns, match=_match(canary.match), sticky=bool(canary.sticky),
     )
+
+
+def _match(given: schema.CanaryMatch | None) -> Match | None:
+    if given is None:
+        return None
+    header = given.header
+    return Match(header_name=header.name if header else None, header_value=header.value if header else None,
+                 header_regex=header.regex if header else None, cookie=given.cookie)
 
 
 def _unique_names(releases: list[Release]) -> list[str]:

@@ -43,6 +43,25 @@ TRAFFIC_MODES = ("replicas", "nlb", "alb", "nginx", "gateway", "istio", "skipper
 GATEWAY_MODES = ("gateway", "istio")
 INGRESS_MODES = ("alb", "nginx", "skipper")
 CLUSTER_MODES = ("kubeconfig", "eks")
+# Modes whose router reads each HTTP request (a header or cookie route, `canary.match`), and why the others cannot.
+MATCH_MODES = ("alb", "nginx", "gateway", "istio", "skipper")
+NO_MATCH_REASONS = {
+    "replicas": "one Service selects both tracks' pods: kube-proxy picks a pod per connection and never reads a "
+                "header or cookie",
+    "nlb": "an NLB forwards TCP and never sees a header or cookie",
+    "dns": "DNS answers name lookups and never sees a request, its headers or cookies",
+}
+# Modes that can keep a client on the track it first reached (`canary.sticky`), and why the others cannot.
+STICKY_MODES = ("alb", "nginx", "gateway")
+NO_STICKY_REASONS = {
+    **NO_MATCH_REASONS,
+    "istio": "Istio's cookie affinity (DestinationRule consistentHash) picks a pod within a subset; the weighted "
+             "choice between the stable and canary subsets is made per request",
+    "skipper": "skipper's backend-weights choose a backend per request and have no session affinity",
+}
+# The value a `canary.match.cookie` must hold (ingress-nginx's canary-by-cookie reads `always`; the other routers
+# are given the same rule).
+MATCH_COOKIE_VALUE = "always"
 DEFAULT_IMAGE = "arungupta/app-upgrade"
 DEFAULT_KUBERNETES_VERSION = "1.35"
 DEFAULT_SURGE = "25%"
@@ -331,12 +350,71 @@ class Track(Section):
     replicas: Integer(0) | None = None
 
 
+# An HTTP header or cookie name (RFC 9110 token), at most 40 characters (an ALB header condition's limit).
+HTTP_TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,40}")
+# A header value the routers can all compare: printable ASCII, no leading/trailing space, at most 128 (ALB's limit).
+HEADER_VALUE = re.compile(r"[!-~]([ -~]{0,126}[!-~])?")
+# Regular-expression features RE2 (Envoy, Gateway API implementations) and Go (skipper) refuse.
+_NOT_RE2 = re.compile(r"\(\?(=|!|<=|<!)|\\[1-9]")
+
+
+def _header_regex(value: Any) -> str:
+    text = _string(value)
+    if not 1 <= len(text) <= 128:
+        raise rule("must be 1 to 128 characters")
+    try:
+        re.compile(text)
+    except re.error as error:
+        raise rule(f"is not a regular expression ({error})") from None
+    if _NOT_RE2.search(text):
+        raise rule("uses lookaround or a backreference, which RE2 (Envoy, Gateway API) and Go (skipper) refuse")
+    return text
+
+
+class HeaderMatch(Section):
+    """`canary.match.header`: a request whose header `name` equals `value` (or matches `regex`) reaches the canary."""
+
+    name: Text(HTTP_TOKEN, "must be an HTTP header name (letters, digits and !#$%&'*+.^_`|~-, at most 40)")
+    value: Text(HEADER_VALUE, "must be printable ASCII without leading or trailing spaces, at most 128 characters"
+                ) | None = None
+    # After value: its check reads it.
+    regex: Annotated[str, BeforeValidator(_header_regex),
+                     WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 128})] | None = Field(
+        None, validate_default=True)
+
+    @field_validator("regex")
+    @classmethod
+    def _one_of(cls, regex: str | None, info: ValidationInfo) -> str | None:
+        if "value" not in info.data:
+            return regex
+        if (regex is None) == (info.data["value"] is None):
+            raise rule("give exactly one of value (an exact match) and regex", at=())
+        return regex
+
+
+class CanaryMatch(Section):
+    """`canary.match`: requests routed to the canary whatever the weight (a header and/or a cookie)."""
+
+    header: Annotated[HeaderMatch, BeforeValidator(_drop_nulls)] | None = None
+    cookie: Text(HTTP_TOKEN, "must be a cookie name (letters, digits and !#$%&'*+.^_`|~-, at most 40)") | None = Field(
+        None, validate_default=True)
+
+    @field_validator("cookie")
+    @classmethod
+    def _something(cls, cookie: str | None, info: ValidationInfo) -> str | None:
+        if cookie is None and info.data.get("header") is None and "header" in info.data:
+            raise rule("needs a header, a cookie or both", at=())
+        return cookie
+
+
 class CanaryTrack(Section):
     tag: ImageTag
     weight: Integer(0, 100) | None = None
     replicas: Integer(0) | None = None
     # Set by `rollout canary`/`abort` between the two updates of a weight step.
     pods_for_weight: Integer(0, 100) | None = Field(None, alias="podsForWeight")
+    match: Annotated[CanaryMatch, BeforeValidator(_drop_nulls)] | None = None
+    sticky: Boolean | None = None
 
 
 class ResourceList(Section):
@@ -478,6 +556,24 @@ class CanaryRelease(ReleaseBase):
             raise rule(f"'dns' points Route53 aliases at the load balancers' hostnames, which {PROJECT}:awaitLoadBalancer: "
                        "false never waits for: set it to true (or remove it)")
         return traffic
+
+    @field_validator("canary")
+    @classmethod
+    def _routes_the_router_can_express(cls, canary: CanaryTrack, info: ValidationInfo) -> CanaryTrack:
+        if "traffic" not in info.data:
+            return canary
+        traffic = info.data["traffic"] or "replicas"
+        if canary.match is not None and traffic not in MATCH_MODES:
+            raise rule(f"is not possible with traffic '{traffic}': {NO_MATCH_REASONS[traffic]} (header and cookie "
+                       f"routes: traffic {', '.join(MATCH_MODES)})", at=("canary", "match"))
+        header = canary.match.header if canary.match else None
+        if traffic == "alb" and header is not None and header.regex is not None:
+            raise rule("is not possible with traffic 'alb': an ALB header condition compares values with the * and ? "
+                       "wildcards, not regular expressions (use value)", at=("canary", "match", "header", "regex"))
+        if canary.sticky and traffic not in STICKY_MODES:
+            raise rule(f"is not possible with traffic '{traffic}': {NO_STICKY_REASONS[traffic]} (sticky sessions: "
+                       f"traffic {', '.join(STICKY_MODES)})", at=("canary", "sticky"))
+        return canary
 
     @field_validator("ingress_class")
     @classmethod
@@ -848,6 +944,10 @@ def _model_at(loc: list[Any], data: Mapping[str, Any]) -> tuple[type[Section] | 
             return nested.get(loc[2]), {}
         if loc[2] == "resources":
             return ResourceList, {}
+        if loc[2:] == ["canary", "match"]:
+            return CanaryMatch, {}
+        if loc[2:] == ["canary", "match", "header"]:
+            return HeaderMatch, {}
     return None, {}
 
 
@@ -989,6 +1089,12 @@ def _traffic_rules() -> list[dict[str, Any]]:
         _when(("dns",), {"required": ["dns"]}, _without("dns")),
         # In the mesh an istio canary needs no gateway; bound to one, it names its hosts and no listener.
         _when(("istio",), {"properties": {"gateway": {"required": ["hosts"], "properties": {"sectionName": False}}}}),
+        # Header and cookie routes where the router reads requests; sticky sessions where it keeps them.
+        _when(MATCH_MODES, {}, {"properties": {"canary": _without("match")}}),
+        _when(("alb",), {"properties": {"canary": {"properties": {"match": {"properties": {
+            "header": _without("regex")}}}}}}),
+        _when(STICKY_MODES, {}, {"properties": {"canary": {"properties": {"sticky": {
+            "not": {"enum": [True, "true"]}, "description": "sticky sessions: traffic " + ", ".join(STICKY_MODES)}}}}}),
     ]
 
 

@@ -21,12 +21,14 @@ from operations.lease import Lease, LeaseLost
 # The run's options, as `rollout canary` names them, and as the lease's `run` records them.
 RUN_DEFAULTS = {"steps": [5, 25, 50, 100], "interval": 60.0, "max_error_rate": 0.01, "max_p99": 0.5, "url": None,
                 "rate": 50.0, "settle": 5.0, "metrics": None, "metrics_selector": None, "scrape_interval": None,
-                "metrics_wait": None, "share_design_effect": None, "min_canary_answers": None, "verify_timeout": 120.0}
+                "metrics_wait": None, "share_design_effect": None, "min_canary_answers": None, "verify_timeout": 120.0,
+                "match_only": False, "match_value": None}
 LEASE_RUN_KEYS = {"steps": "steps", "interval": "interval", "max_error_rate": "maxErrorRate", "max_p99": "maxP99",
                   "url": "url", "rate": "rate", "settle": "settle", "metrics": "metrics",
                   "metrics_selector": "metricsSelector", "scrape_interval": "scrapeInterval",
                   "metrics_wait": "metricsWait", "share_design_effect": "shareDesignEffect",
-                  "min_canary_answers": "minCanaryAnswers", "verify_timeout": "verifyTimeout"}
+                  "min_canary_answers": "minCanaryAnswers", "verify_timeout": "verifyTimeout",
+                  "match_only": "matchOnly", "match_value": "matchValue"}
 
 
 def resume_command(stack: str, release: str) -> str:

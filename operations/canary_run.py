@@ -80,6 +80,10 @@ class CanaryOptions:
     # a step's evidence counts; None: not checked. `rollout canary` checks by default (--verify-timeout).
     verify_timeout: float | None = None
     live_reader: Any = None  # a live_weight reader; None: built from the stack when verify_timeout is set
+    # A phase before the weighted steps where only requests with the release's canary.match reach the canary
+    # (operations/match_phase.py); match_value: the header value the probes send for a regex match.
+    match_only: bool = False
+    match_value: str | None = None
 
 
 @dataclass
@@ -136,9 +140,10 @@ class _DeadlineSocket:
         return getattr(self.sock, name)
 
 
-def probe_once(url: urllib.parse.SplitResult, timeout: float) -> tuple[str | None, bool, float]:
+def probe_once(url: urllib.parse.SplitResult, timeout: float,
+               headers: dict[str, str] | None = None) -> tuple[str | None, bool, float]:
     """One GET on a new connection (a load balancer routes per connection): (version, ok, seconds).
-    `timeout` bounds the whole probe, connect and answer together."""
+    `timeout` bounds the whole probe, connect and answer together; `headers`: a match route's header or cookie."""
     start = time.perf_counter()
     deadline = time.monotonic() + timeout
     connection_class = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
@@ -146,7 +151,7 @@ def probe_once(url: urllib.parse.SplitResult, timeout: float) -> tuple[str | Non
     try:
         connection.connect()
         connection.sock = _DeadlineSocket(connection.sock, deadline)
-        connection.request("GET", url.path or "/", headers={"User-Agent": "app-update-canary"})
+        connection.request("GET", url.path or "/", headers={"User-Agent": "app-update-canary", **(headers or {})})
         response = connection.getresponse()
         response.read()
         return response.getheader("X-App-Version"), response.status < 500, time.perf_counter() - start
@@ -179,8 +184,10 @@ class Prober:
     """
 
     def __init__(self, url: str | None, judge: Judge, rate: float, concurrency: int, timeout: float,
-                 clock: Clock | None = None, rounds: Any = None, judge_probes: bool = True, settle: float = 0.0):
+                 clock: Clock | None = None, rounds: Any = None, judge_probes: bool = True, settle: float = 0.0,
+                 headers: dict[str, str] | None = None):
         self.url = urllib.parse.urlsplit(url) if url else None
+        self.headers = headers  # the match-only phase's header or cookie
         self.rounds = rounds  # operations.prometheus.Rounds: the judge reads the users' traffic from it
         self.settle_rounds_from: int | None = None
         self.error: Exception | None = None
@@ -207,7 +214,8 @@ class Prober:
                 return
             if self.clock.wait_until(self.stop, moment):
                 return
-            version, ok, seconds = probe_once(self.url, self.timeout)
+            version, ok, seconds = (probe_once(self.url, self.timeout, self.headers) if self.headers
+                                    else probe_once(self.url, self.timeout))
             with self.lock:
                 if self.stop.is_set():
                     return
@@ -580,7 +588,11 @@ class _CanaryLoop:
         tracker = _Tracker(stack, o.release, releases, log, o.retry, self.clock)
         # The tag and the first step must make a valid config before anything is written.
         first = stacks.apply_changes(releases, [stacks.Change(o.release, "canary.tag", None, o.tag),
-                                                stacks.Change(o.release, "canary.weight", None, o.steps[0])])
+                                                stacks.Change(o.release, "canary.weight", None,
+                                                              0 if o.match_only or not o.steps else o.steps[0])])
+        if not o.steps and not o.match_only:
+            raise stacks.InputError("--steps is empty: give weights, or --match-only for a run judged on matched "
+                                    "requests alone")
         try:
             tracker.pods(first)
         except OperationError as error:
@@ -588,6 +600,14 @@ class _CanaryLoop:
                                     + str(error).split("\n", 1)[-1].strip()) from None
         self.tracker = tracker
         self._prepare_judging(stack, releases)  # refuses what cannot be judged, before any write
+        if o.match_only:
+            from operations import match_phase
+
+            release = stacks.check_config(stack.name, stack.get_all_config(), first).release(o.release)
+            refusal = match_phase.refusal(release, o.match_value, o.rate)
+            if refusal:
+                raise stacks.InputError(refusal)
+            self.match_headers = match_phase.probe_headers(release.match, o.match_value)
         # The lease first: a second driver is refused with the holder's details.
         if self._lease_spec is not None and self.lease_spec is None:
             self.lease_spec = self._lease_spec()  # type: ignore[operator]
@@ -640,6 +660,10 @@ class _CanaryLoop:
                 for drift in stale:  # the file takes what is live before anything else is written
                     tracker.heartbeat.check()
                     stacks.write_changes(stack, [drift.change()])
+            if o.match_only and start == 1 and not (self.resume and record is not None and record.get("step")):
+                verdict = self._match_phase(url)
+                if verdict:
+                    raise _Verdict(verdict)
             for index, weight in enumerate(o.steps, start=1):
                 if index < start:
                     continue
@@ -673,6 +697,52 @@ class _CanaryLoop:
         except Exception as error:  # noqa: BLE001 (any failure must end in the abort path)
             return self._abort(stacks.error_line(error))
 
+    def _match_phase(self, url: str | None) -> str | None:
+        """Weight 0 with the canary tag: only the probes' matched requests reach the canary, judged at 100%."""
+        from operations import match_phase, step_checks
+
+        o, log, tracker = self.o, self.log, self.tracker
+        self.step = 0
+        self.held.write(step=0)
+        headers = self.match_headers
+        log.say(f"{match_phase.PHASE_NAME}: weight 0%, canary {o.tag} for requests with "
+                f"{match_phase.describe(headers)}, updating {self.stack.name}", match=headers)
+        tracker.update({"canary.tag": o.tag, "canary.weight": 0, "canary.podsForWeight": None},
+                       f"canary {o.release} {o.tag}: match-only",
+                       stacks.RetryPolicy(attempts=1, lock_wait=o.retry.lock_wait, pause=o.retry.pause))
+        self.weight = 0
+        tracker.wait_for_traffic("before judging the match-only phase")
+        tracker.heartbeat.doing("judging the match-only phase")
+        version = o.tag.split("@", 1)[0]
+        judge = Judge(version, 100.0, o.max_error_rate, o.max_p99, settle_seconds=o.settle, requested_weight=100,
+                      min_canary_answers=step_checks.min_canary_answers(o, 100.0))
+        prober = Prober(url, judge, o.rate, o.concurrency, o.timeout, self.clock, settle=o.settle, headers=headers)
+        started = self.clock.now()
+        try:
+            verdict = prober.run(o.interval, lambda elapsed: log.say(
+                f"  match-only  {elapsed:5.1f}s  requests {judge.total.requests:>6}  canary {judge.canary_share:5.1f}%  "
+                f"errors {100 * judge.total.error_rate:5.2f}%"))
+        finally:
+            prober.stop.set()
+            tracker.heartbeat.doing(None)
+        if not verdict and judge.total.requests > 0:
+            verdict = judge.conclude()
+        if not verdict and judge.total.requests == 0:
+            verdict = "no probe with the match answered in the match-only phase (is the route live?)"
+        p99 = judge.canary.p99()
+        result = StepResult(
+            step=0, weight=0, requests=judge.total.requests, canary_requests=judge.canary.requests,
+            canary_share=round(judge.canary_share, 2), error_rate=round(100 * judge.total.error_rate, 2),
+            canary_error_rate=round(100 * judge.canary.error_rate, 2),
+            p99_ms=None if p99 is None else round(1000 * p99, 1), elapsed=round(self.clock.now() - started, 2),
+            verdict=verdict, effective_share=100.0)
+        self.results.append(result)
+        log.event("step", **asdict(result))
+        if not verdict:
+            log.say(f"{match_phase.PHASE_NAME} passed: {result.requests} matched requests, canary {result.canary_share}%, "
+                    f"errors {result.error_rate}%, canary p99 {result.p99_ms}ms")
+        return verdict
+
     def _prepare_judging(self, stack: StackLike, releases: dict[str, Any]) -> None:
         """Before any write: the share each step is judged at (replicas mode: the pods'; warned when
         it is not the weight, refused when no pod split can serve it), the Prometheus source scoped to
@@ -684,7 +754,10 @@ class _CanaryLoop:
         checked = stacks.check_config(stack.name, stack.get_all_config(), releases)
         release = checked.release(o.release)
         self.shares, warnings = step_checks.step_shares(release, o.steps)
-        for warning in warnings + step_checks.short_step_warnings(o, self.shares):
+        from operations import match_phase
+
+        sticky = match_phase.sticky_warning(release, bool(o.metrics), o.share_design_effect)
+        for warning in warnings + step_checks.short_step_warnings(o, self.shares) + ([sticky] if sticky else []):
             log.say(f"warning: {warning}")
         self.metrics_source, self.scrape_interval = None, None
         if o.metrics:
@@ -794,7 +867,8 @@ class _CanaryLoop:
 
     def _abort_shielded(self, reason: str) -> CanaryRun:
         o, log, tracker = self.o, self.log, self.tracker
-        where = "the promotion" if self.promoting else f"step {self.step}/{len(o.steps)} (weight {o.steps[self.step - 1]}%)"
+        where = ("the promotion" if self.promoting else "the match-only phase (weight 0%)" if self.step == 0 else
+                 f"step {self.step}/{len(o.steps)} (weight {o.steps[self.step - 1]}%)")
         if self.promoting and not self.stable_promoted:
             reason = f"the promotion failed: {reason}"
         log.say(f"ABORT at {where}: {reason}")
@@ -805,6 +879,11 @@ class _CanaryLoop:
             # the next `pulumi up` does not keep the canary's traffic).
             revert = ({"stable.tag": self.original_stable_tag} if self.promoting and not self.stable_promoted
                       and tracker.get("stable.tag") != self.original_stable_tag else None)
+            # A match route sends matched requests to the canary at weight 0 too: its tag goes back as well.
+            from operations import match_phase
+
+            stable_after = (revert or {}).get("stable.tag", tracker.get("stable.tag"))
+            revert = {**(revert or {}), **match_phase.abort_changes(tracker.cfg, stable_after)} or None
             # Never skipped: after a failure, what is live may differ from what the config says.
             self.held.write(state=leases.ABORTING, note=f"aborting: {reason}")
             tracker.move_weight(tracker.worst_weight(), 0, f"canary {o.release} {o.tag} aborted at {where}: {reason}",
@@ -869,6 +948,8 @@ def _percent(text: str) -> float:
 
 
 def _steps(text: str) -> list[int]:
+    if text.strip() == "":
+        return []  # with --match-only: the run promotes after the match-only phase
     try:
         steps = [int(part) for part in text.split(",")]
     except ValueError:
@@ -952,7 +1033,11 @@ def _abort_release(stack: StackLike, release: str, yes: bool, confirm: stacks.Co
     live = int(info.get("requestedWeight") or 0)
     last = stacks.revisions(stack)[:1]
     in_doubt = bool(last) and not last[0].succeeded
-    if weight == 0 and hold is None and live == 0 and float(info.get("effectiveWeight") or 0) == 0 and not in_doubt:
+    from operations import match_phase
+
+    dark = match_phase.abort_changes(cfg, stacks.get_path(cfg, "stable.tag"))  # matched requests still on the canary
+    if (weight == 0 and hold is None and live == 0 and float(info.get("effectiveWeight") or 0) == 0 and not in_doubt
+            and not dark):
         log.say(f"nothing to abort: release {release} sends no traffic to its canary on stack {stack.name}")
         lease = _take_lease(take_lease, log)
         if lease is not None:
@@ -984,7 +1069,7 @@ def _abort_release(stack: StackLike, release: str, yes: bool, confirm: stacks.Co
             for drift in stale:  # the file takes what is live first: the abort rolls no track back
                 stacks.write_changes(stack, [drift.change()])
             tracker.move_weight(tracker.worst_weight(), 0, f"abort canary {release}", certain=False,
-                                traffic_first=True)
+                                traffic_first=True, extra=dark or None)
             tracker.wait_for_traffic("before the abort is complete")
         except LeaseLost as lost:
             log.say(f"STOPPED: {lost}; it is in charge of the canary now")
@@ -1087,7 +1172,14 @@ def register(verbs: argparse._SubParsersAction) -> None:
     parser.add_argument("stack", type=stack_name)
     parser.add_argument("--release", required=True, metavar="NAME")
     parser.add_argument("--tag", help="the image tag to roll out (required, unless --resume)")
-    parser.add_argument("--steps", type=_steps, help="weights in percent (default 5,25,50,100)")
+    parser.add_argument("--steps", type=_steps,
+                        help="weights in percent (default 5,25,50,100); empty (\"\") with --match-only: promote "
+                             "after the match-only phase")
+    parser.add_argument("--match-only", action="store_const", const=True, default=None,
+                        help="first a phase at weight 0 where only requests with the release's canary.match header "
+                             "or cookie reach the canary (the probes send it), judged as a step")
+    parser.add_argument("--match-value", metavar="VALUE",
+                        help="the header value the probes send when canary.match.header is a regex")
     parser.add_argument("--interval", type=_interval, help="time at each step (default 60s)")
     parser.add_argument("--max-error-rate", type=_percent, help="error budget (default 1%%)")
     parser.add_argument("--max-p99", type=_duration, help="p99 latency limit (default 500ms)")

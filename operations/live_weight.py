@@ -189,7 +189,9 @@ class RouteReader:
         generation = (route.get("metadata") or {}).get("generation")
         spec, status = route.get("spec") or {}, route.get("status") or {}
         if self.traffic == "gateway":
-            refs = [ref for rule in spec.get("rules") or [] for ref in rule.get("backendRefs") or []]
+            # The weighted rule: a header/cookie route's rule (with matches) sends its requests whatever the weight.
+            refs = [ref for rule in spec.get("rules") or [] if not rule.get("matches")
+                    for ref in rule.get("backendRefs") or []]
             weights = {ref.get("name"): float(ref.get("weight", 1)) for ref in refs}
             canary = weights.get(f"{self.service}-canary", 0.0)
             parents = status.get("parents") or []
@@ -207,7 +209,7 @@ class RouteReader:
                         problems.append(f"{wanted} is of generation {condition.get('observedGeneration')}, "
                                         f"not {generation}")
         else:
-            routes = [r for http in spec.get("http") or [] for r in http.get("route") or []]
+            routes = [r for http in spec.get("http") or [] if not http.get("match") for r in http.get("route") or []]
             weights = {(r.get("destination") or {}).get("subset"): float(r.get("weight", 0)) for r in routes}
             canary = weights.get("canary", 0.0)
             problems = []

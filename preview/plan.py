@@ -97,6 +97,29 @@ def split_words(release: Release) -> str | None:
             f"weight {canary} (load balancer of {svc}-canary)")
 
 
+# Where each router holds a match route and a sticky session (the plan's `match` and `sticky` lines).
+MATCH_WHERE = {
+    "nginx": "Ingress {svc}-canary canary-by-header/-cookie, read before canary-weight",
+    "alb": "ALB listener rules with http-header conditions, ahead of the weighted rule (Ingress {svc})",
+    "gateway": "HTTPRoute {svc}: a rule with header matches ahead of the weighted rule",
+    "istio": "VirtualService {svc}: the first http route, match on headers",
+    "skipper": "Ingress {svc}-canary-<kind> with a zalando.org/skipper-predicate",
+}
+STICKY_WHERE = {
+    "nginx": "cookie {svc}-track (ingress-nginx affinity, affinity-canary-behavior: sticky)",
+    "alb": "the ALB's target-group stickiness cookie (AWSALBTG) on the weighted forward",
+    "gateway": "HTTPRoute sessionPersistence cookie {svc}-track (the implementation must support it: Extended)",
+}
+
+
+def match_words(release: Release) -> str | None:
+    """The header/cookie route: what matches and where the router holds it; matched requests ignore the weight."""
+    if release.match is None:
+        return None
+    where = MATCH_WHERE[release.traffic].format(svc=release.service_name)
+    return f"{release.match.describe()} → canary at every weight; {where}"
+
+
 def routing_plan(release: Release) -> dict[str, Any] | None:
     """How a canary's traffic reaches it: where the address comes from, what the cluster or account
     must have, where the weight lives, what the mode does not do, and how long a weight change takes."""
@@ -106,6 +129,8 @@ def routing_plan(release: Release) -> dict[str, Any] | None:
         "address": release.address_source(),
         "needs": traffic_needs(release),
         "split": split_words(release),
+        "match": match_words(release),
+        "sticky": STICKY_WHERE[release.traffic].format(svc=release.service_name) if release.sticky else None,
         "caveats": traffic_caveats(release),
         "settleSeconds": canary_math.settle_seconds(release),
     }
@@ -140,7 +165,9 @@ DEFAULT_STEPS = (5, 25, 50, 100)  # `rollout canary`'s default --steps
 def _pods_at(release: Release, weight: int, pods_for: int | None = None) -> tuple[int, int]:
     assert release.stable is not None
     base = release.stable.replicas if release.traffic != "replicas" else release.replicas
-    return canary_math.track_replicas(release.traffic, base, weight, pods_for)
+    stable, canary = canary_math.track_replicas(release.traffic, base, weight, pods_for)
+    # A header/cookie route keeps a canary pod at weight 0 (model/config.py).
+    return stable, max(canary, 1) if release.match is not None else canary
 
 
 def _step_updates(release: Release, old: int, new: int) -> list[str]:
@@ -352,6 +379,10 @@ def render_text(plan: dict[str, Any], manifest_note: str = "") -> str:
             routing = r.get("routing") or {}
             if routing.get("split"):
                 lines.append(f"    {'split':<11}{routing['split']}")
+            if routing.get("match"):
+                lines.append(f"    {'match':<11}{routing['match']}")
+            if routing.get("sticky"):
+                lines.append(f"    {'sticky':<11}{routing['sticky']}")
             if routing.get("needs") and t["mode"] in ("gateway", "istio", "skipper", "dns"):
                 lines.append(f"    {'needs':<11}{routing['needs']}")
             for caveat in routing.get("caveats") or ():

@@ -471,14 +471,23 @@ def _canary_fits(stack: str, settings: dict, args: argparse.Namespace) -> list[s
     from operations.stacks import RELEASES_KEY, Change, apply_changes
 
     releases = parse_config_value(settings.get(RELEASES_KEY))
-    steps = args.steps or DEFAULT_STEPS  # None: the default steps
+    steps = DEFAULT_STEPS if args.steps is None else args.steps  # None: the default steps
+    if not steps and not args.match_only:
+        return ["--steps is empty: give weights, or --match-only for a run judged on matched requests alone"]
+    first_weight = 0 if args.match_only or not steps else steps[0]
     first = apply_changes(releases, [Change(args.release, "canary.tag", None, args.tag),
-                                     Change(args.release, "canary.weight", None, steps[0])])
+                                     Change(args.release, "canary.weight", None, first_weight)])
     try:
         load({**settings, RELEASES_KEY: first}, stack)
     except ConfigError as error:
         return [f"--tag {args.tag!r} or --steps cannot go into {stack}'s config: {problem}"
                 for problem in error.problems]
+    if args.match_only:
+        from operations.match_phase import refusal
+
+        release = load({**settings, RELEASES_KEY: first}, stack).release(args.release)
+        found = refusal(release, args.match_value, 50.0 if args.rate is None else args.rate)
+        return [found] if found else []
     return []
 
 

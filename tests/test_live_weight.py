@@ -304,3 +304,19 @@ def test_a_weight_that_never_becomes_live_is_an_error_with_the_last_reading():
         wait_until_live(Scripted(LiveWeight(False, 5.0, "Ingress app-service-canary gives the canary 5%")), 25, 25.0,
                         30.0, clock, print)
     assert clock.time >= 30.0
+
+
+def test_a_match_route_does_not_count_as_weight(api):
+    # A header/cookie route's rule sends all its requests to the canary whatever the weight: only the weighted
+    # rule (gateway) or route (istio) says the weight, whichever order they come in.
+    route = httproute(0, {"Accepted": "True", "ResolvedRefs": "True"})
+    match_rule = {"matches": [{"headers": [{"type": "Exact", "name": "X-Canary", "value": "always"}]}],
+                  "backendRefs": [{"name": "app-service-canary", "port": 80}]}
+    route["spec"]["rules"].append(match_rule)
+    api.put("HTTPRoute", NS, "app-service", route)
+    assert RouteReader(api.client(), NS, "app-service", "gateway").read(0, 0.0).share == 0.0
+    service = virtual_service(0)
+    service["spec"]["http"].append({"match": [{"headers": {"x-canary": {"exact": "always"}}}], "route": [
+        {"destination": {"host": "app-service", "subset": "canary"}, "weight": 100}]})
+    api.put("VirtualService", NS, "app-service", service)
+    assert RouteReader(api.client(), NS, "app-service", "istio").read(0, 0.0).share == 0.0

@@ -404,6 +404,61 @@ def test_every_built_in_object_of_each_new_mode_is_one_the_api_server_takes(vari
     assert apiserver_rules.problems_of(objects, DEFAULT_KUBERNETES_VERSION) == []
 
 
+# Header and cookie routes (canary.match) and sticky sessions (canary.sticky) on each router that takes them:
+# (traffic, release keys, stack keys), every object checked as the modes' are above.
+MATCH = {"header": {"name": "X-Canary", "value": "always"}, "cookie": "canary"}
+MATCH_REGEX = {"header": {"name": "X-User", "regex": "^(alice|bob)$"}, "cookie": "canary"}
+CONTROLLER = {"app-update:cluster": {"mode": "kubeconfig", "loadBalancerController": True}}
+MATCH_VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
+    "nginx": ("nginx", {"match": MATCH_REGEX, "sticky": True}, {}),
+    "alb": ("alb", {"match": MATCH, "sticky": True}, CONTROLLER),
+    "gateway-mesh": ("gateway", {"match": MATCH_REGEX, "sticky": True}, {}),
+    "gateway-north-south": ("gateway", {"match": MATCH}, {}),
+    "istio-mesh": ("istio", {"match": MATCH_REGEX}, {}),
+    "istio-gateway": ("istio", {"match": MATCH}, {}),
+    "skipper": ("skipper", {"match": MATCH_REGEX}, {}),
+}
+
+
+def run_match_variant(variant: str, weight: int) -> ProgramRun:
+    traffic, canary_keys, stack_keys = MATCH_VARIANTS[variant]
+    release = releases_of(variant, weight) if variant in VARIANTS else {
+        "app": {"strategy": "Canary", "traffic": traffic, "replicas": 4, "stable": {"tag": "v1"},
+                "canary": {"tag": "v2", "weight": weight}}}
+    release["app"]["canary"].update(copy.deepcopy(canary_keys))
+    settings = settings_with(release)
+    settings.update(copy.deepcopy(VARIANTS[variant][2] if variant in VARIANTS else {}))
+    settings.update(copy.deepcopy(stack_keys))
+    run = shared_run("test", settings)
+    if run.error is not None:
+        raise run.error
+    return run
+
+
+@pytest.mark.parametrize("variant", sorted(MATCH_VARIANTS))
+def test_every_object_of_each_match_route_is_schema_valid_and_one_the_api_server_takes(variant):
+    custom: list[dict[str, Any]] = []
+    for weight in (0, 5, 100):
+        run = run_match_variant(variant, weight)
+        assert manifests.validate_all(builtin_manifests(run), "1.35") == []
+        assert apiserver_rules.problems_of(run.kubernetes_objects(), DEFAULT_KUBERNETES_VERSION) == []
+        custom += custom_resources(run)
+    assert {o["kind"] for o in custom} == CUSTOM_KINDS.get(MATCH_VARIANTS[variant][0], set())
+    if custom:
+        assert crd_problems(custom) == []
+
+
+def test_the_crd_validators_catch_a_broken_match_route():
+    route = next(o for o in custom_resources(run_match_variant("gateway-mesh", 0)) if o["kind"] == "HTTPRoute")
+    bad_type = copy.deepcopy(route)
+    bad_type["spec"]["rules"][0]["matches"][0]["headers"][0]["type"] = "Regex"
+    virtual = next(o for o in custom_resources(run_match_variant("istio-mesh", 0)) if o["kind"] == "VirtualService")
+    bad_match = copy.deepcopy(virtual)
+    bad_match["spec"]["http"][0]["match"] = {"headers": {}}
+    found = crd_problems([bad_type, bad_match])
+    assert len(found) == 2, found
+
+
 def test_the_crd_validators_catch_what_the_api_server_would_refuse():
     run = run_variant("gateway-mesh", 5)
     route = custom_resources(run)[0]

@@ -2,14 +2,22 @@
 
 Each request goes to the stable or the canary backend by smooth weighted round-robin, so the
 shares are exact and the tests need no tolerance for chance.
+
+`route_nginx` takes the annotations the program renders for ingress-nginx (the canary Ingress's
+canary-by-header / -value / -pattern / -cookie and canary-weight, the stable Ingress's cookie affinity)
+and routes as ingress-nginx does: the header first (`always`/`never` without a value), then the cookie
+(`always`/`never`), then the weight; with affinity, a client's track cookie keeps it on its track.
 """
 
 from __future__ import annotations
 
 import http.client
+import http.cookies
+import re
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 
 class WeightedProxy(ThreadingHTTPServer):
@@ -23,6 +31,8 @@ class WeightedProxy(ThreadingHTTPServer):
         self.backends: dict[str, str] = {}
         self.weights: dict[str, int] = {}
         self.current: dict[str, int] = {}
+        self.canary_annotations: dict[str, str] = {}
+        self.affinity_cookie: str | None = None
         self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
@@ -34,15 +44,58 @@ class WeightedProxy(ThreadingHTTPServer):
             self.backends = {"stable": stable, "canary": canary or stable}
             self.weights = {"stable": 100 - weight, "canary": weight if canary else 0}
             self.current = {"stable": 0, "canary": 0}
+            self.canary_annotations, self.affinity_cookie = {}, None
+
+    def route_nginx(self, stable: str, canary: str, canary_annotations: dict[str, str],
+                    stable_annotations: dict[str, str] | None = None) -> None:
+        """Route as ingress-nginx would with these rendered annotations."""
+        prefix = "nginx.ingress.kubernetes.io/"
+        self.route(stable, canary, int(canary_annotations[prefix + "canary-weight"]))
+        with self.lock:
+            self.canary_annotations = {k.removeprefix(prefix): v for k, v in canary_annotations.items()}
+            stable_annotations = {k.removeprefix(prefix): v for k, v in (stable_annotations or {}).items()}
+            if stable_annotations.get("affinity") == "cookie":
+                self.affinity_cookie = stable_annotations.get("session-cookie-name", "INGRESSCOOKIE")
+
+    def track_for(self, headers: Any) -> tuple[str, str | None]:
+        """(track, the affinity cookie to set or None) for a request's headers."""
+        rules = self.canary_annotations
+        header = rules.get("canary-by-header")
+        if header is not None and headers.get(header) is not None:
+            given = headers.get(header)
+            if "canary-by-header-value" in rules:
+                if given == rules["canary-by-header-value"]:
+                    return "canary", None
+            elif "canary-by-header-pattern" in rules:
+                if re.search(rules["canary-by-header-pattern"], given):  # ngx.re.match: unanchored
+                    return "canary", None
+            elif given in ("always", "never"):
+                return ("canary" if given == "always" else "stable"), None
+        cookies = http.cookies.SimpleCookie()
+        try:
+            cookies.load(headers.get("Cookie") or "")
+        except http.cookies.CookieError:
+            pass
+        cookie = rules.get("canary-by-cookie")
+        if cookie is not None and cookie in cookies and cookies[cookie].value in ("always", "never"):
+            return ("canary" if cookies[cookie].value == "always" else "stable"), None
+        if self.affinity_cookie and self.affinity_cookie in cookies and cookies[self.affinity_cookie].value in (
+                "stable", "canary"):
+            return cookies[self.affinity_cookie].value, None
+        track = self.pick_track()
+        return track, (f"{self.affinity_cookie}={track}; Path=/" if self.affinity_cookie else None)
 
     def pick(self) -> str:
+        return self.backends[self.pick_track()]
+
+    def pick_track(self) -> str:
         with self.lock:
             total = sum(self.weights.values())
             for name, weight in self.weights.items():
                 self.current[name] += weight
             chosen = max(self.current, key=self.current.get)
             self.current[chosen] -= total
-            return self.backends[chosen]
+            return chosen
 
     def __enter__(self) -> WeightedProxy:
         self.thread.start()
@@ -59,7 +112,8 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
 
     def do_GET(self) -> None:  # noqa: N802
-        backend = urllib.parse.urlsplit(self.server.pick())
+        track, set_cookie = self.server.track_for(self.headers)
+        backend = urllib.parse.urlsplit(self.server.backends[track])
         connection = http.client.HTTPConnection(backend.hostname, backend.port, timeout=10)
         try:
             connection.request("GET", self.path)
@@ -74,6 +128,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(502)
         finally:
             connection.close()
+        if set_cookie:
+            self.send_header("Set-Cookie", set_cookie)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
