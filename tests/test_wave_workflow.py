@@ -54,3 +54,13 @@ def test_one_wave_at_a_time_and_callable_from_deploy():
     assert "workflow_dispatch" in data["on"]
     soak = wave_file.soak_seconds(wave_file.load("prod", ROOT).stages[0])
     assert stage_jobs()[1][1]["timeout-minutes"] * 60 > soak  # the second job waits the soak out
+
+
+def test_the_deploy_workflow_runs_the_wave_after_staging_on_main():
+    deploy = workflow("deploy.yml")
+    calls = {name: job for name, job in deploy["jobs"].items() if job.get("uses") == "./.github/workflows/wave.yml"}
+    assert list(calls) == ["prod-wave"]
+    job = calls["prod-wave"]
+    assert job["needs"] == "staging" and job["if"] == "github.ref == 'refs/heads/main'"
+    assert job["with"] == {"release": deploy["env"]["CANARY_RELEASE"]}  # the release staging canaried
+    assert "workflow_call" in workflow("wave.yml")["on"]
