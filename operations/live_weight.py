@@ -167,6 +167,11 @@ class IngressReader:
         return LiveWeight(_close(live, weight) and served, live, detail)
 
 
+def _matches_requests(matches: list[dict[str, Any]] | None) -> bool:
+    """A route rule that picks requests by header, cookie (a Cookie header) or query: the canary's match route."""
+    return any(m.get("headers") or m.get("queryParams") for m in matches or [])
+
+
 class RouteReader:
     """`gateway` (HTTPRoute) and `istio` (VirtualService): the weights and the implementation's status."""
 
@@ -189,8 +194,9 @@ class RouteReader:
         generation = (route.get("metadata") or {}).get("generation")
         spec, status = route.get("spec") or {}, route.get("status") or {}
         if self.traffic == "gateway":
-            # The weighted rule: a header/cookie route's rule (with matches) sends its requests whatever the weight.
-            refs = [ref for rule in spec.get("rules") or [] if not rule.get("matches")
+            # The weighted rule: a header/cookie route's rule sends its requests whatever the weight. Matches on
+            # the path alone are no such rule (the API server defaults every rule's matches to PathPrefix /).
+            refs = [ref for rule in spec.get("rules") or [] if not _matches_requests(rule.get("matches"))
                     for ref in rule.get("backendRefs") or []]
             weights = {ref.get("name"): float(ref.get("weight", 1)) for ref in refs}
             canary = weights.get(f"{self.service}-canary", 0.0)
@@ -209,7 +215,8 @@ class RouteReader:
                         problems.append(f"{wanted} is of generation {condition.get('observedGeneration')}, "
                                         f"not {generation}")
         else:
-            routes = [r for http in spec.get("http") or [] if not http.get("match") for r in http.get("route") or []]
+            routes = [r for http in spec.get("http") or [] if not _matches_requests(http.get("match"))
+                      for r in http.get("route") or []]
             weights = {(r.get("destination") or {}).get("subset"): float(r.get("weight", 0)) for r in routes}
             canary = weights.get("canary", 0.0)
             problems = []

@@ -320,3 +320,16 @@ def test_a_match_route_does_not_count_as_weight(api):
         {"destination": {"host": "app-service", "subset": "canary"}, "weight": 100}]})
     api.put("VirtualService", NS, "app-service", service)
     assert RouteReader(api.client(), NS, "app-service", "istio").read(0, 0.0).share == 0.0
+
+
+def test_a_rule_matching_only_the_path_is_the_weighted_rule(api):
+    # The API server defaults every HTTPRoute rule's matches to PathPrefix / (the real one in tests/cluster
+    # does): that rule still says the weight; only a rule that picks requests by header is the match route.
+    route = httproute(25, {"Accepted": "True", "ResolvedRefs": "True"})
+    route["spec"]["rules"][0]["matches"] = [{"path": {"type": "PathPrefix", "value": "/"}}]
+    route["spec"]["rules"].insert(0, {"matches": [{"path": {"type": "PathPrefix", "value": "/"}, "headers": [
+        {"type": "Exact", "name": "X-Canary", "value": "always"}]}], "backendRefs": [{"name": "app-service-canary",
+                                                                                      "port": 80}]})
+    api.put("HTTPRoute", NS, "app-service", route)
+    live = RouteReader(api.client(), NS, "app-service", "gateway").read(25, 25.0)
+    assert (live.confirmed, live.share) == (True, 25.0), live
