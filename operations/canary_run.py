@@ -625,7 +625,7 @@ class _CanaryLoop:
             fields = canary_lease.run_fields(stack.name, o, tracker.live, record if self.resume else None)
             self.lease = leases.acquire(self.lease_spec.store, self.lease_spec.key, fields, self.lease_spec.seconds,
                                         may_take=may_take)
-            log.say(f"lease: {self.lease_spec.store.where}{self.lease_spec.key}, {self.lease_spec.seconds:g}s, "
+            log.say(f"lease: {self.lease_spec.store.location(self.lease_spec.key)}, {self.lease_spec.seconds:g}s, "
                     f"renewed every {self.lease_spec.seconds / 3:g}s")
         self.held = canary_lease.RunLease(self.lease, log.say)
         heartbeat = Heartbeat(self.lease, log.say, silent_for=log.silent_for)

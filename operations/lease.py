@@ -4,14 +4,16 @@
 thing watching the canary. So each run holds a lease for (stack, release), kept beside the stack's
 state where every machine that can run the stack can read it:
 
-- `file://DIR` backends: `DIR/.app-update/leases/<project>/<stack>/<release>.json`. A write is a
-  compare-and-swap under an exclusive `flock` of a sibling `.lock` file, then an atomic rename.
+- `file://DIR` backends: `DIR/.app-update/leases/<project>/<stack>/<release>.json`;
 - `s3://BUCKET[/PREFIX]` backends: the object `[PREFIX/].app-update/leases/<project>/<stack>/<release>.json`
-  in the state bucket, written with S3 conditional writes: `IfNoneMatch="*"` creates it only if
-  absent, `IfMatch=<ETag>` replaces only the version read (412 PreconditionFailed otherwise; S3
-  may also answer 409 ConditionalRequestConflict to concurrent conditional writes, which counts
-  as losing the race too). Two drivers can never both hold a lease.
+  in the state bucket;
 - any other backend (Pulumi Cloud, azblob://, gs://): the lease-dependent verbs refuse in one line.
+
+The store is operations/record_store.py's (the wave records' too): a lease is created only if absent
+and replaced only if unchanged (flock + atomic rename in a directory, S3 conditional writes
+`IfNoneMatch="*"` / `IfMatch=<ETag>`), and a lost race raises RecordConflict, so two drivers can
+never both hold a lease. This module holds what is the lease's own: its key, the record, taking it
+(acquire), renewing it (Lease, Heartbeat), who may take it, and the line that describes it.
 
 The record says who holds the lease (user@host, process id, the CI run's URL), which step and
 weight the run is at, what tags are live, when it started, was last renewed, and when it expires.
@@ -23,22 +25,19 @@ run, `rollout status` and the watchdog can read what happened.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import getpass
-import hashlib
-import json
 import os
 import socket
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from operations import record_store
+from operations.record_store import RecordConflict, RecordStore
 from operations.stacks import InputError, OperationError
 
 DEFAULT_SECONDS = 300.0
@@ -46,7 +45,7 @@ DEFAULT_SECONDS = 300.0
 # so a lease must outlast a few ticks: the loop's longest silent wait is one tick.
 TICK = 10.0
 MINIMUM_SECONDS = 3 * TICK
-LEASE_DIR = ".app-update/leases"
+LEASE_KIND = "leases"  # the records' kind: .app-update/leases/<project>/<stack>/<release>.json
 
 # States: a holder looks after the canary ("running": a canary run; "aborting": an abort or the
 # watchdog's abort); "ended": nobody does, and `outcome` says how it ended.
@@ -61,10 +60,6 @@ def wall_clock() -> float:
 
 def _now() -> float:
     return wall_clock()  # looked up at each call, so that a moved clock moves every lease
-
-
-class LeaseConflict(Exception):
-    """A conditional write lost: someone else wrote the lease since it was read."""
 
 
 class LeaseHeld(OperationError):
@@ -84,168 +79,13 @@ class LeaseLost(Exception):
 
 
 # ---------------------------------------------------------------------------------------------
-# Stores: read, create if absent, replace if unchanged
-# ---------------------------------------------------------------------------------------------
-
-
-class LeaseStore(Protocol):
-    where: str
-
-    def read(self, key: str) -> tuple[dict[str, Any], str] | None: ...
-    def create(self, key: str, record: dict[str, Any]) -> str: ...
-    def replace(self, key: str, record: dict[str, Any], etag: str) -> str: ...
-
-
-def _encode(record: dict[str, Any]) -> bytes:
-    return (json.dumps(record, indent=2, sort_keys=True) + "\n").encode()
-
-
-class FileLeaseStore:
-    """Leases as files under a `file://` backend's directory."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        self.where = f"file://{root}/{LEASE_DIR}/"
-
-    def path(self, key: str) -> Path:
-        return self.root / LEASE_DIR / key
-
-    @contextlib.contextmanager
-    def _locked(self, key: str):
-        path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path.with_name(path.name + ".lock"), "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield path
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
-    @staticmethod
-    def _read(path: Path) -> tuple[dict[str, Any], str] | None:
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return None
-        return json.loads(data), hashlib.sha256(data).hexdigest()
-
-    def read(self, key: str) -> tuple[dict[str, Any], str] | None:
-        return self._read(self.path(key))
-
-    def _write(self, path: Path, record: dict[str, Any]) -> str:
-        data = _encode(record)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
-        temporary.write_bytes(data)
-        os.replace(temporary, path)  # readers see the old or the new lease, never half of one
-        return hashlib.sha256(data).hexdigest()
-
-    def create(self, key: str, record: dict[str, Any]) -> str:
-        with self._locked(key) as path:
-            if path.exists():
-                raise LeaseConflict(key)
-            return self._write(path, record)
-
-    def replace(self, key: str, record: dict[str, Any], etag: str) -> str:
-        with self._locked(key) as path:
-            current = self._read(path)
-            if current is None or current[1] != etag:
-                raise LeaseConflict(key)
-            return self._write(path, record)
-
-
-class S3LeaseStore:
-    """Leases as objects in an `s3://` backend's bucket, written with conditional writes."""
-
-    def __init__(self, bucket: str, prefix: str, client: Any):
-        self.bucket, self.prefix, self.client = bucket, prefix.strip("/"), client
-        self.where = f"s3://{bucket}/{self._key('')}"
-
-    def _key(self, key: str) -> str:
-        return f"{self.prefix}/{LEASE_DIR}/{key}" if self.prefix else f"{LEASE_DIR}/{key}"
-
-    @staticmethod
-    def _lost_race(error: Exception) -> bool:
-        code = getattr(error, "response", {}).get("Error", {}).get("Code")
-        status = getattr(error, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
-        return code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412)
-
-    def read(self, key: str) -> tuple[dict[str, Any], str] | None:
-        try:
-            answer = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
-        except self.client.exceptions.NoSuchKey:
-            return None
-        return json.loads(answer["Body"].read()), answer["ETag"]
-
-    def _put(self, key: str, record: dict[str, Any], **condition: str) -> str:
-        try:
-            answer = self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=_encode(record),
-                                            ContentType="application/json", **condition)
-        except self.client.exceptions.NoSuchKey:
-            raise LeaseConflict(key) from None  # replaced, but it was gone
-        except Exception as error:
-            if self._lost_race(error):
-                raise LeaseConflict(key) from None
-            raise
-        return answer["ETag"]
-
-    def create(self, key: str, record: dict[str, Any]) -> str:
-        return self._put(key, record, IfNoneMatch="*")
-
-    def replace(self, key: str, record: dict[str, Any], etag: str) -> str:
-        return self._put(key, record, IfMatch=etag)
-
-
-def backend_url(stack: Any, project_dir: Path) -> str | None:
-    """Where the stack's state lives: PULUMI_BACKEND_URL, Pulumi.yaml's `backend.url`, or the
-    workspace's login (`pulumi whoami`); None when nothing says."""
-    if os.environ.get("PULUMI_BACKEND_URL"):
-        return os.environ["PULUMI_BACKEND_URL"]
-    try:
-        import yaml
-
-        project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text()) or {}
-        url = (project.get("backend") or {}).get("url")
-        if url:
-            return str(url)
-    except (OSError, ValueError, AttributeError):
-        pass
-    workspace = getattr(stack, "workspace", None)
-    if workspace is not None:
-        with contextlib.suppress(Exception):  # an old CLI, no login: nothing to say
-            return workspace.who_am_i().url
-    return None
-
-
-def store_for(url: str | None, project_dir: Path, *, s3_client: Any = None) -> LeaseStore:
-    """The lease store beside the state at `url`; refuses (InputError, one line) other backends."""
-    if not url:
-        raise InputError("the canary's lease is kept beside the stack's state, and no backend is known: log in "
-                         "with `pulumi login file://DIR` or `pulumi login s3://BUCKET`, or set PULUMI_BACKEND_URL")
-    parsed = urllib.parse.urlsplit(url)
-    if parsed.scheme == "file":
-        text = url[len("file://"):].split("?", 1)[0]
-        root = Path(os.path.expanduser(text)) if text else Path.home()
-        return FileLeaseStore(root if root.is_absolute() else (project_dir / root))
-    if parsed.scheme == "s3":
-        if s3_client is None:
-            import boto3
-
-            region = urllib.parse.parse_qs(parsed.query).get("region", [None])[0]
-            profile = urllib.parse.parse_qs(parsed.query).get("profile", [None])[0]
-            s3_client = boto3.Session(profile_name=profile, region_name=region).client("s3")
-        return S3LeaseStore(parsed.netloc, parsed.path, s3_client)
-    raise InputError(f"the canary's lease is kept beside the stack's state, which this project can do on file:// "
-                     f"and s3:// backends only; the backend is {parsed.scheme}://{parsed.netloc} (the lease-dependent "
-                     "verbs `rollout canary` and `rollout watchdog` refuse it)")
-
-
-# ---------------------------------------------------------------------------------------------
 # Records
 # ---------------------------------------------------------------------------------------------
 
 
-def lease_key(project: str, stack: str, release: str) -> str:
-    return f"{project}/{stack}/{release}.json"
+def lease_key(stack: str, release: str) -> str:
+    """The lease's key in its project's store: `<stack>/<release>` (the store adds `.json`)."""
+    return f"{stack}/{release}"
 
 
 def holder(command: str) -> dict[str, Any]:
@@ -304,7 +144,7 @@ def describe(record: dict[str, Any], now: float) -> str:
 class Lease:
     """A lease this process holds: every write is conditional on the version it last wrote."""
 
-    store: LeaseStore
+    store: RecordStore
     key: str
     record: dict[str, Any]
     etag: str
@@ -332,7 +172,7 @@ class Lease:
             record = self._stamp({**self.record, **changes})
             try:
                 self.etag = self.store.replace(self.key, record, self.etag)
-            except LeaseConflict:
+            except RecordConflict:
                 found = self.store.read(self.key)
                 self.lost = LeaseLost(found[0] if found else None)
                 raise self.lost from None
@@ -345,7 +185,7 @@ class Lease:
         self.write(state=ENDED, outcome=outcome, note=note, **changes)
 
 
-def acquire(store: LeaseStore, key: str, fields: dict[str, Any], seconds: float, *,
+def acquire(store: RecordStore, key: str, fields: dict[str, Any], seconds: float, *,
             may_take: Callable[[dict[str, Any] | None, float], str | None],
             clock: Callable[[], float] = _now) -> Lease:
     """Take the lease at `key` with `fields`, if `may_take(current record or None, now)` returns None
@@ -361,7 +201,7 @@ def acquire(store: LeaseStore, key: str, fields: dict[str, Any], seconds: float,
     record = lease._stamp(record)
     try:
         etag = store.replace(key, record, found[1]) if found else store.create(key, record)
-    except LeaseConflict:
+    except RecordConflict:
         again = store.read(key)
         theirs = again[0] if again else {}
         raise LeaseHeld(f"another process took the lease first: {describe(theirs, clock())}", theirs) from None
@@ -446,7 +286,7 @@ def lease_seconds_argument(text: str) -> float:
 class LeaseSpec:
     """Where a verb's lease lives and how long it lasts (`--lease-seconds`)."""
 
-    store: LeaseStore
+    store: RecordStore
     key: str
     seconds: float = DEFAULT_SECONDS
 
@@ -455,12 +295,21 @@ class LeaseSpec:
         return found[0] if found else None
 
 
+def lease_store(url: str | None, project_dir: Path, project: str, *, s3_client: Any = None) -> RecordStore:
+    """The store of `project`'s leases beside the state at `url`; refuses (InputError, one line) a backend
+    that is neither file:// nor s3://, or none; a relative file:// path is taken from `project_dir`."""
+    return record_store.store_for(
+        url, LEASE_KIND, project, project_dir=project_dir, s3_client=s3_client,
+        what="the canary's lease is kept beside the stack's state",
+        refused=" (the lease-dependent verbs `rollout canary` and `rollout watchdog` refuse it)")
+
+
 def spec_for(stack: Any, release: str, project_dir: Path, seconds: float = DEFAULT_SECONDS) -> LeaseSpec:
     """The lease of (stack, release) beside the stack's state (refuses other backends: InputError)."""
     from model.stack_file import project_name
 
-    store = store_for(backend_url(stack, project_dir), project_dir)
-    return LeaseSpec(store, lease_key(project_name(project_dir), stack.name, release), seconds)
+    store = lease_store(record_store.backend_url(project_dir, stack), project_dir, project_name(project_dir))
+    return LeaseSpec(store, lease_key(stack.name, release), seconds)
 
 
 def canary_may_take(finish: str, resume: str) -> Callable[[dict[str, Any] | None, float], str | None]:
@@ -506,11 +355,10 @@ def status_of(stack: Any, project_dir: Path, releases: list[str]) -> dict[str, d
         spec = spec_for(stack, "-", project_dir)
     except InputError:
         return {}
-    prefix = spec.key[: -len("-.json")]
     now = wall_clock()
     out = {}
     for release in releases:
-        found = spec.store.read(f"{prefix}{release}.json")
+        found = spec.store.read(lease_key(stack.name, release))
         if found is not None:
             out[release] = {**found[0], "expired": is_expired(found[0], now), "line": describe(found[0], now)}
     return out

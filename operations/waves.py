@@ -10,8 +10,8 @@ The first failure stops the wave (`stop: first-failure`: no stack of the stage s
 lists every stack already on the new release with the one command that rolls it back
 (`rollout undo STACK --to-revision N --release R`, N its last update before the wave).
 
-Every stack's start and result is written to the wave record, kept beside the stacks' state like
-the canary lease (operations/record_store.py, key `waves/NAME/R`), before and after it runs:
+Every stack's start and result is written to the wave record, kept beside the stacks' state in
+the canary lease's store (operations/record_store.py, key `waves/NAME/R`), before and after it runs:
 `--resume` continues a stopped or interrupted wave from it without repeating a finished stack (a
 stack that was running when the driver died runs again: promote and canary find what is live),
 waits what is left of a soak, and `--until-stage N` stops (paused, exit 0) after stage N, so a CI

@@ -19,6 +19,7 @@ import pytest
 
 from operations import lease as leases
 from operations import stacks
+from operations.record_store import FileRecordStore
 from rollout.cli import main
 from tests.conftest import ROOT
 from tests.stand_in_rollout import FileStack
@@ -27,7 +28,7 @@ RELEASES = "app-update:releases"
 CONFIG = {"app-update:cluster": {"mode": "kubeconfig", "loadBalancerController": True},
           RELEASES: {"app": {"strategy": "Canary", "traffic": "nlb", "replicas": 4,
                              "stable": {"tag": "v1"}, "canary": {"tag": "v1", "weight": 0}}}}
-LEASE_KEY = "app-update/staging/app.json"
+LEASE_KEY = "staging/app"  # at .app-update/leases/app-update/staging/app.json
 URL = "http://127.0.0.1:9/"
 # Generous bounds on a process that hangs, not thresholds: each is minutes beyond what a test needs.
 HANG = 300
@@ -44,7 +45,7 @@ def backend(tmp_path, monkeypatch):
 
 
 def lease_record(backend):
-    return json.loads((backend / leases.LEASE_DIR / LEASE_KEY).read_text())
+    return json.loads((backend / ".app-update/leases/app-update/staging/app.json").read_text())
 
 
 def live(backend):
@@ -203,7 +204,7 @@ def left_by_a_dead_driver(backend, weight=50):
     stack.set_config(f"{RELEASES}.app.canary.tag", config_value("v2"), path=True)
     stack.set_config(f"{RELEASES}.app.canary.weight", config_value(weight), path=True)
     stack.up(message=f"canary app v2: weight {weight}%")
-    leases.acquire(leases.FileLeaseStore(backend), LEASE_KEY, {
+    leases.acquire(FileRecordStore(backend / ".app-update/leases/app-update"), LEASE_KEY, {
         "state": "running", "stack": "staging", "release": "app",
         "holder": {"user": "ci@runner", "pid": 4242, "command": "canary", "ciRun": None},
         "steps": [weight], "step": 1, "weight": weight, "tags": {"stable": "v1", "canary": "v2"},
@@ -259,7 +260,7 @@ def test_two_watchdogs_at_once_abort_once(backend, tmp_path, monkeypatch, capsys
     shift_clock(monkeypatch, leases.DEFAULT_SECONDS + 1)
     # Both read the expired lease before either writes: the conditional write decides.
     both_read = threading.Barrier(2)
-    real_read = leases.FileLeaseStore.read
+    real_read = FileRecordStore.read
     reads = threading.local()
 
     def read(self, key):
@@ -269,10 +270,10 @@ def test_two_watchdogs_at_once_abort_once(backend, tmp_path, monkeypatch, capsys
             both_read.wait(timeout=HANG)
         return found
 
-    monkeypatch.setattr(leases.FileLeaseStore, "read", read)
+    monkeypatch.setattr(FileRecordStore, "read", read)
     from operations.watchdog import watch_release
 
-    spec = leases.LeaseSpec(leases.FileLeaseStore(backend), LEASE_KEY)
+    spec = leases.LeaseSpec(FileRecordStore(backend / ".app-update/leases/app-update"), LEASE_KEY)
     results = {}
 
     def run(name):

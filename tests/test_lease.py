@@ -13,8 +13,9 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from operations import lease as leases
-from operations import stacks
+from operations import record_store, stacks
 from operations.canary_run import CanaryOptions, do_abort, run_canary
+from operations.record_store import FileRecordStore, RecordConflict, S3RecordStore
 from rollout.cli import main
 from tests.clock import VirtualClock
 from tests.fake_stack import FakeStack, answers_at_weight
@@ -22,7 +23,12 @@ from tests.fake_stack import FakeStack, answers_at_weight
 pytestmark = pytest.mark.usefixtures("shared_botocore_data")
 
 RELEASES = "app-update:releases"
-KEY = "app-update/staging/app.json"
+KEY = "staging/app"  # lease_key: the store adds .json under .app-update/leases/app-update/
+
+
+def lease_dir(backend: Path) -> FileRecordStore:
+    """The lease store of project app-update in a file:// backend's directory."""
+    return FileRecordStore(backend / ".app-update" / "leases" / "app-update")
 
 
 def record(**fields):
@@ -44,7 +50,7 @@ def s3():
 
 
 def stores(tmp_path, s3):
-    return {"file": leases.FileLeaseStore(tmp_path / "state"), "s3": leases.S3LeaseStore("state", "team/", s3)}
+    return {"file": lease_dir(tmp_path / "state"), "s3": S3RecordStore("state", "team/.app-update/leases/app-update", s3)}
 
 
 @pytest.mark.parametrize("kind", ["file", "s3"])
@@ -52,17 +58,17 @@ def test_a_lease_is_created_only_if_absent_and_replaced_only_if_unchanged(kind, 
     store = stores(tmp_path, s3)[kind]
     assert store.read(KEY) is None
     first = store.create(KEY, {"n": 1})
-    with pytest.raises(leases.LeaseConflict):
+    with pytest.raises(RecordConflict):
         store.create(KEY, {"n": 2})  # IfNoneMatch="*": someone holds it
     assert store.read(KEY) == ({"n": 1}, first)
     second = store.replace(KEY, {"n": 2}, first)
-    with pytest.raises(leases.LeaseConflict):
+    with pytest.raises(RecordConflict):
         store.replace(KEY, {"n": 3}, first)  # IfMatch on a version that is gone
     assert store.read(KEY) == ({"n": 2}, second)
 
 
 def test_the_s3_lease_lives_beside_the_state_under_its_prefix(s3):
-    store = leases.store_for("s3://state/team?region=us-east-1", Path("."), s3_client=s3)
+    store = leases.lease_store("s3://state/team?region=us-east-1", Path("."), "app-update", s3_client=s3)
     store.create(KEY, {"n": 1})
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="state")["Contents"]]
     assert keys == ["team/.app-update/leases/app-update/staging/app.json"]
@@ -79,15 +85,15 @@ def test_an_s3_conditional_write_conflict_409_loses_the_race_too(s3):
             raise ClientError({"Error": {"Code": "ConditionalRequestConflict", "Message": "conflict"},
                                "ResponseMetadata": {"HTTPStatusCode": 409}}, "PutObject")
 
-    store = leases.S3LeaseStore("state", "", Conflicting())
-    with pytest.raises(leases.LeaseConflict):
+    store = S3RecordStore("state", ".app-update/leases/app-update", Conflicting())
+    with pytest.raises(RecordConflict):
         store.create(KEY, {"n": 1})
-    with pytest.raises(leases.LeaseConflict):
+    with pytest.raises(RecordConflict):
         store.replace(KEY, {"n": 1}, '"etag"')
 
 
 def test_an_s3_error_that_is_not_a_lost_race_is_not_taken_for_one(s3):
-    store = leases.S3LeaseStore("no-such-bucket", "", s3)
+    store = S3RecordStore("no-such-bucket", "", s3)
     with pytest.raises(ClientError, match="NoSuchBucket"):
         store.create(KEY, {"n": 1})
 
@@ -95,13 +101,13 @@ def test_an_s3_error_that_is_not_a_lost_race_is_not_taken_for_one(s3):
 @pytest.mark.parametrize("url", ["https://api.pulumi.com", "azblob://state", "gs://state"])
 def test_other_backends_are_refused_in_one_line(url):
     with pytest.raises(stacks.InputError) as refused:
-        leases.store_for(url, Path("."))
+        leases.lease_store(url, Path("."), "app-update")
     assert "\n" not in str(refused.value) and "file:// and s3:// backends only" in str(refused.value)
 
 
 def test_no_known_backend_is_refused_in_one_line():
     with pytest.raises(stacks.InputError, match="no backend is known"):
-        leases.store_for(None, Path("."))
+        leases.lease_store(None, Path("."), "app-update")
 
 
 def test_the_backend_comes_from_the_environment_then_the_project_then_the_login(tmp_path, monkeypatch):
@@ -117,13 +123,13 @@ def test_the_backend_comes_from_the_environment_then_the_project_then_the_login(
     class Stack:
         workspace = Workspace()
 
-    assert leases.backend_url(Stack(), tmp_path) == "s3://from-project"
+    assert record_store.backend_url(tmp_path, Stack()) == "s3://from-project"
     (tmp_path / "Pulumi.yaml").write_text("name: app-update\nruntime: python\n")
-    assert leases.backend_url(Stack(), tmp_path) == "file:///from-login"
+    assert record_store.backend_url(tmp_path, Stack()) == "file:///from-login"
     monkeypatch.setenv("PULUMI_BACKEND_URL", "file://~/state")
-    assert leases.backend_url(Stack(), tmp_path) == "file://~/state"
-    assert leases.store_for("file://~/state", tmp_path).root == Path.home() / "state"
-    assert leases.store_for("file://relative", tmp_path).root == tmp_path / "relative"
+    assert record_store.backend_url(tmp_path, Stack()) == "file://~/state"
+    assert leases.lease_store("file://~/state", tmp_path, "p").root == Path.home() / "state/.app-update/leases/p"
+    assert leases.lease_store("file://relative", tmp_path, "p").root == tmp_path / "relative/.app-update/leases/p"
 
 
 @pytest.mark.parametrize("kind", ["file", "s3"])
@@ -166,7 +172,7 @@ def test_of_two_takers_racing_for_one_lease_exactly_one_wins(kind, tmp_path, s3)
 
 
 def test_who_may_take_a_lease(tmp_path):
-    store = leases.FileLeaseStore(tmp_path)
+    store = lease_dir(tmp_path)
     now = [1000.0]
     held = leases.acquire(store, KEY, record(), 300, may_take=lambda r, t: None, clock=lambda: now[0])
     live = held.record
@@ -198,7 +204,7 @@ def test_the_holder_names_the_ci_run(monkeypatch):
 
 
 def test_a_write_after_a_take_over_raises_lease_lost_and_says_who(tmp_path):
-    store = leases.FileLeaseStore(tmp_path)
+    store = lease_dir(tmp_path)
     mine = leases.acquire(store, KEY, record(), 300, may_take=lambda r, t: None)
     leases.acquire(store, KEY, record(holder=leases.holder("abort")), 300, may_take=leases.abort_may_take)
     with pytest.raises(leases.LeaseLost, match="taken over by abort by"):
@@ -213,7 +219,7 @@ def test_a_write_after_a_take_over_raises_lease_lost_and_says_who(tmp_path):
 
 
 def test_the_heartbeat_renews_while_the_run_is_blocked_and_says_what_it_does(tmp_path):
-    store = leases.FileLeaseStore(tmp_path)
+    store = lease_dir(tmp_path)
     lease = leases.acquire(store, KEY, record(), 300, may_take=lambda r, t: None)
     said, renewed = [], threading.Event()
     real_renew = lease.renew
@@ -286,7 +292,7 @@ def options(**overrides):
 def test_a_run_holds_the_lease_from_before_its_first_write_and_ends_it_promoted(tmp_path, monkeypatch):
     from operations import canary_run
 
-    spec = leases.LeaseSpec(leases.FileLeaseStore(tmp_path), KEY)
+    spec = leases.LeaseSpec(lease_dir(tmp_path), KEY)
     stack = canary_stack()
     seen = []
 
@@ -309,7 +315,7 @@ def test_an_aborted_run_ends_its_lease_aborted_and_a_failed_abort_says_so(tmp_pa
     from operations import canary_run
 
     monkeypatch.setattr(canary_run.Prober, "run", lambda self, duration, on_tick: "a verdict")
-    spec = leases.LeaseSpec(leases.FileLeaseStore(tmp_path), KEY)
+    spec = leases.LeaseSpec(lease_dir(tmp_path), KEY)
     assert run_canary(canary_stack(), options(), clock=VirtualClock(), lease=spec).exit_code == 1
     assert (spec.read()["outcome"], spec.read()["weight"]) == ("aborted", 0)
     stack = canary_stack()
@@ -332,7 +338,7 @@ def test_an_aborted_run_ends_its_lease_aborted_and_a_failed_abort_says_so(tmp_pa
 def test_an_abort_takes_the_lease_over_and_the_run_stops_without_another_write(tmp_path, monkeypatch, capsys):
     from operations import canary_run
 
-    spec = leases.LeaseSpec(leases.FileLeaseStore(tmp_path), KEY)
+    spec = leases.LeaseSpec(lease_dir(tmp_path), KEY)
     stack = canary_stack()
 
     def abort_meanwhile(prober, duration, on_tick):  # someone runs `rollout abort` during step 1
@@ -353,7 +359,7 @@ def test_status_shows_each_releases_lease(tmp_path, monkeypatch, capsys):
     stack = canary_stack()
     monkeypatch.setattr(stacks, "open_stack", lambda name, cwd: stack)
     monkeypatch.setenv("PULUMI_BACKEND_URL", f"file://{tmp_path}")
-    leases.acquire(leases.FileLeaseStore(tmp_path), KEY, record(), 300, may_take=lambda r, t: None)
+    leases.acquire(lease_dir(tmp_path), KEY, record(), 300, may_take=lambda r, t: None)
     assert main(["status", "staging"]) == 0
     line = next(line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("lease"))
     assert "running canary by" in line and "step 1/1, weight 50%" in line and "expires" in line
@@ -371,11 +377,11 @@ def test_abort_through_the_command_line_records_its_outcome_in_the_lease(tmp_pat
     stack.up(message="canary app v2: weight 50%")
     monkeypatch.setattr(stacks, "open_stack", lambda name, cwd: stack)
     monkeypatch.setenv("PULUMI_BACKEND_URL", f"file://{tmp_path}")
-    leases.acquire(leases.FileLeaseStore(tmp_path), KEY, record(), 300, may_take=lambda r, t: None)
+    leases.acquire(lease_dir(tmp_path), KEY, record(), 300, may_take=lambda r, t: None)
     assert main(["abort", "staging", "--release", "app", "--yes"]) == 0
     out = capsys.readouterr().out
     assert "taking over the lease: running canary by" in out and "back at 0%" in out
-    final = leases.FileLeaseStore(tmp_path).read(KEY)[0]
+    final = lease_dir(tmp_path).read(KEY)[0]
     assert final["outcome"] == "aborted" and final["holder"]["command"] == "abort"
 
 
@@ -407,7 +413,7 @@ def test_watchdog_on_an_s3_backend_aborts_an_expired_lease(s3, monkeypatch, caps
     stack.up(message="canary app v2: weight 25%")
     monkeypatch.setattr(stacks, "open_stack", lambda name, cwd: stack)
     monkeypatch.setenv("PULUMI_BACKEND_URL", "s3://state?region=us-east-1")
-    store = leases.S3LeaseStore("state", "", s3)
+    store = S3RecordStore("state", ".app-update/leases/app-update", s3)
     leases.acquire(store, KEY, record(weight=25), 300, may_take=lambda r, t: None, clock=lambda: 0.0)
     assert main(["watchdog", "staging"]) == 0
     assert "staging app: ABORTED by the watchdog" in capsys.readouterr().out
@@ -422,7 +428,7 @@ def test_a_run_renews_its_lease_and_says_what_it_does_during_a_long_update(tmp_p
 
     monkeypatch.setattr(canary_run.Prober, "run", answers_at_weight)
     monkeypatch.setattr(leases, "TICK", 0.01)  # the heartbeat looks every 10 ms; the run is silent for longer
-    store = leases.FileLeaseStore(tmp_path)
+    store = lease_dir(tmp_path)
     renewed = threading.Event()
     real_replace = store.replace
     renewals = []
@@ -460,7 +466,7 @@ def test_a_failed_watchdog_abort_fails_the_run_and_the_next_run_tries_again(tmp_
     stack = canary_stack()
     stack.config[RELEASES]["app"]["canary"] = {"tag": "v2", "weight": 50}
     stack.up(message="canary app v2: weight 50%")
-    spec = leases.LeaseSpec(leases.FileLeaseStore(tmp_path), KEY)
+    spec = leases.LeaseSpec(lease_dir(tmp_path), KEY)
     leases.acquire(spec.store, KEY, record(), 300, may_take=lambda r, t: None, clock=lambda: 0.0)  # long expired
     stack.script = ["fail"]
     once = stacks.RetryPolicy(attempts=1, lock_wait=0)
