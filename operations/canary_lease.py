@@ -52,6 +52,10 @@ def run_options(args: argparse.Namespace, record: dict[str, Any] | None) -> tupl
     if record is not None and args.tag and args.tag != run.get("tag"):
         raise stacks.InputError(f"--tag {args.tag} differs from the run the lease describes ({run.get('tag')}): "
                                 "drop --tag to resume it")
+    # The lease's step counts in its own steps: other steps would skip steps nobody judged, or judge none.
+    if record is not None and args.steps is not None and "steps" in run and list(args.steps) != list(run["steps"]):
+        raise stacks.InputError(f"--steps {','.join(map(str, args.steps))} differs from the run the lease describes "
+                                f"({','.join(map(str, run['steps']))}): drop --steps to resume it")
     return values, from_lease
 
 

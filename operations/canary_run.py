@@ -983,6 +983,13 @@ def _count(text: str) -> int:
     return int(text)
 
 
+def _probe_url(text: str) -> str:
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"must be an http:// or https:// URL with a host (got {text!r})")
+    return text
+
+
 def _rate(text: str) -> float:
     try:
         value = float(text)
@@ -1130,7 +1137,7 @@ def cmd_canary(args: argparse.Namespace) -> int:
         print(f"log: {run.log_path}")
         from operations.promotion import record_canary  # the verdict into the release record
 
-        record_canary(stack, args.release, args.tag, run)
+        record_canary(stack, args.release, options.tag, run)
         return run.exit_code
 
     return stacks.guarded(action)
@@ -1183,7 +1190,7 @@ def register(verbs: argparse._SubParsersAction) -> None:
     parser.add_argument("--interval", type=_interval, help="time at each step (default 60s)")
     parser.add_argument("--max-error-rate", type=_percent, help="error budget (default 1%%)")
     parser.add_argument("--max-p99", type=_duration, help="p99 latency limit (default 500ms)")
-    parser.add_argument("--url", help="probe this URL instead of the release's address")
+    parser.add_argument("--url", type=_probe_url, help="probe this URL instead of the release's address")
     parser.add_argument("--rate", type=_rate,
                         help="probe requests per second (default 50; 0: no probes, with --metrics)")
     parser.add_argument("--settle", type=_duration,

@@ -424,10 +424,10 @@ def _finish_help(parser: argparse.ArgumentParser) -> None:
 # Input before environment
 # ---------------------------------------------------------------------------------------------
 
-STACK_ARGUMENTS = ("stack", "source", "target")  # the dests of arguments that name a stack
+STACK_ARGUMENTS = ("stack", "source", "target", "stacks")  # the dests of arguments that name a stack (or a list)
 # Verbs whose --release must be a release of the stack file (of TO for promote), and those that need a Canary one.
 # `history --release` may name a release that is gone from the config: it lists what earlier revisions ran.
-RELEASE_IN_STACK = {"undo", "promote", "canary", "abort"}
+RELEASE_IN_STACK = {"undo", "promote", "canary", "abort", "verify", "pipeline-plan"}
 CANARY_ONLY = {"canary", "abort"}
 
 
@@ -437,13 +437,14 @@ def check_inputs(args: argparse.Namespace) -> bool:
     problems: list[str] = []
     configs, files = {}, {}
     for dest in STACK_ARGUMENTS:
-        name = getattr(args, dest, None)
-        if name is None or name in configs:
-            continue
-        settings, config = load_stack_file(name, args.cwd)
-        if config is None:
-            return False  # load_stack_file printed every problem of the file
-        configs[name], files[name] = config, settings
+        value = getattr(args, dest, None)
+        for name in value if isinstance(value, list) else [value]:
+            if name is None or name in configs:
+                continue
+            settings, config = load_stack_file(name, args.cwd)
+            if config is None:
+                return False  # load_stack_file printed every problem of the file
+            configs[name], files[name] = config, settings
     if getattr(args, "source", None) is not None and args.source == getattr(args, "target", None):
         problems.append(f"FROM and TO are the same stack ({args.source}): promote takes what one stack runs into "
                         "the next one")

@@ -36,6 +36,9 @@ def no_environment(monkeypatch, tmp_path):
     (["promote", "dev", "nosuch"], ["Pulumi.nosuch.yaml"]),
     (["canary", "nosuch", "--release", "app", "--tag", "v2"], ["Pulumi.nosuch.yaml"]),
     (["abort", "nosuch", "--release", "app"], ["Pulumi.nosuch.yaml"]),
+    (["watchdog", "staging", "nosuch"], ["Pulumi.nosuch.yaml"]),
+    (["verify", "staging", "--release", "nosuch", "--reason", "checked"], ["--release nosuch"]),
+    (["pipeline-plan", "staging", "--from", "dev", "--release", "nosuch"], ["--release nosuch"]),
 ])
 def test_bad_input_is_named_before_the_environment_is_needed(argv, names, no_environment, capsys):
     assert main(argv) == 2
@@ -137,3 +140,11 @@ def test_a_long_example_is_broken_into_shell_continuation_lines():
     lines = shell_lines(line, 60)
     assert all(len(part) <= 60 for part in lines) and all(part.endswith(" \\") for part in lines[:-1])
     assert " ".join(part.removesuffix(" \\").strip() for part in lines) == line.strip()
+
+
+@pytest.mark.parametrize("url", ["notaurl", "ftp://host/", "http://"])
+def test_a_probe_url_that_is_not_one_is_refused_by_the_parser(url, no_environment, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["canary", "staging", "--release", "app", "--tag", "v2", "--url", url])
+    assert exit_.value.code == 2
+    assert f"argument --url: must be an http:// or https:// URL with a host (got {url!r})" in capsys.readouterr().err

@@ -504,3 +504,22 @@ def test_an_abort_goes_on_when_the_lease_store_fails(monkeypatch, capsys):
     assert do_abort(stack, "app", True, None, clock=VirtualClock(), take_lease=unreachable) == 0
     assert "note: the lease could not be taken (ClientError: " in capsys.readouterr().out
     assert stack.outputs()["releases"].value["app"]["effectiveWeight"] == 0
+
+
+def test_resume_takes_the_leases_steps_and_refuses_others():
+    # The lease's step counts in the lease's steps: `--steps 50` at step 3 of 5,25,50 would skip every step
+    # and promote a canary nobody judged (and record it as passed).
+    import argparse
+
+    from operations import canary_lease
+
+    record = {"step": 3, "run": {"tag": "v2", "steps": [5, 25, 50], "interval": 60.0}}
+    names = [*canary_lease.RUN_DEFAULTS, "tag"]
+    given = argparse.Namespace(**{**dict.fromkeys(names), "steps": [50]})
+    with pytest.raises(stacks.InputError, match=r"--steps 50 differs from the run the lease describes \(5,25,50\): "
+                                                r"drop --steps to resume it"):
+        canary_lease.run_options(given, record)
+    values, from_lease = canary_lease.run_options(argparse.Namespace(**dict.fromkeys(names)), record)
+    assert values["steps"] == [5, 25, 50] and values["tag"] == "v2" and "steps" in from_lease
+    same = argparse.Namespace(**{**dict.fromkeys(names), "steps": [5, 25, 50]})
+    assert canary_lease.run_options(same, record)[0]["steps"] == [5, 25, 50]
