@@ -22,6 +22,7 @@ write its record (conditional writes): the second stops with one line.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import threading
 import time
@@ -29,10 +30,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from model import wave_file
-from model.stack_file import project_name
+from model.stack_file import PROJECT_DIR, project_name
 from model.wave_file import Stage, WaveError, WaveFile
 from operations import promotion, record_store, revisions, stacks
 from operations.record_store import RecordConflict, RecordStore
@@ -341,7 +343,8 @@ def _pinned(image: str) -> promotion.Resolve:
     return resolve
 
 
-def run_canary_stage(stack: StackLike, release: str, tag: str, stage: Stage, *, log_dir: Any = None) -> int:
+def run_canary_stage(stack: StackLike, release: str, tag: str, stage: Stage, *, log_dir: Any = None,
+                     project_dir: Path = PROJECT_DIR) -> int:
     """`rollout canary` with the stage's options; a passed run is recorded as proof on the stack."""
     from model.config import seconds
     from operations.canary_run import CanaryOptions, run_canary
@@ -359,7 +362,11 @@ def run_canary_stage(stack: StackLike, release: str, tag: str, stage: Stage, *, 
             kwargs["max_p99"] = options.max_p99_ms / 1000
         if options.metrics:
             kwargs["metrics"] = options.metrics
-    run = run_canary(stack, CanaryOptions(release=release, tag=tag, **kwargs))
+    # The lease `rollout canary` takes: a wave's canary killed mid-step is found by the watchdog and aborted.
+    from operations import lease as leases
+
+    run = run_canary(stack, CanaryOptions(release=release, tag=tag, **kwargs),
+                     lease=lambda: leases.spec_for(stack, release, project_dir))
     promotion.record_canary(stack, release, tag, run)
     return run.exit_code
 
@@ -389,7 +396,8 @@ def do_wave(name: str, release: str, *, project_dir: Any, resume: bool, restart:
         print("not confirmed: nothing was changed (pass --yes to skip the question)")
         return stacks.EXIT_FAILED
     run = WaveRun(wave, name, release, store, opener,
-                  action or Actions(release, lambda: opener(wave.from_), revisions.preflight_ok, run_canary_stage),
+                  action or Actions(release, lambda: opener(wave.from_), revisions.preflight_ok,
+                                    functools.partial(run_canary_stage, project_dir=project_dir)),
                   clock or WallClock(), out or sys.stdout, by=promotion.actor())
     run.start(resume, restart)
     return run.run(until_stage)

@@ -262,3 +262,26 @@ def test_other_backends_are_refused_in_one_line():
         store_for("https://api.pulumi.com", "waves", "app-update")
     with pytest.raises(OperationError, match="no backend is known"):
         store_for(None, "waves", "app-update")
+
+
+def test_a_wave_canary_holds_the_lease_rollout_canary_takes(monkeypatch, tmp_path):
+    # So the watchdog finds a wave's canary whose driver died, and a second driver is refused.
+    from operations import canary_run, waves
+    from operations.canary_run import CanaryRun
+    from tests.fake_stack import FakeStack
+
+    backend = tmp_path / "state"
+    backend.mkdir()
+    monkeypatch.setenv("PULUMI_BACKEND_URL", backend.as_uri())
+    seen = {}
+
+    def run_canary(stack, options, **kwargs):
+        seen.update(kwargs, options=options)
+        return CanaryRun(1, [], "stopped by the test", None)
+
+    monkeypatch.setattr(canary_run, "run_canary", run_canary)
+    stage = wave_file.Stage(name="use1", stacks=["prod-use1"], run="canary")
+    stack = FakeStack("prod-use1", {})
+    assert waves.run_canary_stage(stack, "app", "v2", stage, project_dir=ROOT) == 1
+    spec = seen["lease"]()
+    assert spec.key == "prod-use1/app" and str(backend) in spec.store.location(spec.key)
