@@ -474,7 +474,8 @@ def test_pipeline_plan_writes_its_decisions_to_github_output(tmp_path, stand_ins
 
 @pytest.mark.parametrize("words, message", [
     (["staging", "--from", "staging", "--release", "app"], "error: --from staging: the source must be another"),
-    (["staging", "--from", "dev", "--release", "nope"], "error: release nope does not run in stack dev"),
+    # checked against the local stack file first, before any stack is opened
+    (["staging", "--from", "dev", "--release", "nope"], "error: --release nope: stack staging has no release nope"),
 ])
 def test_pipeline_plan_refusals_are_one_line(words, message, stand_ins, capsys):
     from rollout.cli import main
