@@ -142,6 +142,29 @@ def cached_run(stack: str, project_dir: Path, overrides: dict[str, Any] | None,
     return PROGRAM_RUNS[key]
 
 
+@pytest.fixture
+def proxy():
+    """The weighted proxy standing in for the load balancer in front of real app processes (tests/weighted_proxy.py)."""
+    from tests.weighted_proxy import WeightedProxy
+
+    with WeightedProxy() as server:
+        yield server
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    """moto's AWS for the live reads (ELBv2, Route53), as a boto3 session in us-west-2, with no real credentials."""
+    from moto import mock_aws
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with mock_aws():
+        import boto3
+
+        yield boto3.session.Session(region_name="us-west-2")
+
+
 @pytest.fixture(autouse=True)
 def _live_weight_from_stand_in_outputs(monkeypatch):
     """Canaries run in-process over stand-in stacks read their live weight from the stand-in's outputs

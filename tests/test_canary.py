@@ -15,7 +15,6 @@ from rollout.cli import main
 from tests.apps import AppProcess, stop_all, wait_all
 from tests.clock import VirtualClock
 from tests.fake_stack import BACKENDS, SELF_MANAGED, FakeStack, answers_at_weight
-from tests.weighted_proxy import WeightedProxy
 
 RELEASES = "app-update:releases"
 
@@ -85,12 +84,6 @@ class LoadBalancedStack(FakeStack):
             self.proxy.route(self.apps[info["tags"]["stable"]].url, self.apps[info["tags"]["canary"]].url,
                              round(info["effectiveWeight"]))
         return result
-
-
-@pytest.fixture
-def proxy():
-    with WeightedProxy() as server:
-        yield server
 
 
 def options(tag, **overrides):

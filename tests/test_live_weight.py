@@ -147,19 +147,6 @@ def test_istio_reads_the_virtual_service_and_says_what_it_cannot_confirm(api):
 # -- nlb, alb, dns: AWS through boto3, against moto ---------------------------------------------------
 
 
-@pytest.fixture
-def aws(monkeypatch):
-    from moto import mock_aws
-
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with mock_aws():
-        import boto3
-
-        yield boto3.session.Session(region_name="us-west-2")
-
-
 def load_balancer(session, kind: str, weight: int, *, canary_targets: int = 1, tag: bool = True):
     """An NLB (the Service's, weights on the listener) or an ALB (the Ingress's, weights on a rule) the way the
     AWS Load Balancer Controller builds them, with its tags naming each target group's Service."""

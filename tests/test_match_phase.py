@@ -16,7 +16,6 @@ from operations.stacks import InputError
 from tests.apps import AppProcess, stop_all, wait_all
 from tests.clock import VirtualClock
 from tests.fake_stack import FakeStack
-from tests.weighted_proxy import WeightedProxy
 
 RELEASES = "app-update:releases"
 MATCH = {"header": {"name": "X-Canary", "value": "always"}}
@@ -29,12 +28,6 @@ def apps():
     wait_all(started.values())
     yield started
     stop_all(started.values())
-
-
-@pytest.fixture
-def proxy():
-    with WeightedProxy() as server:
-        yield server
 
 
 class NginxStack(FakeStack):

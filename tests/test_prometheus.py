@@ -32,7 +32,6 @@ from tests.prometheus_server import (
     prometheus_binary,
     wait_for,
 )
-from tests.weighted_proxy import WeightedProxy
 
 JOB = 'job="app"'
 APPS = {"v1": {}, "v2": {}, "v3": {"FAIL_RATE": "0.5"}, "v4": {"LATENCY_MS": "150"}}
@@ -105,12 +104,6 @@ def prometheus():
 @pytest.fixture(scope="module")
 def apps(prometheus):
     return ENVIRONMENT.result().apps
-
-
-@pytest.fixture
-def proxy():
-    with WeightedProxy() as server:
-        yield server
 
 
 def get(url: str) -> tuple[str | None, int]:

@@ -18,7 +18,6 @@ from operations.prometheus import PrometheusSource
 from tests.apps import AppProcess, stop_all, wait_all
 from tests.prometheus_server import PrometheusServer, in_ci, prometheus_binary, wait_for
 from tests.test_canary import LoadBalancedStack
-from tests.weighted_proxy import WeightedProxy
 
 RELEASES = "app-update:releases"
 # Pods as their Deployments name them (<deployment>-<replica set hash>-<pod hash>); "rolling" is another
@@ -54,12 +53,6 @@ def prometheus(apps, names, interval="200ms"):
     server = PrometheusServer({"app": []}, scrape_interval=interval)
     scrape(server, apps, names)
     with server:
-        yield server
-
-
-@pytest.fixture
-def proxy():
-    with WeightedProxy() as server:
         yield server
 
 

@@ -21,7 +21,7 @@ from rollout.cli import main
 from tests.conftest import ROOT
 from tests.fake_stack import deployed
 from tests.registry_server import RegistryServer, registry_binary
-from tests.test_canary import apps, proxy  # noqa: F401 (fixtures: the sample app processes, the weighted proxy)
+from tests.test_canary import apps  # noqa: F401 (fixture: the sample app processes)
 
 pytestmark = pytest.mark.usefixtures("shared_botocore_data")
 

@@ -15,7 +15,7 @@ from report.canary_report import read_log, render_html
 from report.svg import number
 from rollout.cli import main
 from tests.clock import VirtualClock
-from tests.test_canary import LoadBalancedStack, apps, declared_latency, latency_the_test_controls, options, proxy  # noqa: F401
+from tests.test_canary import LoadBalancedStack, apps, declared_latency, latency_the_test_controls, options  # noqa: F401
 
 
 class Elements(HTMLParser):

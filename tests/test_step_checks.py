@@ -17,7 +17,6 @@ from tests.fake_stack import FakeStack
 from tests.kube_api_stub import KubeApiStub, deployment, ingress
 from tests.test_canary import latency_the_test_controls  # noqa: F401 (autouse: the judge gets the apps' declared latency)
 from tests.test_live_weight import httproute
-from tests.weighted_proxy import WeightedProxy
 
 RELEASES = "app-update:releases"
 NS = "app-update"
@@ -29,12 +28,6 @@ def apps():
     wait_all(started.values())
     yield started
     stop_all(started.values())
-
-
-@pytest.fixture
-def proxy():
-    with WeightedProxy() as server:
-        yield server
 
 
 @pytest.fixture
@@ -180,14 +173,3 @@ def test_the_share_judged_is_the_live_one(apps, proxy, api):
     assert run.exit_code == 1 and "far below the 90% effective share (weight 25% requested)" in run.aborted
 
 
-@pytest.fixture
-def aws(monkeypatch):
-    from moto import mock_aws
-
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with mock_aws():
-        import boto3
-
-        yield boto3.session.Session(region_name="us-west-2")
