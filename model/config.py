@@ -1,4 +1,4 @@
-"""Typed stack configuration: validated by the models in config_schema.py, then resolved.
+"""Typed stack configuration: validated by the models in config_models.py, then resolved.
 
 `validate()` checks the `app-update:` settings of one stack (every problem at once, one line
 each, naming the full key path and the rule) and resolves them into frozen dataclasses the
