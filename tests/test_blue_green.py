@@ -207,3 +207,15 @@ def test_a_quota_read_live_is_checked_against_the_new_color():
     short = quota_shortfalls(hard, {"pods": "8", "requests.cpu": "1500m", "requests.memory": "1Gi"}, extra)
     assert short == ["pods: 8 used + 4 for the new color > 10 hard",
                      "requests.cpu: 1.5 cores used + 1 cores for the new color > 2 cores hard"]
+
+
+def test_rollout_forecast_shows_the_blue_green_phases(capsys):
+    import json
+
+    from rollout.cli import main
+
+    assert main(["forecast", "--replicas", "3", "--strategy", "BlueGreen", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["peakPods"] == 6 and [p["pods"] for p in data["phases"]] == [3, 6, 6, 6, 3]
+    assert main(["forecast", "--replicas", "3", "--strategy", "BlueGreen", "--max-surge", "1"]) == 2
+    assert "a BlueGreen color never rolls" in capsys.readouterr().err
