@@ -173,7 +173,10 @@ class Clock:
         return event.wait(max(0.0, moment - self.now()))
 
     def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
+        # In slices: an interrupt forwarded to a worker thread (a wave's canary) is delivered between them.
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            time.sleep(min(left, 0.5))
 
 
 class Prober:
