@@ -161,7 +161,8 @@ class WaveRun:
         for index, stage in enumerate(self.wave.stages[:last]):
             entry = self.record["stages"][index]
             if entry["status"] == SUCCEEDED:
-                self._wait_soak(index)
+                if index + 1 < last:  # its soak is before the next stage, not before a pause
+                    self._wait_soak(index)
                 continue
             entry["status"] = RUNNING
             with self._lock:
@@ -196,8 +197,10 @@ class WaveRun:
             self.record["status"] = PAUSED
             with self._lock:
                 self._save()
-            self.say(f"wave {self.name}: paused after stage {last} ({self.wave.stages[last - 1].name}); continue "
-                     f"with: python -m rollout wave {self.name} --release {self.release} --resume")
+            soak_until = self.record["stages"][last - 1].get("soakUntil")
+            self.say(f"wave {self.name}: paused after stage {last} ({self.wave.stages[last - 1].name})"
+                     + (f", its soak until {soak_until}" if soak_until else "")
+                     + f"; continue with: {self._resume_command()}")
             return stacks.EXIT_OK
         self.record["status"] = DONE
         with self._lock:
