@@ -173,7 +173,10 @@ class Clock:
         return event.wait(max(0.0, moment - self.now()))
 
     def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
+        # In slices: an interrupt forwarded to a worker thread (a wave's canary) is delivered between them.
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            time.sleep(min(left, 0.5))
 
 
 class Prober:
@@ -628,7 +631,14 @@ class _CanaryLoop:
             log.say(f"lease: {self.lease_spec.store.location(self.lease_spec.key)}, {self.lease_spec.seconds:g}s, "
                     f"renewed every {self.lease_spec.seconds / 3:g}s")
         self.held = canary_lease.RunLease(self.lease, log.say)
-        heartbeat = Heartbeat(self.lease, log.say, silent_for=log.silent_for)
+        # A hung run (no progress for longer than its settings allow) stops renewing: the watchdog takes over.
+        metrics_wait = None if not o.metrics else o.metrics_wait if o.metrics_wait is not None else (
+            3 * (self.scrape_interval or 15.0) + 30.0)
+        bound = leases.progress_bound(
+            interval=o.interval, probe_timeout=o.timeout, settle=tracker.traffic_settle(),
+            verify_timeout=o.verify_timeout, metrics_wait=metrics_wait, attempts=o.retry.attempts,
+            pause=o.retry.pause, lock_wait=o.retry.lock_wait, lease_seconds=self.lease.seconds if self.lease else 0.0)
+        heartbeat = Heartbeat(self.lease, log.say, silent_for=log.silent_for, progress_bound=bound)
         tracker.heartbeat = heartbeat
         tracker.applied = self.held.applied
         with heartbeat:

@@ -14,11 +14,22 @@ main thread):
 - outside an update, a signal raises KeyboardInterrupt at once (the abort path runs);
 - while the abort path runs (`shielded()`), signals only say what is still running;
 - a second signal says what is still running and how to finish it by hand.
+
+Python runs signal handlers in the main thread only, and a thread other than the main one cannot
+install them. `rollout wave` runs its stages' stacks on worker threads, so there the main thread
+owns the signals (its `guard()`) and forwards them: each worker's `guard()` (a canary stage's, a
+promote stage's) registers with the owner, and a signal is handled for every registered worker as
+above, in the worker: a flag while its update runs or its abort is shielded, else KeyboardInterrupt
+raised in that thread (`PyThreadState_SetAsyncExc`, delivered at its next Python instruction; the
+canary's waits wake at least every half second). The main thread is not interrupted while workers
+run: it waits for each to end safely (a canary aborted, an update finished), then `interrupted()`
+tells it to stop. With no worker running, a signal interrupts the main thread at once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import sys
@@ -27,15 +38,23 @@ import time
 from collections.abc import Callable, Iterator
 
 _state = threading.local()
+_owner: _Guard | None = None  # the main thread's guard, while one is installed
 
 
 class _Guard:
-    def __init__(self, finish_hint: str, say: Callable[[str], None]):
+    def __init__(self, finish_hint: str, say: Callable[[str], None], thread_id: int | None = None):
         self.finish_hint, self.say = finish_hint, say
         self.pending: str | None = None  # the signal that arrived during an update, not yet acted on
         self.signals = 0
         self.update: tuple[str, float] | None = None  # (what, since) while an update runs
         self.shield: str | None = None  # what the abort path is doing
+        # A worker's guard: its thread, and a KeyboardInterrupt sent to it and maybe not delivered yet.
+        self.thread_id = thread_id
+        self.sent = False
+        self.lock = threading.Lock()
+        # The owner's: the workers it forwards to, and the first signal it forwarded.
+        self.workers: list[_Guard] = []
+        self.interrupted: str | None = None
 
     def running(self) -> str:
         parts = []
@@ -49,9 +68,45 @@ class _Guard:
 
     def handle(self, number: int, frame: object) -> None:
         name = signal.Signals(number).name
+        workers = list(self.workers)
+        if workers and self.update is None and self.shield is None:
+            # The main thread waits for its workers: each ends safely, then it stops (interrupted()).
+            if self.interrupted is None:
+                self.interrupted = name
+                self.say(f"{name}: stopping after what runs now ends safely (a running canary is aborted, a "
+                         f"running update finishes first); then continue with: {self.finish_hint}")
+            for worker in workers:
+                worker.forward(name)
+            return
+        self._handle(name, raise_interrupt=self._raise_here)
+
+    @staticmethod
+    def _raise_here() -> None:
+        raise KeyboardInterrupt
+
+    def forward(self, name: str) -> None:
+        """A worker's handling of a signal the main thread received."""
+        with self.lock:
+            self._handle(name, raise_interrupt=self._send)
+
+    def _send(self) -> None:
+        """KeyboardInterrupt in the worker's thread, at its next Python instruction (under self.lock)."""
+        if not self.sent:
+            self.sent = True
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.thread_id),
+                                                       ctypes.py_object(KeyboardInterrupt))
+
+    def withdraw(self) -> None:
+        """Take back a KeyboardInterrupt sent and not delivered yet (under self.lock)."""
+        if self.sent:
+            self.sent = False
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.thread_id), None)
+
+    def _handle(self, name: str, raise_interrupt: Callable[[], None]) -> None:
         self.signals += 1
         if self.update is None and self.shield is None:
-            raise KeyboardInterrupt
+            raise_interrupt()
+            return
         if self.signals == 1 or self.pending is None:
             self.pending = self.pending or name
             self.say(f"{name}: letting the running update finish so the stack's lock is released; "
@@ -69,20 +124,54 @@ def _current() -> _Guard | None:
 
 @contextlib.contextmanager
 def guard(finish_hint: str, say: Callable[[str], None] | None = None) -> Iterator[None]:
-    """Handle SIGINT and SIGTERM as the module says, for the duration of the block (main thread
-    only: elsewhere signals keep their handlers)."""
-    if threading.current_thread() is not threading.main_thread() or _current() is not None:
-        yield
+    """Handle SIGINT and SIGTERM as the module says, for the duration of the block: in the main
+    thread by its own handlers; in another thread through the main thread's guard, when one is
+    installed (elsewhere signals keep their handlers)."""
+    global _owner
+    speak = say or (lambda text: print(text, file=sys.stderr, flush=True))
+    nested = _current()
+    if nested is not None:  # (a wave's canary): its hint and its log for the block
+        before = nested.finish_hint, nested.say
+        nested.finish_hint, nested.say = finish_hint, speak
+        try:
+            yield
+        finally:
+            nested.finish_hint, nested.say = before
         return
-    state = _Guard(finish_hint, say or (lambda text: print(text, file=sys.stderr, flush=True)))
+    if threading.current_thread() is not threading.main_thread():
+        owner = _owner
+        if owner is None:
+            yield
+            return
+        worker = _Guard(finish_hint, speak, threading.get_ident())
+        _state.guard = worker
+        owner.workers.append(worker)
+        try:
+            if owner.interrupted:  # started after the signal: stops before it does anything
+                with worker.lock:
+                    worker._handle(owner.interrupted, worker._send)
+            yield
+        finally:
+            owner.workers.remove(worker)
+            with worker.lock:
+                worker.withdraw()
+            _state.guard = None
+        return
+    state = _Guard(finish_hint, speak)
     previous = {number: signal.signal(number, state.handle) for number in (signal.SIGINT, signal.SIGTERM)}
-    _state.guard = state
+    _state.guard, _owner = state, state
     try:
         yield
     finally:
-        _state.guard = None
+        _state.guard, _owner = None, None
         for number, handler in previous.items():
             signal.signal(number, handler)
+
+
+def interrupted() -> bool:
+    """Whether the main thread's guard forwarded a signal to its workers: stop, start nothing more."""
+    owner = _owner
+    return owner is not None and owner.interrupted is not None
 
 
 @contextlib.contextmanager
@@ -92,11 +181,16 @@ def updating(what: str) -> Iterator[None]:
     if state is None:
         yield
         return
-    state.update = (what, time.monotonic())
+    with state.lock:
+        if state.sent and state.shield is None:  # a worker's interrupt, not delivered yet: before the update
+            state.withdraw()
+            raise KeyboardInterrupt
+        state.update = (what, time.monotonic())
     try:
         yield
     finally:
-        state.update = None
+        with state.lock:
+            state.update = None
 
 
 def checkpoint() -> None:
@@ -119,8 +213,10 @@ def shielded(what: str) -> Iterator[None]:
     if state is None:
         yield
         return
-    before = state.shield
-    state.shield, state.pending, state.signals = what, None, 0
+    with state.lock:
+        state.withdraw()  # the abort path runs now: an interrupt on its way would only cut it short
+        before = state.shield
+        state.shield, state.pending, state.signals = what, None, 0
     try:
         yield
     finally:

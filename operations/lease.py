@@ -18,7 +18,15 @@ never both hold a lease. This module holds what is the lease's own: its key, the
 The record says who holds the lease (user@host, process id, the CI run's URL), which step and
 weight the run is at, what tags are live, when it started, was last renewed, and when it expires.
 A holder renews it (a heartbeat thread, independent of long updates and waits) every third of
-its length; a lease that was not renewed in time is expired: its driver is gone. A lease is never
+its length; a lease that was not renewed in time is expired: its driver is gone, or hangs. A run
+whose main loop makes no progress (no activity begun or ended: a step, an update, a wait; no line
+said: probe answers, update retries) for longer than its progress bound stops being renewed, so a
+hung driver's lease expires too and the watchdog takes over. The bound is the longest a healthy
+run goes without progress, from its own settings (`progress_bound`): the longer of a step (DNS
+settle + --verify-timeout + the Prometheus wait + --interval + a probe's timeout) and an update
+(its tries x UPDATE_AWAIT, the provider's await of a Deployment rollout, + the pauses between tries
++ --lock-wait), plus one lease length of slack. A run that comes back after its lease was taken
+over finds it lost at its next write and stops (Heartbeat.check renews first). A lease is never
 deleted: it ends with the run's outcome (promoted, aborted, abort-failed, stopped), so the next
 run, `rollout status` and the watchdog can read what happened.
 """
@@ -45,6 +53,20 @@ DEFAULT_SECONDS = 300.0
 # so a lease must outlast a few ticks: the loop's longest silent wait is one tick.
 TICK = 10.0
 MINIMUM_SECONDS = 3 * TICK
+# The Kubernetes provider's default await of a Deployment rollout (pulumi-kubernetes: 10 minutes): the
+# longest one try of `pulumi up` of this program waits on one object without failing.
+UPDATE_AWAIT = 600.0
+
+
+def progress_bound(*, interval: float, probe_timeout: float, settle: float, verify_timeout: float | None,
+                   metrics_wait: float | None, attempts: int, pause: float, lock_wait: float,
+                   lease_seconds: float) -> float:
+    """Seconds a healthy run can go without progress (the module says how): past it, the lease is no
+    longer renewed."""
+    step = settle + (verify_timeout or 0.0) + (metrics_wait or 0.0) + interval + probe_timeout
+    tries = max(1, attempts)
+    update = tries * UPDATE_AWAIT + sum(pause * 2 ** k for k in range(tries - 1)) + lock_wait
+    return max(step, update) + lease_seconds
 LEASE_KIND = "leases"  # the records' kind: .app-update/leases/<project>/<stack>/<release>.json
 
 # States: a holder looks after the canary ("running": a canary run; "aborting": an abort or the
@@ -214,22 +236,32 @@ class Heartbeat:
     seconds, prints what the run is doing (long updates, lock waits, DNS waits say nothing else).
 
     A renewal that finds the lease taken over stops the heartbeat and leaves `lost` set: the run
-    checks it (Heartbeat.check) and stops without touching the stack."""
+    checks it (Heartbeat.check) and stops without touching the stack. With `progress_bound`, a run
+    that made no progress for longer (no `doing()` change, nothing said) is not renewed: its lease
+    expires as a dead driver's does."""
 
     def __init__(self, lease: Lease | None, say: Callable[[str], None], *, tick: float | None = None,
-                 silent_for: Callable[[], float] | None = None, monotonic: Callable[[], float] = time.monotonic):
+                 silent_for: Callable[[], float] | None = None, monotonic: Callable[[], float] = time.monotonic,
+                 progress_bound: float | None = None):
         self.lease, self.say, self.monotonic = lease, say, monotonic
         self.tick = TICK if tick is None else tick
         self.silent_for = silent_for or (lambda: 0.0)
+        self.progress_bound = progress_bound
         self.activity: str | None = None
         self.since = monotonic()
         self.stop = threading.Event()
         self.renewals = 0
+        self.looks = 0  # the thread's looks at the clock (tests wait for them)
+        self.stalled = False  # no progress for longer than the bound: not renewed
         self.failure: str | None = None
         self.thread = threading.Thread(target=self._run, name="lease-heartbeat", daemon=True)
 
     def doing(self, activity: str | None) -> None:
         self.activity, self.since = activity, self.monotonic()
+
+    def without_progress(self) -> float:
+        """Seconds since the run last began or ended an activity or said a line."""
+        return min(self.monotonic() - self.since, self.silent_for())
 
     def __enter__(self) -> Heartbeat:
         self.thread.start()
@@ -240,6 +272,10 @@ class Heartbeat:
         self.thread.join()
 
     def check(self) -> None:
+        """Before a write: raises LeaseLost when the lease was taken over (after a stall, renewing finds out)."""
+        if self.lease is not None and self.stalled and not self.lease.ended:
+            self.lease.renew()  # LeaseLost when the watchdog took it meanwhile
+            self.stalled = False
         if self.lease is not None and self.lease.lost is not None:
             raise self.lease.lost
 
@@ -247,9 +283,16 @@ class Heartbeat:
         last_renewal = self.monotonic()
         renew_every = (self.lease.seconds / 3) if self.lease else None
         while not self.stop.wait(self.tick):
+            self.looks += 1
             if self.activity and self.silent_for() >= self.tick:
                 self.say(f"  … {self.activity} ({self.monotonic() - self.since:.0f}s)")
             if self.lease is None or self.lease.ended or renew_every is None:
+                continue
+            if self.progress_bound is not None and self.without_progress() > self.progress_bound:
+                if not self.stalled:
+                    self.stalled = True
+                    self.say(f"  no progress for {self.without_progress():.0f}s (bound {self.progress_bound:g}s): the "
+                             "lease is no longer renewed; once it expires the watchdog aborts the canary")
                 continue
             if self.monotonic() - last_renewal >= renew_every:
                 try:

@@ -38,6 +38,7 @@ loopback API server (Kubernetes) or moto (AWS).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -333,6 +334,22 @@ class RecordsReader:
         live = 100 * weights["canary"] / total if total else 50.0
         return LiveWeight(_close(live, weight), live, f"Route53 {self.name} weights stable {weights['stable']}, "
                                                       f"canary {weights['canary']}: {live:g}% to the canary")
+
+
+# An ELB's DNS name carries its region: NLBs `name-id.elb.REGION.amazonaws.com`, ALBs and classic ELBs
+# `[internal-|dualstack.]name-id.REGION.elb.amazonaws.com` (`.amazonaws.com.cn` in China).
+_REGION = r"[a-z]{2}(?:-[a-z]+)+-\d+"
+_ELB_HOSTNAME = re.compile(rf"\.(?:elb\.(?P<nlb>{_REGION})|(?P<alb>{_REGION})\.elb)\.amazonaws\.com(?:\.cn)?$")
+
+
+def region_of_hostname(address: Any) -> str | None:
+    """The AWS region an ELB's DNS name says (None for anything else: an IP, another name)."""
+    if not isinstance(address, str):
+        return None
+    host = address.strip().lower().rstrip(".")
+    host = host.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0] if ":" in host or "/" in host else host
+    found = _ELB_HOSTNAME.search(host)
+    return (found.group("nlb") or found.group("alb")) if found else None
 
 
 def reader_for(release: Release, *, namespace: str, outputs: dict[str, Any], kubeconfig: Any = None,

@@ -14,9 +14,11 @@ checkout's file alone) and decides, deploying nothing:
 - `first-up`: the target has no `releases` output (never deployed, or destroyed): a first `pulumi up`
   of its committed config comes before anything that reads its address;
 - `abort`: the release's canary carries traffic or may (config `canary.weight` above 0, a weight step
-  left half-way in `canary.podsForWeight`, a live requested or effective weight above 0, or a last
-  update that did not succeed): `rollout abort` sends it back first, so `rollout canary` never refuses
-  to start. After a first up this is read from the config the up applies;
+  left half-way in `canary.podsForWeight`, a live requested or effective weight above 0, a last
+  update that did not succeed, or a "dark" canary: weight 0 with a `canary.match` route and another
+  tag than the stable track's, which carries the matched requests): `rollout abort` sends it back
+  first, so `rollout canary` never refuses to start nor canaries over it. After a first up this is
+  read from the config the up applies;
 - `tag`: the source's stable tag of the release (its outputs: what really runs there);
 - `canary`: whether that tag is new to the target (its live stable tag, or the config's when it was
   never deployed) and the target's release is a Canary; otherwise the promotion alone carries it.
@@ -87,6 +89,18 @@ def source_tag(source: StackLike, release: str) -> str:
     return str(tag)
 
 
+def _dark_canary(cfg: dict[str, Any], live: dict[str, Any]) -> str | None:
+    """The canary tag a `canary.match` route sends matched requests to at any weight, when it is not the
+    stable track's (in the config, or live in the outputs): what `rollout abort` takes back too."""
+    if stacks.get_path(cfg, "canary.match") is None:
+        return None
+    for tags in ({"stable": stacks.get_path(cfg, "stable.tag"), "canary": stacks.get_path(cfg, "canary.tag")},
+                 live.get("tags") or {}):
+        if tags.get("canary") and not same_image(str(tags["canary"]), str(tags.get("stable") or "")):
+            return str(tags["canary"])
+    return None
+
+
 def plan(source: StackLike, target: StackLike, release: str) -> PipelinePlan:
     """What the target's job must do so that it ends with the source's tag promoted, or its canary aborted."""
     tag = source_tag(source, release)
@@ -108,12 +122,14 @@ def plan(source: StackLike, target: StackLike, release: str) -> PipelinePlan:
         hold = stacks.get_path(cfg, "canary.podsForWeight")
         requested, effective = float(live.get("requestedWeight") or 0), float(live.get("effectiveWeight") or 0)
         last = [] if first_up else stacks.revisions(target)[:1]
+        dark = _dark_canary(cfg, live)
         causes = [text for cond, text in (
             (weight, f"config canary.weight {weight}"),
             (hold is not None, f"a weight step left half-way (canary.podsForWeight {hold})"),
             (requested or effective, f"live weight {requested:g}% requested, {effective:g}% effective"),
             (bool(last) and not last[0].succeeded, f"the last update (revision {last[0].number if last else 0}) "
                                                    f"{last[0].result if last else ''}"),
+            (dark, f"a dark canary: canary.match sends matched requests to {dark} at weight 0"),
         ) if cond]
         if causes:
             abort = True

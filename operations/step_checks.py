@@ -18,7 +18,7 @@ from model import canary_math
 from model.config import Release, StackConfig
 from model.judge import MIN_CANARY_ANSWERS
 from operations import stacks
-from operations.live_weight import LiveReader, LiveWeight, WeightNotLive, reader_for
+from operations.live_weight import LiveReader, LiveWeight, WeightNotLive, reader_for, region_of_hostname
 from operations.prometheus import APP, PrometheusError, PrometheusSource, Rounds, release_selector, scrape_interval
 from operations.prometheus import wait_for_step as wait_for_scrape_round
 
@@ -141,16 +141,40 @@ def metrics_rounds(source: PrometheusSource, interval: float | None, options: An
 
 
 def live_reader(stack: Any, config: StackConfig, release: Release) -> LiveReader:
-    """The release's live weight reader, with clients from the stack's kubeconfig or AWS region."""
+    """The release's live weight reader, with clients from the stack's kubeconfig or AWS region.
+
+    nlb and alb are read through the ELBv2 API of the load balancer's region: the one its DNS name
+    says (the release's `address` output), else the stack's `aws:region`, else boto3's own (AWS_REGION,
+    the profile). Without any, the check cannot run: refused (InputError, exit 2) before anything is
+    written, naming `aws:region` and `--verify-timeout 0`."""
+    outputs = (_output(stack, "releases") or {}).get(release.name) or {}
+    region = config.region
+    if release.traffic in ("nlb", "alb"):
+        region = region_of_hostname(outputs.get("address")) or region or _default_region()
+        if not region:
+            raise stacks.InputError(
+                f"release {release.name} (traffic: {release.traffic}): the live-weight check reads the load balancer "
+                f"through the AWS API, and no AWS region is known (none in its address "
+                f"{outputs.get('address') or '(none yet)'}, no aws:region in stack {stack.name}, none in the "
+                "environment): set aws:region in the stack file, or pass --verify-timeout 0 to skip the check")
     try:
         return reader_for(release, namespace=str(_output(stack, "namespace") or config.namespace),
-                          outputs=(_output(stack, "releases") or {}).get(release.name) or {},
-                          kubeconfig=_output(stack, "kubeconfig"), context=config.cluster.context,
-                          region=config.region)
+                          outputs=outputs, kubeconfig=_output(stack, "kubeconfig"), context=config.cluster.context,
+                          region=region)
     except Exception as error:  # noqa: BLE001 (a missing kubeconfig, region or credentials: one line)
         raise stacks.OperationError(f"cannot read the live weight of release {release.name} (traffic: "
                                     f"{release.traffic}): {stacks.error_line(error)}; --verify-timeout 0 skips "
                                     "the check") from None
+
+
+def _default_region() -> str | None:
+    """boto3's region from the environment or the profile (AWS_REGION, AWS_DEFAULT_REGION, ~/.aws/config)."""
+    import boto3
+
+    try:
+        return boto3.session.Session().region_name
+    except Exception:  # noqa: BLE001 (a broken profile: no region)
+        return None
 
 
 def wait_until_live(reader: LiveReader, weight: int, share: float, timeout: float, clock: Clock, say: Any,

@@ -17,6 +17,12 @@ stack that was running when the driver died runs again: promote and canary find 
 waits what is left of a soak, and `--until-stage N` stops (paused, exit 0) after stage N, so a CI
 job per stage can hand over to the next through the record. Two drivers of one wave cannot both
 write its record (conditional writes): the second stops with one line.
+
+Stacks run on worker threads, where Python cannot handle signals: the main thread owns SIGINT and
+SIGTERM and forwards them to every running stack (operations/interrupts.py), which ends safely as
+`rollout canary` or `promote` would (a canary aborted, its weight back to 0; an update finished,
+its lock released). No stack starts after the signal; the stage is recorded as stopped and the
+wave ends interrupted (exit 130), to be continued with `--resume`.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from typing import Any, Protocol, TextIO
 from model import wave_file
 from model.stack_file import PROJECT_DIR, project_name
 from model.wave_file import Stage, WaveError, WaveFile
-from operations import promotion, record_store, revisions, stacks
+from operations import interrupts, promotion, record_store, revisions, stacks
 from operations.record_store import RecordConflict, RecordStore
 from operations.stacks import InputError, OperationError, StackLike
 
@@ -155,14 +161,24 @@ class WaveRun:
         for index, stage in enumerate(self.wave.stages[:last]):
             entry = self.record["stages"][index]
             if entry["status"] == SUCCEEDED:
-                self._wait_soak(index)
+                if index + 1 < last:  # its soak is before the next stage, not before a pause
+                    self._wait_soak(index)
                 continue
             entry["status"] = RUNNING
             with self._lock:
                 self._save()
             self.say(f"stage {index + 1}/{len(self.wave.stages)} {stage.name}: {', '.join(stage.stacks)} "
                      f"({stage.run or 'promote'}, {stage.parallel or 1} at a time)")
-            if not self._run_stage(index, stage):
+            succeeded = self._run_stage(index, stage)
+            if interrupts.interrupted():
+                # Every stack that ran has ended safely; the rest did not start.
+                entry["status"] = FAILED
+                self.record["status"] = STOPPED
+                with self._lock:
+                    self._save()
+                self._report_stop(index)
+                raise KeyboardInterrupt
+            if not succeeded:
                 entry["status"] = FAILED
                 self.record["status"] = STOPPED
                 with self._lock:
@@ -181,8 +197,10 @@ class WaveRun:
             self.record["status"] = PAUSED
             with self._lock:
                 self._save()
-            self.say(f"wave {self.name}: paused after stage {last} ({self.wave.stages[last - 1].name}); continue "
-                     f"with: python -m rollout wave {self.name} --release {self.release} --resume")
+            soak_until = self.record["stages"][last - 1].get("soakUntil")
+            self.say(f"wave {self.name}: paused after stage {last} ({self.wave.stages[last - 1].name})"
+                     + (f", its soak until {soak_until}" if soak_until else "")
+                     + f"; continue with: {self._resume_command()}")
             return stacks.EXIT_OK
         self.record["status"] = DONE
         with self._lock:
@@ -212,6 +230,11 @@ class WaveRun:
             if failed.is_set() and stop_at_first:
                 entry.update(status=SKIPPED, detail="not started: another stack of the stage failed")
                 return
+            if interrupts.interrupted():
+                entry.update(status=SKIPPED, detail="not started: the wave was interrupted")
+                with self._lock:
+                    self._save()
+                return
             try:
                 stack = self.open_stack(name)
                 entry.update(status=RUNNING, startedAt=iso(self.clock.now()),
@@ -219,7 +242,9 @@ class WaveRun:
                 with self._lock:
                     self._save()
                 self.say(f"  {name}: {stage.run or 'promote'} {self.release}")
-                detail = self.action(stack, stage, self.record["image"])
+                # Signals reach this thread through the main thread's guard (a canary's own guard too).
+                with interrupts.guard(self._resume_command(), self.say):
+                    detail = self.action(stack, stage, self.record["image"])
                 entry.update(status=SUCCEEDED, detail=detail, at=iso(self.clock.now()))
                 self.say(f"  {name}: succeeded ({detail})")
             except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 (every failure stops the wave)
@@ -227,9 +252,11 @@ class WaveRun:
                 line = (error.cause if isinstance(error, stacks.UpdateFailed) else
                         "interrupted" if isinstance(error, KeyboardInterrupt) else
                         str(error) if isinstance(error, OperationError) else stacks.error_line(error))
+                if interrupts.interrupted() and not isinstance(error, KeyboardInterrupt):
+                    line = f"interrupted: {line}"
                 entry.update(status=FAILED, detail=" ".join(line.split()), at=iso(self.clock.now()))
                 self.say(f"  {name}: FAILED: {entry['detail']}")
-                if isinstance(error, KeyboardInterrupt):
+                if isinstance(error, KeyboardInterrupt) and not interrupts.interrupted():
                     with self._lock:
                         self._save()
                     raise
@@ -240,6 +267,9 @@ class WaveRun:
             for future in [pool.submit(one, name) for name in stage.stacks]:
                 future.result()
         return not failed.is_set()
+
+    def _resume_command(self) -> str:
+        return f"python -m rollout wave {self.name} --release {self.release} --resume"
 
     def _report_stop(self, index: int) -> None:
         stage = self.wave.stages[index]
@@ -399,8 +429,10 @@ def do_wave(name: str, release: str, *, project_dir: Any, resume: bool, restart:
                   action or Actions(release, lambda: opener(wave.from_), revisions.preflight_ok,
                                     functools.partial(run_canary_stage, project_dir=project_dir)),
                   clock or WallClock(), out or sys.stdout, by=promotion.actor())
-    run.start(resume, restart)
-    return run.run(until_stage)
+    # The main thread owns SIGINT/SIGTERM and forwards them to the stacks running on workers.
+    with interrupts.guard(f"python -m rollout wave {name} --release {release} --resume"):
+        run.start(resume, restart)
+        return run.run(until_stage)
 
 
 def cmd_wave(args: argparse.Namespace) -> int:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import signal
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,6 +41,7 @@ START = datetime(2026, 11, 1, 9, 0, 0)
 # version: `pulumi stack history --json` says "version": 0 for every update. Pulumi Cloud numbers
 # them 1, 2, ... (the first update is 1). The stand-in is self-managed unless told otherwise.
 SELF_MANAGED, PULUMI_CLOUD = "self-managed", "pulumi-cloud"
+PROGRAM_RUN_LOCK = threading.Lock()
 BACKENDS = (SELF_MANAGED, PULUMI_CLOUD)
 # `pulumi stack history`'s --page-size and --page defaults (pkg/cmd/pulumi/stack/stack_history.go);
 # the SDK passes neither flag when it is given no page_size (pulumi/automation/_stack.py).
@@ -200,7 +202,11 @@ class FakeStack:
             self.record(message or "", "failed", config=config)
             raise create_command_error(CommandResult(stdout=f"Updating ({self.name})\n error: getting credentials: "
                                                             "exec: executable aws not found", stderr="", code=255))
-        run = shared_run(self.name, config)  # runs of one config are shared (tests/conftest.py)
+        # Runs of one config are shared (tests/conftest.py). One program run at a time in this process:
+        # each real `pulumi up` is a process of its own, while the mocked SDK's first imports and the
+        # run store are not safe from two threads at once (a wave's stacks update in parallel).
+        with PROGRAM_RUN_LOCK:
+            run = shared_run(self.name, config)
         if run.error is not None:
             self.record(message or "", "failed", config=config)
             if isinstance(run.error, StackConfigRejected):

@@ -31,7 +31,7 @@ CONFIG = {"app-update:cluster": {"mode": "kubeconfig", "loadBalancerController":
 LEASE_KEY = "staging/app"  # at .app-update/leases/app-update/staging/app.json
 URL = "http://127.0.0.1:9/"
 # Generous bounds on a process that hangs, not thresholds: each is minutes beyond what a test needs.
-HANG = 300
+HANG = int(os.environ.get("HANG", 300))
 
 
 @pytest.fixture
@@ -291,3 +291,113 @@ def test_two_watchdogs_at_once_abort_once(backend, tmp_path, monkeypatch, capsys
     assert sum("another process took the lease first" in line for line in lines) == 1
     stack = FileStack("staging", backend)
     assert stack.up_messages.count("abort canary app") == 1 and live(backend)["effectiveWeight"] == 0
+
+
+# -- a wave's canaries run on worker threads: the main thread owns the signals and forwards them ----------
+
+DIGEST = "sha256:" + "7" * 64
+WAVE = """\
+from: staging
+stages:
+  - name: first
+    stacks: [{first}]
+    parallel: 2
+    run: canary
+    canary: {{steps: [50], interval: 60m}}
+  - name: second
+    stacks: [later]
+    run: promote
+"""
+
+
+@pytest.fixture
+def fleet(tmp_path, monkeypatch):
+    """A project directory with a wave, and its stacks in a file:// backend: staging serves v2 by digest,
+    verified long ago; the prod stacks run v1 and take releases from staging."""
+    from datetime import UTC, datetime
+
+    from operations import promotion
+
+    state = tmp_path / "state"
+    project = tmp_path / "project"
+    (project / "waves").mkdir(parents=True)
+    (project / "Pulumi.yaml").write_text("name: app-update\nruntime: python\n")
+    source = FileStack("staging", state, {**CONFIG, RELEASES: {"app": {
+        **CONFIG[RELEASES]["app"], "stable": {"tag": f"v2@{DIGEST}"}, "canary": {"tag": f"v2@{DIGEST}", "weight": 0}}}})
+    source.up(message="initial")
+    promotion.do_verify(source, "app", "smoke", True, lambda prompt, expected: True,
+                        now=lambda: datetime(2026, 1, 1, tzinfo=UTC))
+    for name in ("prod-a", "prod-b", "later"):
+        FileStack(name, state, {**CONFIG, "app-update:promotion": {"from": ["staging"]}}).up(message="initial")
+    monkeypatch.setenv("PULUMI_BACKEND_URL", f"file://{state}")
+    return state, project
+
+
+def wave_driver(fleet, tmp_path, first, **kwargs):
+    state, project = fleet
+    (project / "waves" / "w.yaml").write_text(WAVE.format(first=first))
+    return Driver(state, tmp_path, "-C", str(project), "wave", "w", "--release", "app", "--yes", **kwargs)
+
+
+def wave_record(state):
+    return json.loads((state / ".app-update/waves/app-update/w/app.json").read_text())
+
+
+def stack_lease(state, name):
+    return json.loads((state / f".app-update/leases/app-update/{name}/app.json").read_text())
+
+
+def test_sigterm_reaches_every_running_canary_of_a_wave_stage(fleet, tmp_path):
+    state, _ = fleet
+    driver = wave_driver(fleet, tmp_path, "prod-a, prod-b")
+    try:
+        with driver.heard:  # both canaries are judging their step, each on a worker thread
+            assert driver.heard.wait_for(lambda: driver.lines.count("stand-in: judging the step") == 2
+                                         or driver.ended, HANG), driver.output
+        assert not driver.ended, driver.output
+        driver.process.send_signal(signal.SIGTERM)
+        assert driver.finish() == 130, driver.output
+    finally:
+        driver.process.kill()
+        driver.process.wait()
+    assert "SIGTERM: stopping after what runs now ends safely" in driver.output
+    assert driver.output.count("ABORT at step 1/1 (weight 50%): interrupted by the operator") == 2, driver.output
+    for name in ("prod-a", "prod-b"):  # nobody promoted them: their weight is back at 0, their leases ended
+        stack = FileStack(name, state)
+        assert stack.outputs()["releases"].value["app"]["effectiveWeight"] == 0 and not stack.lock_files()
+        assert stack.up_messages[-1].startswith("canary app v2@") and "aborted" in stack.up_messages[-1]
+        assert stack_lease(state, name)["outcome"] == "aborted"
+    record = wave_record(state)
+    assert record["status"] == "stopped" and record["stages"][0]["status"] == "failed"
+    assert all(entry["detail"].startswith("interrupted")
+               for entry in record["stages"][0]["stacks"].values()), record
+    assert record["stages"][1]["status"] == "pending" and FileStack("later", state).up_messages == ["initial"]
+    assert "continue with: python -m rollout wave w --release app --resume" in driver.output
+
+
+def test_sigint_mid_update_of_a_wave_canary_lets_it_finish_then_aborts(fleet, tmp_path):
+    state, _ = fleet
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    driver = wave_driver(fleet, tmp_path, "prod-a",
+                         env={"STAND_IN_GATE": str(gate), "STAND_IN_GATE_MESSAGE": "weight 50%: canary pods"})
+    try:
+        driver.wait_for("stand-in: update held")
+        assert len(FileStack("prod-a", state).lock_files()) == 1
+        driver.process.send_signal(signal.SIGINT)
+        driver.wait_for("SIGINT: letting the running update finish")
+        driver.process.send_signal(signal.SIGINT)
+        line = driver.wait_for("SIGINT again: still running:")
+        assert line.endswith("finish with: python -m rollout abort prod-a --release app --yes"), line
+        with open(gate, "w") as fifo:  # the update ends
+            fifo.write("go")
+        assert driver.finish() == 130, driver.output
+    finally:
+        driver.process.kill()
+        driver.process.wait()
+    assert "ABORT at step 1/1 (weight 50%): interrupted by the operator" in driver.output
+    assert "traffic to the canary is back at 0%" in driver.output
+    stack = FileStack("prod-a", state)
+    assert not stack.lock_files() and stack.outputs()["releases"].value["app"]["effectiveWeight"] == 0
+    assert stack_lease(state, "prod-a")["outcome"] == "aborted"
+    assert wave_record(state)["status"] == "stopped" and FileStack("later", state).up_messages == ["initial"]

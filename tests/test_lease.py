@@ -258,6 +258,64 @@ def test_the_heartbeat_renews_while_the_run_is_blocked_and_says_what_it_does(tmp
     assert said and said[0].startswith("  … updating staging: canary app v2: weight 50% (")
 
 
+def test_a_hung_run_stops_renewing_after_its_progress_bound_so_the_watchdog_takes_over(tmp_path):
+    store = lease_dir(tmp_path)
+    clock = VirtualClock()  # the heartbeat's clock and, from an epoch, the leases' wall clock
+
+    def wall():
+        return 1_800_000_000.0 + clock.now()
+
+    lease = leases.acquire(store, KEY, record(), 60, may_take=lambda r, t: None, clock=wall)
+    said, last_said = [], [0.0]
+    heartbeat = leases.Heartbeat(lease, said.append, tick=0.001, monotonic=clock.now,
+                                 silent_for=lambda: clock.now() - last_said[0], progress_bound=100)
+
+    def passes(seconds, progress=False):
+        """Virtual time passes (with a line said at its end: progress), then the heartbeat looks a few times."""
+        clock.sleep(seconds)
+        if progress:
+            last_said[0] = clock.now()
+        target = heartbeat.looks + 3
+        waited = threading.Event()
+        for _ in range(60_000):  # a bound on a thread that hangs, not a threshold
+            if heartbeat.looks >= target:
+                return
+            waited.wait(0.001)
+        raise AssertionError("the heartbeat thread does not look at the clock")
+
+    with heartbeat:
+        heartbeat.doing("judging step 1")
+        for _ in range(6):  # a run that makes progress is renewed (every 20 s) as long as it runs
+            passes(30, progress=True)
+        assert heartbeat.renewals >= 5 and not heartbeat.stalled
+        passes(90)  # silent, but within its bound: still renewed
+        renewals = heartbeat.renewals
+        assert renewals >= 6 and not heartbeat.stalled
+        passes(20)  # 110 s without progress: hung
+        assert heartbeat.stalled and heartbeat.renewals == renewals
+        assert any(line.startswith("  no progress for 110s (bound 100s): the lease is no longer renewed")
+                   for line in said), said
+        passes(100)
+        assert heartbeat.renewals == renewals
+        held = store.read(KEY)[0]
+        assert held["expiresAt"] < wall()  # expired: the watchdog may take it
+        assert leases.watchdog_may_take(held, wall()) is None
+        leases.acquire(store, KEY, record(holder=leases.holder("watchdog")), 60, may_take=leases.watchdog_may_take,
+                       clock=wall)
+        last_said[0] = clock.now()  # the hung run comes back: before its next write it finds the lease lost
+        with pytest.raises(leases.LeaseLost, match="watchdog"):
+            heartbeat.check()
+
+
+def test_the_progress_bound_comes_from_the_runs_settings():
+    common = {"probe_timeout": 5, "settle": 0, "verify_timeout": 120, "metrics_wait": None, "attempts": 3,
+              "pause": 5, "lock_wait": 300, "lease_seconds": 300}
+    # An update's tries (3 x the provider's 600 s await + pauses of 5 and 10 s) and the lock wait, then the lease.
+    assert leases.progress_bound(interval=60, **common) == 3 * leases.UPDATE_AWAIT + 15 + 300 + 300
+    # A step longer than that: the step (settle + verify + interval + probe timeout), then the lease.
+    assert leases.progress_bound(interval=7200, **common) == 120 + 7200 + 5 + 300
+
+
 def test_the_heartbeat_says_nothing_while_the_run_speaks():
     said = []
     stop = threading.Event()

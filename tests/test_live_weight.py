@@ -320,3 +320,106 @@ def test_a_rule_matching_only_the_path_is_the_weighted_rule(api):
     api.put("HTTPRoute", NS, "app-service", route)
     live = RouteReader(api.client(), NS, "app-service", "gateway").read(25, 25.0)
     assert (live.confirmed, live.share) == (True, 25.0), live
+
+
+# -- nlb, alb on a kubeconfig stack: the region the load balancer's hostname says ---------------------
+
+from operations.step_checks import live_reader as real_live_reader  # noqa: E402 (before conftest's stand-in)
+
+
+@pytest.mark.parametrize("address,region", [
+    ("k8s-ns-name-abc.elb.us-west-2.amazonaws.com", "us-west-2"),  # NLB
+    ("name-123.us-east-1.elb.amazonaws.com", "us-east-1"),  # ALB, classic ELB
+    ("internal-name-123.eu-central-1.elb.amazonaws.com", "eu-central-1"),
+    ("dualstack.name-123.ap-southeast-2.elb.amazonaws.com", "ap-southeast-2"),
+    ("k8s-a-b.elb.cn-north-1.amazonaws.com.cn", "cn-north-1"),
+    ("name-1.us-gov-west-1.elb.amazonaws.com.", "us-gov-west-1"),
+    ("NAME-1.EU-WEST-1.ELB.AMAZONAWS.COM", "eu-west-1"),
+    ("203.0.113.10", None), ("app.example.com", None), ("elb.amazonaws.com", None), (None, None),
+])
+def test_an_elb_hostname_says_its_region(address, region):
+    from operations.live_weight import region_of_hostname
+
+    assert region_of_hostname(address) == region
+
+
+@pytest.fixture
+def no_aws_region(monkeypatch, tmp_path):
+    """Neither the environment nor a profile gives boto3 a region."""
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+
+
+class OutputsOnly:
+    """A stack as live_reader sees it: its name and outputs."""
+
+    def __init__(self, address):
+        from pulumi.automation import OutputValue
+
+        self.name = "staging"
+        self._outputs = {"namespace": OutputValue(NS, False),
+                         "releases": OutputValue({"app": {"address": address} if address else {}}, False)}
+
+    def outputs(self):
+        return self._outputs
+
+
+def kubeconfig_stack_config(kind):
+    from model.config import load
+
+    return load({"app-update:cluster": {"mode": "kubeconfig", "loadBalancerController": True},
+                 "app-update:releases": {"app": {"strategy": "Canary", "traffic": kind, "replicas": 4,
+                                                 "serviceName": "app-service", "stable": {"tag": "v1"},
+                                                 "canary": {"tag": "v1", "weight": 0}}}},
+                "staging")
+
+
+@pytest.mark.parametrize("kind", ["nlb", "alb"])
+def test_a_kubeconfig_stack_without_a_region_reads_the_load_balancer_in_the_region_its_hostname_says(
+        aws, no_aws_region, kind):
+    address = load_balancer(aws, kind, 25)  # moto's load balancer, in us-west-2: its DNS name says so
+    config = kubeconfig_stack_config(kind)
+    assert config.region is None
+    reader = real_live_reader(OutputsOnly(address), config, config.release("app"))
+    live = reader.read(25, 25.0)
+    assert live.confirmed and live.share == 25.0, live
+
+
+@pytest.mark.parametrize("kind", ["nlb", "alb"])
+@pytest.mark.parametrize("address", ["203.0.113.10", None])
+def test_without_a_region_anywhere_the_check_is_refused_as_the_inputs_fault(no_aws_region, kind, address):
+    from operations.stacks import InputError
+
+    config = kubeconfig_stack_config(kind)
+    with pytest.raises(InputError) as refused:
+        real_live_reader(OutputsOnly(address), config, config.release("app"))
+    line = str(refused.value)
+    assert "\n" not in line and "no AWS region is known" in line
+    assert "aws:region" in line and "--verify-timeout 0" in line
+
+
+def test_rollout_canary_refuses_it_with_exit_2_before_anything_is_written(no_aws_region, monkeypatch, capsys):
+    from operations import stacks, step_checks
+    from rollout.cli import main
+    from tests.fake_stack import FakeStack
+
+    class NoElbAddress(FakeStack):  # the Service's load balancer answers on an address, not an ELB name
+        def outputs(self):
+            outputs = super().outputs()
+            outputs["releases"].value["app"]["address"] = "203.0.113.10"
+            return outputs
+
+    stack = NoElbAddress("staging", {
+        "app-update:cluster": {"mode": "kubeconfig", "loadBalancerController": True},
+        "app-update:releases": {"app": {"strategy": "Canary", "traffic": "nlb", "replicas": 4,
+                                        "stable": {"tag": "v1"}, "canary": {"tag": "v1", "weight": 0}}}})
+    stack.up(message="initial")
+    config_before = {key: value.value for key, value in stack.get_all_config().items()}
+    monkeypatch.setattr(stacks, "open_stack", lambda name, cwd: stack)
+    monkeypatch.setattr(step_checks, "live_reader", real_live_reader)
+    assert main(["canary", "staging", "--release", "app", "--tag", "v2", "--yes"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: release app (traffic: nlb): the live-weight check"), err
+    assert "aws:region" in err[0] and "--verify-timeout 0" in err[0]
+    assert stack.up_messages == ["initial"] and {key: value.value for key, value in stack.get_all_config().items()} == config_before

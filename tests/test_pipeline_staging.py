@@ -51,9 +51,11 @@ def deploy_workflow() -> dict:
 # ---------------------------------------------------------------------------------------------
 
 
-def config(stable="v1", canary=None, weight=0, hold=None):
+def config(stable="v1", canary=None, weight=0, hold=None, traffic=None):
     release = {"strategy": "Canary", "replicas": 4, "maxSurge": 1, "maxUnavailable": 1, "stable": {"tag": stable},
                "canary": {"tag": canary or stable, "weight": weight}}
+    if traffic is not None:
+        release["traffic"] = traffic
     if hold is not None:
         release["canary"]["podsForWeight"] = hold
     return {"app-update:cluster": {"mode": "kubeconfig"}, RELEASES: {"app": release}}
@@ -342,6 +344,16 @@ def file_behind_what_runs():
     return stack
 
 
+def left_as_a_dark_canary():
+    """A canary for testers at weight 0: the `canary.match` route sends their requests to v2, nobody else's."""
+    stack = FakeStack("staging", config(stable="v1", traffic="nginx"))
+    stack.up(message="deploy")
+    stack.config[RELEASES]["app"]["canary"] = {"tag": "v2", "weight": 0, "match": {"header": {
+        "name": "X-Canary", "value": "always"}}}
+    stack.up(message="canary app v2: match-only")
+    return stack
+
+
 STATES = {  # state: (how to make it, whether the job must abort a canary first)
     "never deployed": (lambda: never_deployed(), False),
     "never deployed, committed at weight 5": (lambda: never_deployed(weight=5, canary="v0"), True),
@@ -349,6 +361,7 @@ STATES = {  # state: (how to make it, whether the job must abort a canary first)
     "left half a step": (left_half_a_step, True),
     "left after a failed update": (left_after_a_failed_update, True),
     "stack file behind what runs": (file_behind_what_runs, False),
+    "left as a dark canary": (left_as_a_dark_canary, True),
 }
 
 
@@ -470,6 +483,29 @@ def test_pipeline_plan_writes_its_decisions_to_github_output(tmp_path, stand_ins
                                                   "adopted=false"]
     out = capsys.readouterr().out
     assert "config canary.weight 25" in out and "live weight 25% requested" in out
+
+
+def test_pipeline_plan_sees_a_dark_canary_and_plans_its_abort(tmp_path, stand_ins, monkeypatch, capsys):
+    from rollout.cli import main
+
+    stand_ins["dev"] = dev_running("v3")
+    stand_ins["staging"] = staging = left_as_a_dark_canary()
+    assert live_release(staging)["effectiveWeight"] == 0 and live_release(staging)["tags"]["canary"] == "v2"
+    output = tmp_path / "out"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(output))
+    assert main(["pipeline-plan", "staging", "--from", "dev", "--release", "app"]) == 0
+    assert output.read_text().splitlines() == ["first-up=false", "abort=true", "canary=true", "tag=v3",
+                                                  "adopted=false"]
+    assert "a dark canary: canary.match sends matched requests to v2 at weight 0" in capsys.readouterr().out
+    # dev runs the dark canary's own tag: still aborted first (its route is taken back), then canaried again.
+    stand_ins["dev"] = dev_running("v2")
+    assert main(["pipeline-plan", "staging", "--from", "dev", "--release", "app"]) == 0
+    assert "abort=true canary=true tag=v2" in capsys.readouterr().out
+    # A match route whose canary runs the stable tag carries nothing apart: nothing to abort.
+    staging.config[RELEASES]["app"]["canary"]["tag"] = "v1"
+    staging.up(message="abort canary app")
+    assert main(["pipeline-plan", "staging", "--from", "dev", "--release", "app"]) == 0
+    assert "abort=false canary=true tag=v2" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("words, message", [

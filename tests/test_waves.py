@@ -157,6 +157,28 @@ def test_until_stage_pauses_and_a_later_job_continues(fleet, tmp_path):
     assert sum(clock.slept) > 0  # the soak recorded by the first job, waited by the second
 
 
+def test_a_stage_that_already_succeeded_is_not_soaked_again_when_it_ends_this_run(fleet, tmp_path):
+    code, out, store = wave(fleet, tmp_path, until_stage=1)
+    assert code == 0 and "paused after stage 1 (one), its soak until 1970-01-01T01:00:00Z" in out
+    soak_until = store.read("rel/app")[0]["stages"][0]["soakUntil"]
+    # The same job again (a CI re-run): stage one is done and no stage follows it in this run: no wait.
+    clock = VirtualClock()
+    code, out, _ = wave(fleet, tmp_path, resume=True, until_stage=1, clock=clock)
+    assert code == 0 and clock.slept == [] and "paused after stage 1 (one)" in out and "soak after" not in out
+    assert len(fleet["use1"].applied) == 2 and len(fleet["euw1"].applied) == 1  # nothing ran again
+    # The next job, half-way through the soak: it waits what is left, once.
+    clock = VirtualClock()
+    clock.time = datetime.fromisoformat(soak_until).timestamp() - 1800
+    code, out, _ = wave(fleet, tmp_path, resume=True, until_stage=2, clock=clock)
+    assert code == 0 and sum(clock.slept) == 1800 and served(fleet["euw1"]) == IMAGE
+    # And a re-run of that job, its soak long past: stage one is neither soaked nor run again.
+    clock = VirtualClock()
+    clock.time = datetime.fromisoformat(soak_until).timestamp() + 86400
+    before = {name: len(stack.applied) for name, stack in fleet.items()}
+    code, out, _ = wave(fleet, tmp_path, resume=True, until_stage=2, clock=clock)
+    assert code == 0 and clock.slept == [] and {n: len(s.applied) for n, s in fleet.items()} == before
+
+
 def test_a_stack_refusing_the_proof_stops_the_wave(fleet, tmp_path):
     fleet["euw1"] = deployed("euw1", stack_config(promotion={"from": ["dev"]}, protected=True))
     code, out, _ = wave(fleet, tmp_path)
