@@ -212,6 +212,28 @@ def test_every_job_running_make_test_installs_its_prerequisites_first():
     assert ci.index("make test-deps") < ci.index("make test")
 
 
+def test_the_control_plane_build_is_cached_between_runs_before_test_deps_builds_it():
+    """`make test-deps` builds the test control plane (15-50 min) only when ~/.cache/app-update lacks it: the
+    action restores that directory first, keyed on everything controlplane/build.sh keys its directories on, the
+    script itself and the Go toolchain (a new Go builds afresh)."""
+    action = yaml.safe_load((ROOT / TEST_DEPS_ACTION / "action.yml").read_text())
+    action_steps = action["runs"]["steps"]
+    build = next(i for i, s in enumerate(action_steps) if s.get("run") == "make test-deps")
+    cache = [i for i, s in enumerate(action_steps) if uses(s, "actions/cache")]
+    assert cache and cache[0] < build
+    cached = action_steps[cache[0]]["with"]
+    assert cached["path"] == "~/.cache/app-update"
+    build_sh = (ROOT / "controlplane" / "build.sh").read_text()
+    assert "${XDG_CACHE_HOME:-$HOME/.cache}/app-update/" in build_sh
+    keyed = set(re.findall(r"'(controlplane/[^']+)'", cached["key"]))
+    assert {"controlplane/go.mod", "controlplane/go.sum", "controlplane/main.go", "controlplane/build.sh",
+            "controlplane/crds/go.mod", "controlplane/crds/go.sum"} <= keyed
+    assert all((ROOT / path).is_file() for path in keyed)
+    go = next(i for i, s in enumerate(action_steps) if uses(s, "actions/setup-go"))
+    assert go < cache[0] and "steps.%s.outputs.go-version" % action_steps[go]["id"] in cached["key"]
+    assert action_steps[go]["with"]["go-version-file"] == "controlplane/go.mod"
+
+
 def test_make_test_deps_installs_prometheus_and_the_node_modules():
     result = subprocess.run(["make", "-n", "-B", "test-deps", "PYTHON=true"], cwd=ROOT, capture_output=True,
                             text=True, timeout=30)
