@@ -230,7 +230,7 @@ def test_the_control_plane_build_is_cached_between_runs_before_test_deps_builds_
             "controlplane/crds/go.mod", "controlplane/crds/go.sum"} <= keyed
     assert all((ROOT / path).is_file() for path in keyed)
     go = next(i for i, s in enumerate(action_steps) if uses(s, "actions/setup-go"))
-    assert go < cache[0] and "steps.%s.outputs.go-version" % action_steps[go]["id"] in cached["key"]
+    assert go < cache[0] and f"steps.{action_steps[go]['id']}.outputs.go-version" in cached["key"]
     assert action_steps[go]["with"]["go-version-file"] == "controlplane/go.mod"
 
 
