@@ -289,7 +289,7 @@ def test_a_changed_selector_fails_in_place_so_no_update_here_changes_one(applier
 # ---------------------------------------------------------------------------------------------
 
 # (strategy, replicas, maxSurge, maxUnavailable): the workshop's two Deployments, then fencepost cases (rounding
-# of percentages, a zero on either side, one replica).
+# of percentages, a zero on either side, one replica, a surge pod that does not keep a pod ready).
 FORECAST_CASES: dict[str, tuple[str, int, Any, Any]] = {
     "workshop Recreate 5": ("Recreate", 5, None, None),
     "workshop RollingUpdate 5 surge 1 unavailable 1": ("RollingUpdate", 5, 1, 1),
@@ -301,6 +301,7 @@ FORECAST_CASES: dict[str, tuple[str, int, Any, Any]] = {
     "RollingUpdate 3 surge 2 unavailable 0": ("RollingUpdate", 3, 2, 0),
     "RollingUpdate 4 surge 0 unavailable 2": ("RollingUpdate", 4, 0, 2),
     "RollingUpdate 10 surge 25% unavailable 25%": ("RollingUpdate", 10, "25%", "25%"),
+    "RollingUpdate 4 surge 1 unavailable 100%": ("RollingUpdate", 4, 1, "100%"),
 }
 # How long kwok keeps a v1 pod from Ready. The v2 pods are paced (ReadinessPacer).
 READY_DELAY = "750ms"
