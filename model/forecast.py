@@ -1,17 +1,18 @@
 """Step-by-step forecast of a Deployment update, driven by the controller's own arithmetic.
 
-The model: the state is (old, new, newReady) starting at (N, 0, 0). Old pods are always
-ready, pods scaled down vanish at once. Each round runs one controller sync (scale the new
-ReplicaSet up if it may, which ends the sync; otherwise reconcile the old ReplicaSets), then
-lets every new pod become ready. Recreate scales old to 0, then new to N, then they get ready.
-No Pulumi import.
+The model (checked step by step against the real Deployment controller: tests/cluster/test_cluster.py): the state
+is (old, new, newReady) starting at (N, 0, 0). Old pods are always ready; pods scaled down vanish at once. The
+controller syncs until a sync changes nothing, as it does: every ReplicaSet it scales wakes it again (one sync
+scales the new ReplicaSet up if it may, and ends there; otherwise it reconciles the old ones; the sync that creates
+the new ReplicaSet, already at its first size, reconciles the old ones too). Then ONE new pod becomes ready, and
+the controller settles again; and so on until every pod is new and ready. Recreate scales old to 0, then new to
+N, then they get ready. No Pulumi import.
 
-Any replica count finishes in time proportional to what is listed: once the update settles
-into its steady cycle (scale new up by maxSurge + maxUnavailable, let it get ready, scale old
-down by as much), the controller's own arithmetic runs one cycle and the remaining identical
-cycles are counted, not simulated. A forecast of more than LISTED_STEPS steps lists the first
-and the last SUMMARY_STEPS of them and counts those in between; the fewest available pods,
-the most pods and the number of syncs are always exact.
+Any replica count finishes in time proportional to what is listed: once the update settles into its steady cycle
+(a new pod gets ready, the controller scales old down by one, then new up by one), the controller's own
+arithmetic runs one cycle and the remaining identical cycles are counted, not simulated. A forecast of more than
+LISTED_STEPS steps lists the first and the last SUMMARY_STEPS of them and counts those in between; the fewest
+available pods, the most pods and the number of syncs are always exact.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ from model.fenceposts import (
     reconcile_old_replica_sets,
 )
 
-# A forecast up to this many steps lists every step (a Deployment of about 3,300 pods at
-# maxSurge 1 / maxUnavailable 0, any size at the 25%/25% defaults); past it, the first and
-# last SUMMARY_STEPS are listed and the ones in between counted.
+# A forecast up to this many steps lists every step (a Deployment of about 3,300 pods: up to three steps a pod,
+# it gets ready, old scaled down, new scaled up); past it, the first and last SUMMARY_STEPS are listed and the
+# ones in between counted.
 LISTED_STEPS = 10_000
 SUMMARY_STEPS = 1_000
 
@@ -167,42 +168,58 @@ def forecast(replicas: int, strategy: str = "RollingUpdate", max_surge_value: in
 # ---------------------------------------------------------------------------------------------
 
 
+# The three steady cycles an update settles into, each started by one new pod getting ready: the steps of one
+# cycle relative to the settled state before it, how that state moves per cycle, and the syncs per cycle.
+# "replace": old + ready is MinAvailable and old + new MaxTotal, so the pod frees one old pod, which frees one
+# new pod; "drain": the new ReplicaSet is full, the pod frees one old pod; "ready": no old pod is left.
+_CYCLE_SHAPES = {
+    "replace": (((0, 0, 1), (-1, 0, 1), (-1, 1, 1)), (-1, 1, 1), 2),
+    "drain": (((0, 0, 1), (-1, 0, 1)), (-1, 0, 1), 1),
+    "ready": (((0, 0, 1),), (0, 0, 1), 0),
+}
+
+
 @dataclass(frozen=True)
 class _Cycles:
-    """`count` steady cycles from the state (low - new, new, new), each one of three steps:
+    """`count` steady cycles of one shape (_CYCLE_SHAPES) from the settled state (old, new, ready)."""
 
-    scale new up by `delta` (`low - n`, `n + delta`, `n` ready), the new pods get ready, scale
-    old down by `delta`. `low` is spec.replicas - maxUnavailable, `delta` maxSurge + maxUnavailable.
-    """
-
+    kind: str
+    old: int
     new: int
+    ready: int
     count: int
-    low: int
-    delta: int
 
     def __len__(self) -> int:
-        return 3 * self.count
+        return len(_CYCLE_SHAPES[self.kind][0]) * self.count
+
+    @property
+    def syncs(self) -> int:
+        return _CYCLE_SHAPES[self.kind][2] * self.count
+
+    def end(self) -> tuple[int, int, int]:
+        """The settled state after the last cycle."""
+        return self._state(self.count)
+
+    def _state(self, cycle: int) -> tuple[int, int, int]:
+        move = _CYCLE_SHAPES[self.kind][1]
+        return self.old + cycle * move[0], self.new + cycle * move[1], self.ready + cycle * move[2]
 
     def step(self, index: int) -> Step:
-        cycle, phase = divmod(index, 3)
-        n = self.new + cycle * self.delta
-        old = self.low - n
-        if phase == 0:
-            return Step(old, n + self.delta, n)
-        if phase == 1:
-            return Step(old, n + self.delta, n + self.delta)
-        return Step(old - self.delta, n + self.delta, n + self.delta)
+        shape = _CYCLE_SHAPES[self.kind][0]
+        cycle, phase = divmod(index, len(shape))
+        old, new, ready = self._state(cycle)
+        d_old, d_new, d_ready = shape[phase]
+        return Step(old + d_old, new + d_new, ready + d_ready)
 
 
 class _RollingRun:
-    """The rounds of a RollingUpdate as a list of explicit steps and runs of steady cycles."""
+    """The steps of a RollingUpdate as a list of explicit steps and runs of steady cycles."""
 
     def __init__(self, spec: Strategy, surge: int, unavailable: int):
         self.spec = spec
         self.replicas = spec.replicas
         self.low = spec.replicas - unavailable  # MinAvailable
         self.high = spec.replicas + surge  # MaxTotal
-        self.delta = self.high - self.low
         self.segments: list[list[Step] | _Cycles] = []
         self.syncs = 0
         self.lowest_available = spec.replicas
@@ -214,7 +231,6 @@ class _RollingRun:
         return sum(len(segment) for segment in self.segments)
 
     def _add(self, step: Step) -> None:
-        # Syncs that changed nothing are not listed: they are the controller waiting.
         if step == self._last:
             return
         if not self.segments or isinstance(self.segments[-1], _Cycles):
@@ -224,47 +240,76 @@ class _RollingRun:
         self.lowest_available = min(self.lowest_available, step.available)
         self.highest_pods = max(self.highest_pods, step.pods)
 
-    def _round(self, old: int, new: int) -> tuple[int, int]:
-        """One controller sync from (old, new, all new ready), then the new pods get ready."""
-        self.syncs += 1
-        old_rs, new_rs = ReplicaSet(old, old), ReplicaSet(new, new)
+    def _sync(self, old: int, new: int, ready: int, creating: bool) -> tuple[int, int]:
+        """One controller sync (rolloutRolling); each ReplicaSet it scales is a step."""
+        old_rs, new_rs = ReplicaSet(old, old), ReplicaSet(new, ready)
         target = reconcile_new_replica_set(self.spec, [old_rs, new_rs], new_rs)
         if target is not None:
-            after_old, after_new = old, target
-        else:
-            remaining, _ = reconcile_old_replica_sets(self.spec, [old_rs], new_rs)
-            after_old, after_new = remaining[0].replicas, new
-        ready = min(new, after_new)
-        self._add(Step(after_old, after_new, ready))
-        if ready != after_new:
-            self._add(Step(after_old, after_new, after_new))
-        if (after_old, after_new) == (old, new):
-            raise RuntimeError(f"rollout forecast made no progress for {self.spec} at {old}+{new}")
-        return after_old, after_new
+            new = target
+            self._add(Step(old, new, ready))
+            if not creating:
+                return old, new
+            # The sync that creates the new ReplicaSet creates it at this size (getNewReplicaSet), so
+            # reconcileNewReplicaSet finds nothing to scale and the old ReplicaSets are reconciled at once.
+            new_rs = ReplicaSet(new, ready)
+        remaining, _ = reconcile_old_replica_sets(self.spec, [old_rs], new_rs)
+        old = remaining[0].replicas
+        self._add(Step(old, new, ready))
+        return old, new
+
+    def _settle(self, old: int, new: int, ready: int, creating: bool = False) -> tuple[int, int]:
+        """Sync until a sync changes nothing (the controller waiting for a pod); syncs that change
+        nothing are not counted and not listed."""
+        for _ in range(4):  # at most: scale new up, old down, new up again, then nothing to do
+            after = self._sync(old, new, ready, creating)
+            if after == (old, new) and not creating:
+                return old, new
+            if after != (old, new):
+                self.syncs += 1
+            old, new = after
+            creating = False
+        raise RuntimeError(f"rollout forecast did not settle for {self.spec} at {old}+{new} ({ready} ready)")
+
+    def _steady(self, old: int, new: int, ready: int) -> tuple[str, int] | None:
+        """The steady cycle a settled state is in, and how many cycles of it are left."""
+        if old == 0 and new == self.replicas:
+            return "ready", self.replicas - ready
+        if old > 0 and old + ready == self.low and new == self.replicas:
+            return "drain", old
+        if old > 0 and old + ready == self.low and old + new == self.high and new < self.replicas:
+            return "replace", min(old, self.replicas - new)
+        return None
 
     def simulate(self) -> None:
-        old, new = self.replicas, 0
-        self._add(Step(old, new, new))
-        while not (old == 0 and new == self.replicas):
-            steady = old > 0 and new < self.replicas and old + new == self.low and self.delta > 0
-            cycles = old // self.delta if steady else 0
-            if cycles < 2:
-                old, new = self._round(old, new)
+        old, new, ready = self.replicas, 0, 0
+        self._add(Step(old, new, ready))
+        if self.replicas == 0:
+            return
+        old, new = self._settle(old, new, ready, creating=True)
+        while not (old == 0 and ready == self.replicas):
+            if ready == new:
+                raise RuntimeError(f"rollout forecast made no progress for {self.spec} at {old}+{new}")
+            steady = self._steady(old, new, ready)
+            # One pod gets ready, and the controller settles.
+            syncs = self.syncs
+            ready += 1
+            self._add(Step(old, new, ready))
+            after = self._settle(old, new, ready)
+            if steady is None or steady[1] < 2:
+                old, new = after
                 continue
-            # One steady cycle by the controller's arithmetic; if it is the cycle predicted,
-            # the other cycles - 1 are the same shape and counted instead of run.
-            expected = (old - self.delta, new + self.delta)
-            old, new = self._round(*self._round(old, new))
-            if (old, new) != expected:
+            kind, cycles = steady
+            # If that was one cycle of the steady shape by the controller's arithmetic, the other cycles - 1
+            # are the same shape and counted instead of run.
+            expected = _Cycles(kind, old, new, ready - 1, 1)
+            old, new = after
+            if (old, new, ready) != expected.end() or self.syncs - syncs != expected.syncs:
                 continue
-            segment = _Cycles(new, cycles - 1, self.low, self.delta)
+            segment = _Cycles(kind, old, new, ready, cycles - 1)
             self.segments.append(segment)
-            self.syncs += 2 * segment.count
-            # Every cycle shows low ready pods at its low point and high pods at its peak.
-            self.lowest_available = min(self.lowest_available, self.low)
-            self.highest_pods = max(self.highest_pods, self.high)
-            old, new = old - segment.count * self.delta, new + segment.count * self.delta
-            self._last = Step(old, new, new)
+            self.syncs += segment.syncs
+            old, new, ready = segment.end()
+            self._last = Step(old, new, ready)
 
     def steps(self, start: int, stop: int) -> Iterator[Step]:
         """Steps start..stop-1 of the whole update."""

@@ -13,13 +13,38 @@ def steps(fc):
 
 
 def test_workshop_rolling_update_5_replicas_surge_1_unavailable_1():
+    # The sequence the real controller takes (tests/cluster): scale up, then at once down (maxUnavailable 1),
+    # then one old pod for each new pod that gets ready.
     fc = forecast(5, "RollingUpdate", 1, 1)
     assert steps(fc) == [
-        (5, 0, 0), (5, 1, 0), (5, 1, 1), (3, 1, 1), (3, 3, 1), (3, 3, 3),
-        (1, 3, 3), (1, 5, 3), (1, 5, 5), (0, 5, 5),
+        (5, 0, 0), (5, 1, 0), (4, 1, 0), (4, 2, 0),
+        (4, 2, 1), (3, 2, 1), (3, 3, 1),
+        (3, 3, 2), (2, 3, 2), (2, 4, 2),
+        (2, 4, 3), (1, 4, 3), (1, 5, 3),
+        (1, 5, 4), (0, 5, 4), (0, 5, 5),
     ]
     assert (fc.min_available, fc.max_total) == (4, 6)
-    assert (fc.min_available_seen, fc.max_pods_seen, fc.syncs) == (4, 6, 6)
+    # The sync that creates the new ReplicaSet scales the old one down too; then two syncs per ready pod.
+    assert (fc.min_available_seen, fc.max_pods_seen, fc.syncs) == (4, 6, 9)
+
+
+def test_25_percent_of_5_scales_up_2_then_replaces_one_pod_per_ready_pod():
+    fc = forecast(5, "RollingUpdate", "25%", "25%")
+    assert (fc.surge_pods, fc.unavailable_pods) == (2, 1)
+    assert steps(fc) == [
+        (5, 0, 0), (5, 2, 0), (4, 2, 0), (4, 3, 0),
+        (4, 3, 1), (3, 3, 1), (3, 4, 1),
+        (3, 4, 2), (2, 4, 2), (2, 5, 2),
+        (2, 5, 3), (1, 5, 3),
+        (1, 5, 4), (0, 5, 4), (0, 5, 5),
+    ]
+    assert (fc.min_available_seen, fc.max_pods_seen, fc.syncs) == (4, 7, 8)
+
+
+def test_surge_100_percent_creates_every_new_pod_then_drops_one_old_pod_per_ready_pod():
+    fc = forecast(3, "RollingUpdate", "100%", 0)
+    assert steps(fc) == [(3, 0, 0), (3, 3, 0), (3, 3, 1), (2, 3, 1), (2, 3, 2), (1, 3, 2), (1, 3, 3), (0, 3, 3)]
+    assert (fc.min_available_seen, fc.max_pods_seen, fc.syncs) == (3, 6, 4)
 
 
 def test_workshop_recreate_5_replicas_goes_through_zero():
@@ -35,6 +60,13 @@ def test_max_surge_zero_replaces_in_place_one_at_a_time():
                          (0, 2, 2), (0, 3, 2), (0, 3, 3)]
     assert fc.max_pods_seen == 3
     assert fc.min_available_seen == 2
+
+
+def test_max_unavailable_2_without_surge_scales_old_down_by_2_then_one_per_ready_pod():
+    fc = forecast(4, "RollingUpdate", 0, 2)
+    assert steps(fc) == [(4, 0, 0), (2, 0, 0), (2, 2, 0), (2, 2, 1), (1, 2, 1), (1, 3, 1), (1, 3, 2), (0, 3, 2),
+                         (0, 4, 2), (0, 4, 3), (0, 4, 4)]
+    assert (fc.min_available_seen, fc.max_pods_seen, fc.syncs) == (2, 4, 6)
 
 
 def test_percentages_that_round_to_zero_still_progress():
@@ -82,10 +114,11 @@ def test_controller_bounds_hold_for_every_fencepost_pair(replicas):
 
 
 def reference(replicas, surge, unavailable):
-    """The forecast as it was simulated before: one controller round after another, no shortcut.
+    """The forecast's model run the plain way: pod after pod, no shortcut.
 
-    Each round one sync (scale the new ReplicaSet up if it may, else reconcile the old ones),
-    then every new pod gets ready; syncs that change nothing are not listed.
+    The controller syncs until a sync changes nothing (a sync scales the new ReplicaSet up if it may and stops
+    there, else reconciles the old ones; the sync that creates the new ReplicaSet does both); then one new pod
+    gets ready. Steps that repeat the previous one are not listed; syncs that change nothing are not counted.
     """
     from model.fenceposts import (
         ReplicaSet,
@@ -99,19 +132,27 @@ def reference(replicas, surge, unavailable):
     spec = Strategy("RollingUpdate", replicas, surge, unavailable)
     old, new, new_ready, syncs = replicas, 0, 0, 0
     out = [(old, new, new_ready)]
-    while not (old == 0 and new_ready == replicas):
-        syncs += 1
-        old_rs, new_rs = ReplicaSet(old, old), ReplicaSet(new, new_ready)
-        target = reconcile_new_replica_set(spec, [old_rs, new_rs], new_rs)
-        if target is not None:
-            new, new_ready = target, min(new_ready, target)
-        else:
-            old = reconcile_old_replica_sets(spec, [old_rs], new_rs)[0][0].replicas
+    first = True
+    while replicas and not (old == 0 and new_ready == replicas):
+        while True:  # syncs until nothing changes
+            before = (old, new)
+            target = reconcile_new_replica_set(spec, [ReplicaSet(old, old), ReplicaSet(new, new_ready)],
+                                               ReplicaSet(new, new_ready))
+            if target is not None:
+                new = target
+                out.append((old, new, new_ready))
+            if target is None or first:
+                old = reconcile_old_replica_sets(spec, [ReplicaSet(old, old)], ReplicaSet(new, new_ready))[0][0].replicas
+                out.append((old, new, new_ready))
+            first = False
+            if (old, new) == before:
+                break
+            syncs += 1
+        if old == 0 and new_ready == replicas:
+            break
+        assert new_ready < new, "the reference made no progress"
+        new_ready += 1
         out.append((old, new, new_ready))
-        if new_ready != new:
-            new_ready = new
-            out.append((old, new, new_ready))
-        assert syncs <= 4 * replicas + 4, "the reference made no progress"
     steps = [s for i, s in enumerate(out) if i == 0 or out[i - 1] != s]
     return steps, syncs, surge_of(spec), unavailable_of(spec)
 
@@ -134,7 +175,7 @@ def test_forecast_equals_the_reference_simulation_step_by_step(replicas):
         assert fc.omitted_steps == 0 and "omittedSteps" not in fc.to_json()
 
 
-@pytest.mark.parametrize("replicas,surge,unavailable", [(3333, 1, 0), (3000, 0, 1), (2500, 2, 1), (5000, "1%", 0)])
+@pytest.mark.parametrize("replicas,surge,unavailable", [(3333, 1, 0), (3000, 0, 1), (2500, 2, 1), (3300, "1%", 0)])
 def test_forecasts_up_to_the_listed_size_are_listed_in_full(replicas, surge, unavailable):
     want_steps, want_syncs, _, _ = reference(replicas, surge, unavailable)
     fc = forecast(replicas, "RollingUpdate", surge, unavailable)
@@ -165,7 +206,7 @@ def test_50000_replicas_surge_1_unavailable_0_finishes_at_once():
     fc = forecast(50_000, "RollingUpdate", 1, 0)
     assert time.perf_counter() - start < 0.5
     assert (fc.syncs, fc.min_available_seen, fc.max_pods_seen) == (100_000, 50_000, 50_001)
-    assert fc.total_steps == 150_001
+    assert fc.total_steps == 150_001  # three steps a pod: it gets ready, old scaled down, new scaled up
     assert fc.steps[0] == Step(50_000, 0, 0) and fc.steps[-1] == Step(0, 50_000, 50_000)
 
 
@@ -173,10 +214,13 @@ INT32_MAX = 2**31 - 1
 
 
 @pytest.mark.parametrize("surge,unavailable,syncs,fewest,most", [
-    ("25%", "25%", 6, 1_610_612_736, 2_684_354_559),
+    # 2 syncs to settle, 2 per pod while both ReplicaSets move, 1 per pod once the new one is full
+    ("25%", "25%", 2 + 2 * 1_073_741_824 + 536_870_912, 1_610_612_736, 2_684_354_559),
     (1, 0, 2 * INT32_MAX, INT32_MAX, INT32_MAX + 1),
     (0, 1, 2 * INT32_MAX, INT32_MAX - 1, INT32_MAX),
     ("0%", "1%", None, None, INT32_MAX),
+    ("100%", "100%", 1, 0, 2 * INT32_MAX),
+    ("250%", 0, INT32_MAX + 1, INT32_MAX, 2 * INT32_MAX),
 ])
 def test_int32_max_replicas_finish_at_once_with_exact_numbers(surge, unavailable, syncs, fewest, most):
     start = time.perf_counter()

@@ -40,6 +40,11 @@ NODE_ANNOTATION = "kwok.x-k8s.io/node"
 # kwok's own annotation (its `pod/general` stages read it): how long a pod takes to become Ready, as a Go duration.
 # The fast stages used here make pods Ready at once unless a pod carries it.
 READY_DELAY_ANNOTATION = "pod-ready.stage.kwok.x-k8s.io/delay"
+# A pod carrying READY_PACED_ANNOTATION stays not Ready until a test gives it READY_AT_ANNOTATION, the moment it
+# becomes Ready (RFC 3339, kwok's `delay.durationFrom` reads a time as "until then"): a test can then make pods
+# Ready one at a time, in an order and at intervals of its choosing.
+READY_PACED_ANNOTATION = "test.app-update/ready-paced"
+READY_AT_ANNOTATION = "test.app-update/ready-at"
 # The controllers the tests need, and those that keep a namespace usable (ServiceAccounts, the root CA ConfigMap,
 # cleanup) and nodes schedulable (node-lifecycle lifts the not-ready taint the API server's TaintNodesByCondition
 # admission puts on a new Node): not all of them (`*`), which would spend the shared cores on node IPAM, volumes,
@@ -356,9 +361,11 @@ def fake_node(name: str, zone: str) -> dict[str, Any]:
 
 def kwok_stages(directory: Path) -> list[dict[str, Any]]:
     """kwok's own Stage definitions (its module's kustomize/stage): nodes `fast` (made Ready at once) and
-    `heartbeat`, pods `fast` (Ready at once, deleted at once). One change to the `pod-ready` stage: the delay
-    kwok's `general` stages read from READY_DELAY_ANNOTATION, so a test can slow readiness down per pod and
-    watch a rolling update step by step; a pod without the annotation is Ready at once, as in `fast`."""
+    `heartbeat`, pods `fast` (Ready at once, deleted at once). One change to the `pod-ready` stage: its delay is
+    READY_AT_ANNOTATION's time if the pod has one, else READY_DELAY_ANNOTATION's duration (which kwok's `general`
+    stages read), and a pod with READY_PACED_ANNOTATION waits for READY_AT_ANNOTATION; so a test can slow
+    readiness down per pod, or pace it, and watch a rolling update step by step. A pod with none of them is Ready
+    at once, as in `fast`."""
     stages = []
     for group in ("node/fast", "node/heartbeat", "pod/fast"):
         for path in sorted((directory / group).glob("*.yaml")):
@@ -367,8 +374,11 @@ def kwok_stages(directory: Path) -> list[dict[str, Any]]:
             for doc in yaml.safe_load_all(path.read_text()):
                 if doc and doc.get("kind") == "Stage":
                     stages.append(doc)
+    paced, ready_at = (f'.metadata.annotations["{name}"]' for name in (READY_PACED_ANNOTATION, READY_AT_ANNOTATION))
     for stage in stages:
         if stage["metadata"]["name"] == "pod-ready":
             stage["spec"]["delay"] = {"durationMilliseconds": 0, "durationFrom": {
-                "expressionFrom": f'.metadata.annotations["{READY_DELAY_ANNOTATION}"]'}}
+                "expressionFrom": f'{ready_at} // .metadata.annotations["{READY_DELAY_ANNOTATION}"]'}}
+            stage["spec"]["selector"]["matchExpressions"].append(
+                {"key": f"{paced} == null or {ready_at} != null", "operator": "In", "values": ["true"]})
     return stages
