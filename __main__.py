@@ -1,4 +1,4 @@
-"""app-update: Recreate, RollingUpdate and Canary releases behind LoadBalancer Services.
+"""app-update: Recreate, RollingUpdate, Canary and BlueGreen releases behind LoadBalancer Services.
 
 Only wiring here: validated config in, components out.
 """
@@ -6,6 +6,7 @@ Only wiring here: validated config in, components out.
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.blue_green import BlueGreenPair
 from components.canary_pair import CanaryPair
 from components.cluster import KubeconfigCluster, KubeconfigClusterArgs
 from components.pod_template import ReleaseContext
@@ -48,7 +49,8 @@ context = ReleaseContext(
     kubernetes_version=config.cluster.kubernetes_version,
 )
 
-COMPONENTS = {"Recreate": RecreateDeployment, "RollingUpdate": RollingDeployment, "Canary": CanaryPair}
+COMPONENTS = {"Recreate": RecreateDeployment, "RollingUpdate": RollingDeployment, "Canary": CanaryPair,
+              "BlueGreen": BlueGreenPair}
 releases = {}
 for release in config.releases:
     component_class = COMPONENTS[release.strategy]
@@ -69,6 +71,12 @@ for release in config.releases:
         "requestedWeight": release.requested_weight,
         "effectiveWeight": release.effective_weight,
     }
+    if isinstance(component, BlueGreenPair):
+        releases[release.name].update({
+            "previewAddress": component.preview_address,
+            "previewService": release.preview_service_name,
+            "activeColor": release.active,
+        })
 
 pulumi.export("namespace", namespace.metadata.name)
 pulumi.export("clusterMode", config.cluster.mode)

@@ -18,6 +18,8 @@ from model.fenceposts import scaled_value
 NAME_LABEL = "app.kubernetes.io/name"
 TRACK_LABEL = "app-update/track"
 VERSION_LABEL = "app.kubernetes.io/version"
+# A BlueGreen color's pods: `version: blue|green` (the workshop's `version` label, with the color as its value).
+COLOR_LABEL = "version"
 CHANGE_CAUSE = "kubernetes.io/change-cause"
 CONTAINER_NAME = "app"
 PORT_NAME = "http"
@@ -51,11 +53,13 @@ class ReleaseContext:
         return int(self.kubernetes_version.split(".")[1]) >= minor
 
 
-def selector_labels(release: Release, track: str | None = None) -> dict[str, str]:
+def selector_labels(release: Release, track: str | None = None, color: str | None = None) -> dict[str, str]:
     """Labels a Deployment selects on. Never the image tag: a new tag must not replace it."""
     labels = {NAME_LABEL: release.name}
     if track is not None:
         labels[TRACK_LABEL] = track
+    if color is not None:
+        labels[COLOR_LABEL] = color
     return labels
 
 
@@ -64,8 +68,8 @@ def object_labels(release: Release) -> dict[str, str]:
     return {NAME_LABEL: release.name, "app.kubernetes.io/part-of": "app-update", "app.kubernetes.io/managed-by": "pulumi"}
 
 
-def pod_labels(release: Release, tag: str, track: str | None = None) -> dict[str, str]:
-    labels = {**object_labels(release), **selector_labels(release, track)}
+def pod_labels(release: Release, tag: str, track: str | None = None, color: str | None = None) -> dict[str, str]:
+    labels = {**object_labels(release), **selector_labels(release, track, color)}
     # Like the workshop's `version: v1` label, so `kubectl get pods -l` can tell versions apart
     # (a tag pinned by digest, `v2@sha256:...`, is labelled with its tag).
     version = tag.split("@", 1)[0]
@@ -88,7 +92,7 @@ def pre_stop_pause(seconds: int, kubernetes_version: str) -> k8s.core.v1.Lifecyc
 
 
 def pod_template(release: Release, tag: str, track: str | None = None,
-                 kubernetes_version: str = "1.35") -> k8s.core.v1.PodTemplateSpecArgs:
+                 kubernetes_version: str = "1.35", color: str | None = None) -> k8s.core.v1.PodTemplateSpecArgs:
     probe_get = k8s.core.v1.HTTPGetActionArgs(path=release.health_path, port=PORT_NAME)
     resources = k8s.core.v1.ResourceRequirementsArgs(
         requests=dict(release.resources.requests) or None,
@@ -126,12 +130,12 @@ def pod_template(release: Release, tag: str, track: str | None = None,
     spread = [
         k8s.core.v1.TopologySpreadConstraintArgs(
             max_skew=1, topology_key=key, when_unsatisfiable="ScheduleAnyway",
-            label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector_labels(release, track)),
+            label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector_labels(release, track, color)),
         )
         for key in SPREAD_TOPOLOGY_KEYS
     ]
     return k8s.core.v1.PodTemplateSpecArgs(
-        metadata=k8s.meta.v1.ObjectMetaArgs(labels=pod_labels(release, tag, track)),
+        metadata=k8s.meta.v1.ObjectMetaArgs(labels=pod_labels(release, tag, track, color)),
         spec=k8s.core.v1.PodSpecArgs(
             containers=[container],
             topology_spread_constraints=spread,
@@ -159,31 +163,33 @@ def deployment(
     parent: pulumi.Resource,
     track: str | None = None,
     depends_on: list[pulumi.Resource] | None = None,
+    color: str | None = None,
 ) -> k8s.apps.v1.Deployment:
     """A Deployment of the shared pod template, parented to its release component, and its
-    PodDisruptionBudget when it runs PDB_MIN_REPLICAS pods or more."""
+    PodDisruptionBudget when it runs PDB_MIN_REPLICAS pods or more. `track` (a canary's) or `color` (a
+    blue-green release's) is a selector label of its own, so two Deployments of a release never share pods."""
     created = k8s.apps.v1.Deployment(
         resource_name,
         metadata=k8s.meta.v1.ObjectMetaArgs(
             name=object_name,
             namespace=context.namespace,
-            labels=pod_labels(release, tag, track),
+            labels=pod_labels(release, tag, track, color),
             annotations={CHANGE_CAUSE: change_cause(context.stack, release, tag)},
         ),
         spec=k8s.apps.v1.DeploymentSpecArgs(
             replicas=replicas,
-            selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector_labels(release, track)),
+            selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector_labels(release, track, color)),
             strategy=strategy,
             min_ready_seconds=release.min_ready_seconds,
             progress_deadline_seconds=release.progress_deadline_seconds,
             revision_history_limit=REVISION_HISTORY_LIMIT,
-            template=pod_template(release, tag, track, context.kubernetes_version),
+            template=pod_template(release, tag, track, context.kubernetes_version, color),
         ),
         opts=pulumi.ResourceOptions(parent=parent, provider=context.provider, depends_on=depends_on),
     )
     if replicas >= PDB_MIN_REPLICAS:
         disruption_budget(f"{resource_name}-pdb", object_name=object_name, release=release, context=context,
-                          replicas=replicas, parent=parent, track=track)
+                          replicas=replicas, parent=parent, track=track, color=color)
     return created
 
 
@@ -196,8 +202,8 @@ def disruption_budget_pods(release: Release, replicas: int) -> int:
 
 
 def disruption_budget(resource_name: str, *, object_name: str, release: Release, context: ReleaseContext,
-                      replicas: int, parent: pulumi.Resource,
-                      track: str | None = None) -> k8s.policy.v1.PodDisruptionBudget:
+                      replicas: int, parent: pulumi.Resource, track: str | None = None,
+                      color: str | None = None) -> k8s.policy.v1.PodDisruptionBudget:
     """Limits voluntary disruptions (drains, node-group upgrades) of exactly one Deployment's pods."""
     return k8s.policy.v1.PodDisruptionBudget(
         resource_name,
@@ -205,7 +211,7 @@ def disruption_budget(resource_name: str, *, object_name: str, release: Release,
                                             labels=object_labels(release)),
         spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
             max_unavailable=disruption_budget_pods(release, replicas),
-            selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector_labels(release, track)),
+            selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector_labels(release, track, color)),
             # A pod that is not ready protects nothing: let a drain evict it (on by default from 1.27).
             unhealthy_pod_eviction_policy="AlwaysAllow" if context.at_least(27) else None,
         ),

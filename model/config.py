@@ -172,26 +172,56 @@ class Release:
     # Requests routed to the canary whatever the weight (header/cookie routes), and session affinity.
     match: Match | None = None
     sticky: bool = False
+    # BlueGreen: the color the active Service selects, each color (None: never deployed) and the preview Service.
+    # A color's Track has the pods it runs: the release's replicas (complete) or 0 (scaled down).
+    active: str | None = None
+    blue: Track | None = None
+    green: Track | None = None
+    preview_service_name: str | None = None
 
     @property
     def tracks(self) -> tuple[Track, ...]:
-        return tuple(t for t in (self.stable, self.canary) if t is not None)
+        """A canary's tracks, or a blue-green release's colors (those present in config)."""
+        return tuple(t for t in (self.stable, self.canary, self.blue, self.green) if t is not None)
+
+    @property
+    def idle(self) -> str | None:
+        """BlueGreen: the color the preview Service selects (the one that is not active)."""
+        return None if self.active is None else schema.other_color(self.active)
+
+    @property
+    def colors(self) -> dict[str, Track | None]:
+        """BlueGreen: each color, None where config has none."""
+        return {"blue": self.blue, "green": self.green}
+
+    def color_replicas(self, color: str) -> int:
+        """BlueGreen: a color's pods (0 when absent or scaled down)."""
+        track = self.colors[color]
+        return 0 if track is None else track.replicas
 
     def tags(self) -> dict[str, str]:
-        """Image tag per track ("app" for single-track releases)."""
-        if self.strategy == "Canary":
+        """Image tag per track ("app" for single-track releases; per color present for BlueGreen)."""
+        if self.strategy in ("Canary", "BlueGreen"):
             return {t.name: t.tag for t in self.tracks}
         return {"app": self.tag or ""}
 
     def images(self) -> dict[str, str]:
-        """Image reference per track ("app" for single-track releases)."""
-        return {track: f"{self.image}:{tag}" for track, tag in self.tags().items()}
+        """Image reference per track ("app" for single-track releases). A BlueGreen release's also has "app",
+        the image its users get: the active color's."""
+        images = {track: f"{self.image}:{tag}" for track, tag in self.tags().items()}
+        if self.strategy == "BlueGreen" and self.active in images:
+            images["app"] = images[self.active]
+        return images
 
     def object_names(self) -> dict[str, tuple[str, ...]]:
         """The names this release's objects take in the namespace, per kind (PodDisruptionBudgets
         share their Deployment's name). A `dns` canary's weighted records, named by their DNS name,
         count as kind ROUTE53_RECORD: two releases must not write the same one."""
         svc = self.service_name
+        if self.strategy == "BlueGreen":
+            # Both colors' names, present or not: the idle one may come with the next `rollout bluegreen`.
+            assert self.preview_service_name is not None
+            return {"Deployment": (f"{self.name}-blue", f"{self.name}-green"), "Service": (svc, self.preview_service_name)}
         if self.strategy != "Canary":
             return {"Deployment": (self.name,), "Service": (svc,)}
         deployments = (f"{self.name}-stable", f"{self.name}-canary")
@@ -224,6 +254,10 @@ class Release:
         """The logical names of this release's Pulumi resources under its component, per kind. Two
         releases of one strategy with the same name here would register the same URN."""
         name = self.name
+        if self.strategy == "BlueGreen":
+            return {"Deployment": (f"{name}-blue", f"{name}-green"),
+                    "PodDisruptionBudget": (f"{name}-blue-pdb", f"{name}-green-pdb"),
+                    "Service": (f"{name}-service", f"{name}-preview-service")}
         if self.strategy != "Canary":
             return {"Deployment": (f"{name}-deployment",), "Service": (f"{name}-service",),
                     "PodDisruptionBudget": (f"{name}-deployment-pdb",)}
@@ -252,7 +286,7 @@ class Release:
         the program cannot know it)."""
         svc = self.service_name
         if self.strategy != "Canary" or self.traffic in ("replicas", "nlb"):
-            return f"Service {svc} status (its load balancer)"
+            return f"Service {svc} status (its load balancer)"  # (BlueGreen: the active Service)
         if self.traffic in ("alb", "nginx", "skipper"):
             return f"Ingress {svc} status (its load balancer)"
         if self.traffic == "dns":
@@ -266,7 +300,9 @@ class Release:
                 f"in the mesh: callers of Service {svc}")
 
     def replica_counts(self) -> dict[str, int]:
-        """Pods per track ("app" for single-track releases)."""
+        """Pods per track ("app" for single-track releases; both colors, 0 where absent, for BlueGreen)."""
+        if self.strategy == "BlueGreen":
+            return {color: self.color_replicas(color) for color in schema.COLORS}
         if self.strategy == "Canary":
             return {t.name: t.replicas for t in self.tracks}
         return {"app": self.replicas}
@@ -359,7 +395,13 @@ def _cluster(given: schema.KubeconfigCluster | schema.EksCluster | None) -> Clus
     )
 
 
-def _release(name: str, given: schema.RecreateRelease | schema.RollingRelease | schema.CanaryRelease,
+# A BlueGreen color's Deployment rolls only when its tag changes while it is up, which `rollout bluegreen` never does
+# to the active color: if someone does, it keeps every pod serving (nothing unavailable, a quarter more at a time).
+BLUE_GREEN_SURGE, BLUE_GREEN_UNAVAILABLE = "25%", 0
+
+
+def _release(name: str, given: schema.RecreateRelease | schema.RollingRelease | schema.CanaryRelease
+             | schema.BlueGreenRelease,
              namespace: str = "app-update", region: str | None = None, load_balancer_controller: bool = False) -> Release:
     common = dict(
         name=name, strategy=given.strategy, image=given.image or DEFAULT_IMAGE, port=given.port or 8080,
@@ -371,6 +413,13 @@ def _release(name: str, given: schema.RecreateRelease | schema.RollingRelease | 
     )
     if isinstance(given, schema.RecreateRelease):
         return Release(**common, replicas=1 if given.replicas is None else given.replicas, tag=given.tag)
+    if isinstance(given, schema.BlueGreenRelease):
+        colors = {color: Track(color, spec.tag, given.color_replicas(color))
+                  for color, spec in given.colors.items() if spec is not None}
+        return Release(**common, replicas=given.size, max_surge=BLUE_GREEN_SURGE,
+                       max_unavailable=BLUE_GREEN_UNAVAILABLE, active=given.active, blue=colors.get("blue"),
+                       green=colors.get("green"),
+                       preview_service_name=given.preview_service or schema.default_preview_service(common["service_name"]))
     surge = DEFAULT_SURGE if given.max_surge is None else given.max_surge
     unavailable = DEFAULT_UNAVAILABLE if given.max_unavailable is None else given.max_unavailable
     if isinstance(given, schema.RollingRelease):
@@ -411,6 +460,22 @@ def _match(given: schema.CanaryMatch | None) -> Match | None:
     header = given.header
     return Match(header_name=header.name if header else None, header_value=header.value if header else None,
                  header_regex=header.regex if header else None, cookie=given.cookie)
+
+
+def _blue_green_services(releases: list[Release]) -> list[str]:
+    """A BlueGreen release's preview Service is a Service name of its own (the default one too)."""
+    problems = []
+    for release in releases:
+        preview = release.preview_service_name
+        if release.strategy != "BlueGreen" or preview is None:
+            continue
+        if preview == release.service_name:
+            problems.append(f"{PROJECT}:releases.{release.name}.previewServiceName: must differ from the active "
+                            f"Service's name ({preview!r}): each selects another color")
+        elif len(preview) > 63:
+            problems.append(f"{PROJECT}:releases.{release.name}.previewServiceName: is required here: the default, "
+                            f"{preview!r}, is longer than a Service name's 63 characters")
+    return problems
 
 
 def _unique_names(releases: list[Release]) -> list[str]:
@@ -490,7 +555,7 @@ def validate(raw: Mapping[str, Any], stack: str, extra: Mapping[str, Any] | None
     lbc = bool(settings.cluster and settings.cluster.load_balancer_controller)
     releases = [_release(name, given, namespace, region if isinstance(region, str) else None, lbc)
                 for name, given in settings.releases.items()]
-    problems = _unique_names(releases)
+    problems = _blue_green_services(releases) + _unique_names(releases)
     if problems:
         raise ConfigError(problems)
     return StackConfig(

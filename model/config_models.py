@@ -37,7 +37,9 @@ from model import fenceposts
 from model.quantity import MAX_QUANTITY_LENGTH, parse_quantity
 
 PROJECT = "app-update"
-STRATEGIES = ("Recreate", "RollingUpdate", "Canary")
+STRATEGIES = ("Recreate", "RollingUpdate", "Canary", "BlueGreen")
+# A BlueGreen release's two colors: two Deployments, one behind the active Service and one behind the preview Service.
+COLORS = ("blue", "green")
 TRAFFIC_MODES = ("replicas", "nlb", "alb", "nginx", "gateway", "istio", "skipper", "dns")
 # Modes that take `gateway` (a Gateway API or Istio Gateway to bind to) and `ingressClass`.
 GATEWAY_MODES = ("gateway", "istio")
@@ -72,6 +74,8 @@ SUPPORTED_KUBERNETES_VERSIONS = tuple(f"1.{minor}" for minor in range(25, 38))
 INT32_MAX = 2**31 - 1
 # A canary's Services are `<release>-stable`/`-canary`; a Service name is at most 63 characters.
 MAX_RELEASE_NAME = 63 - len("-canary")
+# A BlueGreen release's default preview Service is `<serviceName>-preview`.
+PREVIEW_SUFFIX = "-preview"
 
 # Kubernetes name rules (apimachinery validation), matched whole (fullmatch: "app\n" is no name).
 DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
@@ -646,20 +650,130 @@ class CanaryRelease(ReleaseBase):
         return replicas
 
 
-Release = Annotated[RecreateRelease | RollingRelease | CanaryRelease, Field(discriminator="strategy")]
-RELEASE_MODELS = {"Recreate": RecreateRelease, "RollingUpdate": RollingRelease, "Canary": CanaryRelease}
+class Color(Section):
+    """A BlueGreen release's color (`blue`, `green`): the tag it runs and, when 0, that it is scaled down."""
+
+    tag: ImageTag
+    # None: the release's replicas (complete); 0: scaled down, its tag kept on record.
+    replicas: Integer(0) | None = None
+
+
+class BlueGreenRelease(ReleaseBase):
+    """Two complete colors of one app: the active Service selects one, the preview Service the other.
+
+    Traffic moves all at once, by switching `active` (the Services' selectors); each color is either complete
+    (the release's replicas) or scaled down to 0, never in between."""
+
+    strategy: Literal["BlueGreen"]
+    preview_service: Text(DNS1035_LABEL, "must be a DNS-1035 label (a Service name)", 63) | None = Field(
+        None, alias="previewServiceName")
+    replicas: Integer(0) | None = None
+    active: Choice(COLORS)
+    # After replicas and active: their checks read them. Validated when absent too (the active one is required).
+    blue: Annotated[Color, BeforeValidator(_drop_nulls)] | None = Field(None, validate_default=True)
+    green: Annotated[Color, BeforeValidator(_drop_nulls)] | None = Field(None, validate_default=True)
+
+    @field_validator("preview_service")
+    @classmethod
+    def _preview_differs(cls, name: str | None, info: ValidationInfo) -> str | None:
+        if name is not None and name == info.data.get("service_name"):
+            raise rule(f"must differ from serviceName ({name!r}): the preview Service selects the idle color, the "
+                       "active one the active color")
+        return name
+
+    @field_validator("blue", "green")
+    @classmethod
+    def _complete_or_scaled_down(cls, color: Color | None, info: ValidationInfo) -> Color | None:
+        name = info.field_name
+        replicas = info.data.get("replicas")
+        size = 1 if replicas is None else replicas
+        if color is None:
+            if info.data.get("active") == name:
+                raise rule(f"is required: active is {name!r}, so {name} needs a tag ({name}: {{tag: v1}})")
+            return None
+        if "replicas" not in info.data or color.replicas is None:  # (replicas absent from data: it is wrong itself)
+            return color
+        if color.replicas not in (0, size):
+            raise rule(f"must be 0 (scaled down) or omitted/{size} (the release's replicas; got {color.replicas}): a "
+                       "color is either complete or scaled down, because blue-green switches all traffic at once to "
+                       "a complete color", at=(name, "replicas"))
+        if color.replicas == 0 and size > 0 and info.data.get("active") == name:
+            raise rule(f"must not be 0 while {name} is active: the active Service would select no pod (scale the idle "
+                       "color down, or switch active first)", at=(name, "replicas"))
+        return color
+
+    # The helpers `rollout bluegreen` and the components read.
+    @property
+    def idle(self) -> str:
+        """The color the preview Service selects: the one that is not active."""
+        return other_color(self.active)
+
+    @property
+    def colors(self) -> dict[str, Color | None]:
+        return {"blue": self.blue, "green": self.green}
+
+    @property
+    def size(self) -> int:
+        """Each color's size when it is up: the release's replicas (default 1)."""
+        return 1 if self.replicas is None else self.replicas
+
+    def color_replicas(self, color: str) -> int:
+        """Pods of a color: 0 if absent or scaled down, else the release's replicas."""
+        given = self.colors[color]
+        if given is None:
+            return 0
+        return self.size if given.replicas is None else given.replicas
+
+    @property
+    def preview_service_name(self) -> str:
+        """The preview Service's name, when serviceName is given (else the loader resolves it from the release's
+        name, model/config.py)."""
+        return self.preview_service or default_preview_service(self.service_name or "")
+
+    def tags(self) -> dict[str, str]:
+        return {name: color.tag for name, color in self.colors.items() if color is not None}
+
+    def replica_counts(self) -> dict[str, int]:
+        return {name: self.color_replicas(name) for name in COLORS}
+
+
+def other_color(color: str) -> str:
+    """blue -> green, green -> blue."""
+    return COLORS[1 - COLORS.index(color)]
+
+
+def default_preview_service(service_name: str) -> str:
+    """`<serviceName>-preview`, the preview Service when previewServiceName is not given."""
+    return f"{service_name}{PREVIEW_SUFFIX}"
+
+
+Release = Annotated[RecreateRelease | RollingRelease | CanaryRelease | BlueGreenRelease,
+                    Field(discriminator="strategy")]
+RELEASE_MODELS = {"Recreate": RecreateRelease, "RollingUpdate": RollingRelease, "Canary": CanaryRelease,
+                  "BlueGreen": BlueGreenRelease}
 
 # Keys that belong to another strategy: what to say instead of "unknown key".
 CANARY_KEYS = ("stable", "canary", "traffic", "ingressClass", "gateway", "dns")
+BLUE_GREEN_KEYS = ("active", "blue", "green", "previewServiceName")
+_ROLLING_ONLY = ("is a RollingUpdate setting: a BlueGreen color never rolls while it serves; the new version starts "
+                 "complete on the idle color")
 MISPLACED = {
     "Recreate": {
         "maxSurge": "is a RollingUpdate setting: the Kubernetes API rejects rollingUpdate settings with strategy Recreate",
         "maxUnavailable": "is a RollingUpdate setting: the Kubernetes API rejects rollingUpdate settings with strategy "
                           "Recreate",
         **{key: "belongs to Canary releases only" for key in CANARY_KEYS},
+        **{key: "belongs to BlueGreen releases only" for key in BLUE_GREEN_KEYS},
     },
-    "RollingUpdate": {key: "belongs to Canary releases only" for key in CANARY_KEYS},
-    "Canary": {"tag": "a Canary release has no single tag: set stable.tag and canary.tag"},
+    "RollingUpdate": {**{key: "belongs to Canary releases only" for key in CANARY_KEYS},
+                      **{key: "belongs to BlueGreen releases only" for key in BLUE_GREEN_KEYS}},
+    "Canary": {"tag": "a Canary release has no single tag: set stable.tag and canary.tag",
+               **{key: "belongs to BlueGreen releases only" for key in BLUE_GREEN_KEYS}},
+    "BlueGreen": {
+        "tag": "a BlueGreen release has no single tag: set the colors' tags (blue.tag, green.tag) and active",
+        "maxSurge": _ROLLING_ONLY, "maxUnavailable": _ROLLING_ONLY,
+        **{key: "belongs to Canary releases only" for key in CANARY_KEYS},
+    },
 }
 
 
@@ -939,7 +1053,7 @@ def _model_at(loc: list[Any], data: Mapping[str, Any]) -> tuple[type[Section] | 
         if len(loc) == 2:
             return RELEASE_MODELS.get(strategy), MISPLACED.get(strategy, {})
         nested = {"stable": Track, "canary": CanaryTrack, "resources": Resources, "gateway": GatewaySettings,
-                  "dns": DnsSettings}
+                  "dns": DnsSettings, "blue": Color, "green": Color}
         if len(loc) == 3:
             return nested.get(loc[2]), {}
         if loc[2] == "resources":
@@ -981,6 +1095,7 @@ def stack_file_schema() -> dict[str, Any]:
     _choices_as_if_then(settings)
     _choices_as_if_then(definitions)
     definitions["CanaryRelease"]["allOf"] = _traffic_rules()  # before _value_rules, which adds to it
+    definitions["BlueGreenRelease"]["allOf"] = _color_rules()
     _value_rules(settings, definitions)
     properties: dict[str, Any] = {}
     for key, schema in settings["properties"].items():
@@ -1096,6 +1211,13 @@ def _traffic_rules() -> list[dict[str, Any]]:
         _when(STICKY_MODES, {}, {"properties": {"canary": {"properties": {"sticky": {
             "not": {"enum": [True, "true"]}, "description": "sticky sessions: traffic " + ", ".join(STICKY_MODES)}}}}}),
     ]
+
+
+def _color_rules() -> list[dict[str, Any]]:
+    """A BlueGreen release's active color is configured (the loader also checks each color's replicas: 0 or the
+    release's, which JSON Schema cannot compare)."""
+    return [{"if": {"properties": {"active": {"const": color}}, "required": ["active"]},
+             "then": {"required": [color], "description": f"active: {color} needs {color}.tag"}} for color in COLORS]
 
 
 def _without(key: str) -> dict[str, Any]:

@@ -2,9 +2,11 @@
 
 The program exports it as the stack output `releaseRecords` (one entry per release):
 
-- `image`: the reference the release serves (a canary's stable track), `repo:tag@sha256:...`
+- `image`: the reference the release serves (a canary's stable track, a blue-green release's active color),
+  `repo:tag@sha256:...`
   once `rollout promote` has pinned it; `digest`: the `sha256:...` part, or None for a bare tag.
-- `config`: the release's strategy, tags and replicas per track, as this update applied them.
+- `config`: the release's strategy, tags and replicas per track (per color), as this update applied them; a
+  blue-green release's also names its `activeColor`.
 - `verification`: how the release got here, from `app-update:verification.<release>` (written by
   `rollout promote`, `rollout verify` and a passed `rollout canary`, each as part of the update it
   records): `how` (promotion, approved, canary, bluegreen, verify), `revision` (the update that
@@ -36,7 +38,8 @@ def split_tag(tag: str) -> tuple[str, str | None]:
 
 
 def served_image(release: Release) -> str:
-    """The image the release serves its users: the app's, or a canary's stable track."""
+    """The image the release serves its users: the app's, a canary's stable track, or a blue-green release's active
+    color (its images()' "app")."""
     images = release.images()
     return images.get("app") or images.get("stable") or ""
 
@@ -45,10 +48,13 @@ def record(release: Release, verification: dict[str, Any] | None) -> dict[str, A
     image = served_image(release)
     digest = image.split("@", 1)[1] if "@" in image else None
     verified = verification if verification and verification.get("image") == image else MANUAL
+    config: dict[str, Any] = {"strategy": release.strategy, "tags": release.tags(), "replicas": release.replica_counts()}
+    if release.strategy == "BlueGreen":
+        config["activeColor"] = release.active
     return {
         "image": image,
         "digest": digest,
-        "config": {"strategy": release.strategy, "tags": release.tags(), "replicas": release.replica_counts()},
+        "config": config,
         "verification": dict(verified),
     }
 

@@ -359,6 +359,8 @@ def render_text(plan: dict[str, Any], manifest_note: str = "") -> str:
             head += f" (traffic: {r['traffic']['mode']})"
         lines.append(head)
         for track, image in r["images"].items():
+            if track not in r["replicas"]:  # a blue-green release's "app" is its active color's image
+                continue
             label = "image" if track == "app" else track
             lines.append(f"    {label:<11}{image} × {r['replicas'][track]}")
         svc = r["service"]

@@ -21,6 +21,12 @@ def canary(**overrides):
     return release
 
 
+def bluegreen(**overrides):
+    release = {"strategy": "BlueGreen", "replicas": 4, "active": "blue", "blue": {"tag": "v1"}}
+    release.update(overrides)
+    return {k: v for k, v in release.items() if v is not None}
+
+
 def problems(raw, extra=None):
     raw = dict(raw)
     if raw.pop("_region", False):  # an eks stack needs a region; give it one
@@ -55,7 +61,7 @@ INVALID = [
     (releases(app=rolling(port=0)), "releases.app.port", "between 1 and 65535"),
     (releases(app=rolling(port=70000)), "releases.app.port", "between 1 and 65535"),
     (releases(app=rolling(servicePort=65536)), "releases.app.servicePort", "between 1 and 65535"),
-    (releases(app=rolling(strategy="BlueGreen")), "releases.app.strategy", "must be one of Recreate, RollingUpdate, Canary"),
+    (releases(app=rolling(strategy="Shadow")), "releases.app.strategy", "must be one of Recreate, RollingUpdate, Canary, BlueGreen"),
     (releases(app=rolling(strategy=None)), "releases.app.strategy", "is required"),
     (releases(app=rolling(maxsurge=1)), "releases.app.maxsurge", "did you mean 'maxSurge'?"),
     (releases(app=rolling(replica=3)), "releases.app.replica", "did you mean 'replicas'?"),
@@ -208,6 +214,29 @@ INVALID = [
                    "canary": {"tag": "v2", "replicas": 1}}), "releases.app", "traffic 'skipper' splits by weight"),
     (releases(app=canary(traffic="istio", replicas=0)), "releases.app.replicas", "at least 1 with traffic 'istio'"),
     (releases(app=canary(traffic="skipper", ingressClass="Skipper")), "releases.app.ingressClass", "IngressClass"),
+    # BlueGreen: the active color, each color complete or scaled down, keys of other strategies
+    (releases(app=bluegreen(active=None)), "releases.app.active", "is required"),
+    (releases(app=bluegreen(active="red")), "releases.app.active", "must be one of blue, green"),
+    (releases(app=bluegreen(active="green")), "releases.app.green", "is required: active is 'green'"),
+    (releases(app=bluegreen(green={"tag": "v2", "replicas": 2})), "releases.app.green.replicas",
+     "complete or scaled down"),
+    (releases(app=bluegreen(blue={"tag": "v1", "replicas": 0}, green={"tag": "v2"})), "releases.app.blue.replicas",
+     "must not be 0 while blue is active"),
+    (releases(app=bluegreen(blue={"tag": "v 1"})), "releases.app.blue.tag", "must be an image tag"),
+    (releases(app=bluegreen(blue={"tag": "v1", "replics": 4})), "releases.app.blue.replics",
+     "did you mean 'replicas'?"),
+    (releases(app=bluegreen(tag="v1")), "releases.app.tag", "a BlueGreen release has no single tag"),
+    (releases(app=bluegreen(maxSurge=1)), "releases.app.maxSurge", "a BlueGreen color never rolls"),
+    (releases(app=bluegreen(traffic="nlb")), "releases.app.traffic", "belongs to Canary releases only"),
+    (releases(app=rolling(active="blue")), "releases.app.active", "belongs to BlueGreen releases only"),
+    (releases(app=canary(previewServiceName="app-preview")), "releases.app.previewServiceName",
+     "belongs to BlueGreen releases only"),
+    (releases(app=bluegreen(serviceName="web", previewServiceName="web")), "releases.app.previewServiceName",
+     "must differ from serviceName"),
+    (releases(app=bluegreen(previewServiceName="Web")), "releases.app.previewServiceName", "DNS-1035"),
+    (releases(app=bluegreen(serviceName="a" * 56)), "releases.app.previewServiceName", "is required here"),
+    (releases(app=bluegreen(previewServiceName="web"), web=rolling()), "releases.web.serviceName",
+     "Service name 'web' is already used by release 'app'"),
 ]
 
 

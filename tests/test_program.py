@@ -46,7 +46,9 @@ def test_selectors_never_overlap_between_deployments(stack_runs, stack):
     for name, dep in deps.items():
         selector = dep["spec"]["selector"]["matchLabels"]
         assert selects(selector, pod_labels(dep)), name
-        assert not any(k.endswith("version") for k in selector), "an image tag must never be in a selector"
+        tags = {dep["spec"]["template"]["spec"]["containers"][0]["image"].rsplit(":", 1)[-1].split("@")[0]}
+        assert "app.kubernetes.io/version" not in selector and not tags & set(selector.values()), \
+            "an image tag must never be in a selector"
         for other_name, other in deps.items():
             if other_name != name:
                 assert not selects(selector, pod_labels(other)), f"{name} would adopt pods of {other_name}"
@@ -65,7 +67,7 @@ def test_dev_is_the_workshop(stack_runs):
     # At rest: the workshop's 2 + 2 split is a commented example in the file (next test).
     assert (deps["app-stable"]["spec"]["replicas"], deps["app-canary"]["spec"]["replicas"]) == (4, 0)
     svcs = services(run)
-    assert set(svcs) == {"app-recreate", "app-rolling", "app-service"}
+    assert set(svcs) == {"app-recreate", "app-rolling", "app-service", "app-bg-service", "app-bg-preview"}
     for svc in svcs.values():
         assert svc["spec"]["type"] == "LoadBalancer"
         assert svc["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}]
@@ -299,15 +301,18 @@ def test_the_pre_stop_pause_uses_the_sleep_action_only_where_the_version_has_it(
     assert container["lifecycle"]["preStop"] == handler
 
 
-@pytest.mark.parametrize("strategy", ["Recreate", "RollingUpdate", "Canary"])
+@pytest.mark.parametrize("strategy", ["Recreate", "RollingUpdate", "Canary", "BlueGreen"])
 def test_each_release_component_aliases_the_other_strategies(strategy):
     release = workshop_release(strategy=strategy) if strategy != "Canary" else {
         "strategy": "Canary", "replicas": 4, "stable": {"tag": "v1"}, "canary": {"tag": "v2", "weight": 0}}
     if strategy == "Recreate":
         release = {"strategy": "Recreate", "tag": "v1", "replicas": 2}
+    if strategy == "BlueGreen":
+        release = {"strategy": "BlueGreen", "replicas": 2, "active": "blue", "blue": {"tag": "v1"}}
     run = ok_run({"app": release})
     [component] = [r for r in run.resources if not r.custom and r.name == "app"]
-    others = {"Recreate": "RecreateDeployment", "RollingUpdate": "RollingDeployment", "Canary": "CanaryPair"}
+    others = {"Recreate": "RecreateDeployment", "RollingUpdate": "RollingDeployment", "Canary": "CanaryPair",
+              "BlueGreen": "BlueGreenPair"}
     expected = {f"app-update:index:{t}" for s, t in others.items() if s != strategy}
     assert {alias["type"] for alias in component.aliases} == expected
 

@@ -39,7 +39,7 @@ SCHEMA_REFUSES = [
     ("a string for a number", {"app": rolling(replicas="5")}),
     ("an int32 overflow", {"app": rolling(replicas=2**31)}),
     ("a release name that is no DNS label", {"App_1": rolling()}),
-    ("an unknown strategy", {"app": rolling(strategy="BlueGreen")}),
+    ("an unknown strategy", {"app": rolling(strategy="Shadow")}),
     ("a bad fencepost", {"app": rolling(maxSurge="5")}),
     ("an unknown track key", {"app": {"strategy": "Canary", "replicas": 2, "stable": {"tag": "v1"},
                                       "canary": {"tag": "v2", "wieght": 5}}}),

@@ -59,7 +59,7 @@ BROKEN = [
      "10.10.0.0/33"),
     ("a /8 network", stack(cluster={**EKS, "vpcCidr": "10.0.0.0/8"}, **{"aws:region": "us-west-2"}), "10.0.0.0/8"),
     ("a misspelt key of a canary track", stack({"app": canary(canary={"tag": "v2", "wieght": 5})}), "wieght"),
-    ("an unknown strategy", stack({"app": rolling(strategy="BlueGreen")}), "BlueGreen"),
+    ("an unknown strategy", stack({"app": rolling(strategy="Shadow")}), "Shadow"),
     ("an unknown cluster mode", stack(cluster={"mode": "gke"}), "gke"),
     ("an EKS key on a kubeconfig cluster", stack(cluster={"mode": "kubeconfig", "natGateways": "single"}),
      "natGateways"),
@@ -125,6 +125,12 @@ SCHEMA_CANNOT = {
     "releases.app.dns.name:must be in zone example.com": "compares two names (a suffix of another value)",
     "cluster.nodes:min <= desired <= max": "compares three numbers",
     "cluster.endpointPublicAccessCidrs[0]:no host bits": "host bits are arithmetic on the address and the prefix",
+    "releases.app.green.replicas:complete or scaled down": "compares a color's replicas with the release's",
+    "releases.app.blue.replicas:must not be 0 while blue is active": "cross-key: active, the release's replicas "
+                                                                      "and the color's",
+    "releases.app.previewServiceName:must differ from serviceName": "compares two names",
+    "releases.app.previewServiceName:is required here": "the length of a name made from another value",
+    "releases.web.serviceName:Service name 'web' is already used": "compares names across releases",
 }
 
 
