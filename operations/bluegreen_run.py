@@ -71,13 +71,13 @@ from operations import lease as leases
 from operations.canary_run import (
     Clock,
     Prober,
+    RunLog,
     StepResult,
-    _Log,
-    _percent,
-    _probe_url,
-    _rate,
-    _Tracker,
+    Tracker,
     duration_argument,
+    percent_argument,
+    probe_url_argument,
+    rate_argument,
 )
 from operations.lease import Heartbeat, Lease, LeaseLost
 from operations.stacks import OperationError, StackLike
@@ -211,7 +211,7 @@ def _put_verification(stack: StackLike, release: str, record: dict[str, Any] | N
 # ---------------------------------------------------------------------------------------------
 
 
-class _ColorTracker(_Tracker):
+class _ColorTracker(Tracker):
     """The canary's tracker (writes, updates, what is live and in doubt), describing colors."""
 
     def describe(self, cfg: dict[str, Any] | None) -> str:
@@ -233,7 +233,7 @@ class _ColorTracker(_Tracker):
         return f"{live}; config holds: {self.describe(self.cfg)}"
 
 
-def _tracker(stack: StackLike, release: str, log: _Log, policy: stacks.RetryPolicy, clock: Clock,
+def _tracker(stack: StackLike, release: str, log: RunLog, policy: stacks.RetryPolicy, clock: Clock,
              say_stale: str) -> tuple[_ColorTracker, list[live_state.Drift]]:
     """A tracker over the releases with what is live in place of a stale stack file (said, and
     written first by the caller: an update applies the whole file)."""
@@ -324,7 +324,7 @@ def run_bluegreen(stack: StackLike, options: BlueGreenOptions, *, out: TextIO | 
                   log_path: Path | None = None, clock: Clock | None = None,
                   lease: leases.LeaseSpec | Callable[[], leases.LeaseSpec] | None = None) -> BlueGreenRun:
     """Preview, judge, switch, scale down; or back to the old color (the module says how)."""
-    log = _Log(log_path, out or sys.stdout)
+    log = RunLog(log_path, out or sys.stdout)
     try:
         with interrupts.guard(finish_command(stack.name), log.say):
             return _BlueGreenLoop(stack, options, log, clock or Clock(), lease).run()
@@ -333,7 +333,7 @@ def run_bluegreen(stack: StackLike, options: BlueGreenOptions, *, out: TextIO | 
 
 
 class _BlueGreenLoop:
-    def __init__(self, stack: StackLike, options: BlueGreenOptions, log: _Log, clock: Clock,
+    def __init__(self, stack: StackLike, options: BlueGreenOptions, log: RunLog, clock: Clock,
                  lease_spec: leases.LeaseSpec | Callable[[], leases.LeaseSpec] | None):
         self.stack, self.o, self.log, self.clock = stack, options, log, clock
         self._lease_spec = lease_spec
@@ -478,14 +478,14 @@ class _BlueGreenLoop:
         o, stack, tracker = self.o, self.stack, self.tracker
         after = stacks.apply_changes(tracker.config, [stacks.Change(o.release, "active", self.old, self.new)])
         checked = stacks.check_config(stack.name, tracker.full_config, after).release(o.release)
-        from operations.promotion import _iso, actor, next_revision, utc_now
+        from operations.promotion import actor, next_revision, utc_now
 
         judged = self.judged
         entry = {"how": "bluegreen", "image": served_image(checked), "revision": next_revision(stacks.revisions(stack)),
                  "verdict": "passed", "evidence": (f"{judged.requests} requests to the preview Service in "
                                                    f"{judged.elapsed:g}s, error rate {judged.error_rate:g}%, p99 "
                                                    f"{judged.p99_ms}ms") if judged else "",
-                 "at": _iso(utc_now()), "by": actor()}
+                 "at": utc_now().isoformat(timespec="seconds").replace("+00:00", "Z"), "by": actor()}
         self.verification_before = _verification(stack, o.release)
         self._set_phase(SWITCHING, switchTried=True, verificationBefore=self.verification_before)
         self.log.say(f"3) switching the active Service to {self.new} ({o.tag}): one update, Services only")
@@ -582,7 +582,7 @@ class _BlueGreenLoop:
         return self._result(1, reason)
 
 
-def back_to_old(stack: StackLike, release: str, old: str, new: str, tracker: _ColorTracker, log: _Log, *,
+def back_to_old(stack: StackLike, release: str, old: str, new: str, tracker: _ColorTracker, log: RunLog, *,
                 switch_may_have_run: bool, restore_verification: bool, verification: dict[str, Any] | None,
                 why: str) -> int:
     """Active on `old`, `new` scaled to 0: 0 when both are live, 1 (said, with what is live) when not.
@@ -614,7 +614,7 @@ def back_to_old(stack: StackLike, release: str, old: str, new: str, tracker: _Co
 # ---------------------------------------------------------------------------------------------
 
 
-def finish(stack: StackLike, release: str, record: dict[str, Any], *, log: _Log, policy: stacks.RetryPolicy,
+def finish(stack: StackLike, release: str, record: dict[str, Any], *, log: RunLog, policy: stacks.RetryPolicy,
            clock: Clock | None = None, lease: Lease | None = None) -> tuple[int, str]:
     """End the run a lease describes safely (the module says how); (exit status, what was done)."""
     colors = record.get("colors") or {}
@@ -674,7 +674,7 @@ def watch_release(stack: StackLike, release: str, spec: leases.LeaseSpec, record
     why = ("its way back had failed" if record.get("state") == leases.ENDED else
            f"its lease expired at {record.get('expires')} ({leases.holder_text(record)})")
     print(f"{name}: ending the blue-green run ({record.get('phase')}): {why}", file=out, flush=True)
-    code, done = finish(stack, release, record, log=_Log(None, out), policy=policy, clock=clock, lease=lease)
+    code, done = finish(stack, release, record, log=RunLog(None, out), policy=policy, clock=clock, lease=lease)
     return f"{name}: {done} ({why}); the lease says so", code != 0
 
 
@@ -687,7 +687,7 @@ def undo_bluegreen(stack: StackLike, release: str, yes: bool, confirm: stacks.Co
                    spec: leases.LeaseSpec | None = None, policy: stacks.RetryPolicy | None = None,
                    clock: Clock | None = None) -> int:
     """Switch the active Service to the other color (the module says when it takes one update, when two)."""
-    log = _Log(None, out or sys.stdout)
+    log = RunLog(None, out or sys.stdout)
     tracker, stale = _tracker(stack, release, log, policy or stacks.RetryPolicy(), clock or Clock(), "rollout undo")
     info = _live_info(stack, release)
     active = _active(info, tracker.cfg)
@@ -863,10 +863,10 @@ def register(verbs: argparse._SubParsersAction) -> None:
     parser.add_argument("--tag", required=True, help="the image tag to bring up on the idle color and switch to")
     parser.add_argument("--interval", type=_positive_duration, default=60.0,
                         help="how long the preview is judged (default 60s)")
-    parser.add_argument("--max-error-rate", type=_percent, default=0.01, help="error budget (default 1%%)")
+    parser.add_argument("--max-error-rate", type=percent_argument, default=0.01, help="error budget (default 1%%)")
     parser.add_argument("--max-p99", type=_positive_duration, default=0.5, help="p99 latency limit (default 500ms)")
-    parser.add_argument("--url", type=_probe_url, help="probe this URL instead of the preview Service's address")
-    parser.add_argument("--rate", type=_rate, default=50.0, help="probe requests per second (default 50)")
+    parser.add_argument("--url", type=probe_url_argument, help="probe this URL instead of the preview Service's address")
+    parser.add_argument("--rate", type=rate_argument, default=50.0, help="probe requests per second (default 50)")
     parser.add_argument("--settle", type=duration_argument, default=5.0,
                         help="time before the share of answers from the new version is judged (default 5s)")
     parser.add_argument("--scale-down-delay", type=_delay, default=DEFAULT_SCALE_DOWN_DELAY, metavar="DURATION",
