@@ -76,6 +76,7 @@ for release in config.releases:
             "previewAddress": component.preview_address,
             "previewService": release.preview_service_name,
             "activeColor": release.active,
+            "previewCheck": release.preview_check.to_json() if release.preview_check else None,
         })
 
 pulumi.export("namespace", namespace.metadata.name)

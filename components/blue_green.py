@@ -16,6 +16,8 @@ Service it keeps) or a first `pulumi up` never points the active Service at a co
 
 from __future__ import annotations
 
+import json
+
 import pulumi
 import pulumi_kubernetes as k8s
 
@@ -27,10 +29,26 @@ from model.config_models import COLORS
 
 __all__ = ["COLOR_LABEL", "BlueGreenPair", "color_selector"]
 
+# Which Service of a blue-green release this is (`active` or `preview`): the policy pack reads it. Neither changes
+# on a switch (the active Service stays the active one; only the selectors change).
+ROLE_ANNOTATION = "app-update/blue-green"
+# On the active Service: the release's previewCheck as JSON (what `rollout bluegreen` judges before the switch);
+# the policy pack requires it on protected stacks.
+PREVIEW_CHECK_ANNOTATION = "app-update/preview-check"
+
 
 def color_selector(release: Release, color: str) -> dict[str, str]:
     """What a color's Deployment and the Service in front of it select: the release's pods of that color."""
     return selector_labels(release, color=color)
+
+
+def active_annotations(release: Release) -> dict[str, str]:
+    annotations = {ROLE_ANNOTATION: "active"}
+    if release.preview_check is not None:
+        check = release.preview_check
+        annotations[PREVIEW_CHECK_ANNOTATION] = json.dumps({"interval": check.interval, "path": check.path},
+                                                           separators=(",", ":"))
+    return annotations
 
 
 class BlueGreenPair(pulumi.ComponentResource):
@@ -58,13 +76,13 @@ class BlueGreenPair(pulumi.ComponentResource):
 
         self.preview_service = service(
             f"{name}-preview-service", object_name=release.preview_service_name, release=release, context=context,
-            selector=color_selector(release, idle), parent=self,
+            selector=color_selector(release, idle), parent=self, annotations={ROLE_ANNOTATION: "preview"},
         )
         color_deployment(idle, [self.preview_service])
         color_deployment(active, [])
         self.active_service = service(
             f"{name}-service", object_name=release.service_name, release=release, context=context,
-            selector=color_selector(release, active), parent=self,
+            selector=color_selector(release, active), parent=self, annotations=active_annotations(release),
             depends_on=[self.deployments[active]] if active in self.deployments else None,
         )
         self.address = service_address(self.active_service)

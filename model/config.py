@@ -136,6 +136,19 @@ class Match:
 
 
 @dataclass(frozen=True)
+class PreviewCheck:
+    """BlueGreen `previewCheck`: `rollout bluegreen` judges the preview Service for at least `interval` seconds,
+    probing `path` (the release's healthPath unless given), before it switches."""
+
+    interval: str  # as written (a duration like 2m)
+    interval_seconds: int
+    path: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"interval": self.interval, "intervalSeconds": self.interval_seconds, "path": self.path}
+
+
+@dataclass(frozen=True)
 class Release:
     name: str
     strategy: str
@@ -178,6 +191,7 @@ class Release:
     blue: Track | None = None
     green: Track | None = None
     preview_service_name: str | None = None
+    preview_check: PreviewCheck | None = None
 
     @property
     def tracks(self) -> tuple[Track, ...]:
@@ -419,7 +433,10 @@ def _release(name: str, given: schema.RecreateRelease | schema.RollingRelease | 
         return Release(**common, replicas=given.size, max_surge=BLUE_GREEN_SURGE,
                        max_unavailable=BLUE_GREEN_UNAVAILABLE, active=given.active, blue=colors.get("blue"),
                        green=colors.get("green"),
-                       preview_service_name=given.preview_service or schema.default_preview_service(common["service_name"]))
+                       preview_service_name=given.preview_service or schema.default_preview_service(common["service_name"]),
+                       preview_check=None if given.preview_check is None else PreviewCheck(
+                           given.preview_check.interval, seconds(given.preview_check.interval),
+                           given.preview_check.path or common["health_path"]))
     surge = DEFAULT_SURGE if given.max_surge is None else given.max_surge
     unavailable = DEFAULT_UNAVAILABLE if given.max_unavailable is None else given.max_unavailable
     if isinstance(given, schema.RollingRelease):

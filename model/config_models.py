@@ -330,6 +330,19 @@ def _non_empty_list(what: str) -> Callable[[Any], list[Any]]:
     return check
 
 
+DURATION = re.compile(r"(?:[0-9]+[dhms])+")
+
+
+def _duration(value: Any) -> str:
+    text = _string(value)
+    if not DURATION.fullmatch(text):
+        raise rule(f"must be a duration like 1h, 30m, 1h30m or 2d (got {text!r})")
+    return text
+
+
+Duration = Annotated[str, BeforeValidator(_duration), WithJsonSchema({"type": "string", "pattern": f"^{DURATION.pattern}$"})]
+
+
 # ---------------------------------------------------------------------------------------------
 # Models
 # ---------------------------------------------------------------------------------------------
@@ -658,6 +671,21 @@ class Color(Section):
     replicas: Integer(0) | None = None
 
 
+class PreviewCheck(Section):
+    """`previewCheck`: what `rollout bluegreen` judges on the preview Service before it switches (the canary's judge:
+    probes of `path` for at least `interval`). Required for BlueGreen on protected stacks (the policy pack)."""
+
+    interval: Duration
+    path: Text(HEALTH_PATH, "must be an absolute HTTP path like /healthz") | None = None
+
+    @field_validator("interval")
+    @classmethod
+    def _some_time(cls, interval: str) -> str:
+        if not any(int(n) for n in re.findall(r"[0-9]+", interval)):
+            raise rule(f"must be longer than 0: the judge needs time to watch the preview (got {interval!r})")
+        return interval
+
+
 class BlueGreenRelease(ReleaseBase):
     """Two complete colors of one app: the active Service selects one, the preview Service the other.
 
@@ -669,6 +697,7 @@ class BlueGreenRelease(ReleaseBase):
         None, alias="previewServiceName")
     replicas: Integer(0) | None = None
     active: Choice(COLORS)
+    preview_check: Annotated[PreviewCheck, BeforeValidator(_drop_nulls)] | None = Field(None, alias="previewCheck")
     # After replicas and active: their checks read them. Validated when absent too (the active one is required).
     blue: Annotated[Color, BeforeValidator(_drop_nulls)] | None = Field(None, validate_default=True)
     green: Annotated[Color, BeforeValidator(_drop_nulls)] | None = Field(None, validate_default=True)
@@ -754,7 +783,7 @@ RELEASE_MODELS = {"Recreate": RecreateRelease, "RollingUpdate": RollingRelease, 
 
 # Keys that belong to another strategy: what to say instead of "unknown key".
 CANARY_KEYS = ("stable", "canary", "traffic", "ingressClass", "gateway", "dns")
-BLUE_GREEN_KEYS = ("active", "blue", "green", "previewServiceName")
+BLUE_GREEN_KEYS = ("active", "blue", "green", "previewServiceName", "previewCheck")
 _ROLLING_ONLY = ("is a RollingUpdate setting: a BlueGreen color never rolls while it serves; the new version starts "
                  "complete on the idle color")
 MISPLACED = {
@@ -890,17 +919,6 @@ def _releases(value: Any) -> Any:
 
 
 STACK_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
-DURATION = re.compile(r"(?:[0-9]+[dhms])+")
-
-
-def _duration(value: Any) -> str:
-    text = _string(value)
-    if not DURATION.fullmatch(text):
-        raise rule(f"must be a duration like 1h, 30m, 1h30m or 2d (got {text!r})")
-    return text
-
-
-Duration = Annotated[str, BeforeValidator(_duration), WithJsonSchema({"type": "string", "pattern": f"^{DURATION.pattern}$"})]
 
 
 class Promotion(Section):
@@ -1053,7 +1071,7 @@ def _model_at(loc: list[Any], data: Mapping[str, Any]) -> tuple[type[Section] | 
         if len(loc) == 2:
             return RELEASE_MODELS.get(strategy), MISPLACED.get(strategy, {})
         nested = {"stable": Track, "canary": CanaryTrack, "resources": Resources, "gateway": GatewaySettings,
-                  "dns": DnsSettings, "blue": Color, "green": Color}
+                  "dns": DnsSettings, "blue": Color, "green": Color, "previewCheck": PreviewCheck}
         if len(loc) == 3:
             return nested.get(loc[2]), {}
         if loc[2] == "resources":

@@ -281,3 +281,66 @@ class _RollingRun:
                 else:
                     yield from segment[first:last]
             offset += size
+
+
+# ---------------------------------------------------------------------------------------------
+# BlueGreen: capacity through a `rollout bluegreen` run (no rolling simulation: each color is complete or 0)
+# ---------------------------------------------------------------------------------------------
+# A blue-green run never rolls a Deployment: it starts the idle color complete beside the active one, switches the
+# Services' selectors, waits out the scale-down delay and scales the old color to 0. So its forecast is its capacity:
+# replicas pods at rest, 2 x replicas from the moment the new color starts until the old one is scaled down (or for
+# good with --keep-old), and never fewer than replicas ready (the active color is not touched before the switch).
+# Whether a cluster holds both colors is checked against what config knows (model/capacity.py: the pods' requests
+# and an EKS node group's largest size); a namespace's ResourceQuota lives in the cluster and is read by operations/.
+
+
+@dataclass(frozen=True)
+class BlueGreenPhase:
+    name: str
+    active: int  # pods of the color the active Service selects
+    idle: int  # pods of the other color
+    serving: str  # which color the active Service selects: "old" or "new"
+
+    @property
+    def pods(self) -> int:
+        return self.active + self.idle
+
+
+@dataclass(frozen=True)
+class BlueGreenForecast:
+    replicas: int
+    phases: tuple[BlueGreenPhase, ...]
+
+    @property
+    def peak_pods(self) -> int:
+        return max(p.pods for p in self.phases)
+
+    @property
+    def fewest_ready(self) -> int:
+        """Pods behind the active Service at every moment: the active color, complete, throughout."""
+        return self.replicas
+
+    @property
+    def extra_pods(self) -> int:
+        """Pods above the rest state during the switch window: the whole new color."""
+        return self.peak_pods - self.phases[0].pods
+
+    def to_json(self) -> dict[str, object]:
+        return {"strategy": "BlueGreen", "replicas": self.replicas, "peakPods": self.peak_pods,
+                "fewestReady": self.fewest_ready, "extraPods": self.extra_pods,
+                "phases": [{"name": p.name, "activePods": p.active, "idlePods": p.idle, "pods": p.pods,
+                            "serving": p.serving} for p in self.phases]}
+
+
+def blue_green_forecast(replicas: int, idle_pods: int = 0, keep_old: bool = False) -> BlueGreenForecast:
+    """The pods of each phase of `rollout bluegreen` for a release of `replicas` pods per color, whose idle color
+    runs `idle_pods` now (0: scaled down or never deployed; replicas: a preview is already up)."""
+    old_after = replicas if keep_old else 0
+    return BlueGreenForecast(replicas, (
+        BlueGreenPhase("at rest", replicas, idle_pods, "old"),
+        BlueGreenPhase("new color up behind the preview Service, judged", replicas, replicas, "old"),
+        BlueGreenPhase("switch (the Services' selectors only)", replicas, replicas, "new"),
+        BlueGreenPhase("scale-down delay (undo switches back)", replicas, replicas, "new"),
+        BlueGreenPhase("old color kept (--keep-old)" if keep_old else "old color scaled to 0", replicas, old_after,
+                       "new"),
+    ))

@@ -37,6 +37,12 @@ RELEASE_NAME_LABEL = "app.kubernetes.io/name"
 PART_OF_LABEL = "app.kubernetes.io/part-of"
 PART_OF = "app-update"
 TRACK_LABEL = "app-update/track"
+# A BlueGreen release (components/blue_green.py): its colors' pods carry `version: blue|green`; its Services say
+# which one they are (`active`, `preview`); the active one carries the release's previewCheck.
+COLOR_LABEL = "version"
+COLORS = ("blue", "green")
+BLUE_GREEN_ROLE = "app-update/blue-green"
+PREVIEW_CHECK = "app-update/preview-check"
 MIN_STABLE_REPLICAS = 2
 PDB_MIN_REPLICAS = 2
 DOCKER_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"})
@@ -277,12 +283,19 @@ def no_recreate(resource: Resource) -> list[str]:
             "use RollingUpdate or Canary on a protected stack"]
 
 
+def _color(props: Mapping[str, Any]) -> str | None:
+    """A blue-green color's Deployment: its color (from its selector), else None."""
+    color = _match_labels(props).get(COLOR_LABEL)
+    return str(color) if color in COLORS else None
+
+
 def stable_replicas(resource: Resource) -> list[str]:
-    """At least 2 replicas per Deployment that is not a canary track, so one pod can fail or be drained."""
+    """At least 2 replicas per Deployment that is not a canary track, so one pod can fail or be drained. A blue-green
+    color scaled down to 0 serves nothing (the config refuses an active color at 0)."""
     if resource.type != DEPLOYMENT or not _is_stable_track(resource.props):
         return []
     replicas = _number(_get(resource.props, "spec", "replicas"), 1)  # Kubernetes defaults to 1
-    if replicas >= MIN_STABLE_REPLICAS:
+    if replicas >= MIN_STABLE_REPLICAS or (replicas == 0 and _color(resource.props) is not None):
         return []
     return [f"{int(replicas)} replica(s): a protected stack runs at least {MIN_STABLE_REPLICAS} per stable track"]
 
@@ -320,6 +333,20 @@ def disruption_budgets(resources: list[Resource]) -> list[tuple[Resource | None,
             problems.append((resource, f"{int(replicas)} replicas and no PodDisruptionBudget with its selector "
                                        f"({shown}): a node drain may take all its pods at once"))
     return problems
+
+
+def blue_green_preview_check(resource: Resource) -> list[str]:
+    """A blue-green release's active Service names the check `rollout bluegreen` runs on the preview before the
+    switch (`previewCheck`): blue-green moves all traffic at once, so nothing may reach it unjudged."""
+    if resource.type != SERVICE:
+        return []
+    annotations = _get(resource.props, "metadata", "annotations")
+    annotations = annotations if isinstance(annotations, Mapping) else {}
+    if annotations.get(BLUE_GREEN_ROLE) != "active" or annotations.get(PREVIEW_CHECK):
+        return []
+    release = _labels(resource.props).get(RELEASE_NAME_LABEL, "?")
+    return [f"BlueGreen release {release} switches all traffic at once with no preview check: a protected stack "
+            f"judges the preview first; set app-update:releases.{release}.previewCheck (interval, and path)"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -363,12 +390,20 @@ def promotion_proof(resources: list[Resource], environ: Mapping[str, str] | None
     records = _structured(config.get("app-update:verification"))
     records = records if isinstance(records, Mapping) else {}
     deployments: dict[str, dict[str, tuple[Resource, str]]] = {}
+    # A blue-green release serves its active color (the active Service's selector); the idle one is being previewed.
+    active_colors = {str(_labels(r.props).get(RELEASE_NAME_LABEL)): _get(r.props, "spec", "selector", COLOR_LABEL)
+                     for r in resources if r.type == SERVICE
+                     and _get(r.props, "metadata", "annotations", BLUE_GREEN_ROLE) == "active"}
     for resource in resources:
         if resource.type != DEPLOYMENT:
             continue
         name = _labels(resource.props).get(RELEASE_NAME_LABEL)
         images = [image for _, image in _images(resource)]
-        if name and images:
+        color = _color(resource.props)
+        if name and images and color is not None:
+            deployments.setdefault(str(name), {})["stable" if active_colors.get(str(name)) == color else "canary"] = (
+                resource, images[0])
+        elif name and images:
             track = "stable" if _is_stable_track(resource.props) else "canary"
             deployments.setdefault(str(name), {})[track] = (resource, images[0])
     for name, record in sorted(records.items()):
@@ -447,6 +482,9 @@ RULES: tuple[Rule, ...] = (
     Rule("promotion-proof-on-protected",
          "A protected stack names where it takes releases from and serves what its release records say.",
          MANDATORY, promotion_proof, scope="stack", protected_only=True),
+    Rule("bluegreen-preview-check-on-protected",
+         "A BlueGreen release on a protected stack names its preview check (previewCheck) for `rollout bluegreen`.",
+         MANDATORY, blue_green_preview_check, protected_only=True),
     Rule("image-from-private-registry", "Images come from a private registry, not Docker Hub.",
          ADVISORY, image_from_private_registry),
     Rule("image-pinned-by-digest", "Images are pinned by digest.", ADVISORY, image_pinned_by_digest),

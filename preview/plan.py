@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from model import canary_math
+from model.capacity import Room, node_group_room, pod_room
 from model.config import Release, StackConfig
 from model.fenceposts import RECREATE, ROLLING_UPDATE, scaled_value
-from model.forecast import Forecast, forecast
+from model.forecast import Forecast, blue_green_forecast, forecast
 from preview.runner import ProgramRun
 
 
@@ -209,9 +211,12 @@ def warnings_for(release: Release, fc: Forecast) -> list[str]:
         why = "Recreate stops every pod first" if release.strategy == "Recreate" else (
             f"maxUnavailable {release.max_unavailable} covers all {fc.replicas} pods")
         out.append(f"release {name}: an update drops to 0 ready pods ({why}): expect downtime on every update")
-    single = [t for t, n in release.replica_counts().items() if n == 1 and (release.strategy != "Canary" or t == "stable")]
+    serving = {"Canary": "stable", "BlueGreen": release.active}
+    single = [t for t, n in release.replica_counts().items()
+              if n == 1 and (release.strategy not in serving or t == serving[release.strategy])]
     if single:
-        out.append(f"release {name}: runs a single {'stable ' if release.strategy == 'Canary' else ''}pod: "
+        which = {"Canary": "stable ", "BlueGreen": "active "}.get(release.strategy, "")
+        out.append(f"release {name}: runs a single {which}pod: "
                    "a node drain or crash takes it offline")
     if release.strategy != "Recreate":
         replicas = fc.replicas
@@ -297,8 +302,64 @@ def release_plan(release: Release, run: ProgramRun) -> dict[str, Any]:
     return plan
 
 
+def blue_green_plan(release: Release) -> dict[str, Any]:
+    """Both colors, which is active and which is previewed, and the capacity a `rollout bluegreen` run needs."""
+    assert release.active is not None and release.idle is not None
+    colors = {}
+    for color, track in release.colors.items():
+        active = color == release.active
+        colors[color] = {"tag": track.tag if track else None, "pods": release.color_replicas(color),
+                         "role": "active" if active else "preview",
+                         "service": release.service_name if active else release.preview_service_name}
+    check = release.preview_check
+    return {
+        "active": release.active, "idle": release.idle, "colors": colors,
+        "activeService": release.service_name, "previewService": release.preview_service_name,
+        "previewCheck": check.to_json() if check else None,
+        "forecast": blue_green_forecast(release.replicas, release.color_replicas(release.idle)).to_json(),
+    }
+
+
+def _pods_at_rest(release: Release) -> Room:
+    return pod_room(release.resources.requests, sum(release.replica_counts().values()))
+
+
+def capacity_warnings(config: StackConfig) -> dict[str, list[str]]:
+    """Per blue-green release: where the node group at its largest cannot hold the stack's pods with both of its
+    colors up (model/capacity.py; the other releases at rest, one switch at a time). A kubeconfig cluster's nodes and
+    a namespace's ResourceQuota are not in config: checked live only."""
+    nodes = config.cluster.nodes
+    if config.cluster.mode != "eks" or nodes is None:
+        return {}
+    room, words = node_group_room(nodes.instance_types, nodes.max)
+    if room is None:
+        return {}
+    rest = Room(0, Decimal(0), Decimal(0))
+    for release in config.releases:
+        rest = rest + _pods_at_rest(release)
+    found: dict[str, list[str]] = {}
+    for release in config.releases:
+        if release.strategy != "BlueGreen":
+            continue
+        assert release.idle is not None
+        extra = pod_room(release.resources.requests, release.replicas - release.color_replicas(release.idle))
+        short = room.short_of(rest + extra)
+        if short:
+            found[release.name] = [
+                f"release {release.name}: the node group at its largest ({words}) cannot hold both colors during a "
+                f"switch ({'; '.join(short)}, with the stack's other pods at rest): the new color's pods would stay "
+                "Pending and `rollout bluegreen` would fail before the switch; raise cluster.nodes.max or lower the "
+                "requests"]
+    return found
+
+
 def build(config: StackConfig, run: ProgramRun) -> dict[str, Any]:
     releases = [release_plan(r, run) for r in config.releases]
+    for plan_, release in zip(releases, config.releases, strict=True):
+        if release.strategy == "BlueGreen":
+            plan_["blueGreen"] = blue_green_plan(release)
+    for name, warnings in capacity_warnings(config).items():
+        next(p for p in releases if p["name"] == name)["warnings"].extend(warnings)
     cluster = config.cluster
     return {
         "stack": config.stack,
@@ -332,6 +393,30 @@ def _steps_line(fc: dict[str, Any], limit: int = 12) -> str:
     return " → ".join(steps)
 
 
+def _blue_green_lines(r: dict[str, Any]) -> list[str]:
+    bg, svc = r["blueGreen"], r["service"]
+    image = r["images"].get("app", "").rsplit(":", 1)[0] or None
+    lines = []
+    for color, c in bg["colors"].items():
+        what = f"{image}:{c['tag']} × {c['pods']}" if c["tag"] is not None else "not deployed (no Deployment)"
+        lines.append(f"    {color:<11}{what}; {c['role']}: Service {c['service']} selects it")
+    ports = f":{svc['port']} → pod :{svc['targetPort']}"
+    lines.append(f"    {'service':<11}{bg['activeService']}: LoadBalancer {ports}, active ({bg['active']}) "
+                 "(address assigned at deploy)")
+    lines.append(f"    {'preview':<11}{bg['previewService']}: LoadBalancer {ports}, idle ({bg['idle']}) "
+                 "(address assigned at deploy)")
+    check = bg["previewCheck"]
+    lines.append(f"    {'check':<11}" + (f"the preview is judged for at least {check['interval']} on {check['path']} "
+                                         "before the switch" if check else
+                                         "no previewCheck (required on protected stacks)"))
+    fc = bg["forecast"]
+    rest, peak = fc["phases"][0]["pods"], fc["peakPods"]
+    lines.append(f"    {'switch':<11}{rest} pods at rest → {peak} while both colors are up (new color up and judged, "
+                 f"switch, scale-down delay) → {fc['phases'][-1]['pods']}; never fewer than {fc['fewestReady']} "
+                 "ready behind the active Service")
+    return lines
+
+
 def render_text(plan: dict[str, Any], manifest_note: str = "") -> str:
     lines = []
     cluster = plan["cluster"]
@@ -357,6 +442,10 @@ def render_text(plan: dict[str, Any], manifest_note: str = "") -> str:
         head = f"  {r['name']}  {r['strategy']}"
         if r["strategy"] == "Canary":
             head += f" (traffic: {r['traffic']['mode']})"
+        if r["strategy"] == "BlueGreen":
+            lines.append(f"{head} (active: {r['blueGreen']['active']})")
+            lines.extend(_blue_green_lines(r))
+            continue
         lines.append(head)
         for track, image in r["images"].items():
             if track not in r["replicas"]:  # a blue-green release's "app" is its active color's image

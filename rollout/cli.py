@@ -266,10 +266,33 @@ def _unavailable(text: str) -> int | str:
     return value
 
 
+def _forecast_blue_green(args: argparse.Namespace) -> int:
+    """The pods of each phase of `rollout bluegreen` (model/forecast.py's BlueGreen section)."""
+    from model.forecast import blue_green_forecast
+
+    if args.max_surge is not None or args.max_unavailable is not None or args.svg:
+        _err("error: --max-surge, --max-unavailable and --svg are RollingUpdate settings; a BlueGreen color never "
+             "rolls (it starts complete beside the other)")
+        return EXIT_USAGE
+    fc = blue_green_forecast(args.replicas)
+    if args.json:
+        print(json.dumps(fc.to_json(), indent=2))
+        return EXIT_OK
+    print(f"BlueGreen, {fc.replicas} replicas per color: the new color starts complete beside the old one")
+    for phase in fc.phases:
+        print(f"  {phase.name:<50} {phase.active} + {phase.idle} = {phase.pods} pods, serving the {phase.serving} "
+              "color")
+    print(f"Capacity: {fc.peak_pods} pods ({fc.extra_pods} more than at rest) from the new color's start until the "
+          f"old one is scaled down; never fewer than {fc.fewest_ready} ready behind the active Service.")
+    return EXIT_OK
+
+
 def cmd_forecast(args: argparse.Namespace) -> int:
     from model.fenceposts import is_zero
     from model.forecast import forecast
 
+    if args.strategy == "BlueGreen":
+        return _forecast_blue_green(args)
     if args.strategy == "Recreate" and (args.max_surge is not None or args.max_unavailable is not None):
         _err("error: --max-surge and --max-unavailable are RollingUpdate settings; "
              "the Kubernetes API rejects them with Recreate")
@@ -382,8 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  python -m rollout forecast --replicas 5 --max-surge 1 --max-unavailable 1",
     )
     fc.add_argument("--replicas", type=_count, required=True, help="spec.replicas (0 to 2147483647)")
-    fc.add_argument("--strategy", choices=("RollingUpdate", "Recreate"), default="RollingUpdate",
-                    help="the Deployment's spec.strategy.type (default RollingUpdate)")
+    fc.add_argument("--strategy", choices=("RollingUpdate", "Recreate", "BlueGreen"), default="RollingUpdate",
+                    help="the Deployment's spec.strategy.type (default RollingUpdate), or BlueGreen: the pods of "
+                         "each phase of `rollout bluegreen`")
     fc.add_argument("--max-surge", type=_int_or_percent,
                     help='pods above spec.replicas during the update: int or "N%%" (default 25%%)')
     fc.add_argument("--max-unavailable", type=_unavailable,

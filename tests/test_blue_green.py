@@ -116,3 +116,106 @@ def test_the_dev_stack_shows_a_blue_green_release_of_the_workshops_app():
     release = stack_settings("dev", ROOT)["app-update:releases"]["app-bg"]
     assert release["strategy"] == "BlueGreen" and release["image"] == "arungupta/app-upgrade"
     assert release["active"] == "blue" and release["blue"] == {"tag": "v1"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Preview: both colors in the plan and in the manifests; the forecast's capacity; the node group check
+# ---------------------------------------------------------------------------------------------
+
+
+def _plan(releases, **top):
+    from preview import plan
+
+    config = load(settings_with(releases, **top), "test")
+    return plan.build(config, ok_run(releases, **top)), config
+
+
+def test_the_plan_shows_both_colors_which_is_active_and_which_is_previewed():
+    from preview import plan
+
+    built, _ = _plan({"app-bg": bluegreen(green={"tag": "v2", "replicas": 0},
+                                          previewCheck={"interval": "2m", "path": "/healthz"})})
+    [release] = built["releases"]
+    bg = release["blueGreen"]
+    assert bg["active"] == "blue" and bg["idle"] == "green"
+    assert bg["colors"] == {
+        "blue": {"tag": "v1", "pods": 4, "role": "active", "service": "app-bg-service"},
+        "green": {"tag": "v2", "pods": 0, "role": "preview", "service": "app-bg-service-preview"}}
+    assert bg["previewCheck"] == {"interval": "2m", "intervalSeconds": 120, "path": "/healthz"}
+    text = plan.render_text(built)
+    assert "app-bg  BlueGreen (active: blue)" in text
+    assert "blue       arungupta/app-upgrade:v1 × 4; active: Service app-bg-service selects it" in text
+    assert "green      arungupta/app-upgrade:v2 × 0; preview: Service app-bg-service-preview selects it" in text
+    assert "4 pods at rest → 8 while both colors are up" in text
+    assert "judged for at least 2m on /healthz" in text
+
+
+def test_the_forecast_doubles_the_pods_for_the_switch_window_and_never_lowers_the_ready_ones():
+    from model.forecast import blue_green_forecast
+
+    fc = blue_green_forecast(5)
+    assert [p.pods for p in fc.phases] == [5, 10, 10, 10, 5]
+    assert [p.serving for p in fc.phases] == ["old", "old", "new", "new", "new"]
+    assert fc.peak_pods == 10 and fc.extra_pods == 5 and fc.fewest_ready == 5
+    kept = blue_green_forecast(5, keep_old=True)
+    assert kept.phases[-1].pods == 10
+    up = blue_green_forecast(5, idle_pods=5)  # a preview already up: nothing more to start
+    assert up.extra_pods == 0
+
+
+def test_the_manifests_hold_both_deployments_and_both_services(tmp_path):
+    from preview import manifests
+
+    objects = manifests.collect(ok_run({"app-bg": bluegreen()}))
+    assert manifests.validate_all(objects, "1.35") == []
+    paths = manifests.write(objects, tmp_path)
+    import yaml
+
+    docs = [yaml.safe_load(p.read_text()) for p in paths]
+    named = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    assert {("Deployment", "app-bg-blue"), ("Deployment", "app-bg-green"), ("Service", "app-bg-service"),
+            ("Service", "app-bg-service-preview")} <= named
+
+
+def eks_cluster(max_nodes, instance_type="t3.medium"):
+    return {"mode": "eks", "vpcCidr": "10.10.0.0/16",
+            "nodes": {"instanceTypes": [instance_type], "min": 1, "desired": 1, "max": max_nodes}}
+
+
+def test_the_plan_warns_where_the_node_group_cannot_hold_both_colors():
+    from preview import plan
+
+    big = bluegreen(replicas=20, green=None, resources={"requests": {"cpu": "250m", "memory": "256Mi"}})
+    releases = {"app-bg": big}
+    config = load({**settings_with(releases, cluster=eks_cluster(2)), "aws:region": "us-west-2"}, "test")
+    warnings = plan.capacity_warnings(config)["app-bg"]
+    # 2 × t3.medium: 15 pods each for workloads, less 2 CoreDNS = 28; 40 pods while both colors are up.
+    assert len(warnings) == 1 and "40 pods > 28" in warnings[0] and "2 × t3.medium" in warnings[0]
+    assert "CPU requests 10 cores" in warnings[0]
+    roomy = load({**settings_with(releases, cluster=eks_cluster(8, "m5.xlarge")), "aws:region": "us-west-2"}, "test")
+    assert plan.capacity_warnings(roomy) == {}
+    kubeconfig = load(settings_with(releases), "test")
+    assert plan.capacity_warnings(kubeconfig) == {}  # nodes are not in config: checked live only
+
+
+def test_a_quota_read_live_is_checked_against_the_new_color():
+    from model.capacity import pod_room, quota_shortfalls
+
+    extra = pod_room({"cpu": "250m", "memory": "256Mi"}, 4)
+    hard = {"pods": "10", "requests.cpu": "2", "requests.memory": "2Gi", "limits.cpu": "4"}
+    assert quota_shortfalls(hard, {"pods": "4", "requests.cpu": "1", "requests.memory": "1Gi"}, extra) == []
+    short = quota_shortfalls(hard, {"pods": "8", "requests.cpu": "1500m", "requests.memory": "1Gi"}, extra)
+    assert short == ["pods: 8 used + 4 for the new color > 10 hard",
+                     "requests.cpu: 1.5 cores used + 1 cores for the new color > 2 cores hard"]
+
+
+def test_rollout_forecast_shows_the_blue_green_phases(capsys):
+    import json
+
+    from rollout.cli import main
+
+    assert main(["forecast", "--replicas", "3", "--strategy", "BlueGreen", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["peakPods"] == 6 and [p["pods"] for p in data["phases"]] == [3, 6, 6, 6, 3]
+    assert main(["forecast", "--replicas", "3", "--strategy", "BlueGreen", "--max-surge", "1"]) == 2
+    assert "a BlueGreen color never rolls" in capsys.readouterr().err

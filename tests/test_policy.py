@@ -72,6 +72,17 @@ def service(kind="LoadBalancer", labels=None):
             "spec": {"type": kind, "ports": [{"port": 80}]}}
 
 
+def blue_green_service(check=True):
+    annotations = {rules.BLUE_GREEN_ROLE: "active"}
+    if check:
+        annotations[rules.PREVIEW_CHECK] = '{"interval":"2m","path":"/"}'
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "app-bg", "annotations": annotations,
+                         "labels": {"app.kubernetes.io/name": "app-bg", "app.kubernetes.io/part-of": "app-update"}},
+            "spec": {"type": "LoadBalancer", "selector": {"app.kubernetes.io/name": "app-bg", "version": "blue"},
+                     "ports": [{"port": 80}]}}
+
+
 def eks(cidrs=None, public=True):
     vpc = {"endpointPublicAccess": public, "endpointPrivateAccess": True, "subnetIds": ["subnet-1"]}
     if cidrs is not None:
@@ -97,6 +108,7 @@ CASES = {
                                deployment(image="123456789012.dkr.ecr.us-west-2.amazonaws.com/app-update/app:v1"),
                                deployment()),
     "eks-endpoint-restricted-on-protected": (rules.EKS_CLUSTER, eks(["0.0.0.0/0"]), eks(["203.0.113.0/24"])),
+    "bluegreen-preview-check-on-protected": (SERVICE, blue_green_service(check=False), blue_green_service()),
 }
 RESOURCE_RULES = [r.name for r in rules.RULES if r.scope == "resource"]
 
@@ -409,3 +421,48 @@ def test_pack_files_are_in_place():
     assert set(meta) <= {"runtime", "version", "main", "description", "author", "website", "license"}
     pins = (ROOT / "policy" / "requirements.txt").read_text()
     assert "pulumi-policy==" in pins and "pulumi==" in pins
+
+
+# ---------------------------------------------------------------------------------------------
+# BlueGreen on protected stacks
+# ---------------------------------------------------------------------------------------------
+
+
+def blue_green(**overrides):
+    release = {"strategy": "BlueGreen", "replicas": 2, "active": "blue", "blue": {"tag": "v1"},
+               "green": {"tag": "v2", "replicas": 0}}
+    release.update(overrides)
+    return release
+
+
+def test_a_protected_blue_green_release_needs_a_preview_check():
+    unchecked = [v for v in rules.check_run(run_with({"app-bg": blue_green()}).resources, protected=True)
+                 if v.level == rules.MANDATORY]
+    assert [(v.policy, v.resource) for v in unchecked] == [
+        ("bluegreen-preview-check-on-protected", "app-bg-service (kubernetes:core/v1:Service)")]
+    assert "app-update:releases.app-bg.previewCheck" in unchecked[0].message
+    checked = run_with({"app-bg": blue_green(previewCheck={"interval": "2m", "path": "/healthz"})})
+    assert not rules.mandatory(rules.check_run(checked.resources, protected=True))
+    assert not rules.mandatory(rules.check_run(run_with({"app-bg": blue_green()}).resources, protected=False))
+
+
+def test_a_scaled_down_color_is_no_stable_track_with_too_few_pods():
+    run = run_with({"app-bg": blue_green(previewCheck={"interval": "1m"})})
+    found = [v for v in rules.check_run(run.resources, protected=True) if v.policy == "stable-replicas-on-protected"]
+    assert found == []
+    one = run_with({"app-bg": blue_green(replicas=1, green=None, previewCheck={"interval": "1m"})})
+    assert [v.resource for v in rules.check_run(one.resources, protected=True)
+            if v.policy == "stable-replicas-on-protected"] == ["app-bg-blue (kubernetes:apps/v1:Deployment)"]
+
+
+@pytest.mark.parametrize("active,record,ok", [("blue", "v1", True), ("green", "v2", True), ("blue", "v3", False)])
+def test_promotion_proof_reads_a_blue_green_release_on_its_active_color(active, record, ok):
+    release = blue_green(active=active, green={"tag": "v2"}, previewCheck={"interval": "1m"})
+    run = run_with({"app-bg": release})
+    items = [(r.type, r.name, r.inputs) for r in run.resources if r.custom]
+    environ = {"PULUMI_CONFIG": json.dumps({
+        "app-update:promotion": json.dumps({"from": ["staging"]}),
+        "app-update:verification": json.dumps({"app-bg": {"how": "promotion", "image": f"arungupta/app-upgrade:{record}"}}),
+    })}
+    found = rules.promotion_proof([rules.Resource(*item) for item in items], environ)
+    assert (found == []) is ok, found

@@ -129,6 +129,7 @@ SCHEMA_CANNOT = {
     "releases.app.blue.replicas:must not be 0 while blue is active": "cross-key: active, the release's replicas "
                                                                       "and the color's",
     "releases.app.previewServiceName:must differ from serviceName": "compares two names",
+    "releases.app.previewCheck.interval:must be longer than 0": "arithmetic on a duration's numbers",
     "releases.app.previewServiceName:is required here": "the length of a name made from another value",
     "releases.web.serviceName:Service name 'web' is already used": "compares names across releases",
 }

@@ -65,6 +65,11 @@ def release_settings(**release: Any) -> dict[str, Any]:
     return settings_with({"app": {"replicas": 3, "minReadySeconds": 0, **release}})
 
 
+def blue_green_settings(**release: Any) -> dict[str, Any]:
+    """One BlueGreen release `app` with a preview check (what a protected stack needs)."""
+    return release_settings(strategy="BlueGreen", previewCheck={"interval": "1m"}, **release)
+
+
 @pytest.fixture(scope="session")
 def crds(kube, tmp_path_factory) -> list[str]:
     """The traffic modes' CRDs from the Go modules controlplane/crds/go.mod pins, installed and Established."""
@@ -214,6 +219,18 @@ def release_update_cases() -> dict[str, list[dict[str, Any]]]:
         "replicas->nginx->gateway->istio->replicas": [
             canary_settings("replicas", 25), canary_settings("nginx", 25), canary_settings("gateway", 25),
             canary_settings("istio", 25), canary_settings("replicas", 25)],
+        # The configs of a `rollout bluegreen` run (preview up, switch, old color scaled down), its undo, and a
+        # release becoming BlueGreen and back (its Service kept, its selector changed).
+        "BlueGreen preview->switch->scale-down->undo": [
+            blue_green_settings(active="blue", blue={"tag": "v1"}),
+            blue_green_settings(active="blue", blue={"tag": "v1"}, green={"tag": "v2"}),
+            blue_green_settings(active="green", blue={"tag": "v1"}, green={"tag": "v2"}),
+            blue_green_settings(active="green", blue={"tag": "v1", "replicas": 0}, green={"tag": "v2"}),
+            blue_green_settings(active="blue", blue={"tag": "v1"}, green={"tag": "v2"})],
+        "RollingUpdate->BlueGreen->RollingUpdate": [
+            release_settings(strategy="RollingUpdate", tag="v1"),
+            blue_green_settings(active="blue", blue={"tag": "v1"}),
+            release_settings(strategy="RollingUpdate", tag="v1")],
         # A weight step in each mode (the attached-gateway forms change only the route's parents).
         **{f"{mode} weight 25->50": [canary_settings(mode, 25), canary_settings(mode, 50)]
            for mode in MODES if "-" not in mode},
@@ -230,6 +247,29 @@ def test_updates_apply_in_place_without_conflicts(case, applier, namespace):
         for sent, kept in zip(objects, update(applier, previous, objects), strict=True):
             assert missing_fields(sent, kept) == [], f"{case}: {sent['kind']}/{sent['metadata']['name']}"
         previous = objects
+
+
+def test_a_blue_green_switch_changes_the_services_selectors_only_and_starts_no_pod(kube, applier, namespace):
+    """Both colors up, then `active: green` applied: the API server takes it in place (no conflict, nothing
+    immutable), the active Service selects green and the preview Service blue, and neither Deployment changes (its
+    generation stays: no new ReplicaSet, no pod)."""
+    both = into_namespace(render(blue_green_settings(active="blue", blue={"tag": "v1"}, green={"tag": "v2"})),
+                          namespace)
+    applier.apply_all(both)
+    generations = {d.metadata.name: d.metadata.generation
+                   for d in apps(kube).list_namespaced_deployment(namespace).items}
+    assert set(generations) == {"app-blue", "app-green"}
+    switched = into_namespace(render(blue_green_settings(active="green", blue={"tag": "v1"}, green={"tag": "v2"})),
+                              namespace)
+    changed = [o for o in switched if o not in both]
+    assert {(o["kind"], o["metadata"]["name"]) for o in changed} == {("Service", "app"), ("Service", "app-preview")}
+    kept = update(applier, both, switched)
+    for sent, stored in zip(switched, kept, strict=True):
+        assert missing_fields(sent, stored) == [], f"{sent['kind']}/{sent['metadata']['name']}"
+    services = {s.metadata.name: s.spec.selector for s in core(kube).list_namespaced_service(namespace).items}
+    assert services["app"]["version"] == "green" and services["app-preview"]["version"] == "blue"
+    assert {d.metadata.name: d.metadata.generation
+            for d in apps(kube).list_namespaced_deployment(namespace).items} == generations
 
 
 def test_undo_applies_the_earlier_revision_back_and_the_controller_reuses_its_replica_set(kube, applier, namespace):

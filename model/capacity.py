@@ -1,0 +1,132 @@
+"""Whether a cluster holds a stack's pods at their peak, above all both colors of a blue-green switch.
+
+Checked offline, from what config knows: each release's pod requests (`resources.requests`) and pod counts, and for
+an `eks` cluster its node group's largest size (`cluster.nodes.max`) and instance types. A node's room is the EKS
+optimized AMI's (amazon-eks-ami, bootstrap / nodeadm): pods up to the VPC CNI's limit for the instance type
+(`eni-max-pods.txt`, without prefix delegation), CPU and memory less kube-reserved (CPU: 6% of the first core, 1%
+of the second, 0.5% of the next two, 0.25% of the rest; memory: 11 MiB per pod + 255 MiB) and the 100 MiB hard
+eviction threshold; less the system pods every node group runs (aws-node and kube-proxy on each node, two CoreDNS
+replicas). The sum is a best case: it ignores how pods pack onto nodes, so a "fits" can still leave a pod pending;
+a "does not fit" cannot fit. A kubeconfig cluster's nodes are not in config: nothing is checked offline.
+
+A namespace's ResourceQuota is not in config either: it is read live (by operations/) and checked here with
+`quota_shortfalls`, against the same per-pod requests. No Pulumi import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+from model.quantity import parse_quantity
+
+MIB = Decimal(1024 * 1024)
+GIB = 1024 * MIB
+
+# vCPUs, memory (GiB), max pods (the VPC CNI's eni-max-pods.txt) of the instance types node groups commonly use.
+INSTANCE_TYPES: dict[str, tuple[int, int, int]] = {
+    "t3.small": (2, 2, 11), "t3.medium": (2, 4, 17), "t3.large": (2, 8, 35), "t3.xlarge": (4, 16, 58),
+    "t3.2xlarge": (8, 32, 58), "t3a.medium": (2, 4, 17), "t3a.large": (2, 8, 35),
+    "m5.large": (2, 8, 29), "m5.xlarge": (4, 16, 58), "m5.2xlarge": (8, 32, 58), "m5.4xlarge": (16, 64, 234),
+    "m6i.large": (2, 8, 29), "m6i.xlarge": (4, 16, 58), "m6i.2xlarge": (8, 32, 58),
+    "m7i.large": (2, 8, 29), "m7i.xlarge": (4, 16, 58),
+    "c5.large": (2, 4, 29), "c5.xlarge": (4, 8, 58), "c6i.large": (2, 4, 29), "c6i.xlarge": (4, 8, 58),
+    "r5.large": (2, 16, 29), "r5.xlarge": (4, 32, 58), "r6i.large": (2, 16, 29),
+}
+# The system pods of an EKS node group and their requests: per node aws-node (25m) and kube-proxy (100m); for the
+# cluster two CoreDNS replicas (100m and 70Mi each).
+SYSTEM_PODS_PER_NODE, SYSTEM_CPU_PER_NODE = 2, Decimal("0.125")
+CLUSTER_SYSTEM_PODS, CLUSTER_SYSTEM_CPU, CLUSTER_SYSTEM_MEMORY = 2, Decimal("0.2"), 140 * MIB
+
+
+@dataclass(frozen=True)
+class Room:
+    """Pods and requests: what some pods need, or what nodes hold."""
+
+    pods: int
+    cpu: Decimal  # cores
+    memory: Decimal  # bytes
+
+    def __add__(self, other: Room) -> Room:
+        return Room(self.pods + other.pods, self.cpu + other.cpu, self.memory + other.memory)
+
+    def short_of(self, need: Room) -> list[str]:
+        """What `need` lacks here, in words (empty: it fits)."""
+        out = []
+        if need.pods > self.pods:
+            out.append(f"{need.pods} pods > {self.pods}")
+        if need.cpu > self.cpu:
+            out.append(f"CPU requests {_cores(need.cpu)} > {_cores(self.cpu)}")
+        if need.memory > self.memory:
+            out.append(f"memory requests {_mib(need.memory)} > {_mib(self.memory)}")
+        return out
+
+
+def _cores(value: Decimal) -> str:
+    return f"{value.normalize():f} cores" if value >= 1 else f"{int(value * 1000)}m"
+
+
+def _mib(value: Decimal) -> str:
+    return f"{int(value / MIB)}Mi"
+
+
+def pod_room(requests: Mapping[str, str], pods: int) -> Room:
+    """What `pods` pods of these requests need (a request not given counts as 0, as the scheduler counts it)."""
+    cpu = parse_quantity(requests["cpu"]) if "cpu" in requests else Decimal(0)
+    memory = parse_quantity(requests["memory"]) if "memory" in requests else Decimal(0)
+    return Room(pods, (cpu or Decimal(0)) * pods, (memory or Decimal(0)) * pods)
+
+
+def _reserved_cpu(cores: int) -> Decimal:
+    """kube-reserved CPU of the EKS AMI, in cores."""
+    steps = ((1, Decimal("0.06")), (1, Decimal("0.01")), (2, Decimal("0.005")))
+    reserved, left = Decimal(0), cores
+    for count, share in steps:
+        taken = min(left, count)
+        reserved += taken * share
+        left -= taken
+    return reserved + left * Decimal("0.0025")
+
+
+def node_room(instance_type: str) -> Room | None:
+    """What one node of this type holds for workloads (None: a type this table does not know)."""
+    if instance_type not in INSTANCE_TYPES:
+        return None
+    cores, memory_gib, max_pods = INSTANCE_TYPES[instance_type]
+    memory = memory_gib * GIB - (11 * max_pods + 255) * MIB - 100 * MIB
+    return Room(max_pods - SYSTEM_PODS_PER_NODE, cores - _reserved_cpu(cores) - SYSTEM_CPU_PER_NODE, memory)
+
+
+def node_group_room(instance_types: Iterable[str], nodes: int) -> tuple[Room | None, str]:
+    """What `nodes` nodes hold at best, sized by the smallest listed type (a node group may launch any of them), and
+    the words for it; None when no listed type is known."""
+    known = [(t, room) for t in instance_types if (room := node_room(t)) is not None]
+    if not known:
+        return None, ""
+    smallest, room = min(known, key=lambda item: (item[1].pods, item[1].cpu, item[1].memory))
+    total = Room(room.pods * nodes - CLUSTER_SYSTEM_PODS, room.cpu * nodes - CLUSTER_SYSTEM_CPU,
+                 room.memory * nodes - CLUSTER_SYSTEM_MEMORY)
+    return total, f"{nodes} × {smallest} (cluster.nodes.max)"
+
+
+# The quota keys that bound what pods request, and how to read a pod's share of each.
+QUOTA_KEYS = {"pods": "pods", "requests.cpu": "cpu", "cpu": "cpu", "requests.memory": "memory", "memory": "memory"}
+
+
+def quota_shortfalls(hard: Mapping[str, str], used: Mapping[str, str], extra: Room) -> list[str]:
+    """A ResourceQuota's `status.hard`/`status.used` against `extra` more pods (a new color): one line per key that
+    would be exceeded (the API server would refuse the new color's pods, and its Deployment would never be ready)."""
+    out = []
+    for key, what in QUOTA_KEYS.items():
+        if key not in hard:
+            continue
+        limit = parse_quantity(str(hard[key]))
+        now = parse_quantity(str(used.get(key, "0"))) or Decimal(0)
+        if limit is None:
+            continue
+        more = Decimal(extra.pods) if what == "pods" else extra.cpu if what == "cpu" else extra.memory
+        if now + more > limit:
+            shown = (lambda v: f"{int(v)}") if what == "pods" else _cores if what == "cpu" else _mib
+            out.append(f"{key}: {shown(now)} used + {shown(more)} for the new color > {shown(limit)} hard")
+    return out
