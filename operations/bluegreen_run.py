@@ -57,7 +57,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -168,13 +168,13 @@ def _active(info: dict[str, Any], cfg: dict[str, Any]) -> str:
     return str(color)
 
 
-def preview_url(stack: StackLike, release: str, releases: dict[str, Any]) -> str:
-    """The preview Service's address (the stack's outputs), on the release's servicePort."""
+def preview_url(stack: StackLike, release: str, releases: dict[str, Any], path: str = "/") -> str:
+    """The preview Service's address (the stack's outputs), on the release's servicePort, at `path`."""
     address = _live_info(stack, release).get("previewAddress")
     if not address:
         raise OperationError(f"stack {stack.name} reports no preview address for release {release} yet: pass --url")
     port = releases[release].get("servicePort", 80)
-    return f"http://{address}{'' if port == 80 else f':{port}'}/"
+    return f"http://{address}{'' if port == 80 else f':{port}'}{path}"
 
 
 def _in_doubt(stack: StackLike) -> bool:
@@ -364,7 +364,12 @@ class _BlueGreenLoop:
             raise stacks.InputError(f"--tag {o.tag!r} cannot go into {stack.name}'s config: "
                                     + str(error).split("\n", 1)[-1].strip()) from None
         self.tracker = tracker
-        url = o.url or preview_url(stack, o.release, tracker.config)
+        # The release's previewCheck (required on protected stacks): judged at least its interval, on its path.
+        check = stacks.check_config(stack.name, tracker.full_config, tracker.config).release(o.release).preview_check
+        if check is not None and check.interval_seconds > o.interval:
+            log.say(f"previewCheck: the preview is judged for {check.interval} (--interval {o.interval:g}s is shorter)")
+            self.o = o = replace(o, interval=float(check.interval_seconds))
+        url = o.url or preview_url(stack, o.release, tracker.config, check.path if check is not None else "/")
         # The lease first: a second driver is refused with the holder's details.
         spec = self._lease_spec() if callable(self._lease_spec) else self._lease_spec
         lease = None

@@ -189,6 +189,39 @@ def test_keep_old_leaves_the_old_color_at_full_size(apps, proxy, preview_proxy):
     assert stack.up_messages[-1] == "bluegreen app v2: switch to green"
 
 
+def test_the_releases_preview_check_sets_the_least_judging_time_and_the_path(apps, proxy, preview_proxy, capsys):
+    import copy
+
+    config = copy.deepcopy(CONFIG)
+    config[RELEASES]["app"]["previewCheck"] = {"interval": "2s", "path": "/healthz"}
+    stack = SwitchedStack(proxy, preview_proxy, apps, config=config)
+    run = run_bluegreen(stack, options("v2", url=preview_proxy.url, interval=0.4), clock=VirtualClock())
+    assert run.exit_code == 0, run.aborted
+    assert run.judged.elapsed >= 2.0  # not the 0.4 s of --interval
+    assert "previewCheck: the preview is judged for 2s" in capsys.readouterr().out
+    address = outputs(stack)["previewAddress"]
+    assert bluegreen_run.preview_url(stack, "app", stack.config[RELEASES], "/healthz") == f"http://{address}/healthz"
+
+
+def test_ctrl_c_in_the_window_keeps_the_switch_and_leaves_the_scale_down_to_the_watchdog(
+        apps, proxy, preview_proxy, tmp_path, capsys):
+    stack = SwitchedStack(proxy, preview_proxy, apps)
+    spec = lease_spec(tmp_path)
+
+    def interrupt(seconds):
+        if seconds == 30.0:
+            raise KeyboardInterrupt
+
+    run = run_bluegreen(stack, options("v2", url=preview_proxy.url), clock=VirtualClock(interrupt), lease=spec)
+    assert run.exit_code == 1 and run.switched and run.aborted == "interrupted in the window"
+    app = live_app(stack)
+    assert app["active"] == "green" and app["blue"] == {"tag": "v1"} and app["green"] == {"tag": "v2"}
+    assert stack.up_messages[-1] == "bluegreen app v2: switch to green"
+    record = spec.read()  # not ended: once it expires, the watchdog finishes the scale-down
+    assert record["state"] == "running" and record["phase"] == "window"
+    assert "interrupted in the window: green (v2) stays active and blue (v1) at full size" in capsys.readouterr().out
+
+
 # ---------------------------------------------------------------------------------------------
 # Failure paths: every one ends with the active Service on the old color
 # ---------------------------------------------------------------------------------------------
