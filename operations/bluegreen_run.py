@@ -6,9 +6,11 @@ other. A run takes the new tag through four moves, each one `pulumi up` of the s
 
 1. preview: the idle color := the new tag at full size; the update awaits its pods ready, and the
    preview Service serves them.
-2. judge: probe traffic to the preview Service's address for `--interval`, judged as a canary's
-   match-only phase is (model/judge.py: error rate, p99 latency, and that the answers come from the
-   new version), stopped as soon as a failure is statistically clear.
+2. judge: probe traffic to the preview Service's address for `--interval` (at least the release's
+   `previewCheck.interval`, on its `path`), judged as a canary's match-only phase is (model/judge.py:
+   error rate, p99 latency, and that the answers come from the new version), stopped as soon as a
+   failure is statistically clear; or, with `--metrics`, the new version's series in Prometheus (the
+   release's pods `<release>-blue|green-...`; the old color's are the users' traffic, not counted).
 3. switch: `active` := the new color, one update that changes only the two Services' selectors (no
    Deployment, no pod). The same update records the verification (`how: bluegreen`, the judge's
    evidence) that `rollout promote` takes as proof.
@@ -75,6 +77,7 @@ from operations.canary_run import (
     StepResult,
     Tracker,
     duration_argument,
+    metrics_argument,
     percent_argument,
     probe_url_argument,
     rate_argument,
@@ -85,6 +88,8 @@ from operations.stacks import OperationError, StackLike
 STRATEGY = "BlueGreen"
 COLORS = ("blue", "green")
 DEFAULT_SCALE_DOWN_DELAY = 30.0  # seconds, as Argo Rollouts' scaleDownDelaySeconds
+# The release's pods as Prometheus's Kubernetes discovery labels them: <release>-blue|green-<hash>-<hash>.
+BLUE_GREEN_PODS = 'namespace="{namespace}",pod=~"{release}-(blue|green)-[a-z0-9]+-[a-z0-9]+"'
 UNDONE = "undone"  # a lease's outcome when `rollout undo` switched the run's colors back
 
 # The run's phases, as its lease records them (the watchdog decides on them).
@@ -108,9 +113,13 @@ class BlueGreenOptions:
     scale_down_delay: float = DEFAULT_SCALE_DOWN_DELAY
     keep_old: bool = False
     retry: stacks.RetryPolicy = field(default_factory=stacks.RetryPolicy)
-    # What operations/step_checks.min_canary_answers reads (probes only: no Prometheus here).
+    # Judge from Prometheus (its URL) instead of the probe answers; probes, if rate > 0, only add traffic to the
+    # preview. The series: the new version's, of the release's pods (BLUE_GREEN_PODS), or metrics_selector's.
     metrics: str | None = None
-    min_canary_answers: int | None = None
+    metrics_selector: str | None = None
+    scrape_interval: float | None = None  # None: read from Prometheus
+    metrics_wait: float | None = None  # None: 3 scrape intervals + 30 s
+    min_canary_answers: int | None = None  # what operations/step_checks reads: the default
 
 
 @dataclass
@@ -346,8 +355,8 @@ class _BlueGreenLoop:
     # -- before the first write -------------------------------------------------------------
     def run(self) -> BlueGreenRun:
         o, stack, log = self.o, self.stack, self.log
-        if o.rate <= 0:
-            raise stacks.InputError("--rate 0 sends no probes: nothing would judge the new version")
+        if o.rate <= 0 and not o.metrics:
+            raise stacks.InputError("--rate 0 sends no probes: then judge from --metrics prometheus=URL")
         tracker, stale = _tracker(stack, o.release, log, o.retry, self.clock, "rollout bluegreen")
         info = _live_info(stack, o.release)
         self.old = _active(info, tracker.cfg)
@@ -369,7 +378,18 @@ class _BlueGreenLoop:
         if check is not None and check.interval_seconds > o.interval:
             log.say(f"previewCheck: the preview is judged for {check.interval} (--interval {o.interval:g}s is shorter)")
             self.o = o = replace(o, interval=float(check.interval_seconds))
-        url = o.url or preview_url(stack, o.release, tracker.config, check.path if check is not None else "/")
+        url = o.url or (preview_url(stack, o.release, tracker.config, check.path if check is not None else "/")
+                        if o.rate > 0 else None)
+        self.metrics_source, self.scrape_interval = None, None
+        if o.metrics:  # refuses (exit 2) a selector or --interval Prometheus cannot judge, before any write
+            from operations import step_checks
+
+            selector = BLUE_GREEN_PODS if o.metrics_selector is None else o.metrics_selector
+            checked = stacks.check_config(stack.name, tracker.full_config, tracker.config)
+            self.metrics_source, self.scrape_interval = step_checks.metrics_source(
+                stack, checked, checked.release(o.release), replace(o, metrics_selector=selector))
+            log.say(f"  Prometheus: {self.metrics_source.requests_query}; scrape interval "
+                    f"{'unknown yet' if self.scrape_interval is None else f'{self.scrape_interval:g}s'}")
         # The lease first: a second driver is refused with the holder's details.
         spec = self._lease_spec() if callable(self._lease_spec) else self._lease_spec
         lease = None
@@ -405,11 +425,12 @@ class _BlueGreenLoop:
         self.held.write(phase=phase, **changes)
 
     # -- the moves ------------------------------------------------------------------------------
-    def _drive(self, url: str, stale: list[live_state.Drift]) -> BlueGreenRun:
+    def _drive(self, url: str | None, stale: list[live_state.Drift]) -> BlueGreenRun:
         o, stack, log, tracker = self.o, self.stack, self.log, self.tracker
         once = stacks.RetryPolicy(attempts=1, lock_wait=o.retry.lock_wait, pause=o.retry.pause)
         log.say(f"blue-green {o.release} {o.tag} on {stack.name}: {self.old} ({self.old_tag}) is active, {self.new} "
-                f"takes {o.tag}; judged {o.interval:g}s on {url}, error budget {100 * o.max_error_rate:g}%, "
+                f"takes {o.tag}; judged {o.interval:g}s on {url or 'the preview (no probes)'}"
+                + (f" from Prometheus at {o.metrics}" if o.metrics else "") + f", error budget {100 * o.max_error_rate:g}%, "
                 f"p99 limit {1000 * o.max_p99:.0f}ms; scale-down delay "
                 + ("none (--keep-old)" if o.keep_old else f"{o.scale_down_delay:g}s"), url=url,
                 colors={"old": self.old, "new": self.new})
@@ -440,15 +461,29 @@ class _BlueGreenLoop:
             return self._rollback(stacks.error_line(error))
         return self._window()
 
-    def _judge(self, url: str) -> str | None:
+    def _judge(self, url: str | None) -> str | None:
         from operations import step_checks
 
         o, log = self.o, self.log
         version = o.tag.split("@", 1)[0]  # what the app reports: a tag pinned by digest reports its tag
-        # Every answer of the preview Service should come from the new version: judged at a share of 100%.
-        judge = Judge(version, 100.0, o.max_error_rate, o.max_p99, settle_seconds=o.settle, requested_weight=100,
-                      min_canary_answers=step_checks.min_canary_answers(o, 100.0))
-        prober = Prober(url, judge, o.rate, o.concurrency, o.timeout, self.clock, settle=o.settle)
+        rounds = None
+        if o.metrics:
+            # Every round judged began after the new color was scraped (no settle phase); only its series
+            # count (the old color's are the users' traffic on the active Service, not the preview's).
+            judge = Judge(version, 100.0, o.max_error_rate, o.max_p99, requested_weight=100,
+                          share_design_effect=step_checks.METRICS_DESIGN_EFFECT,
+                          min_canary_answers=step_checks.min_canary_answers(o, 100.0))
+            try:
+                rounds = _NewVersionRounds(step_checks.metrics_rounds(
+                    self.metrics_source, self.scrape_interval, o, lambda text: log.say(f"  {text}")), version)
+            except step_checks.NotLive as error:
+                return str(error)
+        else:
+            # Every answer of the preview Service should come from the new version: judged at a share of 100%.
+            judge = Judge(version, 100.0, o.max_error_rate, o.max_p99, settle_seconds=o.settle, requested_weight=100,
+                          min_canary_answers=step_checks.min_canary_answers(o, 100.0))
+        prober = Prober(url, judge, o.rate, o.concurrency, o.timeout, self.clock, rounds=rounds,
+                        judge_probes=rounds is None, settle=o.settle)
 
         def tick(elapsed: float) -> None:
             p99 = judge.canary.p99()
@@ -587,6 +622,21 @@ class _BlueGreenLoop:
         return self._result(1, reason)
 
 
+class _NewVersionRounds:
+    """Prometheus's scrape rounds (operations/prometheus.Rounds) with the new version's counts alone."""
+
+    def __init__(self, rounds: Any, version: str):
+        self.inner, self.version = rounds, version
+
+    @property
+    def rounds(self) -> int:
+        return int(self.inner.rounds)
+
+    def poll(self) -> Any:
+        increments = self.inner.poll()
+        return None if increments is None else {v: c for v, c in increments.items() if v == self.version}
+
+
 def back_to_old(stack: StackLike, release: str, old: str, new: str, tracker: _ColorTracker, log: RunLog, *,
                 switch_may_have_run: bool, restore_verification: bool, verification: dict[str, Any] | None,
                 why: str) -> int:
@@ -602,7 +652,9 @@ def back_to_old(stack: StackLike, release: str, old: str, new: str, tracker: _Co
         if switch_may_have_run or _live_info(stack, release).get("activeColor") not in (None, old):
             log.say(f"  the switch may have gone live: the active Service back to {old} first")
             tracker.update(back, f"bluegreen {release}: active back to {old} ({why})")
-        tracker.update({**back, f"{new}.replicas": 0}, f"bluegreen {release}: {new} scaled down ({why})")
+        # A new color the config never got (a driver that died before its first write) has nothing to scale down.
+        down = {f"{new}.replicas": 0} if tracker.get(f"{new}.tag") is not None else {}
+        tracker.update({**back, **down}, f"bluegreen {release}: {new} scaled down ({why})")
         return 0
     except LeaseLost:
         raise
@@ -797,6 +849,17 @@ def fits(stack: str, settings: dict[str, Any], args: argparse.Namespace) -> list
 
 
 def cmd_bluegreen(args: argparse.Namespace) -> int:
+    if args.rate == 0 and not args.metrics:
+        print("error: --rate 0 sends no probes: then judge from --metrics prometheus=URL", file=sys.stderr)
+        return stacks.EXIT_USAGE
+    if args.metrics and args.scrape_interval is not None:
+        from operations.step_checks import check_interval
+
+        try:
+            check_interval(args.interval, args.scrape_interval)
+        except stacks.InputError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return stacks.EXIT_USAGE
     log_path = args.log or args.cwd / "build" / "bluegreen" / (
         f"{args.stack}-{args.release}-{datetime.now().strftime('%Y%m%d-%H%M%S')}.log")
 
@@ -805,7 +868,8 @@ def cmd_bluegreen(args: argparse.Namespace) -> int:
         spec = leases.spec_for(stack, args.release, args.cwd, args.lease_seconds)
         options = BlueGreenOptions(
             release=args.release, tag=args.tag, interval=args.interval, max_error_rate=args.max_error_rate,
-            max_p99=args.max_p99, url=args.url, rate=args.rate, settle=args.settle,
+            max_p99=args.max_p99, url=args.url, rate=args.rate, settle=args.settle, metrics=args.metrics,
+            metrics_selector=args.metrics_selector, scrape_interval=args.scrape_interval, metrics_wait=args.metrics_wait,
             scale_down_delay=args.scale_down_delay, keep_old=args.keep_old,
             retry=stacks.RetryPolicy(lock_wait=args.lock_wait))
         protected = stacks.is_protected(stack.get_all_config())
@@ -871,7 +935,21 @@ def register(verbs: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-error-rate", type=percent_argument, default=0.01, help="error budget (default 1%%)")
     parser.add_argument("--max-p99", type=_positive_duration, default=0.5, help="p99 latency limit (default 500ms)")
     parser.add_argument("--url", type=probe_url_argument, help="probe this URL instead of the preview Service's address")
-    parser.add_argument("--rate", type=rate_argument, default=50.0, help="probe requests per second (default 50)")
+    parser.add_argument("--rate", type=rate_argument, default=50.0,
+                        help="probe requests per second (default 50; 0: no probes, with --metrics)")
+    parser.add_argument("--metrics", type=metrics_argument, metavar="prometheus=URL",
+                        help="judge the preview's traffic from Prometheus (the new version's per-version counters) "
+                             "instead of the probe answers; probes, if --rate > 0, still send traffic")
+    parser.add_argument("--metrics-selector", metavar="LABELS",
+                        help="PromQL label matchers naming the release's series, {namespace}, {release} and {service} "
+                             "filled in from the stack (default: "
+                             "'namespace=\"{namespace}\",pod=~\"{release}-(blue|green)-[a-z0-9]+-[a-z0-9]+\"')")
+    parser.add_argument("--scrape-interval", type=_positive_duration, metavar="DURATION",
+                        help="Prometheus's scrape interval for the release (default: read from its /api/v1/targets); "
+                             "--interval must be at least 3 of them")
+    parser.add_argument("--metrics-wait", type=_positive_duration, metavar="DURATION",
+                        help="how long to wait for the new version's series and a whole scrape round (default: 3 "
+                             "scrape intervals + 30s)")
     parser.add_argument("--settle", type=duration_argument, default=5.0,
                         help="time before the share of answers from the new version is judged (default 5s)")
     parser.add_argument("--scale-down-delay", type=_delay, default=DEFAULT_SCALE_DOWN_DELAY, metavar="DURATION",

@@ -1007,7 +1007,7 @@ def _rate(text: str) -> float:
 
 
 # The judge's argument types, public for `rollout bluegreen` (the same options, the same checks).
-percent_argument, probe_url_argument, rate_argument = _percent, _probe_url, _rate
+percent_argument, probe_url_argument, rate_argument, metrics_argument = _percent, _probe_url, _rate, _metrics
 
 
 def do_abort(stack: StackLike, release: str, yes: bool, confirm: stacks.Confirm, *, out: TextIO | None = None,

@@ -443,3 +443,32 @@ def test_a_release_that_is_not_blue_green_is_the_inputs_fault(capsys, monkeypatc
     assert main(["bluegreen", "staging", "--release", "app", "--tag", "v2", "--yes"]) == 2
     assert "--release app: it is a Canary release in Pulumi.staging.yaml; bluegreen needs a BlueGreen one" in (
         capsys.readouterr().err)
+
+
+# ---------------------------------------------------------------------------------------------
+# Judged from a real Prometheus as it scrapes the colors' pods
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_good_version_judged_from_prometheus_is_switched_to(apps, proxy, preview_proxy, capsys):
+    from tests.prometheus_server import PrometheusServer, in_ci, prometheus_binary
+
+    if prometheus_binary() is None:
+        reason = "the prometheus binary is not installed (make prometheus installs Debian's package)"
+        if in_ci():
+            pytest.fail(f"{reason}; .ci/run should have installed it")
+        pytest.skip(reason)
+    # The targets carry the labels Kubernetes discovery gives the colors' pods (the default selector's).
+    pods = {"v1": "app-blue-5f7d8c9b4-x2x4z", "v2": "app-green-6c8d9f7b5-q9w8e", "v3": "other-7b9c8d6f4-k3j2h"}
+    targets = {f"127.0.0.1:{apps[v].port}": {"namespace": "app-update", "pod": pod} for v, pod in pods.items()}
+    server = PrometheusServer({"app": []}, scrape_interval="200ms")
+    server.set_targets("app", list(targets), targets)
+    with server:
+        stack = SwitchedStack(proxy, preview_proxy, apps)
+        run = run_bluegreen(stack, options("v2", url=preview_proxy.url, interval=2.0, rate=60.0, scale_down_delay=0.0,
+                                           metrics=server.url))
+    out = capsys.readouterr().out
+    assert run.exit_code == 0, out
+    assert 'pod=~"app-(blue|green)-[a-z0-9]+-[a-z0-9]+"' in out  # the colors' pods, not another release's
+    assert run.judged.canary_requests > 0 and run.judged.canary_share == 100.0
+    assert live_app(stack)["active"] == "green"
