@@ -472,3 +472,19 @@ def test_a_good_version_judged_from_prometheus_is_switched_to(apps, proxy, previ
     assert 'pod=~"app-(blue|green)-[a-z0-9]+-[a-z0-9]+"' in out  # the colors' pods, not another release's
     assert run.judged.canary_requests > 0 and run.judged.canary_share == 100.0
     assert live_app(stack)["active"] == "green"
+
+
+@pytest.mark.parametrize("argv,complaint", [
+    (["--tag", "v2 with spaces"], "--tag 'v2 with spaces' cannot go into dev's config: "
+                                  "app-update:releases.app-bg.green.tag"),
+    (["--tag", "v2", "--rate", "0"], "--rate 0 sends no probes: then judge from --metrics prometheus=URL"),
+    (["--tag", "v2", "--metrics", "prometheus=http://127.0.0.1:9", "--scrape-interval", "30s", "--interval", "60s"],
+     "--interval 60s is shorter than 3 scrape intervals"),
+])
+def test_what_the_stack_file_cannot_take_is_said_before_any_stack_opens(argv, complaint, capsys, monkeypatch):
+    def no_environment(*args):
+        raise AssertionError("the stack was opened before the input was checked")
+
+    monkeypatch.setattr(stacks, "open_stack", no_environment)
+    assert main(["bluegreen", "dev", "--release", "app-bg", "--yes", *argv]) == 2
+    assert complaint in capsys.readouterr().err
