@@ -145,3 +145,33 @@ def test_a_run_killed_in_its_window_then_undone_is_not_scaled_down(backend, proj
     assert main(["-C", str(project), "watchdog", "staging"]) == 0
     assert "ended undone" in capsys.readouterr().out
     assert live(backend)["active"] == "blue" and live(backend)["green"] == {"tag": "v2"}
+
+
+def test_sigterm_during_the_switch_lets_it_finish_then_goes_back_to_the_old_color(backend, project, tmp_path):
+    import os
+    import signal
+
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    driver = bluegreen(backend, project, tmp_path, "--interval", "1s", probes="at-weight",
+                       env={"STAND_IN_GATE": str(gate), "STAND_IN_GATE_MESSAGE": "switch to green"})
+    try:
+        driver.wait_for("stand-in: update held")
+        assert len(FileStack("staging", backend).lock_files()) == 1  # the switch runs and holds the stack's lock
+        driver.process.send_signal(signal.SIGTERM)
+        driver.wait_for("SIGTERM: letting the running update finish")
+        with open(gate, "w") as fifo:  # the switch update ends (it succeeds: green went live)
+            fifo.write("go")
+        assert driver.finish() == 1, driver.output
+    finally:
+        driver.process.kill()
+        driver.process.wait()
+    assert "ROLL BACK at the switch to green: interrupted by the operator" in driver.output
+    stack = FileStack("staging", backend)
+    assert stack.up_messages[-3:] == ["bluegreen app v2: switch to green",
+                                      "bluegreen app: active back to blue (v2 rolled back: interrupted by the operator)",
+                                      "bluegreen app: green scaled down (v2 rolled back: interrupted by the operator)"]
+    assert live(backend)["active"] == "blue" and live(backend)["green"] == {"tag": "v2", "replicas": 0}
+    assert not stack.lock_files()
+    record = lease_record(backend)
+    assert record["state"] == "ended" and record["outcome"] == "aborted"
