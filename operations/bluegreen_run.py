@@ -47,6 +47,8 @@ and tags, so that `rollout watchdog` can end the run of a driver that died (`fin
   the two Services' selectors and no Deployment, so no pod starts;
 - after the window (the old color at 0): it says what it will do and, once confirmed, does it:
   scale the old color up (the update awaits its pods), then switch in a second update;
+- only to a color that served: a successful update in the stack's history had it active with the tag it
+  runs now (a color a run rolled back, or one never switched to, is refused with the reason);
 - a run still in its window: undo takes the run's lease over first (a conditional write, as
   `rollout abort` does), so the run stops at its next write instead of scaling down the color that
   is active again; the run also re-reads the live active color before it scales down. While the run
@@ -762,10 +764,17 @@ def undo_bluegreen(stack: StackLike, release: str, yes: bool, confirm: stacks.Co
                              + ("wait for its scale-down to end, then undo (it scales the old color up first)"
                                 if record.get("phase") == SCALING_DOWN else
                                 "the active Service is still on the old color: stop that run (Ctrl-C) instead"))
+    served = _served_before(stack, release, back, tag)
+    if served is None:
+        raise OperationError(f"{back} runs {tag}, which never served {release}'s users on stack {stack.name} (no "
+                             f"successful update had {back} active with {tag}): undo only goes back to what served; "
+                             f"`python -m rollout bluegreen {stack.name} --release {release} --tag {tag}` judges it "
+                             "first")
     replicas = info.get("replicas") or {}
     scaled_down = replicas.get(back, 0) == 0 if back in replicas else tracker.get(f"{back}.replicas") == 0
     full = int(tracker.cfg.get("replicas") or 0)
-    log.say(f"Undo {release} on stack {stack.name}: active {active} ({tags.get(active)}) → {back} ({tag})")
+    log.say(f"Undo {release} on stack {stack.name}: active {active} ({tags.get(active)}) → {back} ({tag}, which "
+            f"served in revision {served})")
     if scaled_down:
         log.say(f"  {back} is scaled down (its window is over): 1) {back} scaled up to {full} pods of {tag}, the "
                 f"update awaits them ready  2) the active Service switched to {back}; {active} stays at full size "
@@ -795,6 +804,16 @@ def undo_bluegreen(stack: StackLike, release: str, yes: bool, confirm: stacks.Co
     log.say(f"{stack.name}: {release} serves {tag} from {back} again")
     held.end(UNDONE, f"undone: active on {back} ({tag})")
     return 0
+
+
+def _served_before(stack: StackLike, release: str, color: str, tag: Any) -> int | None:
+    """The newest successful update that had `color` active with `tag` (its revision number), or None."""
+    for revision in stacks.revisions(stack):
+        cfg = (revision.releases or {}).get(release) or {}
+        if (revision.kind == "update" and revision.succeeded and cfg.get("active") == color
+                and stacks.get_path(cfg, f"{color}.tag") == tag):
+            return revision.number
+    return None
 
 
 def _undo_may_take(record: dict[str, Any] | None, now: float) -> str | None:

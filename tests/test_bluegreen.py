@@ -399,6 +399,16 @@ def test_undo_refuses_while_a_run_is_before_its_switch(apps, proxy, preview_prox
     assert not any(m.startswith("undo") for m in stack.up_messages)
 
 
+def test_undo_never_switches_to_a_color_that_did_not_serve_its_tag(apps, proxy, preview_proxy):
+    stack = SwitchedStack(proxy, preview_proxy, apps)
+    run = run_bluegreen(stack, options("v3", url=preview_proxy.url, interval=30.0, rate=300.0), clock=VirtualClock())
+    assert run.exit_code == 1  # rolled back: green runs v3, scaled down
+    updates = len(stack.up_messages)
+    with pytest.raises(stacks.OperationError, match="green runs v3, which never served app's users on stack staging"):
+        undo_bluegreen(stack, "app", True, None)
+    assert len(stack.up_messages) == updates and live_app(stack)["active"] == "blue"
+
+
 def test_a_second_run_is_refused_while_the_first_holds_the_lease(apps, proxy, preview_proxy, tmp_path, monkeypatch):
     stack = SwitchedStack(proxy, preview_proxy, apps)
     spec = lease_spec(tmp_path)
