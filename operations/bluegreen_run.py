@@ -285,7 +285,9 @@ def run_fields(stack: str, o: BlueGreenOptions, old: str, new: str, old_tag: Any
             "holder": leases.holder("bluegreen"), "phase": PREVIEW, "colors": {"old": old, "new": new},
             "tags": {old: old_tag, new: o.tag}, "keepOld": o.keep_old, "scaleDownDelay": o.scale_down_delay,
             "run": {"tag": o.tag, "interval": o.interval, "maxErrorRate": o.max_error_rate, "maxP99": o.max_p99,
-                    "url": o.url, "rate": o.rate, "settle": o.settle}}
+                    "url": o.url, "rate": o.rate, "settle": o.settle, "metrics": o.metrics,
+                    "metricsSelector": o.metrics_selector, "scrapeInterval": o.scrape_interval,
+                    "metricsWait": o.metrics_wait, "scaleDownDelay": o.scale_down_delay, "keepOld": o.keep_old}}
 
 
 def takeover_fields(record: dict[str, Any] | None, stack: str, release: str, command: str) -> dict[str, Any]:
@@ -295,6 +297,32 @@ def takeover_fields(record: dict[str, Any] | None, stack: str, release: str, com
             "holder": leases.holder(command),
             **{k: found.get(k) for k in ("phase", "colors", "tags", "keepOld", "scaleDownDelay", "scaleDownAt",
                                          "scaleDownTime", "switchTried", "verificationBefore", "run")}}
+
+
+RESUMED_FIELDS = ("phase", "scaleDownAt", "scaleDownTime", "switchTried", "verificationBefore", "evidence")
+
+
+def resume_phase(record: dict[str, Any], info: dict[str, Any], stack: str, release: str) -> str:
+    """Where a resumed run goes on: the lease's phase, if what is live is still what the lease says (the old
+    color's tag; the active color: the old one before the switch, the new one after it); else InputError."""
+    if record.get("strategy") != STRATEGY:
+        raise stacks.InputError(f"the lease of {release} on {stack} is not a blue-green run's: "
+                                f"{leases.describe(record, leases.wall_clock())}")
+    phase, colors, tags = record.get("phase"), record.get("colors") or {}, record.get("tags") or {}
+    old, new = colors.get("old"), colors.get("new")
+    if phase == ROLLING_BACK:
+        raise stacks.InputError(f"the run was on its way back to {old} when its driver died: "
+                                f"`{finish_command(stack)}` finishes that, and a new run starts afresh")
+    live_tags, active = info.get("tags") or {}, info.get("activeColor")
+    differs = [f"{old} {tags.get(old)} in the lease, {live_tags.get(old)} live"] if live_tags.get(old) != tags.get(
+        old) else []
+    expected = {PREVIEW: (old,), JUDGING: (old,), SWITCHING: (old, new), WINDOW: (new,), SCALING_DOWN: (new,)}
+    if active not in expected.get(str(phase), ()):
+        differs.append(f"active {active} live at the {phase} phase")
+    if differs:
+        raise stacks.InputError(f"cannot resume the blue-green run of {release} on {stack}: the stack changed since "
+                                f"the lease was written ({'; '.join(differs)}); `{finish_command(stack)}` ends it")
+    return str(phase)
 
 
 class _RunLease:
@@ -333,20 +361,24 @@ class _RunLease:
 
 def run_bluegreen(stack: StackLike, options: BlueGreenOptions, *, out: TextIO | None = None,
                   log_path: Path | None = None, clock: Clock | None = None,
-                  lease: leases.LeaseSpec | Callable[[], leases.LeaseSpec] | None = None) -> BlueGreenRun:
-    """Preview, judge, switch, scale down; or back to the old color (the module says how)."""
+                  lease: leases.LeaseSpec | Callable[[], leases.LeaseSpec] | None = None,
+                  resume: bool = False) -> BlueGreenRun:
+    """Preview, judge, switch, scale down; or back to the old color (the module says how). `resume`: go on
+    with the run an expired lease describes, from its phase (resume_phase says where)."""
     log = RunLog(log_path, out or sys.stdout)
     try:
         with interrupts.guard(finish_command(stack.name), log.say):
-            return _BlueGreenLoop(stack, options, log, clock or Clock(), lease).run()
+            return _BlueGreenLoop(stack, options, log, clock or Clock(), lease, resume).run()
     finally:
         log.close()
 
 
 class _BlueGreenLoop:
     def __init__(self, stack: StackLike, options: BlueGreenOptions, log: RunLog, clock: Clock,
-                 lease_spec: leases.LeaseSpec | Callable[[], leases.LeaseSpec] | None):
+                 lease_spec: leases.LeaseSpec | Callable[[], leases.LeaseSpec] | None, resume: bool = False):
         self.stack, self.o, self.log, self.clock = stack, options, log, clock
+        self.resume = resume
+        self.record: dict[str, Any] | None = None  # the expired lease a resumed run goes on from
         self._lease_spec = lease_spec
         self.held = _RunLease(None, log.say)
         self.judged: StepResult | None = None
@@ -361,10 +393,22 @@ class _BlueGreenLoop:
             raise stacks.InputError("--rate 0 sends no probes: then judge from --metrics prometheus=URL")
         tracker, stale = _tracker(stack, o.release, log, o.retry, self.clock, "rollout bluegreen")
         info = _live_info(stack, o.release)
-        self.old = _active(info, tracker.cfg)
-        self.new = other(self.old)
+        spec = self._lease_spec() if callable(self._lease_spec) else self._lease_spec
+        if self.resume:
+            if spec is None:
+                raise OperationError("--resume goes on with the run a lease describes: it needs the lease")
+            self.record = spec.read()
+            refusal = leases.resume_may_take(self.record, leases.wall_clock())
+            if refusal is not None:
+                raise leases.LeaseHeld(refusal, self.record or {})
+            self.phase = resume_phase(self.record or {}, info, stack.name, o.release)
+            colors = (self.record or {}).get("colors") or {}
+            self.old, self.new = colors["old"], colors["new"]
+        else:
+            self.old = _active(info, tracker.cfg)
+            self.new = other(self.old)
         self.old_tag = (info.get("tags") or {}).get(self.old) or stacks.get_path(tracker.cfg, f"{self.old}.tag")
-        if self.old_tag == o.tag:
+        if self.old_tag == o.tag and not self.resume:
             raise stacks.InputError(f"stack {stack.name} already serves {o.tag} on the active color ({self.old}) of "
                                     f"{o.release}: nothing to switch to")
         first = stacks.apply_changes(tracker.config, self._preview_changes(tracker))
@@ -393,11 +437,16 @@ class _BlueGreenLoop:
             log.say(f"  Prometheus: {self.metrics_source.requests_query}; scrape interval "
                     f"{'unknown yet' if self.scrape_interval is None else f'{self.scrape_interval:g}s'}")
         # The lease first: a second driver is refused with the holder's details.
-        spec = self._lease_spec() if callable(self._lease_spec) else self._lease_spec
         lease = None
         if spec is not None:
-            lease = leases.acquire(spec.store, spec.key, run_fields(stack.name, o, self.old, self.new, self.old_tag),
-                                   spec.seconds, may_take=run_may_take(stack.name))
+            fields = run_fields(stack.name, o, self.old, self.new, self.old_tag)
+            if self.record is not None:  # resumed: the run's phase, window and records stay; the holder is this one
+                fields.update({k: self.record[k] for k in RESUMED_FIELDS if k in self.record},
+                              startedBefore=self.record.get("started"), resumedFrom=self.record.get("holder"))
+                self.verification_before = self.record.get("verificationBefore")
+                self.switch_ran = bool(self.record.get("switchTried"))
+            lease = leases.acquire(spec.store, spec.key, fields, spec.seconds,
+                                   may_take=leases.resume_may_take if self.resume else run_may_take(stack.name))
             log.say(f"lease: {spec.store.location(spec.key)}, {spec.seconds:g}s, renewed every {spec.seconds / 3:g}s")
         self.held = _RunLease(lease, log.say)
         heartbeat = Heartbeat(lease, log.say, silent_for=log.silent_for)
@@ -436,19 +485,27 @@ class _BlueGreenLoop:
                 f"p99 limit {1000 * o.max_p99:.0f}ms; scale-down delay "
                 + ("none (--keep-old)" if o.keep_old else f"{o.scale_down_delay:g}s"), url=url,
                 colors={"old": self.old, "new": self.new})
+        start = self.phase
+        if self.record is not None:
+            log.say(f"resuming the run of {leases.holder_text(self.record)} (lease expired "
+                    f"{self.record.get('expires')}) at its {start} phase")
+        if start in SWITCHED:
+            _write_stale(stack, stale, tracker.heartbeat)
+            return self._window(resumed=True)
         try:
             _write_stale(stack, stale, tracker.heartbeat)
-            log.say(f"1) {self.new} := {o.tag} at full size, behind the preview Service: updating {stack.name}")
-            tracker.update({c.field: c.new for c in self._preview_changes(tracker)},
-                           f"bluegreen {o.release} {o.tag}: {self.new} up behind the preview Service", once)
-            self._set_phase(JUDGING)
-            log.say(f"2) judging {o.tag} on the preview Service for {o.interval:g}s")
-            tracker.heartbeat.doing(f"judging {o.tag} on the preview Service")
-            verdict = self._judge(url)
-            tracker.heartbeat.doing(None)
-            if verdict:
-                raise _Verdict(verdict)
-            self._switch(once)
+            if start in (PREVIEW, JUDGING):  # a resumed run's preview is up already: its update changes nothing
+                log.say(f"1) {self.new} := {o.tag} at full size, behind the preview Service: updating {stack.name}")
+                tracker.update({c.field: c.new for c in self._preview_changes(tracker)},
+                               f"bluegreen {o.release} {o.tag}: {self.new} up behind the preview Service", once)
+                self._set_phase(JUDGING)
+                log.say(f"2) judging {o.tag} on the preview Service for {o.interval:g}s")
+                tracker.heartbeat.doing(f"judging {o.tag} on the preview Service")
+                verdict = self._judge(url)
+                tracker.heartbeat.doing(None)
+                if verdict:
+                    raise _Verdict(verdict)
+            self._switch(once)  # a run resumed in its switch: the same update again converges it
         except LeaseLost:
             raise
         except _Verdict as verdict:
@@ -523,13 +580,14 @@ class _BlueGreenLoop:
         from operations.promotion import actor, next_revision, utc_now
 
         judged = self.judged
+        evidence = (f"{judged.requests} requests to the preview Service in {judged.elapsed:g}s, error rate "
+                    f"{judged.error_rate:g}%, p99 {judged.p99_ms}ms") if judged else (self.record or {}).get("evidence")
         entry = {"how": "bluegreen", "image": served_image(checked), "revision": next_revision(stacks.revisions(stack)),
-                 "verdict": "passed", "evidence": (f"{judged.requests} requests to the preview Service in "
-                                                   f"{judged.elapsed:g}s, error rate {judged.error_rate:g}%, p99 "
-                                                   f"{judged.p99_ms}ms") if judged else "",
+                 "verdict": "passed", "evidence": evidence or "",
                  "at": utc_now().isoformat(timespec="seconds").replace("+00:00", "Z"), "by": actor()}
-        self.verification_before = _verification(stack, o.release)
-        self._set_phase(SWITCHING, switchTried=True, verificationBefore=self.verification_before)
+        if not self.switch_ran:  # a resumed switch keeps the record from before the first try
+            self.verification_before = _verification(stack, o.release)
+        self._set_phase(SWITCHING, switchTried=True, verificationBefore=self.verification_before, evidence=evidence)
         self.log.say(f"3) switching the active Service to {self.new} ({o.tag}): one update, Services only")
         tracker.heartbeat.check()
         _put_verification(stack, o.release, entry)
@@ -540,8 +598,11 @@ class _BlueGreenLoop:
             self.switch_ran = failed.ran
             raise
 
-    def _window(self) -> BlueGreenRun:
-        o, stack, log, tracker = self.o, self.stack, self.log, self.tracker
+    def _window(self, resumed: bool = False) -> BlueGreenRun:
+        o, stack, log = self.o, self.stack, self.log
+        if resumed:  # what is left of the window the lease names
+            delay = max(0.0, float((self.record or {}).get("scaleDownAt") or 0) - leases.wall_clock())
+            return self._scale_down_after(delay)
         if o.keep_old:
             log.say(f"switched: {o.release} serves {o.tag} from {self.new}; {self.old} ({self.old_tag}) stays at full "
                     f"size (--keep-old): `{undo_command(stack.name, o.release)}` switches back in one update")
@@ -552,9 +613,13 @@ class _BlueGreenLoop:
         log.say(f"switched: {o.release} serves {o.tag} from {self.new}; {self.old} ({self.old_tag}) stays at full "
                 f"size for {o.scale_down_delay:g}s (`{undo_command(stack.name, o.release)}` switches back in one "
                 "update meanwhile), then is scaled to 0")
-        tracker.heartbeat.doing(f"waiting {o.scale_down_delay:g}s before scaling {self.old} down")
+        return self._scale_down_after(o.scale_down_delay)
+
+    def _scale_down_after(self, delay: float) -> BlueGreenRun:
+        o, stack, log, tracker = self.o, self.stack, self.log, self.tracker
+        tracker.heartbeat.doing(f"waiting {delay:g}s before scaling {self.old} down")
         try:
-            self.clock.sleep(o.scale_down_delay)
+            self.clock.sleep(delay)
         except KeyboardInterrupt:
             # The switch stands (judged, live): the old color stays up; the lease is left to expire, and
             # then the watchdog finishes the scale-down (unless someone undoes first).
@@ -855,8 +920,8 @@ def fits(stack: str, settings: dict[str, Any], args: argparse.Namespace) -> list
         return [f"--release {args.release}: it is a {cfg.get('strategy')} release in Pulumi.{stack}.yaml; "
                 "bluegreen needs a BlueGreen one"]
     active = cfg.get("active")
-    if active not in COLORS:
-        return []  # the stack file's own check says why
+    if active not in COLORS or args.tag is None:
+        return []  # the stack file's own check says why; --resume: the lease's tag
     idle = other(active)
     first = apply_changes(releases, [Change(args.release, f"{idle}.tag", None, args.tag),
                                      Change(args.release, f"{idle}.replicas", None, None)])
@@ -867,37 +932,75 @@ def fits(stack: str, settings: dict[str, Any], args: argparse.Namespace) -> list
     return []
 
 
-def cmd_bluegreen(args: argparse.Namespace) -> int:
+# The run's options: their defaults, and their keys in the lease's `run` (what --resume takes from it).
+RUN_DEFAULTS = {"interval": 60.0, "max_error_rate": 0.01, "max_p99": 0.5, "url": None, "rate": 50.0, "settle": 5.0,
+                "metrics": None, "metrics_selector": None, "scrape_interval": None, "metrics_wait": None,
+                "scale_down_delay": DEFAULT_SCALE_DOWN_DELAY, "keep_old": False}
+LEASE_RUN_KEYS = {"interval": "interval", "max_error_rate": "maxErrorRate", "max_p99": "maxP99", "url": "url",
+                  "rate": "rate", "settle": "settle", "metrics": "metrics", "metrics_selector": "metricsSelector",
+                  "scrape_interval": "scrapeInterval", "metrics_wait": "metricsWait",
+                  "scale_down_delay": "scaleDownDelay", "keep_old": "keepOld"}
+
+
+def run_options(args: argparse.Namespace, record: dict[str, Any] | None) -> tuple[dict[str, Any], list[str]]:
+    """The options given, then (resuming) the lease's, then the defaults; and the names taken from the lease."""
+    run = (record or {}).get("run") or {}
+    if record is not None and args.tag and args.tag != run.get("tag"):
+        raise stacks.InputError(f"--tag {args.tag} differs from the run the lease describes ({run.get('tag')}): "
+                                "drop --tag to resume it")
+    values, from_lease = {"tag": args.tag or run.get("tag")}, []
+    for name, default in RUN_DEFAULTS.items():
+        given = getattr(args, name)
+        if given is not None:
+            values[name] = given
+        elif LEASE_RUN_KEYS[name] in run:
+            values[name], _ = run[LEASE_RUN_KEYS[name]], from_lease.append(name)
+        else:
+            values[name] = default
+    return values, from_lease
+
+
+def _usage(args: argparse.Namespace) -> str | None:
+    """What is wrong with the arguments alone (exit 2), before the environment."""
+    if not args.tag and not args.resume:
+        return "--tag is required (the image tag to switch to), unless --resume"
     if args.rate == 0 and not args.metrics:
-        print("error: --rate 0 sends no probes: then judge from --metrics prometheus=URL", file=sys.stderr)
-        return stacks.EXIT_USAGE
+        return "--rate 0 sends no probes: then judge from --metrics prometheus=URL"
     if args.metrics and args.scrape_interval is not None:
         from operations.step_checks import check_interval
 
         try:
-            check_interval(args.interval, args.scrape_interval)
+            check_interval(RUN_DEFAULTS["interval"] if args.interval is None else args.interval, args.scrape_interval)
         except stacks.InputError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return stacks.EXIT_USAGE
+            return str(error)
+    return None
+
+
+def cmd_bluegreen(args: argparse.Namespace) -> int:
+    problem = _usage(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return stacks.EXIT_USAGE
     log_path = args.log or args.cwd / "build" / "bluegreen" / (
         f"{args.stack}-{args.release}-{datetime.now().strftime('%Y%m%d-%H%M%S')}.log")
 
     def action() -> int:
         stack = stacks.open_stack(args.stack, args.cwd)
         spec = leases.spec_for(stack, args.release, args.cwd, args.lease_seconds)
-        options = BlueGreenOptions(
-            release=args.release, tag=args.tag, interval=args.interval, max_error_rate=args.max_error_rate,
-            max_p99=args.max_p99, url=args.url, rate=args.rate, settle=args.settle, metrics=args.metrics,
-            metrics_selector=args.metrics_selector, scrape_interval=args.scrape_interval, metrics_wait=args.metrics_wait,
-            scale_down_delay=args.scale_down_delay, keep_old=args.keep_old,
-            retry=stacks.RetryPolicy(lock_wait=args.lock_wait))
+        record = spec.read() if args.resume else None
+        if args.resume and record is None:
+            raise OperationError(leases.resume_may_take(None, 0.0) or "no lease")
+        values, from_lease = run_options(args, record)
+        options = BlueGreenOptions(release=args.release, retry=stacks.RetryPolicy(lock_wait=args.lock_wait), **values)
         protected = stacks.is_protected(stack.get_all_config())
-        if not args.yes and not stacks.confirm_tty(
-                f"Run a blue-green release of {args.release} {args.tag} on stack {args.stack}?",
-                args.stack if protected else None):
+        verb = "Resume the blue-green release" if args.resume else "Run a blue-green release"
+        if not args.yes and not stacks.confirm_tty(f"{verb} of {args.release} {options.tag} on stack {args.stack}?",
+                                                   args.stack if protected else None):
             print("not confirmed: nothing was changed (pass --yes to skip the question)")
             return 1
-        run = run_bluegreen(stack, options, log_path=log_path, lease=spec)
+        if from_lease:
+            print(f"from the lease: {', '.join(from_lease)}")
+        run = run_bluegreen(stack, options, log_path=log_path, lease=spec, resume=args.resume)
         print(f"log: {run.log_path}")
         return run.exit_code
 
@@ -948,13 +1051,14 @@ def register(verbs: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("stack", type=stack_name)
     parser.add_argument("--release", required=True, metavar="NAME")
-    parser.add_argument("--tag", required=True, help="the image tag to bring up on the idle color and switch to")
-    parser.add_argument("--interval", type=_positive_duration, default=60.0,
+    parser.add_argument("--tag", help="the image tag to bring up on the idle color and switch to (required, unless "
+                                      "--resume)")
+    parser.add_argument("--interval", type=_positive_duration,
                         help="how long the preview is judged (default 60s)")
-    parser.add_argument("--max-error-rate", type=percent_argument, default=0.01, help="error budget (default 1%%)")
-    parser.add_argument("--max-p99", type=_positive_duration, default=0.5, help="p99 latency limit (default 500ms)")
+    parser.add_argument("--max-error-rate", type=percent_argument, help="error budget (default 1%%)")
+    parser.add_argument("--max-p99", type=_positive_duration, help="p99 latency limit (default 500ms)")
     parser.add_argument("--url", type=probe_url_argument, help="probe this URL instead of the preview Service's address")
-    parser.add_argument("--rate", type=rate_argument, default=50.0,
+    parser.add_argument("--rate", type=rate_argument,
                         help="probe requests per second (default 50; 0: no probes, with --metrics)")
     parser.add_argument("--metrics", type=metrics_argument, metavar="prometheus=URL",
                         help="judge the preview's traffic from Prometheus (the new version's per-version counters) "
@@ -969,12 +1073,12 @@ def register(verbs: argparse._SubParsersAction) -> None:
     parser.add_argument("--metrics-wait", type=_positive_duration, metavar="DURATION",
                         help="how long to wait for the new version's series and a whole scrape round (default: 3 "
                              "scrape intervals + 30s)")
-    parser.add_argument("--settle", type=duration_argument, default=5.0,
+    parser.add_argument("--settle", type=duration_argument,
                         help="time before the share of answers from the new version is judged (default 5s)")
-    parser.add_argument("--scale-down-delay", type=_delay, default=DEFAULT_SCALE_DOWN_DELAY, metavar="DURATION",
+    parser.add_argument("--scale-down-delay", type=_delay, metavar="DURATION",
                         help="how long the old color stays at full size after the switch, for an instant undo "
                              "(default 30s, as Argo Rollouts)")
-    parser.add_argument("--keep-old", action="store_true",
+    parser.add_argument("--keep-old", action="store_const", const=True,
                         help="never scale the old color down: it stays behind the preview Service")
     parser.add_argument("--lock-wait", type=duration_argument, default=300.0,
                         help="how long to wait for another update's lock on the stack (default 5m)")
@@ -982,5 +1086,9 @@ def register(verbs: argparse._SubParsersAction) -> None:
     parser.add_argument("--lease-seconds", type=leases.lease_seconds_argument, default=leases.DEFAULT_SECONDS,
                         metavar="DURATION", help="the run's lease beside the stack's state: how long it outlives its "
                                                  "last renewal (default 5m; renewed every third of it)")
+    parser.add_argument("--resume", action="store_true",
+                        help="go on with the run an expired lease describes, from its phase (preview, judging, switch or "
+                             "window), after checking that what is live still matches it (options not given come from "
+                             "the lease)")
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     parser.set_defaults(func=cmd_bluegreen)

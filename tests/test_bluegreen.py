@@ -435,7 +435,6 @@ def test_a_second_run_is_refused_while_the_first_holds_the_lease(apps, proxy, pr
     (["--release", "app", "--tag", "v2", "--scale-down-delay", "soon"], "--scale-down-delay"),
     (["--release", "app", "--tag", "v2", "--max-error-rate", "150%"], "--max-error-rate"),
     (["--release", "app", "--tag", "v2", "--interval", "0s"], "--interval"),
-    (["--release", "app"], "--tag"),
 ])
 def test_bad_arguments_exit_2(argv, complaint, capsys):
     with pytest.raises(SystemExit) as caught:
@@ -488,6 +487,7 @@ def test_a_good_version_judged_from_prometheus_is_switched_to(apps, proxy, previ
     (["--tag", "v2 with spaces"], "--tag 'v2 with spaces' cannot go into dev's config: "
                                   "app-update:releases.app-bg.green.tag"),
     (["--tag", "v2", "--rate", "0"], "--rate 0 sends no probes: then judge from --metrics prometheus=URL"),
+    ([], "--tag is required (the image tag to switch to), unless --resume"),
     (["--tag", "v2", "--metrics", "prometheus=http://127.0.0.1:9", "--scrape-interval", "30s", "--interval", "60s"],
      "--interval 60s is shorter than 3 scrape intervals"),
 ])

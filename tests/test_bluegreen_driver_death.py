@@ -175,3 +175,62 @@ def test_sigterm_during_the_switch_lets_it_finish_then_goes_back_to_the_old_colo
     assert not stack.lock_files()
     record = lease_record(backend)
     assert record["state"] == "ended" and record["outcome"] == "aborted"
+
+
+def test_resume_goes_on_from_the_judging_phase_of_a_killed_run(backend, project, tmp_path, monkeypatch, capsys):
+    driver = bluegreen(backend, project, tmp_path, "--interval", "60m", "--scale-down-delay", "0s")
+    try:
+        driver.wait_for("stand-in: judging the step")
+    finally:
+        driver.process.kill()
+        driver.process.wait()
+    from operations import canary_run
+    from tests.fake_stack import answers_at_weight
+
+    monkeypatch.setattr(canary_run.Prober, "run", answers_at_weight)
+    resume = ["-C", str(project), "bluegreen", "staging", "--release", "app", "--resume", "--yes",
+              "--log", str(tmp_path / "resumed.log")]
+    assert main(resume) == 1  # before the expiry: the run is still looked after
+    assert "the run is still looked after" in capsys.readouterr().err
+    shift_clock(monkeypatch, leases.DEFAULT_SECONDS + 1)
+    assert main([*resume, "--tag", "v3"]) == 2
+    assert "--tag v3 differs from the run the lease describes (v2)" in capsys.readouterr().err
+    assert main(resume) == 0
+    out = capsys.readouterr().out
+    assert "from the lease: interval, " in out and "at its judging phase" in out
+    assert "promoted: app runs v2 on green; blue is scaled down" in out
+    assert live(backend)["active"] == "green" and live(backend)["blue"] == {"tag": "v1", "replicas": 0}
+    record = lease_record(backend)
+    assert record["outcome"] == "promoted" and record["resumedFrom"]["pid"] == driver.process.pid
+
+
+def test_resume_finishes_the_window_of_a_killed_run_and_refuses_a_stack_that_moved(backend, project, tmp_path,
+                                                                                    monkeypatch, capsys):
+    driver = bluegreen(backend, project, tmp_path, "--interval", "1s", "--scale-down-delay", "60m",
+                       probes="at-weight")
+    try:
+        driver.wait_for("switched: app serves v2 from green")
+    finally:
+        driver.process.kill()
+        driver.process.wait()
+    shift_clock(monkeypatch, 3700)  # the lease expired and the window is over
+    resume = ["-C", str(project), "bluegreen", "staging", "--release", "app", "--resume", "--yes",
+              "--log", str(tmp_path / "resumed.log")]
+    from pulumi.automation import ConfigValue
+
+    stack = FileStack("staging", backend)  # someone switched back by hand meanwhile, then forward again
+    for color in ("blue", "green"):
+        stack.set_config(f"{RELEASES}.app.active", ConfigValue(color), path=True)
+        stack.up(message=f"by hand: {color}")
+        if color == "blue":
+            assert main(resume) == 2
+            assert "cannot resume the blue-green run of app on staging: the stack changed since the lease was " \
+                   "written (active blue live at the window phase)" in capsys.readouterr().err
+    updates = len(FileStack("staging", backend).up_messages)
+    assert main(resume) == 0
+    out = capsys.readouterr().out
+    assert "at its window phase" in out and "4) scaling blue (v1) to 0" in out
+    assert FileStack("staging", backend).up_messages[updates:] == [
+        "bluegreen app v2: blue scaled down after the window"]
+    assert main(resume) == 1  # ended: nothing to resume
+    assert "nothing to resume" in capsys.readouterr().err
