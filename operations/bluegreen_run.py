@@ -42,6 +42,11 @@ and tags, so that `rollout watchdog` can end the run of a driver that died (`fin
   what is live first: if the active Service is back on the old color (an undo by hand), it scales
   nothing down.
 
+`rollout bluegreen --resume` goes on with the run an expired lease describes, from its phase
+(resume_phase): the preview is judged again (its update changes nothing), a switch is applied again
+(the same update converges a half-applied one), a window waits out what is left of it; refused when
+the old color's tag or the active color live differ from the lease, or the run was on its way back.
+
 `rollout undo STACK --release R` (undo_bluegreen) switches `active` to the other color:
 - while the old color is still at full size (the window, or `--keep-old`): ONE update that changes
   the two Services' selectors and no Deployment, so no pod starts;
