@@ -406,8 +406,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fc.add_argument("--replicas", type=_count, required=True, help="spec.replicas (0 to 2147483647)")
     fc.add_argument("--strategy", choices=("RollingUpdate", "Recreate", "BlueGreen"), default="RollingUpdate",
-                    help="the Deployment's spec.strategy.type (default RollingUpdate), or BlueGreen: the pods of "
-                         "each phase of `rollout bluegreen`")
+                    metavar="STRATEGY",
+                    help="RollingUpdate (default) or Recreate, the Deployment's spec.strategy.type; or BlueGreen: the "
+                         "pods of each phase of `rollout bluegreen`")
     fc.add_argument("--max-surge", type=_int_or_percent,
                     help='pods above spec.replicas during the update: int or "N%%" (default 25%%)')
     fc.add_argument("--max-unavailable", type=_unavailable,

@@ -154,7 +154,8 @@ def test_nlb_annotations_only_with_the_controller(stack_runs):
             assert annotations["service.beta.kubernetes.io/aws-load-balancer-scheme"] == "internet-facing"
     for svc in by_type(stack_runs["dev"], "kubernetes:core/v1:Service"):
         annotations = svc.inputs["metadata"].get("annotations") or {}
-        assert not [k for k in annotations if not k.startswith("pulumi.com/")]
+        # (app-update/ annotations are the project's own: a blue-green Service's role and preview check)
+        assert not [k for k in annotations if not k.startswith(("pulumi.com/", "app-update/"))]
     assert not by_type(stack_runs["dev"], "kubernetes:helm.sh/v3:Release")
 
 
@@ -307,6 +308,14 @@ def test_every_deployment_comes_after_the_service_in_front_of_its_pods(stack_run
         fronting = [s for s in services.values()
                     if all(labels.get(k) == v for k, v in s.inputs["spec"]["selector"].items())]
         assert fronting, deployment.name
+        # A blue-green release's active Service is the exception: it waits for the active color's pods instead (a
+        # release that becomes BlueGreen keeps its Service, which must not select pods that are not ready yet; the
+        # color's pods were started behind the preview Service, which they wait for).
+        active = [s for s in fronting if (s.inputs["metadata"].get("annotations") or {}).get(
+            "app-update/blue-green") == "active"]
+        for svc in active:
+            assert deployment.urn in svc.dependencies, (deployment.name, svc.name)
+        fronting = [s for s in fronting if s not in active]
         # It waits for each Service selecting its pods, directly or through the canary Deployment.
         waits = set(deployment.dependencies)
         for dep in by_type(run, "kubernetes:apps/v1:Deployment"):
