@@ -493,6 +493,10 @@ def check_inputs(args: argparse.Namespace) -> bool:
         if release not in names:
             problems.append(f"--release {release}: stack {stack} has no release {release} in Pulumi.{stack}.yaml "
                             f"(its releases: {', '.join(names) or 'none'})")
+        elif (args.verb == "undo" and args.to_revision is not None
+              and configs[stack].release(release).strategy == "BlueGreen"):
+            problems.append(f"--to-revision: {release} is a BlueGreen release in Pulumi.{stack}.yaml, whose undo "
+                            "switches the active Service back to the other color (drop --to-revision)")
         elif args.verb in CANARY_ONLY and configs[stack].release(release).strategy != "Canary":
             problems.append(f"--release {release}: it is a {configs[stack].release(release).strategy} release in "
                             f"Pulumi.{stack}.yaml; {args.verb} needs a Canary one")

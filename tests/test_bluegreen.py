@@ -498,3 +498,12 @@ def test_what_the_stack_file_cannot_take_is_said_before_any_stack_opens(argv, co
     monkeypatch.setattr(stacks, "open_stack", no_environment)
     assert main(["bluegreen", "dev", "--release", "app-bg", "--yes", *argv]) == 2
     assert complaint in capsys.readouterr().err
+
+
+def test_undo_to_a_revision_of_a_blue_green_release_is_the_inputs_fault(capsys, monkeypatch):
+    def no_environment(*args):
+        raise AssertionError("the stack was opened before the input was checked")
+
+    monkeypatch.setattr(stacks, "open_stack", no_environment)
+    assert main(["undo", "dev", "--release", "app-bg", "--to-revision", "1", "--yes"]) == 2
+    assert "--to-revision: app-bg is a BlueGreen release in Pulumi.dev.yaml" in capsys.readouterr().err
