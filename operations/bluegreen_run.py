@@ -280,8 +280,8 @@ def run_may_take(stack: str) -> Callable[[dict[str, Any] | None, float], str | N
             return None
         if not leases.is_expired(record, now) and record.get("state") != leases.ENDED:
             return f"the release is looked after by another run: {leases.describe(record, now)}"
-        return (f"an earlier run did not end: {leases.describe(record, now)}; `{finish_command(stack)}` ends it "
-                "safely (it runs on a schedule too)")
+        return (f"an earlier run did not end: {leases.describe(record, now)}; the watchdog ends it safely (on its "
+                f"schedule too), or now: {finish_command(stack)}")
     return may_take
 
 
@@ -316,8 +316,8 @@ def resume_phase(record: dict[str, Any], info: dict[str, Any], stack: str, relea
     phase, colors, tags = record.get("phase"), record.get("colors") or {}, record.get("tags") or {}
     old, new = colors.get("old"), colors.get("new")
     if phase == ROLLING_BACK:
-        raise stacks.InputError(f"the run was on its way back to {old} when its driver died: "
-                                f"`{finish_command(stack)}` finishes that, and a new run starts afresh")
+        raise stacks.InputError(f"the run was on its way back to {old} when its driver died: the watchdog finishes "
+                                f"that, and a new run starts afresh; finish with: {finish_command(stack)}")
     live_tags, active = info.get("tags") or {}, info.get("activeColor")
     differs = [f"{old} {tags.get(old)} in the lease, {live_tags.get(old)} live"] if live_tags.get(old) != tags.get(
         old) else []
@@ -326,7 +326,7 @@ def resume_phase(record: dict[str, Any], info: dict[str, Any], stack: str, relea
         differs.append(f"active {active} live at the {phase} phase")
     if differs:
         raise stacks.InputError(f"cannot resume the blue-green run of {release} on {stack}: the stack changed since "
-                                f"the lease was written ({'; '.join(differs)}); `{finish_command(stack)}` ends it")
+                                f"the lease was written ({'; '.join(differs)}); end it with: {finish_command(stack)}")
     return str(phase)
 
 
@@ -610,14 +610,14 @@ class _BlueGreenLoop:
             return self._scale_down_after(delay)
         if o.keep_old:
             log.say(f"switched: {o.release} serves {o.tag} from {self.new}; {self.old} ({self.old_tag}) stays at full "
-                    f"size (--keep-old): `{undo_command(stack.name, o.release)}` switches back in one update")
+                    f"size (--keep-old); to switch back in one update: {undo_command(stack.name, o.release)}")
             self.held.end(leases.PROMOTED, f"switched to {self.new}; {self.old} kept at full size (--keep-old)")
             return self._result(0, None, switched=True)
         scale_down_at = leases.wall_clock() + o.scale_down_delay
         self._set_phase(WINDOW, scaleDownAt=scale_down_at, scaleDownTime=leases.iso(scale_down_at))
         log.say(f"switched: {o.release} serves {o.tag} from {self.new}; {self.old} ({self.old_tag}) stays at full "
-                f"size for {o.scale_down_delay:g}s (`{undo_command(stack.name, o.release)}` switches back in one "
-                "update meanwhile), then is scaled to 0")
+                f"size for {o.scale_down_delay:g}s, then is scaled to 0; to switch back meanwhile (one update, no "
+                f"pod): {undo_command(stack.name, o.release)}")
         return self._scale_down_after(o.scale_down_delay)
 
     def _scale_down_after(self, delay: float) -> BlueGreenRun:
@@ -630,9 +630,9 @@ class _BlueGreenLoop:
             # then the watchdog finishes the scale-down (unless someone undoes first).
             tracker.heartbeat.doing(None)
             log.say(f"interrupted in the window: {self.new} ({o.tag}) stays active and {self.old} ({self.old_tag}) at "
-                    f"full size; `{undo_command(stack.name, o.release)}` switches back, and once the lease expires "
-                    f"(at {self.held.lease.record.get('expires') if self.held.lease else '?'}) "
-                    f"`{finish_command(stack.name)}` scales {self.old} down")
+                    f"full size; the watchdog scales {self.old} down once the lease expires (at "
+                    f"{self.held.lease.record.get('expires') if self.held.lease else '?'}): {finish_command(stack.name)}"
+                    f"; to switch back instead: {undo_command(stack.name, o.release)}")
             self.held.write(note="the driver was interrupted in the window: the watchdog finishes the scale-down")
             return self._result(1, "interrupted in the window", switched=True)
         tracker.heartbeat.doing(None)
@@ -655,7 +655,7 @@ class _BlueGreenLoop:
         except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 (the switch stands; said, left to the watchdog)
             cause = error.cause if isinstance(error, stacks.UpdateFailed) else stacks.error_line(error)
             log.say(f"switched to {self.new} ({o.tag}), but {self.old} could not be scaled down ({cause}): "
-                    f"{tracker.state_line()}; `{finish_command(stack.name)}` finishes it")
+                    f"{tracker.state_line()}; finish with: {finish_command(stack.name)}")
             self.held.end(leases.ABORT_FAILED, f"switched; the scale-down of {self.old} failed ({cause})")
             return self._result(1, f"the scale-down failed: {cause}", switched=True)
         log.say(f"promoted: {o.release} runs {o.tag} on {self.new}; {self.old} is scaled down")
@@ -733,8 +733,8 @@ def back_to_old(stack: StackLike, release: str, old: str, new: str, tracker: _Co
     except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 (reported, with what is live)
         cause = "interrupted again" if isinstance(error, KeyboardInterrupt) else (
             error.cause if isinstance(error, stacks.UpdateFailed) else stacks.error_line(error))
-        log.say(f"NOT RESTORED ({cause}): {tracker.state_line()}; the lease says so, and `{finish_command(stack.name)}` "
-                "finishes it", live=tracker.live, config=tracker.cfg)
+        log.say(f"NOT RESTORED ({cause}): {tracker.state_line()}; the lease says so; finish with: "
+                f"{finish_command(stack.name)}", live=tracker.live, config=tracker.cfg)
         return 1
 
 
@@ -838,8 +838,8 @@ def undo_bluegreen(stack: StackLike, release: str, yes: bool, confirm: stacks.Co
     if served is None:
         raise OperationError(f"{back} runs {tag}, which never served {release}'s users on stack {stack.name} (no "
                              f"successful update had {back} active with {tag}): undo only goes back to what served; "
-                             f"`python -m rollout bluegreen {stack.name} --release {release} --tag {tag}` judges it "
-                             "first")
+                             f"judge it first with: python -m rollout bluegreen {stack.name} --release {release} "
+                             f"--tag {tag}")
     replicas = info.get("replicas") or {}
     scaled_down = replicas.get(back, 0) == 0 if back in replicas else tracker.get(f"{back}.replicas") == 0
     full = int(tracker.cfg.get("replicas") or 0)

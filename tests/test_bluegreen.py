@@ -300,7 +300,7 @@ def test_a_lock_that_outlasts_the_way_back_says_what_is_live_and_leaves_old_acti
     line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("NOT RESTORED"))
     assert "live: blue v1 full size (active), green v2 full size (last successful update)" in line
     assert "config holds: blue v1 full size (active), green v2 scaled down" in line
-    assert line.endswith("`python -m rollout watchdog staging` finishes it")
+    assert line.endswith("the lease says so; finish with: python -m rollout watchdog staging")
     assert live_app(stack)["active"] == "blue" and proxy.backends["stable"] == apps["v1"].url
     assert stack.config[RELEASES]["app"]["active"] == "blue"  # the next `pulumi up` ships the old color
 
