@@ -160,8 +160,7 @@ def test_sigterm_during_the_switch_lets_it_finish_then_goes_back_to_the_old_colo
         assert len(FileStack("staging", backend).lock_files()) == 1  # the switch runs and holds the stack's lock
         driver.process.send_signal(signal.SIGTERM)
         driver.wait_for("SIGTERM: letting the running update finish")
-        with open(gate, "w") as fifo:  # the switch update ends (it succeeds: green went live)
-            fifo.write("go")
+        release(gate, driver)  # the switch update ends (it succeeds: green went live)
         assert driver.finish() == 1, driver.output
     finally:
         driver.process.kill()
@@ -234,3 +233,22 @@ def test_resume_finishes_the_window_of_a_killed_run_and_refuses_a_stack_that_mov
         "bluegreen app v2: blue scaled down after the window"]
     assert main(resume) == 1  # ended: nothing to resume
     assert "nothing to resume" in capsys.readouterr().err
+
+
+def release(gate, driver):
+    """Let the held update go on: write to the FIFO its driver waits on, once the driver has it open (a driver that
+    died instead fails the test with its output, where a blocking open would wait forever)."""
+    import contextlib
+    import os
+    import subprocess
+
+    while True:
+        try:
+            fd = os.open(gate, os.O_WRONLY | os.O_NONBLOCK)  # ENXIO while nobody reads it
+            break
+        except OSError:
+            assert driver.process.poll() is None, f"the driver ended while its update was held:\n{driver.output}"
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                driver.process.wait(timeout=0.05)  # a pause that ends early if the driver ends
+    os.write(fd, b"go")
+    os.close(fd)
