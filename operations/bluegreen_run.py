@@ -28,7 +28,9 @@ Every failure before or during the switch ends with the active Service on the ol
   then one update puts `active` back and scales the new color down. The verification record goes
   back to what it was.
 Signals are handled by operations/interrupts.py: an update under way is let finish (the stack's lock
-is released), then the way back runs, shielded from further signals.
+is released), then the way back runs, shielded from further signals. Ctrl-C or SIGTERM in the
+window is not a failure of the switch (judged, live): both colors stay up, the lease is left to
+expire, and the watchdog then finishes the scale-down, unless someone undoes first.
 
 The run holds the release's lease (operations/lease.py) from before its first write to its end, so
 a second driver is refused with the holder's details. The lease records the run's phase, its colors
