@@ -305,6 +305,27 @@ def test_a_lock_that_outlasts_the_way_back_says_what_is_live_and_leaves_old_acti
     assert stack.config[RELEASES]["app"]["active"] == "blue"  # the next `pulumi up` ships the old color
 
 
+def test_the_watchdog_finishes_a_way_back_that_a_lock_stopped(apps, proxy, preview_proxy, tmp_path, capsys):
+    import io
+
+    from operations.watchdog import watch_release
+
+    def lock(stack):
+        stack.locked_by = "ci"
+
+    stack = ScriptedStack(proxy, preview_proxy, apps, hooks={1: lock})
+    spec = lease_spec(tmp_path)
+    run = run_bluegreen(stack, options("v2", url=preview_proxy.url, retry=RetryPolicy(lock_wait=30, pause=10)),
+                        clock=VirtualClock(), lease=spec)
+    assert run.exit_code == 1 and spec.read()["outcome"] == "abort-failed"
+    stack.locked_by = None  # the other update ends; the watchdog's next round
+    line, failed = watch_release(stack, "app", spec, out=io.StringIO(), policy=RetryPolicy(), clock=VirtualClock())
+    assert not failed and "ROLLED BACK by the watchdog: active on blue, green scaled down (its way back had failed)" in (
+        line)
+    assert_on_the_old_color(stack, proxy, apps)
+    assert spec.read()["outcome"] == "aborted" and spec.read()["holder"]["command"] == "watchdog"
+
+
 @pytest.mark.parametrize("at", [0, 1], ids=["preview", "judging"])
 def test_a_failure_or_ctrl_c_before_the_switch_scales_the_new_color_down(apps, proxy, preview_proxy, at,
                                                                           monkeypatch):
