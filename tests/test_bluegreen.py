@@ -528,3 +528,22 @@ def test_undo_to_a_revision_of_a_blue_green_release_is_the_inputs_fault(capsys, 
     monkeypatch.setattr(stacks, "open_stack", no_environment)
     assert main(["undo", "dev", "--release", "app-bg", "--to-revision", "1", "--yes"]) == 2
     assert "--to-revision: app-bg is a BlueGreen release in Pulumi.dev.yaml" in capsys.readouterr().err
+
+
+def test_a_stale_stack_file_takes_the_live_colors_before_the_run_writes(apps, proxy, preview_proxy, capsys):
+    """Live state wins: a checkout whose file predates a switch (blue active, green absent) would switch back
+    and start green's pods again; the run writes what is live first, and says so."""
+    stack = SwitchedStack(proxy, preview_proxy, apps)
+    assert run_bluegreen(stack, options("v2", url=preview_proxy.url), clock=VirtualClock()).exit_code == 0
+    stack.config[RELEASES]["app"] = {"strategy": "BlueGreen", "replicas": 4, "active": "blue", "blue": {"tag": "v1"}}
+    from operations import live_state
+
+    found = {(d.field, d.file, d.live) for d in live_state.drift(stack, stack.config[RELEASES])}
+    assert found == {("active", "blue", "green"), ("green.tag", None, "v2"), ("blue.replicas", None, 0)}
+    capsys.readouterr()
+    run = run_bluegreen(stack, options("v3", url=preview_proxy.url, interval=30.0, rate=300.0), clock=VirtualClock())
+    assert run.exit_code == 1 and run.colors == {"old": "green", "new": "blue"}  # v3 on blue, rolled back
+    assert "the stack file is stale" in capsys.readouterr().out
+    app = live_app(stack)
+    assert app["active"] == "green" and app["green"] == {"tag": "v2"} and app["blue"] == {"tag": "v3", "replicas": 0}
+    assert proxy.backends["stable"] == apps["v2"].url
