@@ -343,6 +343,9 @@ class _Log:
             self.file.close()
 
 
+RunLog = _Log  # public for the blue-green run (operations/bluegreen_run.py), which logs as the canary does
+
+
 def _release_config(stack: StackLike, release: str) -> tuple[dict[str, Any], dict[str, Any]]:
     config = stack.get_all_config()
     releases = stacks.releases_of(config)
@@ -516,6 +519,9 @@ class _Tracker:
             canary = (cfg or {}).get("canary") or {}
             values += [int(canary.get("weight") or 0), int(canary.get("podsForWeight") or 0)]
         return max(values)
+
+
+Tracker = _Tracker  # public for the blue-green run, which writes and updates as the canary does
 
 
 def run_canary(stack: StackLike, options: CanaryOptions, *, out: TextIO | None = None,
@@ -1008,6 +1014,10 @@ def _rate(text: str) -> float:
     if not 0 <= value <= 10_000:
         raise argparse.ArgumentTypeError(f"must be requests per second from 0 to 10000 (got {text!r})")
     return value
+
+
+# The judge's argument types, public for `rollout bluegreen` (the same options, the same checks).
+percent_argument, probe_url_argument, rate_argument, metrics_argument = _percent, _probe_url, _rate, _metrics
 
 
 def do_abort(stack: StackLike, release: str, yes: bool, confirm: stacks.Confirm, *, out: TextIO | None = None,

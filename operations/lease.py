@@ -142,12 +142,18 @@ def needs_abort(record: dict[str, Any], now: float) -> bool:
 
 
 def describe(record: dict[str, Any], now: float) -> str:
-    """One line for `rollout status` and refusals: holder, step, weight, expiry."""
+    """One line for `rollout status` and refusals: holder, step, weight (a blue-green run's phase and
+    colors), expiry."""
     steps = record.get("steps") or []
     where = (f"step {record.get('step')}/{len(steps)}" if steps and record.get("step") else "before its first step")
     tags = record.get("tags") or {}
     text = (f"{record.get('state')} {holder_text(record)}: {where}, weight {record.get('weight', 0)}%, "
             f"stable {tags.get('stable')}, canary {tags.get('canary')}, started {record.get('started')}")
+    if record.get("strategy") == "BlueGreen":  # operations/bluegreen_run.py's runs
+        colors = record.get("colors") or {}
+        old, new = colors.get("old"), colors.get("new")
+        text = (f"{record.get('state')} {holder_text(record)}: {record.get('phase')}, {old} {tags.get(old)} → {new} "
+                f"{tags.get(new)}, started {record.get('started')}")
     if record.get("state") == ENDED:
         return text + f"; ended {record.get('outcome')} at {record.get('renewed')}" + (
             f" ({record['note']})" if record.get("note") else "")

@@ -10,8 +10,8 @@ change, write them, and say so in one line (`Drift.line`), or refuse where that 
 
 Every release of the stack is compared (an update applies the whole file, so a stale line about
 another release would roll that one back too), per release (the outputs' `tags` and `requestedWeight`): `tag` (Recreate, RollingUpdate),
-`stable.tag`, `canary.tag` and `canary.weight` (Canary). Replica counts and the other settings
-are not in the outputs: the file stays the truth for them.
+`stable.tag`, `canary.tag` and `canary.weight` (Canary), `active`, `<color>.tag` and a color scaled to
+0 (BlueGreen). Other replica counts and settings are not in the outputs: the file stays the truth for them.
 """
 
 from __future__ import annotations
@@ -47,6 +47,16 @@ def live_releases(stack: StackLike) -> dict[str, Any]:
 def live_values(info: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
     """Field → live value, for the fields the outputs say something about."""
     tags = info.get("tags") or {}
+    if info.get("strategy") == "BlueGreen" or "active" in cfg:
+        # The active color, each deployed color's tag, and a color scaled down live (a file that says
+        # "full size" there would start its pods again); a color live at full size is left to the file.
+        values = {"active": info.get("activeColor")}
+        replicas = info.get("replicas") or {}
+        for color, tag in tags.items():
+            values[f"{color}.tag"] = tag
+            if replicas.get(color) == 0:
+                values[f"{color}.replicas"] = 0
+        return {k: v for k, v in values.items() if v is not None}
     if "stable" in cfg or "canary" in cfg or info.get("strategy") == "Canary":
         values = {"stable.tag": tags.get("stable"), "canary.tag": tags.get("canary")}
         per_track = "replicas" in (cfg.get("canary") or {}) or "replicas" in (cfg.get("stable") or {})

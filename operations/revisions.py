@@ -385,7 +385,10 @@ def register(verbs: argparse._SubParsersAction) -> None:
     undo = verbs.add_parser("undo", formatter_class=fmt, help="go back to what an earlier revision ran",
                             description="Restore the tags, weights and replicas a revision recorded (default: the last "
                                         "successful update before the current one), show the change, ask, and update "
-                                        "the stack with the message `undo to revision N`. " + needs,
+                                        "the stack with the message `undo to revision N`. On a BlueGreen release (--release, no "
+                                        "--to-revision) it switches the active Service back to the other color: in "
+                                        "one update that starts no pod while that color is at full size, else after "
+                                        "scaling it up; only to a color that served its tag. " + needs,
                             epilog="example:\n  python -m rollout undo dev --to-revision 1 --release app-rolling")
     undo.add_argument("stack", type=stack_name)
     undo.add_argument("--to-revision", type=_positive, metavar="N")

@@ -7,6 +7,11 @@ watchdog finds those and aborts each through the stack exactly as `rollout abort
 (canary_run.do_abort: traffic off the canary first, lock waits and retries), recording the abort
 in the lease and printing one line per canary.
 
+A blue-green run (operations/bluegreen_run.py) holds the same lease; for one whose driver is gone
+the watchdog does what `bluegreen_run.finish` says: before or during the switch, the active Service
+back on the old color and the new color scaled to 0; in the window, the old color's scale-down
+finished once the window has passed.
+
 Safe from several places at once and on a schedule:
 - it takes a lease with a conditional write on the version it read, so of two watchdogs (or a
   watchdog and a resumed run) exactly one wins; the other reports that and changes nothing;
@@ -32,13 +37,15 @@ from operations import canary_lease, live_state, stacks
 from operations import lease as leases
 from operations.canary_run import Clock, do_abort
 
+LEASED = ("Canary", "BlueGreen")  # the strategies whose runs hold a lease
+
 
 def _canary_releases(stack: stacks.StackLike) -> list[str]:
-    """The canary releases of the stack file and of what is live (a checkout can lag either way)."""
+    """The canary and blue-green releases of the stack file and of what is live (a checkout can lag either way)."""
     releases = stacks.releases_of(stack.get_all_config()) or {}
-    names = {name for name, cfg in releases.items() if isinstance(cfg, dict) and cfg.get("strategy") == "Canary"}
+    names = {name for name, cfg in releases.items() if isinstance(cfg, dict) and cfg.get("strategy") in LEASED}
     names |= {name for name, info in live_state.live_releases(stack).items()
-              if isinstance(info, dict) and info.get("strategy") == "Canary"}
+              if isinstance(info, dict) and info.get("strategy") in LEASED}
     return sorted(names)
 
 
@@ -52,6 +59,10 @@ def watch_release(stack: stacks.StackLike, release: str, spec: leases.LeaseSpec,
         return f"{name}: no lease (no canary run recorded): nothing to do", False
     if not leases.needs_abort(record, now):
         return f"{name}: {leases.describe(record, now)}: left alone", False
+    if record.get("strategy") == "BlueGreen":  # the run's phase decides: operations/bluegreen_run.py
+        from operations import bluegreen_run
+
+        return bluegreen_run.watch_release(stack, release, spec, record, out=out, policy=policy, clock=clock)
     try:
         lease = leases.acquire(spec.store, spec.key, {
             **canary_lease.abort_fields(record, stack.name, release, "watchdog"), "expiredLease": record.get("holder")},
@@ -116,7 +127,10 @@ def register(verbs: argparse._SubParsersAction) -> None:
         description="For each canary release of each stack (default: every Pulumi.<stack>.yaml), read its lease "
                     "beside the stack's state; when it expired without ending (the run's process died) or the run's "
                     "abort failed, abort the canary as `rollout abort` does and record it in the lease. A live lease "
-                    "is never touched, and of several watchdogs at once exactly one aborts. One line per canary; "
+                    "is never touched, and of several watchdogs at once exactly one aborts. A blue-green run whose "
+                    "driver died is ended safely: before or during its switch, the active Service back on the old "
+                    "color and the new one scaled to 0; in its window, the old color scaled down once the window "
+                    "has passed. One line per canary; "
                     "exit 0 when nothing was expired or every abort applied, 1 when one failed. Meant to run on a "
                     "schedule (.github/workflows/watchdog.yml). Needs the Pulumi CLI and a file:// or s3:// backend.",
         epilog="example:\n  python -m rollout watchdog staging prod",

@@ -27,7 +27,17 @@ from pathlib import Path
 
 from model.config import StackConfig
 from model.stack_file import PROJECT_DIR, StackFileError, check_project_dir, stack_name
-from operations import bootstrap, canary_run, pipeline_plan, preflight, promotion, revisions, watchdog, waves
+from operations import (
+    bluegreen_run,
+    bootstrap,
+    canary_run,
+    pipeline_plan,
+    preflight,
+    promotion,
+    revisions,
+    watchdog,
+    waves,
+)
 from operations.stacks import EXIT_FAILED, EXIT_OK, EXIT_POLICY, EXIT_USAGE, load_stack_file
 from policy import rules as policy_rules
 
@@ -422,9 +432,12 @@ def build_parser() -> argparse.ArgumentParser:
     rep.set_defaults(func=cmd_report)
 
     revisions.register(verbs)
+    # `undo` on a BlueGreen release is a selector switch (operations/bluegreen_run.py); on others, revisions'.
+    verbs.choices["undo"].set_defaults(func=bluegreen_run.cmd_undo)
     promotion.register(verbs)
     waves.register(verbs)
     canary_run.register(verbs)
+    bluegreen_run.register(verbs)
     watchdog.register(verbs)
     preflight.register(verbs)
     bootstrap.register(verbs)
@@ -452,7 +465,7 @@ def _finish_help(parser: argparse.ArgumentParser) -> None:
 STACK_ARGUMENTS = ("stack", "source", "target", "stacks")  # the dests of arguments that name a stack (or a list)
 # Verbs whose --release must be a release of the stack file (of TO for promote), and those that need a Canary one.
 # `history --release` may name a release that is gone from the config: it lists what earlier revisions ran.
-RELEASE_IN_STACK = {"undo", "promote", "canary", "abort", "verify", "pipeline-plan"}
+RELEASE_IN_STACK = {"undo", "promote", "canary", "abort", "verify", "pipeline-plan", "bluegreen"}
 CANARY_ONLY = {"canary", "abort"}
 
 
@@ -480,11 +493,17 @@ def check_inputs(args: argparse.Namespace) -> bool:
         if release not in names:
             problems.append(f"--release {release}: stack {stack} has no release {release} in Pulumi.{stack}.yaml "
                             f"(its releases: {', '.join(names) or 'none'})")
+        elif (args.verb == "undo" and args.to_revision is not None
+              and configs[stack].release(release).strategy == "BlueGreen"):
+            problems.append(f"--to-revision: {release} is a BlueGreen release in Pulumi.{stack}.yaml, whose undo "
+                            "switches the active Service back to the other color (drop --to-revision)")
         elif args.verb in CANARY_ONLY and configs[stack].release(release).strategy != "Canary":
             problems.append(f"--release {release}: it is a {configs[stack].release(release).strategy} release in "
                             f"Pulumi.{stack}.yaml; {args.verb} needs a Canary one")
     if args.verb == "canary" and args.tag is not None and not problems and stack in files:  # --resume: the lease's
         problems += _canary_fits(stack, files[stack], args)
+    if args.verb == "bluegreen" and not problems and stack in files:  # a BlueGreen release that takes the tag
+        problems += bluegreen_run.fits(stack, files[stack], args)
     for problem in problems:
         _err(f"error: {problem}")
     return not problems

@@ -1,0 +1,549 @@
+"""`rollout bluegreen` and undo on loopback: real app processes behind two weighted proxies (the active and
+the preview Service's load balancers), a stand-in stack whose updates run the program offline and move the
+proxies to what went live, and a virtual clock (tests/clock.py): no test sleeps.
+
+Every failure path before or during the switch must end with the active Service on the old color; what
+went live is the stand-in's `live` (a failed or interrupted update moved resources part of the way, the
+worst case), not the outputs of the last successful update."""
+
+from __future__ import annotations
+
+import pytest
+
+from operations import bluegreen_run, canary_run, stacks
+from operations import lease as leases
+from operations.bluegreen_run import BlueGreenOptions, run_bluegreen, undo_bluegreen
+from operations.record_store import FileRecordStore
+from operations.stacks import RetryPolicy
+from rollout.cli import main
+from tests.apps import AppProcess, stop_all, wait_all
+from tests.clock import VirtualClock
+from tests.fake_stack import FakeStack
+from tests.weighted_proxy import WeightedProxy
+
+RELEASES = "app-update:releases"
+NOWHERE = "http://127.0.0.1:9/"  # a preview Service with no pods: connections refused (502 from the proxy)
+CONFIG = {"app-update:cluster": {"mode": "kubeconfig"},
+          RELEASES: {"app": {"strategy": "BlueGreen", "replicas": 4, "active": "blue", "blue": {"tag": "v1"}}}}
+
+
+@pytest.fixture(scope="module")
+def apps():
+    started = {"v1": AppProcess.launch("v1"), "v2": AppProcess.launch("v2"),
+               "v3": AppProcess.launch("v3", FAIL_RATE="0.5")}
+    wait_all(started.values())
+    yield started
+    stop_all(started.values())
+
+
+@pytest.fixture(autouse=True)
+def fast_answers(monkeypatch):
+    """The judge sees the app's own latency (none), not a loaded machine's (as tests/test_canary.py does)."""
+    real = canary_run.probe_once
+
+    def probe(url, timeout, headers=None):
+        version, ok, _seconds = real(url, timeout)
+        return version, ok, 0.002
+
+    monkeypatch.setattr(canary_run, "probe_once", probe)
+
+
+@pytest.fixture
+def preview_proxy():
+    with WeightedProxy() as server:
+        yield server
+
+
+class SwitchedStack(FakeStack):
+    """After every update that ran (failed ones too: what moved is live), the active proxy sends to the app
+    of the active color's tag and the preview proxy to the idle color's, or nowhere when it has no pods."""
+
+    def __init__(self, proxy, preview, apps, config=CONFIG, follow_preview=True):
+        super().__init__("staging", config)
+        self.proxy, self.preview, self.apps, self.follow_preview = proxy, preview, apps, follow_preview
+        self.up(message="initial")
+
+    def up(self, **kwargs):
+        try:
+            return super().up(**kwargs)
+        finally:
+            self.route()
+
+    def route(self):
+        app = (self.live or self.config)[RELEASES]["app"]
+        active = app["active"]
+        idle = bluegreen_run.other(active)
+        self.proxy.route(self.apps[app[active]["tag"]].url, None, 0)
+        color = app.get(idle) or {}
+        up = color.get("tag") and color.get("replicas") != 0
+        if self.follow_preview or not self.summaries[1:]:
+            self.preview.route(self.apps[color["tag"]].url if up else NOWHERE, None, 0)
+
+
+class ScriptedStack(SwitchedStack):
+    """Runs `hooks[n]` before its n-th update of the run (0: the preview, 1: the switch, 2: ...)."""
+
+    def __init__(self, *args, hooks, **kwargs):
+        self.hooks, self.calls = {}, -1
+        super().__init__(*args, **kwargs)
+        self.hooks = hooks
+
+    def up(self, **kwargs):
+        hook = self.hooks.get(self.calls)
+        self.calls += 1
+        if hook:
+            hook(self)
+        return super().up(**kwargs)
+
+
+def script(*outcomes):
+    def hook(stack):
+        stack.script = list(outcomes)
+    return hook
+
+
+def options(tag, **overrides):
+    values = {"release": "app", "tag": tag, "interval": 0.4, "rate": 400.0, "settle": 0.1, "scale_down_delay": 30.0}
+    values.update(overrides)
+    return BlueGreenOptions(**values)
+
+
+def live_app(stack):
+    return stack.live[RELEASES]["app"]
+
+
+def outputs(stack):
+    return stack.outputs()["releases"].value["app"]
+
+
+def assert_on_the_old_color(stack, proxy, apps):
+    """The last update that ran succeeded, and left blue (v1) active and green at 0, in what is live, in the
+    config and at the load balancer."""
+    message, config, result = stack.applied[-1]
+    assert result == "succeeded", stack.applied[-1]
+    for app in (config[RELEASES]["app"], stack.config[RELEASES]["app"]):
+        assert app["active"] == "blue" and app["blue"] == {"tag": "v1"} and app["green"]["replicas"] == 0
+    assert outputs(stack)["activeColor"] == "blue" and outputs(stack)["replicas"]["green"] == 0
+    assert proxy.backends["stable"] == apps["v1"].url
+
+
+def services_only(changes):
+    """The Kubernetes objects an update changed are Services, and only their selectors."""
+    return bool(changes) and all(c.name.startswith("Service/") and c.action == "update"
+                                 and all(f.startswith("spec.selector") for f in c.fields) for c in changes)
+
+
+def test_a_good_version_is_judged_on_the_preview_switched_and_the_old_color_scaled_down(
+        apps, proxy, preview_proxy, tmp_path, capsys):
+    stack = SwitchedStack(proxy, preview_proxy, apps)
+    clock = VirtualClock()
+    run = run_bluegreen(stack, options("v2", url=preview_proxy.url), clock=clock, log_path=tmp_path / "bg.log")
+    assert run.exit_code == 0, run.aborted
+    assert run.switched and run.judged.verdict is None and run.judged.canary_share == 100.0
+    assert run.judged.requests >= 50 and run.judged.error_rate == 0
+    assert stack.up_messages[1:] == ["bluegreen app v2: green up behind the preview Service",
+                                     "bluegreen app v2: switch to green",
+                                     "bluegreen app v2: blue scaled down after the window"]
+    # The switch is one update of the two Services' selectors: no Deployment changes, no pod starts.
+    assert services_only(stack.changes[2])
+    assert {c.name for c in stack.changes[2]} == {"Service/app", "Service/app-preview"}
+    assert 30.0 in clock.slept  # the window, in virtual time
+    app = live_app(stack)
+    assert app["active"] == "green" and app["green"] == {"tag": "v2"} and app["blue"] == {"tag": "v1", "replicas": 0}
+    assert proxy.backends["stable"] == apps["v2"].url
+    out = capsys.readouterr().out
+    assert "1) green := v2 at full size" in out and "2) judging v2 on the preview Service" in out
+    assert "3) switching the active Service to green" in out and "promoted: app runs v2 on green" in out
+
+
+def test_a_passed_run_records_bluegreen_as_the_proof_promote_takes(apps, proxy, preview_proxy):
+    from model.release_record import VERIFIED
+    from operations.promotion import release_records
+
+    stack = SwitchedStack(proxy, preview_proxy, apps)
+    run = run_bluegreen(stack, options("v2", url=preview_proxy.url), clock=VirtualClock())
+    assert run.exit_code == 0, run.aborted
+    record = release_records(stack.outputs())["app"]
+    assert record["verification"]["how"] == "bluegreen" and record["verification"]["how"] in VERIFIED
+    assert record["verification"]["image"] == record["image"] and record["image"].endswith(":v2")
+    assert record["verification"]["verdict"] == "passed" and "requests to the preview Service" in (
+        record["verification"]["evidence"])
+    # Recorded in the switch update itself: no update of its own.
+    assert len(stack.up_messages) == 4
+
+
+def test_the_preview_address_comes_from_the_stack_outputs(apps, proxy, preview_proxy):
+    stack = SwitchedStack(proxy, preview_proxy, apps)
+    address = outputs(stack)["previewAddress"]
+    assert address and address != outputs(stack)["address"]
+    assert bluegreen_run.preview_url(stack, "app", stack.config[RELEASES]) == f"http://{address}/"
+
+
+def test_keep_old_leaves_the_old_color_at_full_size(apps, proxy, preview_proxy):
+    stack = SwitchedStack(proxy, preview_proxy, apps)
+    clock = VirtualClock()
+    run = run_bluegreen(stack, options("v2", url=preview_proxy.url, keep_old=True), clock=clock)
+    assert run.exit_code == 0 and clock.slept == []
+    app = live_app(stack)
+    assert app["active"] == "green" and app["blue"] == {"tag": "v1"}
+    assert stack.up_messages[-1] == "bluegreen app v2: switch to green"
+
+
+def test_the_releases_preview_check_sets_the_least_judging_time_and_the_path(apps, proxy, preview_proxy, capsys):
+    import copy
+
+    config = copy.deepcopy(CONFIG)
+    config[RELEASES]["app"]["previewCheck"] = {"interval": "2s", "path": "/healthz"}
+    stack = SwitchedStack(proxy, preview_proxy, apps, config=config)
+    run = run_bluegreen(stack, options("v2", url=preview_proxy.url, interval=0.4), clock=VirtualClock())
+    assert run.exit_code == 0, run.aborted
+    assert run.judged.elapsed >= 2.0  # not the 0.4 s of --interval
+    assert "previewCheck: the preview is judged for 2s" in capsys.readouterr().out
+    address = outputs(stack)["previewAddress"]
+    assert bluegreen_run.preview_url(stack, "app", stack.config[RELEASES], "/healthz") == f"http://{address}/healthz"
+
+
+def test_ctrl_c_in_the_window_keeps_the_switch_and_leaves_the_scale_down_to_the_watchdog(
+        apps, proxy, preview_proxy, tmp_path, capsys):
+    stack = SwitchedStack(proxy, preview_proxy, apps)
+    spec = lease_spec(tmp_path)
+
+    def interrupt(seconds):
+        if seconds == 30.0:
+            raise KeyboardInterrupt
+
+    run = run_bluegreen(stack, options("v2", url=preview_proxy.url), clock=VirtualClock(interrupt), lease=spec)
+    assert run.exit_code == 1 and run.switched and run.aborted == "interrupted in the window"
+    app = live_app(stack)
+    assert app["active"] == "green" and app["blue"] == {"tag": "v1"} and app["green"] == {"tag": "v2"}
+    assert stack.up_messages[-1] == "bluegreen app v2: switch to green"
+    record = spec.read()  # not ended: once it expires, the watchdog finishes the scale-down
+    assert record["state"] == "running" and record["phase"] == "window"
+    assert "interrupted in the window: green (v2) stays active and blue (v1) at full size" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------------
+# Failure paths: every one ends with the active Service on the old color
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_failing_version_is_rolled_back_by_the_judge_before_any_switch(apps, proxy, preview_proxy, capsys):
+    stack = SwitchedStack(proxy, preview_proxy, apps)
+    run = run_bluegreen(stack, options("v3", url=preview_proxy.url, interval=30.0, rate=300.0), clock=VirtualClock())
+    assert run.exit_code == 1 and not run.switched
+    assert "the judge failed v3" in run.aborted and "error rate" in run.aborted
+    assert run.judged.elapsed < 10  # stopped as soon as the failure was clear, not after 30 s
+    assert not any("switch" in m for m in stack.up_messages)
+    assert stack.up_messages[-1].startswith("bluegreen app: green scaled down (v3 rolled back")
+    assert_on_the_old_color(stack, proxy, apps)
+    assert preview_proxy.backends["stable"] == NOWHERE  # the idle color has no pods
+    assert "ROLL BACK at the judging" in capsys.readouterr().out
+
+
+def test_a_preview_that_does_not_serve_the_new_version_is_not_switched_to(apps, proxy, preview_proxy):
+    stack = SwitchedStack(proxy, preview_proxy, apps, follow_preview=False)
+    preview_proxy.route(apps["v1"].url, None, 0)  # the preview's load balancer still sends to v1
+    run = run_bluegreen(stack, options("v2", url=preview_proxy.url, interval=30.0), clock=VirtualClock())
+    assert run.exit_code == 1 and not run.switched and "the judge failed v2" in run.aborted
+    assert_on_the_old_color(stack, proxy, apps)
+
+
+@pytest.mark.parametrize("outcomes", [("fail",), ("interrupt",), ("fail-early",)],
+                         ids=["fails", "ctrl-c", "fails-early"])
+def test_a_failed_or_interrupted_switch_goes_back_to_the_old_color(apps, proxy, preview_proxy, outcomes, capsys):
+    stack = ScriptedStack(proxy, preview_proxy, apps, hooks={1: script(*outcomes)})
+    run = run_bluegreen(stack, options("v2", url=preview_proxy.url), clock=VirtualClock())
+    assert run.exit_code == 1 and not run.switched
+    # The switch ran (part of it may be live): the Services go back in an update of their own, then the pods.
+    assert stack.up_messages[2] == "bluegreen app v2: switch to green"
+    assert stack.up_messages[3].startswith("bluegreen app: active back to blue")
+    assert stack.up_messages[4].startswith("bluegreen app: green scaled down")
+    assert services_only(stack.changes[-2]) or stack.changes[-2] == []
+    assert_on_the_old_color(stack, proxy, apps)
+    # The verification the switch wrote is gone with it.
+    assert "app-update:verification" not in stack.config or "app" not in stack.config["app-update:verification"]
+    out = capsys.readouterr().out
+    assert "ROLL BACK at the switch to green" in out and "rolled back: app serves v1 from blue" in out
+
+
+def test_a_switch_that_a_lock_kept_from_running_needs_one_update_back(apps, proxy, preview_proxy, capsys):
+    def lock(stack):
+        stack.locked_by = "ci"
+
+    stack = ScriptedStack(proxy, preview_proxy, apps, hooks={1: lock})
+
+    def sleep(seconds):
+        if len(clock.slept) == 4:  # the switch waited its 30 s out; the other update ends during the way back
+            stack.locked_by = None
+
+    clock = VirtualClock(sleep)
+    run = run_bluegreen(stack, options("v2", url=preview_proxy.url, retry=RetryPolicy(lock_wait=30, pause=10)),
+                        clock=clock)
+    assert run.exit_code == 1 and "stayed locked" in run.aborted
+    # Nothing of the switch ran: one update puts `active` back (a no-op live) and scales green down.
+    assert stack.up_messages[1:] == ["bluegreen app v2: green up behind the preview Service",
+                                     "bluegreen app: green scaled down (v2 rolled back: the stack update failed: the "
+                                     "stack stayed locked by another update for 30s)"]
+    assert_on_the_old_color(stack, proxy, apps)
+    assert "is locked by another update; waiting" in capsys.readouterr().out
+
+
+def test_a_lock_that_outlasts_the_way_back_says_what_is_live_and_leaves_old_active(apps, proxy, preview_proxy,
+                                                                                   capsys):
+    def lock(stack):
+        stack.locked_by = "ci"
+
+    stack = ScriptedStack(proxy, preview_proxy, apps, hooks={1: lock})
+    run = run_bluegreen(stack, options("v2", url=preview_proxy.url, retry=RetryPolicy(lock_wait=30, pause=10)),
+                        clock=VirtualClock())
+    assert run.exit_code == 1
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("NOT RESTORED"))
+    assert "live: blue v1 full size (active), green v2 full size (last successful update)" in line
+    assert "config holds: blue v1 full size (active), green v2 scaled down" in line
+    assert line.endswith("the lease says so; finish with: python -m rollout watchdog staging")
+    assert live_app(stack)["active"] == "blue" and proxy.backends["stable"] == apps["v1"].url
+    assert stack.config[RELEASES]["app"]["active"] == "blue"  # the next `pulumi up` ships the old color
+
+
+def test_the_watchdog_finishes_a_way_back_that_a_lock_stopped(apps, proxy, preview_proxy, tmp_path, capsys):
+    import io
+
+    from operations.watchdog import watch_release
+
+    def lock(stack):
+        stack.locked_by = "ci"
+
+    stack = ScriptedStack(proxy, preview_proxy, apps, hooks={1: lock})
+    spec = lease_spec(tmp_path)
+    run = run_bluegreen(stack, options("v2", url=preview_proxy.url, retry=RetryPolicy(lock_wait=30, pause=10)),
+                        clock=VirtualClock(), lease=spec)
+    assert run.exit_code == 1 and spec.read()["outcome"] == "abort-failed"
+    stack.locked_by = None  # the other update ends; the watchdog's next round
+    line, failed = watch_release(stack, "app", spec, out=io.StringIO(), policy=RetryPolicy(), clock=VirtualClock())
+    assert not failed and "ROLLED BACK by the watchdog: active on blue, green scaled down (its way back had failed)" in (
+        line)
+    assert_on_the_old_color(stack, proxy, apps)
+    assert spec.read()["outcome"] == "aborted" and spec.read()["holder"]["command"] == "watchdog"
+
+
+@pytest.mark.parametrize("at", [0, 1], ids=["preview", "judging"])
+def test_a_failure_or_ctrl_c_before_the_switch_scales_the_new_color_down(apps, proxy, preview_proxy, at,
+                                                                          monkeypatch):
+    if at == 0:
+        stack = ScriptedStack(proxy, preview_proxy, apps, hooks={0: script("fail")})
+    else:
+        def interrupted(self, duration, on_tick):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(canary_run.Prober, "run", interrupted)
+        stack = SwitchedStack(proxy, preview_proxy, apps)
+    run = run_bluegreen(stack, options("v2", url=preview_proxy.url), clock=VirtualClock())
+    assert run.exit_code == 1 and not run.switched
+    assert not any("switch" in m or "active back" in m for m in stack.up_messages)
+    assert_on_the_old_color(stack, proxy, apps)
+
+
+def test_the_active_tag_again_is_the_inputs_fault_and_changes_nothing(apps, proxy, preview_proxy):
+    stack = SwitchedStack(proxy, preview_proxy, apps)
+    with pytest.raises(stacks.InputError, match="already serves v1 on the active color"):
+        run_bluegreen(stack, options("v1", url=preview_proxy.url), clock=VirtualClock())
+    assert stack.up_messages == ["initial"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Undo: in the window, one update of the Services; after it, scale up then switch
+# ---------------------------------------------------------------------------------------------
+
+
+def lease_spec(tmp_path):
+    return leases.LeaseSpec(FileRecordStore(tmp_path / "leases"), leases.lease_key("staging", "app"))
+
+
+@pytest.mark.parametrize("with_lease", [True, False], ids=["lease", "no-lease"])
+def test_undo_in_the_window_switches_back_without_a_pod_and_the_run_scales_nothing_down(
+        apps, proxy, preview_proxy, tmp_path, with_lease, capsys):
+    stack = SwitchedStack(proxy, preview_proxy, apps)
+    spec = lease_spec(tmp_path) if with_lease else None
+    undone = []
+
+    def undo_in_the_window(seconds):
+        if seconds == 30.0:  # the run waits out its scale-down delay
+            undone.append(undo_bluegreen(stack, "app", True, None, spec=spec, clock=VirtualClock()))
+
+    run = run_bluegreen(stack, options("v2", url=preview_proxy.url), clock=VirtualClock(undo_in_the_window),
+                        lease=spec)
+    assert undone == [0]
+    assert stack.up_messages[-1] == "undo app: switch back to blue (v1)"
+    assert services_only(stack.changes[-1])  # ONE update, no Deployment: no pod starts
+    assert run.exit_code == 1 and not run.switched
+    app = live_app(stack)
+    assert app["active"] == "blue" and app["blue"] == {"tag": "v1"} and app["green"] == {"tag": "v2"}
+    assert proxy.backends["stable"] == apps["v1"].url
+    out = capsys.readouterr().out
+    if with_lease:  # the undo took the lease over: the run stopped at its next write
+        assert "STOPPED: the lease was taken over by undo by" in out
+        record = spec.read()
+        assert record["state"] == "ended" and record["outcome"] == "undone" and record["holder"]["command"] == "undo"
+    else:  # no lease: the run read the live active color again before scaling down
+        assert "undone in the window" in out
+
+
+def test_undo_after_the_window_scales_the_old_color_up_then_switches(apps, proxy, preview_proxy, capsys):
+    stack = SwitchedStack(proxy, preview_proxy, apps)
+    assert run_bluegreen(stack, options("v2", url=preview_proxy.url), clock=VirtualClock()).exit_code == 0
+    updates = len(stack.up_messages)
+    assert undo_bluegreen(stack, "app", True, None) == 0
+    assert stack.up_messages[updates:] == ["undo app: blue (v1) scaled up before the switch back",
+                                           "undo app: switch back to blue (v1)"]
+    assert not services_only(stack.changes[-2]) and services_only(stack.changes[-1])
+    app = live_app(stack)
+    assert app["active"] == "blue" and app["blue"] == {"tag": "v1"} and app["green"] == {"tag": "v2"}
+    out = capsys.readouterr().out
+    assert "blue is scaled down (its window is over): 1) blue scaled up to 4 pods of v1" in out
+
+
+def test_undo_refuses_while_a_run_is_before_its_switch(apps, proxy, preview_proxy, tmp_path, monkeypatch):
+    stack = SwitchedStack(proxy, preview_proxy, apps)
+    spec = lease_spec(tmp_path)
+    refusals = []
+
+    def judged_while_someone_undoes(self, duration, on_tick):
+        with pytest.raises(stacks.OperationError) as refused:
+            undo_bluegreen(stack, "app", True, None, spec=spec)
+        refusals.append(str(refused.value))
+        return "stopped by the test"
+
+    monkeypatch.setattr(canary_run.Prober, "run", judged_while_someone_undoes)
+    run = run_bluegreen(stack, options("v2", url=preview_proxy.url), clock=VirtualClock(), lease=spec)
+    assert run.exit_code == 1
+    assert "is judging" in refusals[0] and "the active Service is still on the old color" in refusals[0]
+    assert not any(m.startswith("undo") for m in stack.up_messages)
+
+
+def test_undo_never_switches_to_a_color_that_did_not_serve_its_tag(apps, proxy, preview_proxy):
+    stack = SwitchedStack(proxy, preview_proxy, apps)
+    run = run_bluegreen(stack, options("v3", url=preview_proxy.url, interval=30.0, rate=300.0), clock=VirtualClock())
+    assert run.exit_code == 1  # rolled back: green runs v3, scaled down
+    updates = len(stack.up_messages)
+    with pytest.raises(stacks.OperationError, match="green runs v3, which never served app's users on stack staging"):
+        undo_bluegreen(stack, "app", True, None)
+    assert len(stack.up_messages) == updates and live_app(stack)["active"] == "blue"
+
+
+def test_a_second_run_is_refused_while_the_first_holds_the_lease(apps, proxy, preview_proxy, tmp_path, monkeypatch):
+    stack = SwitchedStack(proxy, preview_proxy, apps)
+    spec = lease_spec(tmp_path)
+    refusals = []
+
+    def second_driver_while_judging(self, duration, on_tick):
+        with pytest.raises(leases.LeaseHeld) as refused:
+            run_bluegreen(stack, options("v3", url=preview_proxy.url), clock=VirtualClock(), lease=spec)
+        refusals.append(str(refused.value))
+        return "stopped by the test"
+
+    monkeypatch.setattr(canary_run.Prober, "run", second_driver_while_judging)
+    run_bluegreen(stack, options("v2", url=preview_proxy.url), clock=VirtualClock(), lease=spec)
+    assert "looked after by another run" in refusals[0] and "judging, blue v1 → green v2" in refusals[0]
+    assert not any("v3" in m for m in stack.up_messages)
+
+
+# ---------------------------------------------------------------------------------------------
+# The command line: input before the environment
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv,complaint", [
+    (["--release", "app", "--tag", "v2", "--scale-down-delay", "soon"], "--scale-down-delay"),
+    (["--release", "app", "--tag", "v2", "--max-error-rate", "150%"], "--max-error-rate"),
+    (["--release", "app", "--tag", "v2", "--interval", "0s"], "--interval"),
+])
+def test_bad_arguments_exit_2(argv, complaint, capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(["bluegreen", "staging", *argv])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert complaint in err and "Traceback" not in err
+
+
+def test_a_release_that_is_not_blue_green_is_the_inputs_fault(capsys, monkeypatch):
+    def no_environment(*args):
+        raise AssertionError("the stack was opened before the input was checked")
+
+    monkeypatch.setattr(stacks, "open_stack", no_environment)
+    assert main(["bluegreen", "staging", "--release", "app", "--tag", "v2", "--yes"]) == 2
+    assert "--release app: it is a Canary release in Pulumi.staging.yaml; bluegreen needs a BlueGreen one" in (
+        capsys.readouterr().err)
+
+
+# ---------------------------------------------------------------------------------------------
+# Judged from a real Prometheus as it scrapes the colors' pods
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_good_version_judged_from_prometheus_is_switched_to(apps, proxy, preview_proxy, capsys):
+    from tests.prometheus_server import PrometheusServer, in_ci, prometheus_binary
+
+    if prometheus_binary() is None:
+        reason = "the prometheus binary is not installed (make prometheus installs Debian's package)"
+        if in_ci():
+            pytest.fail(f"{reason}; .ci/run should have installed it")
+        pytest.skip(reason)
+    # The targets carry the labels Kubernetes discovery gives the colors' pods (the default selector's).
+    pods = {"v1": "app-blue-5f7d8c9b4-x2x4z", "v2": "app-green-6c8d9f7b5-q9w8e", "v3": "other-7b9c8d6f4-k3j2h"}
+    targets = {f"127.0.0.1:{apps[v].port}": {"namespace": "app-update", "pod": pod} for v, pod in pods.items()}
+    server = PrometheusServer({"app": []}, scrape_interval="200ms")
+    server.set_targets("app", list(targets), targets)
+    with server:
+        stack = SwitchedStack(proxy, preview_proxy, apps)
+        run = run_bluegreen(stack, options("v2", url=preview_proxy.url, interval=2.0, rate=60.0, scale_down_delay=0.0,
+                                           metrics=server.url))
+    out = capsys.readouterr().out
+    assert run.exit_code == 0, out
+    assert 'pod=~"app-(blue|green)-[a-z0-9]+-[a-z0-9]+"' in out  # the colors' pods, not another release's
+    assert run.judged.canary_requests > 0 and run.judged.canary_share == 100.0
+    assert live_app(stack)["active"] == "green"
+
+
+@pytest.mark.parametrize("argv,complaint", [
+    (["--tag", "v2 with spaces"], "--tag 'v2 with spaces' cannot go into dev's config: "
+                                  "app-update:releases.app-bg.green.tag"),
+    (["--tag", "v2", "--rate", "0"], "--rate 0 sends no probes: then judge from --metrics prometheus=URL"),
+    ([], "--tag is required (the image tag to switch to), unless --resume"),
+    (["--tag", "v2", "--metrics", "prometheus=http://127.0.0.1:9", "--scrape-interval", "30s", "--interval", "60s"],
+     "--interval 60s is shorter than 3 scrape intervals"),
+])
+def test_what_the_stack_file_cannot_take_is_said_before_any_stack_opens(argv, complaint, capsys, monkeypatch):
+    def no_environment(*args):
+        raise AssertionError("the stack was opened before the input was checked")
+
+    monkeypatch.setattr(stacks, "open_stack", no_environment)
+    assert main(["bluegreen", "dev", "--release", "app-bg", "--yes", *argv]) == 2
+    assert complaint in capsys.readouterr().err
+
+
+def test_undo_to_a_revision_of_a_blue_green_release_is_the_inputs_fault(capsys, monkeypatch):
+    def no_environment(*args):
+        raise AssertionError("the stack was opened before the input was checked")
+
+    monkeypatch.setattr(stacks, "open_stack", no_environment)
+    assert main(["undo", "dev", "--release", "app-bg", "--to-revision", "1", "--yes"]) == 2
+    assert "--to-revision: app-bg is a BlueGreen release in Pulumi.dev.yaml" in capsys.readouterr().err
+
+
+def test_a_stale_stack_file_takes_the_live_colors_before_the_run_writes(apps, proxy, preview_proxy, capsys):
+    """Live state wins: a checkout whose file predates a switch (blue active, green absent) would switch back
+    and start green's pods again; the run writes what is live first, and says so."""
+    stack = SwitchedStack(proxy, preview_proxy, apps)
+    assert run_bluegreen(stack, options("v2", url=preview_proxy.url), clock=VirtualClock()).exit_code == 0
+    stack.config[RELEASES]["app"] = {"strategy": "BlueGreen", "replicas": 4, "active": "blue", "blue": {"tag": "v1"}}
+    from operations import live_state
+
+    found = {(d.field, d.file, d.live) for d in live_state.drift(stack, stack.config[RELEASES])}
+    assert found == {("active", "blue", "green"), ("green.tag", None, "v2"), ("blue.replicas", None, 0)}
+    capsys.readouterr()
+    run = run_bluegreen(stack, options("v3", url=preview_proxy.url, interval=30.0, rate=300.0), clock=VirtualClock())
+    assert run.exit_code == 1 and run.colors == {"old": "green", "new": "blue"}  # v3 on blue, rolled back
+    assert "the stack file is stale" in capsys.readouterr().out
+    app = live_app(stack)
+    assert app["active"] == "green" and app["green"] == {"tag": "v2"} and app["blue"] == {"tag": "v3", "replicas": 0}
+    assert proxy.backends["stable"] == apps["v2"].url
