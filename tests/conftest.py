@@ -44,11 +44,14 @@ STACKS = [p.name[len("Pulumi."):-len(".yaml")] for p in STACK_FILES]
 # The files that take longest, longest first (seconds on one core, measured by hand with
 # `pytest -n 0 --durations=0`): the two workers take whole files in collection order
 # (`--dist loadfile --no-loadscope-reorder` in pyproject.toml), so starting with the long ones
-# keeps one worker from ending alone on a long file. test_prometheus.py leads: most of its time
-# is waiting on the server's scrapes, which the other worker fills. Files not listed follow in
-# their usual order; the order changes no test's outcome (no test depends on another).
-LONGEST_FIRST = ("test_prometheus.py", "test_prometheus_release.py", "test_driver_death.py", "test_traffic_modes.py",
-                 "test_canary.py", "test_apiserver_rules.py", "test_cli.py", "test_fuzz.py", "test_app.py", "test_operations.py",
+# keeps one worker from ending alone on a long file. tests/cluster's file leads (the longest: its control plane
+# starts once per worker), then test_prometheus.py: most of its time is waiting on the server's scrapes, which the
+# other worker fills. Files not listed follow in their usual order; the order changes no test's outcome (no test
+# depends on another).
+LONGEST_FIRST = ("test_cluster.py", "test_prometheus.py", "test_prometheus_release.py", "test_driver_death.py",
+                 "test_bluegreen_driver_death.py", "test_bluegreen.py", "test_traffic_modes.py", "test_canary.py",
+                 "test_pipeline_staging.py", "test_live_weight.py", "test_promotion.py", "test_step_checks.py",
+                 "test_apiserver_rules.py", "test_cli.py", "test_fuzz.py", "test_app.py", "test_operations.py",
                  "test_hostile_input.py")
 
 

@@ -162,5 +162,23 @@ def main(argv: list[str]) -> int:
     return cli.main(argv)
 
 
+
+def release_gate(gate: Path, process: Any, output: Any) -> None:
+    """Let a held update go on (STAND_IN_GATE): write to the FIFO its driver waits on, once the driver has it open.
+    A driver that died instead fails the test with its output (`output()`), where a blocking open would wait
+    forever."""
+    import subprocess
+
+    while True:
+        try:
+            fd = os.open(gate, os.O_WRONLY | os.O_NONBLOCK)  # ENXIO while nobody reads it
+            break
+        except OSError:
+            assert process.poll() is None, f"the driver ended while its update was held:\n{output()}"
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=0.05)  # a pause that ends early if the driver ends
+    os.write(fd, b"go")
+    os.close(fd)
+
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -15,7 +15,7 @@ from operations import lease as leases
 from operations import stacks
 from rollout.cli import main
 from tests.conftest import ROOT
-from tests.stand_in_rollout import FileStack
+from tests.stand_in_rollout import FileStack, release_gate
 from tests.test_driver_death import Driver, shift_clock
 
 RELEASES = "app-update:releases"
@@ -236,19 +236,4 @@ def test_resume_finishes_the_window_of_a_killed_run_and_refuses_a_stack_that_mov
 
 
 def release(gate, driver):
-    """Let the held update go on: write to the FIFO its driver waits on, once the driver has it open (a driver that
-    died instead fails the test with its output, where a blocking open would wait forever)."""
-    import contextlib
-    import os
-    import subprocess
-
-    while True:
-        try:
-            fd = os.open(gate, os.O_WRONLY | os.O_NONBLOCK)  # ENXIO while nobody reads it
-            break
-        except OSError:
-            assert driver.process.poll() is None, f"the driver ended while its update was held:\n{driver.output}"
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                driver.process.wait(timeout=0.05)  # a pause that ends early if the driver ends
-    os.write(fd, b"go")
-    os.close(fd)
+    release_gate(gate, driver.process, lambda: driver.output)

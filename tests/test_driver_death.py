@@ -22,7 +22,7 @@ from operations import stacks
 from operations.record_store import FileRecordStore
 from rollout.cli import main
 from tests.conftest import ROOT
-from tests.stand_in_rollout import FileStack
+from tests.stand_in_rollout import FileStack, release_gate
 
 RELEASES = "app-update:releases"
 CONFIG = {"app-update:cluster": {"mode": "kubeconfig", "loadBalancerController": True},
@@ -243,8 +243,7 @@ def test_sigterm_mid_update_lets_the_update_finish_then_the_process_aborts_and_r
     assert "`pulumi up` (canary app v2: weight 50%: canary pods for 50% first)" in line
     assert f"kill -9 {driver.process.pid}" in line
     assert line.endswith("finish with: python -m rollout abort staging --release app --yes")
-    with open(gate, "w") as fifo:  # the update ends
-        fifo.write("go")
+    release_gate(gate, driver.process, lambda: driver.output)  # the update ends
     assert driver.finish() == 1, driver.output
     assert "ABORT at step 1/1 (weight 50%): interrupted by the operator" in driver.output
     assert "traffic to the canary is back at 0%" in driver.output
@@ -389,8 +388,7 @@ def test_sigint_mid_update_of_a_wave_canary_lets_it_finish_then_aborts(fleet, tm
         driver.process.send_signal(signal.SIGINT)
         line = driver.wait_for("SIGINT again: still running:")
         assert line.endswith("finish with: python -m rollout abort prod-a --release app --yes"), line
-        with open(gate, "w") as fifo:  # the update ends
-            fifo.write("go")
+        release_gate(gate, driver.process, lambda: driver.output)  # the update ends
         assert driver.finish() == 130, driver.output
     finally:
         driver.process.kill()
