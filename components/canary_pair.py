@@ -23,7 +23,7 @@ only, never a selector.
 
 Header and cookie routes (`canary.match`): on the routers that read requests (nginx, alb, gateway,
 istio, skipper) matched requests reach the canary at every weight, 0 included; the loader refuses
-them on replicas, nlb and dns. Sticky sessions (`canary.sticky`): nginx, alb and gateway.
+them on replicas, nlb and dns. Sticky sessions (`canary.sticky`): nginx and alb.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ NGINX = "nginx.ingress.kubernetes.io/"
 ALB_CONDITIONS = "alb.ingress.kubernetes.io/conditions."
 # ALB actions of a header and a cookie route (one each: the conditions of one rule must all hold, a match is either).
 ALB_MATCH_ACTIONS = {"header": "canary-header", "cookie": "canary-cookie"}
-# How long a sticky client stays on its track (ALB target-group stickiness, the nginx and Gateway API cookie).
+# How long a sticky client stays on its track (ALB target-group stickiness, the nginx cookie).
 STICKY_SECONDS = 3600
 
 
@@ -153,11 +153,12 @@ def skipper_predicate(match: Match, kind: str) -> str:
 
 
 def httproute_spec(service_name: str, service_port: int, weight: int, gateway: Gateway | None,
-                   match: Match | None = None, sticky: bool = False) -> dict[str, Any]:
+                   match: Match | None = None) -> dict[str, Any]:
     """The HTTPRoute: one rule over both tracks' Services, the canary's weight exactly `weight` percent
     of the sum. Attached to the Gateway, or without one to the release's own Service (GAMMA). With a match,
     a rule before it sends matched requests to the canary alone (a rule with header matches wins over the
-    catch-all); with `sticky`, the weighted rule's cookie session persistence (Gateway API, extended support)."""
+    catch-all). No sticky sessions: HTTPRoute's sessionPersistence is experimental-channel only (the loader says
+    so), and the standard CRDs refuse it."""
     if gateway is None:
         parent: dict[str, Any] = {"group": "", "kind": "Service", "name": service_name, "port": service_port}
     else:
@@ -171,9 +172,6 @@ def httproute_spec(service_name: str, service_port: int, weight: int, gateway: G
     weighted: dict[str, Any] = {"backendRefs": [
         {"name": f"{service_name}-{track}", "port": service_port, "weight": weights[track]} for track in (STABLE, CANARY)
     ]}
-    if sticky:
-        weighted["sessionPersistence"] = {"sessionName": f"{service_name}-track", "type": "Cookie",
-                                          "absoluteTimeout": f"{STICKY_SECONDS}s"}
     spec["rules"] = [weighted]
     if match is not None:
         matches = []
@@ -370,7 +368,7 @@ class CanaryPair(pulumi.ComponentResource):
             track_deployment(STABLE, [self.services[STABLE], *front])
             self.routes["HTTPRoute"] = k8s.apiextensions.CustomResource(
                 f"{name}-httproute", api_version=GATEWAY_API_VERSION, kind="HTTPRoute", metadata=metadata(svc),
-                spec=httproute_spec(svc, port, weight, release.gateway, release.match, release.sticky),
+                spec=httproute_spec(svc, port, weight, release.gateway, release.match),
                 opts=pulumi.ResourceOptions(parent=self, provider=context.provider,
                                             depends_on=[*self.services.values(), canary_deployment]),
             )

@@ -54,9 +54,11 @@ NO_MATCH_REASONS = {
     "dns": "DNS answers name lookups and never sees a request, its headers or cookies",
 }
 # Modes that can keep a client on the track it first reached (`canary.sticky`), and why the others cannot.
-STICKY_MODES = ("alb", "nginx", "gateway")
+STICKY_MODES = ("alb", "nginx")
 NO_STICKY_REASONS = {
     **NO_MATCH_REASONS,
+    "gateway": "HTTPRoute sessionPersistence is in the Gateway API's experimental channel only (v1.4): an API server "
+               "with the standard CRDs refuses the route (field not declared in schema)",
     "istio": "Istio's cookie affinity (DestinationRule consistentHash) picks a pod within a subset; the weighted "
              "choice between the stable and canary subsets is made per request",
     "skipper": "skipper's backend-weights choose a backend per request and have no session affinity",

@@ -110,7 +110,6 @@ MATCH_WHERE = {
 STICKY_WHERE = {
     "nginx": "cookie {svc}-track (ingress-nginx affinity, affinity-canary-behavior: sticky)",
     "alb": "the ALB's target-group stickiness cookie (AWSALBTG) on the weighted forward",
-    "gateway": "HTTPRoute sessionPersistence cookie {svc}-track (the implementation must support it: Extended)",
 }
 
 

@@ -164,16 +164,13 @@ def test_the_cookie_regex_matches_the_pair_anywhere_in_the_header_and_nothing_el
 # ---------------------------------------------------------------------------------------------
 
 
-def test_sticky_on_nginx_alb_and_gateway():
+def test_sticky_on_nginx_and_alb():
     stable = objects_of(run(settings("nginx", BOTH, weight=10, sticky=True)), INGRESS)["app"]
     assert stable["metadata"]["annotations"]["nginx.ingress.kubernetes.io/affinity"] == "cookie"
     assert stable["metadata"]["annotations"]["nginx.ingress.kubernetes.io/affinity-canary-behavior"] == "sticky"
     alb = objects_of(run(settings("alb", None, weight=10, sticky=True)), INGRESS)["app"]
     action = json.loads(alb["metadata"]["annotations"]["alb.ingress.kubernetes.io/actions.canary-split"])
     assert action["forwardConfig"]["targetGroupStickinessConfig"] == {"enabled": True, "durationSeconds": 3600}
-    route = objects_of(run(settings("gateway", None, weight=10, sticky=True)), HTTPROUTE)["app"]
-    assert route["spec"]["rules"][0]["sessionPersistence"] == {"sessionName": "app-track", "type": "Cookie",
-                                                               "absoluteTimeout": "3600s"}
     plain = objects_of(run(settings("alb", None, weight=10)), INGRESS)["app"]
     assert "targetGroupStickinessConfig" not in plain["metadata"]["annotations"][
         "alb.ingress.kubernetes.io/actions.canary-split"]
@@ -206,7 +203,7 @@ def test_routers_that_never_see_a_request_refuse_a_match(traffic, reason):
 
 @pytest.mark.parametrize(("traffic", "reason"), [
     ("nlb", "never sees a header"), ("dns", "never sees a request"), ("replicas", "kube-proxy"),
-    ("istio", "within a subset"), ("skipper", "per request"),
+    ("istio", "within a subset"), ("skipper", "per request"), ("gateway", "experimental channel only"),
 ])
 def test_routers_without_affinity_refuse_sticky(traffic, reason):
     values = settings(traffic, None, weight=5, sticky=True, **(DNS if traffic == "dns" else {}))
@@ -250,7 +247,7 @@ def test_a_bad_match_is_one_line_naming_its_key(match, line):
 @pytest.mark.parametrize("traffic", ["nginx", "alb", "gateway", "istio", "skipper"])
 def test_a_match_passes_the_committed_schema_where_the_loader_takes_it(traffic):
     match = BOTH if traffic != "alb" else {"header": HEADER, "cookie": "canary"}
-    values = settings(traffic, match, sticky=traffic in ("nginx", "alb", "gateway"))
+    values = settings(traffic, match, sticky=traffic in ("nginx", "alb"))
     assert problems(values) == []
     assert schema_errors(values) == []
 
@@ -264,7 +261,7 @@ def test_a_match_passes_the_committed_schema_where_the_loader_takes_it(traffic):
 def test_the_plan_shows_the_match_route_and_where_it_lives(traffic):
     from preview import plan
 
-    values = settings(traffic, {"header": HEADER} if traffic == "alb" else BOTH, sticky=traffic == "gateway")
+    values = settings(traffic, {"header": HEADER} if traffic == "alb" else BOTH, sticky=traffic == "nginx")
     own, other = split_namespaces(values)
     config = validate(own, "test", other)
     text = plan.render_text(plan.build(config, run(values)))
@@ -272,7 +269,7 @@ def test_the_plan_shows_the_match_route_and_where_it_lives(traffic):
     assert "header X-Canary: always" in line and "→ canary at every weight" in line
     assert ("cookie canary=always" in line) == (traffic != "alb")
     sticky = [line for line in text.splitlines() if line.strip().startswith("sticky ")]
-    assert len(sticky) == (traffic == "gateway")
+    assert len(sticky) == (traffic == "nginx")
     assert not [line for line in plan.render_text(plan.build(
         validate(*split_namespaces(settings(traffic))[:1], "test", split_namespaces(settings(traffic))[1]),
         run(settings(traffic)))).splitlines() if line.strip().startswith("match ")]

@@ -412,7 +412,7 @@ CONTROLLER = {"app-update:cluster": {"mode": "kubeconfig", "loadBalancerControll
 MATCH_VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "nginx": ("nginx", {"match": MATCH_REGEX, "sticky": True}, {}),
     "alb": ("alb", {"match": MATCH, "sticky": True}, CONTROLLER),
-    "gateway-mesh": ("gateway", {"match": MATCH_REGEX, "sticky": True}, {}),
+    "gateway-mesh": ("gateway", {"match": MATCH_REGEX}, {}),
     "gateway-north-south": ("gateway", {"match": MATCH}, {}),
     "istio-mesh": ("istio", {"match": MATCH_REGEX}, {}),
     "istio-gateway": ("istio", {"match": MATCH}, {}),

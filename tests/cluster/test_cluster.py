@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from model.config_models import MATCH_MODES, STICKY_MODES
 from model.fenceposts import ReplicaSet, Strategy, reconcile_new_replica_set, reconcile_old_replica_sets
 from model.forecast import forecast
 from tests.cluster import controlplane
@@ -52,14 +53,21 @@ CUSTOM_RESOURCE_DEFINITIONS = {"httproutes.gateway.networking.k8s.io", "virtuals
                                "destinationrules.networking.istio.io"}
 
 
-def canary_settings(mode: str, weight: int, canary_tag: str = "v2", stable_tag: str = "v1") -> dict[str, Any]:
+def canary_settings(mode: str, weight: int, canary_tag: str = "v2", stable_tag: str = "v1",
+                    **canary: Any) -> dict[str, Any]:
     keys, top = MODES[mode]
     release = {"strategy": "Canary", "traffic": mode.split("-")[0], "replicas": 4, "minReadySeconds": 0,
                "stable": {"tag": stable_tag},
-               "canary": {"tag": canary_tag, "weight": weight}, **copy.deepcopy(keys)}
+               "canary": {"tag": canary_tag, "weight": weight, **copy.deepcopy(canary)}, **copy.deepcopy(keys)}
     settings = settings_with({"app": release})
     settings.update(copy.deepcopy(top))
     return settings
+
+
+def match_keys(mode: str) -> dict[str, Any]:
+    """`canary.match` with a header and a cookie, and `canary.sticky` where the router has sticky sessions."""
+    return {"match": {"header": {"name": "X-Canary", "value": "always"}, "cookie": "canary"},
+            **({"sticky": True} if mode in STICKY_MODES else {})}
 
 
 def release_settings(**release: Any) -> dict[str, Any]:
@@ -233,6 +241,11 @@ def release_update_cases() -> dict[str, list[dict[str, Any]]]:
             release_settings(strategy="RollingUpdate", tag="v1"),
             blue_green_settings(active="blue", blue={"tag": "v1"}),
             release_settings(strategy="RollingUpdate", tag="v1")],
+        # Each router's header and cookie route (and sticky sessions where it has them): a dark canary that only
+        # matched requests reach, then weighted with the route kept, then the route removed.
+        **{f"{mode} header and cookie route: dark, weighted, removed": [
+            canary_settings(mode, 0, **match_keys(mode)), canary_settings(mode, 25, **match_keys(mode)),
+            canary_settings(mode, 25)] for mode in MATCH_MODES},
         # A weight step in each mode (the attached-gateway forms change only the route's parents).
         **{f"{mode} weight 25->50": [canary_settings(mode, 25), canary_settings(mode, 50)]
            for mode in MODES if "-" not in mode},
