@@ -47,7 +47,8 @@ and tags, so that `rollout watchdog` can end the run of a driver that died (`fin
 `rollout bluegreen --resume` goes on with the run an expired lease describes, from its phase
 (resume_phase): the preview is judged again (its update changes nothing), a switch is applied again
 (the same update converges a half-applied one), a window waits out what is left of it; refused when
-the old color's tag or the active color live differ from the lease, or the run was on its way back.
+the old color's tag or the active color live differ from the lease, from the switch on when the new color
+does not run the lease's (judged) tag at full size, or when the run was on its way back.
 
 `rollout undo STACK --release R` (undo_bluegreen) switches `active` to the other color:
 - while the old color is still at full size (the window, or `--keep-old`): ONE update that changes
@@ -309,9 +310,12 @@ def takeover_fields(record: dict[str, Any] | None, stack: str, release: str, com
 RESUMED_FIELDS = ("phase", "scaleDownAt", "scaleDownTime", "switchTried", "verificationBefore", "evidence")
 
 
-def resume_phase(record: dict[str, Any], info: dict[str, Any], stack: str, release: str) -> str:
+def resume_phase(record: dict[str, Any], info: dict[str, Any], stack: str, release: str,
+                 full: int | None = None) -> str:
     """Where a resumed run goes on: the lease's phase, if what is live is still what the lease says (the old
-    color's tag; the active color: the old one before the switch, the new one after it); else InputError."""
+    color's tag; the active color: the old one before the switch, the new one after it; from the switch on,
+    the new color's tag is the one judged and the color is at full size (`full` pods, when known), since
+    a switch or a window is not judged again); else InputError."""
     if record.get("strategy") != STRATEGY:
         raise stacks.InputError(f"the lease of {release} on {stack} is not a blue-green run's: "
                                 f"{leases.describe(record, leases.wall_clock())}")
@@ -323,6 +327,13 @@ def resume_phase(record: dict[str, Any], info: dict[str, Any], stack: str, relea
     live_tags, active = info.get("tags") or {}, info.get("activeColor")
     differs = [f"{old} {tags.get(old)} in the lease, {live_tags.get(old)} live"] if live_tags.get(old) != tags.get(
         old) else []
+    if phase in (SWITCHING, *SWITCHED):  # what was judged must be what goes (or stays) live
+        judged_tag = tags.get(new) or (record.get("run") or {}).get("tag")
+        if live_tags.get(new) != judged_tag:
+            differs.append(f"{new} {judged_tag} in the lease (judged), {live_tags.get(new)} live")
+        size = (info.get("replicas") or {}).get(new)
+        if size == 0 or (full and isinstance(size, int) and size < full):
+            differs.append(f"{new} at {size} pods live, not at full size ({full or 'above 0'})")
     expected = {PREVIEW: (old,), JUDGING: (old,), SWITCHING: (old, new), WINDOW: (new,), SCALING_DOWN: (new,)}
     if active not in expected.get(str(phase), ()):
         differs.append(f"active {active} live at the {phase} phase")
@@ -408,7 +419,9 @@ class _BlueGreenLoop:
             refusal = leases.resume_may_take(self.record, leases.wall_clock())
             if refusal is not None:
                 raise leases.LeaseHeld(refusal, self.record or {})
-            self.phase = resume_phase(self.record or {}, info, stack.name, o.release)
+            full = tracker.cfg.get("replicas")
+            self.phase = resume_phase(self.record or {}, info, stack.name, o.release,
+                                      full if isinstance(full, int) else None)
             colors = (self.record or {}).get("colors") or {}
             self.old, self.new = colors["old"], colors["new"]
         else:
@@ -582,7 +595,9 @@ class _BlueGreenLoop:
 
     def _switch(self, once: stacks.RetryPolicy) -> None:
         o, stack, tracker = self.o, self.stack, self.tracker
-        after = stacks.apply_changes(tracker.config, [stacks.Change(o.release, "active", self.old, self.new)])
+        # The record names the tag judged (this run's, or the lease's when resumed), never what is live.
+        after = stacks.apply_changes(tracker.config, [stacks.Change(o.release, "active", self.old, self.new),
+                                                      stacks.Change(o.release, f"{self.new}.tag", None, o.tag)])
         checked = stacks.check_config(stack.name, tracker.full_config, after).release(o.release)
         from operations.promotion import actor, next_revision, utc_now
 

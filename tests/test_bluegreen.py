@@ -447,6 +447,55 @@ def test_a_second_run_is_refused_while_the_first_holds_the_lease(apps, proxy, pr
     assert not any("v3" in m for m in stack.up_messages)
 
 
+def killed_at_the_switch(tmp_path, monkeypatch, moved):
+    """A stack with green v2 up (judged) and blue active, a lease a driver left in its switch phase (expired),
+    and `moved` done to the stack meanwhile."""
+    from pulumi.automation import ConfigValue
+
+    config = {**CONFIG, RELEASES: {"app": {**CONFIG[RELEASES]["app"], "green": {"tag": "v2"}}}}
+    stack = FakeStack("staging", config)
+    stack.up(message="initial: green v2 up behind the preview, judged")
+    spec = lease_spec(tmp_path)
+    fields = bluegreen_run.run_fields("staging", options("v2"), "blue", "green", "v1")
+    fields.update(phase="switching", switchTried=True, evidence="200 requests to the preview Service")
+    leases.acquire(spec.store, spec.key, fields, spec.seconds, may_take=bluegreen_run.run_may_take("staging"))
+    for path, value in moved.items():
+        stack.set_config(f"{RELEASES}.app.{path}", ConfigValue(value), path=True)
+    if moved:
+        stack.up(message="by hand")
+    real = leases.wall_clock
+    monkeypatch.setattr(leases, "wall_clock", lambda: real() + spec.seconds + 60)  # the lease expired
+
+    def not_judged(*args, **kwargs):
+        raise AssertionError("a resumed switch is not judged again")
+
+    monkeypatch.setattr(canary_run.Prober, "run", not_judged)
+    return stack, spec
+
+
+@pytest.mark.parametrize("moved,said", [({"green.tag": "v3"}, "green v2 in the lease (judged), v3 live"),
+                                        ({"green.replicas": "0"}, "green at 0 pods live, not at full size (4)")],
+                         ids=["new-tag", "scaled-down"])
+def test_resume_at_the_switch_refuses_a_new_color_that_is_not_what_was_judged(tmp_path, monkeypatch, moved, said):
+    stack, spec = killed_at_the_switch(tmp_path, monkeypatch, moved)
+    updates = list(stack.up_messages)
+    with pytest.raises(stacks.InputError, match="cannot resume") as refused:
+        run_bluegreen(stack, options("v2", url=NOWHERE), clock=VirtualClock(), lease=spec, resume=True)
+    assert said in str(refused.value) and "\n" not in str(refused.value)
+    assert stack.up_messages == updates and live_app(stack)["active"] == "blue"
+    assert bluegreen_run._verification(stack, "app") is None
+
+
+def test_resume_at_the_switch_records_the_tag_the_lease_judged(tmp_path, monkeypatch):
+    stack, spec = killed_at_the_switch(tmp_path, monkeypatch, {})
+    run = run_bluegreen(stack, options("v2", url=NOWHERE, keep_old=True), clock=VirtualClock(), lease=spec,
+                        resume=True)
+    assert run.exit_code == 0 and run.switched
+    assert live_app(stack)["active"] == "green" and live_app(stack)["green"] == {"tag": "v2"}
+    record = bluegreen_run._verification(stack, "app")
+    assert record["image"].endswith(":v2") and record["evidence"] == "200 requests to the preview Service"
+
+
 # ---------------------------------------------------------------------------------------------
 # The command line: input before the environment
 # ---------------------------------------------------------------------------------------------
