@@ -60,7 +60,9 @@ does not run the lease's (judged) tag at full size, or when the run was on its w
 - a run still in its window: undo takes the run's lease over first (a conditional write, as
   `rollout abort` does), so the run stops at its next write instead of scaling down the color that
   is active again; the run also re-reads the live active color before it scales down. While the run
-  is before its switch, or in the update that scales the old color down, undo refuses and says why.
+  is before its switch, or in the update that scales the old color down, or the watchdog holds the lease
+  (it writes `scaling-down` before its own scale-down), undo refuses and says why. The runs renew their
+  lease before each write to the config, so a takeover stops them before their next write.
 Undo leaves the color it switched away from at full size behind the preview Service.
 """
 
@@ -244,6 +246,19 @@ class _ColorTracker(Tracker):
             size = "scaled down" if settings.get("replicas") == 0 else "full size"
             parts.append(f"{color} {settings.get('tag')} {size}" + (" (active)" if cfg.get("active") == color else ""))
         return ", ".join(parts) or "no color"
+
+    def before_write(self) -> None:
+        """The lease is renewed (a conditional write) before each write, so that a takeover since the last
+        renewal (an undo, the watchdog) stops this one at once, not at the heartbeat's next renewal."""
+        self.heartbeat.check()
+        lease = self.heartbeat.lease
+        if lease is not None and not lease.ended:
+            try:
+                lease.renew()  # LeaseLost when someone took it
+            except LeaseLost:
+                raise
+            except Exception as error:  # noqa: BLE001 (a store's hiccup: the heartbeat tries again, as _RunLease)
+                self.log.say(f"  lease renewal failed ({stacks.error_line(error)}); the heartbeat tries again")
 
     def state_line(self) -> str:
         live = f"live: {self.describe(self.live)} (last successful update)"
@@ -774,6 +789,12 @@ def finish(stack: StackLike, release: str, record: dict[str, Any], *, log: RunLo
             interrupts.shielded(f"the end of the blue-green run of {release}"):
         _write_stale(stack, stale)
         if record.get("phase") in SWITCHED:
+            # As the run does: the lease says "scaling-down" before the live active color is read and the
+            # update runs, so that an undo is refused from here on (it would leave `active` on a color at 0).
+            try:
+                held.write(phase=SCALING_DOWN)
+            except LeaseLost as lost:
+                return 0, f"stopped: {lost}; nothing scaled down"
             info = _live_info(stack, release)
             if info.get("activeColor") != new:
                 held.end(UNDONE, f"the active Service is on {info.get('activeColor')}: nothing scaled down")
@@ -784,6 +805,8 @@ def finish(stack: StackLike, release: str, record: dict[str, Any], *, log: RunLo
             try:
                 tracker.update({f"{old}.replicas": 0}, f"bluegreen {release}: {old} scaled down after the window "
                                                       "(watchdog)")
+            except LeaseLost as lost:
+                return 0, f"stopped: {lost}; nothing scaled down"
             except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 (said; the next run tries again)
                 cause = error.cause if isinstance(error, stacks.UpdateFailed) else stacks.error_line(error)
                 held.end(leases.ABORT_FAILED, f"switched; the scale-down of {old} failed ({cause})")
@@ -904,9 +927,15 @@ def _served_before(stack: StackLike, release: str, color: str, tag: Any) -> int 
 
 
 def _undo_may_take(record: dict[str, Any] | None, now: float) -> str | None:
-    """Undo takes a run's lease in its window (checked before), or an expired one: the operator's word."""
-    if record is not None and record.get("state") != leases.ENDED and not leases.is_expired(record, now) \
-            and record.get("phase") != WINDOW:
+    """Undo takes a run's lease in its window (checked before), or an expired one: the operator's word. Never
+    a live lease that the watchdog (or another undo) holds: it is ending the run (`aborting`), whatever phase
+    the lease it took kept."""
+    if record is None or record.get("state") == leases.ENDED or leases.is_expired(record, now):
+        return None
+    if record.get("state") == leases.ABORTING:
+        return (f"{leases.holder_text(record)} is ending the run now ({record.get('phase')}): "
+                f"{leases.describe(record, now)}; undo once it is done")
+    if record.get("phase") != WINDOW:
         return f"the run is {record.get('phase')} now: {leases.describe(record, now)}"
     return None
 

@@ -496,6 +496,73 @@ def test_resume_at_the_switch_records_the_tag_the_lease_judged(tmp_path, monkeyp
     assert record["image"].endswith(":v2") and record["evidence"] == "200 requests to the preview Service"
 
 
+def test_undo_cannot_cut_into_the_watchdogs_scale_down(tmp_path, monkeypatch):
+    """A run killed in its window: the watchdog scales the old color down; an undo that comes while the watchdog
+    writes is refused, so no stack file is left with `active: blue` and `blue.replicas: 0`."""
+    import io
+
+    from pulumi.automation import ConfigValue
+
+    from operations.watchdog import watch_release
+
+    stack = FakeStack("staging", CONFIG)
+    stack.up(message="initial")
+    for path, value, message in (("green.tag", "v2", "green up"), ("active", "green", "switch to green")):
+        stack.set_config(f"{RELEASES}.app.{path}", ConfigValue(value), path=True)
+        stack.up(message=message)
+    spec = lease_spec(tmp_path)
+    fields = bluegreen_run.run_fields("staging", options("v2"), "blue", "green", "v1")
+    fields.update(phase="window", scaleDownAt=leases.wall_clock() + 1)
+    leases.acquire(spec.store, spec.key, fields, spec.seconds, may_take=bluegreen_run.run_may_take("staging"))
+    real_clock, real_write = leases.wall_clock, stacks.write_changes
+    monkeypatch.setattr(leases, "wall_clock", lambda: real_clock() + spec.seconds + 60)  # expired, window over
+    refusals = []
+
+    def undo_while_the_watchdog_writes(target, changes):
+        if not refusals and any(c.field == "blue.replicas" for c in changes):
+            with pytest.raises((stacks.OperationError, leases.LeaseHeld)) as refused:
+                undo_bluegreen(stack, "app", True, None, spec=spec, clock=VirtualClock())
+            refusals.append(str(refused.value))
+        real_write(target, changes)
+
+    monkeypatch.setattr(stacks, "write_changes", undo_while_the_watchdog_writes)
+    line, failed = watch_release(stack, "app", spec, out=io.StringIO(), policy=RetryPolicy(attempts=1),
+                                 clock=VirtualClock())
+    assert not failed and "FINISHED by the watchdog" in line
+    assert "scaling-down" in refusals[0] and "watchdog" in refusals[0]
+    for app in (stack.config[RELEASES]["app"], live_app(stack)):
+        assert app["active"] == "green" and app["blue"] == {"tag": "v1", "replicas": 0}
+    assert not any(m.startswith("undo") for m in stack.up_messages)
+    # Nor the other way round: a watchdog's live lease, whatever phase it kept, is not undo's to take.
+    record = {**fields, "state": leases.ABORTING, "expiresAt": real_clock() + 10**6}
+    assert "is ending the run now (window)" in bluegreen_run._undo_may_take(record, real_clock())
+
+
+def test_a_lease_taken_over_between_two_writes_stops_the_second(tmp_path, monkeypatch):
+    """The tracker makes sure of its lease before each write of an update, not once before them all."""
+    from operations.canary_run import RunLog
+
+    stack = FakeStack("staging", {**CONFIG, RELEASES: {"app": {**CONFIG[RELEASES]["app"], "green": {"tag": "v2"}}}})
+    stack.up(message="initial")
+    spec = lease_spec(tmp_path)
+    fields = bluegreen_run.run_fields("staging", options("v2"), "blue", "green", "v1")
+    lease = leases.acquire(spec.store, spec.key, fields, spec.seconds, may_take=bluegreen_run.run_may_take("staging"))
+    tracker, _ = bluegreen_run._tracker(stack, "app", RunLog(None, None), RetryPolicy(), VirtualClock(), "test")
+    tracker.heartbeat = leases.Heartbeat(lease, print)
+    real_write, written = stacks.write_changes, []
+
+    def write_then_taken_over(target, changes):
+        real_write(target, changes)
+        written.extend(c.field for c in changes)
+        leases.acquire(spec.store, spec.key, {**fields, "state": leases.ABORTING}, spec.seconds,
+                       may_take=lambda record, now: None)  # an undo, between the heartbeat's renewals
+
+    monkeypatch.setattr(stacks, "write_changes", write_then_taken_over)
+    with pytest.raises(leases.LeaseLost):
+        tracker.update({"green.tag": "v3", "green.replicas": 0}, "green v3, scaled down")
+    assert written == ["green.tag"] and stack.up_messages == ["initial"]
+
+
 # ---------------------------------------------------------------------------------------------
 # The command line: input before the environment
 # ---------------------------------------------------------------------------------------------
