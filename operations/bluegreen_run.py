@@ -973,6 +973,9 @@ def fits(stack: str, settings: dict[str, Any], args: argparse.Namespace) -> list
     active = cfg.get("active")
     if active not in COLORS or args.tag is None:
         return []  # the stack file's own check says why; --resume: the lease's tag
+    if args.tag == stacks.get_path(cfg, f"{active}.tag"):  # said again against what is live, once the stack opens
+        return [f"--tag {args.tag}: Pulumi.{stack}.yaml already has it on the active color ({active}) of "
+                f"{args.release}: nothing to switch to"]
     idle = other(active)
     first = apply_changes(releases, [Change(args.release, f"{idle}.tag", None, args.tag),
                                      Change(args.release, f"{idle}.replicas", None, None)])

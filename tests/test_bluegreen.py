@@ -625,6 +625,8 @@ def test_a_good_version_judged_from_prometheus_is_switched_to(apps, proxy, previ
                                   "app-update:releases.app-bg.green.tag"),
     (["--tag", "v2", "--rate", "0"], "--rate 0 sends no probes: then judge from --metrics prometheus=URL"),
     ([], "--tag is required (the image tag to switch to), unless --resume"),
+    (["--tag", "v1"], "--tag v1: Pulumi.dev.yaml already has it on the active color (blue) of app-bg: nothing to "
+                      "switch to"),
     (["--tag", "v2", "--metrics", "prometheus=http://127.0.0.1:9", "--scrape-interval", "30s", "--interval", "60s"],
      "--interval 60s is shorter than 3 scrape intervals"),
 ])
