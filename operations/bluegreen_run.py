@@ -1018,6 +1018,8 @@ def _usage(args: argparse.Namespace) -> str | None:
     """What is wrong with the arguments alone (exit 2), before the environment."""
     if not args.tag and not args.resume:
         return "--tag is required (the image tag to switch to), unless --resume"
+    if args.keep_old and args.scale_down_delay is not None:
+        return "--keep-old never scales the old color down: --scale-down-delay would not be used (drop one)"
     if args.rate == 0 and not args.metrics:
         return "--rate 0 sends no probes: then judge from --metrics prometheus=URL"
     if args.metrics and args.scrape_interval is not None:
@@ -1133,7 +1135,8 @@ def register(verbs: argparse._SubParsersAction) -> None:
                         help="how long the old color stays at full size after the switch, for an instant undo "
                              "(default 30s, as Argo Rollouts)")
     parser.add_argument("--keep-old", action="store_const", const=True,
-                        help="never scale the old color down: it stays behind the preview Service")
+                        help="never scale the old color down: it stays behind the preview Service (not with "
+                             "--scale-down-delay)")
     parser.add_argument("--lock-wait", type=duration_argument, default=300.0,
                         help="how long to wait for another update's lock on the stack (default 5m)")
     parser.add_argument("--log", type=Path, help="log file (default build/bluegreen/<stack>-<release>-<time>.log)")

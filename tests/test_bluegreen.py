@@ -627,6 +627,8 @@ def test_a_good_version_judged_from_prometheus_is_switched_to(apps, proxy, previ
     ([], "--tag is required (the image tag to switch to), unless --resume"),
     (["--tag", "v1"], "--tag v1: Pulumi.dev.yaml already has it on the active color (blue) of app-bg: nothing to "
                       "switch to"),
+    (["--tag", "v2", "--keep-old", "--scale-down-delay", "10s"],
+     "--keep-old never scales the old color down: --scale-down-delay would not be used"),
     (["--tag", "v2", "--metrics", "prometheus=http://127.0.0.1:9", "--scrape-interval", "30s", "--interval", "60s"],
      "--interval 60s is shorter than 3 scrape intervals"),
 ])
