@@ -198,6 +198,17 @@ def preview_url(stack: StackLike, release: str, releases: dict[str, Any], path: 
     return f"http://{address}{'' if port == 80 else f':{port}'}{path}"
 
 
+def with_check_path(url: str | None, path: str | None) -> str | None:
+    """`--url` with the release's previewCheck path when the URL names none (no path, or `/`); a URL with a
+    path of its own is probed as given."""
+    if not url or not path:
+        return url
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return url if parts.path not in ("", "/") else urlunsplit(parts._replace(path=path))
+
+
 def _in_doubt(stack: StackLike) -> bool:
     """The stack's last update did not succeed: what is live may be part of the way to its config."""
     last = stacks.revisions(stack)[:1]
@@ -459,8 +470,9 @@ class _BlueGreenLoop:
         if check is not None and check.interval_seconds > o.interval:
             log.say(f"previewCheck: the preview is judged for {check.interval} (--interval {o.interval:g}s is shorter)")
             self.o = o = replace(o, interval=float(check.interval_seconds))
-        url = o.url or (preview_url(stack, o.release, tracker.config, check.path if check is not None else "/")
-                        if o.rate > 0 else None)
+        url = with_check_path(o.url, check.path if check is not None else None) or (
+            preview_url(stack, o.release, tracker.config, check.path if check is not None else "/")
+            if o.rate > 0 else None)
         self.metrics_source, self.scrape_interval = None, None
         if o.metrics:  # refuses (exit 2) a selector or --interval Prometheus cannot judge, before any write
             from operations import step_checks
@@ -1113,7 +1125,9 @@ def register(verbs: argparse._SubParsersAction) -> None:
                         help="how long the preview is judged (default 60s)")
     parser.add_argument("--max-error-rate", type=percent_argument, help="error budget (default 1%%)")
     parser.add_argument("--max-p99", type=_positive_duration, help="p99 latency limit (default 500ms)")
-    parser.add_argument("--url", type=probe_url_argument, help="probe this URL instead of the preview Service's address")
+    parser.add_argument("--url", type=probe_url_argument,
+                        help="probe this URL instead of the preview Service's address (with no path of its own, the "
+                             "release's previewCheck.path is appended)")
     parser.add_argument("--rate", type=rate_argument,
                         help="probe requests per second (default 50; 0: no probes, with --metrics)")
     parser.add_argument("--metrics", type=metrics_argument, metavar="prometheus=URL",

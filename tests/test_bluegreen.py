@@ -198,7 +198,10 @@ def test_the_releases_preview_check_sets_the_least_judging_time_and_the_path(app
     run = run_bluegreen(stack, options("v2", url=preview_proxy.url, interval=0.4), clock=VirtualClock())
     assert run.exit_code == 0, run.aborted
     assert run.judged.elapsed >= 2.0  # not the 0.4 s of --interval
-    assert "previewCheck: the preview is judged for 2s" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "previewCheck: the preview is judged for 2s" in out
+    assert f"judged 2s on {preview_proxy.url}healthz," in out  # --url with no path of its own takes the check's
+    assert bluegreen_run.with_check_path("http://127.0.0.1:1/own?x=1", "/healthz") == "http://127.0.0.1:1/own?x=1"
     address = outputs(stack)["previewAddress"]
     assert bluegreen_run.preview_url(stack, "app", stack.config[RELEASES], "/healthz") == f"http://{address}/healthz"
 
