@@ -248,6 +248,9 @@ INVALID = [
      "belongs to BlueGreen releases only"),
     (releases(app=bluegreen(previewServiceName="web"), web=rolling()), "releases.web.serviceName",
      "Service name 'web' is already used by release 'app'"),
+    (releases(app=bluegreen(previewServiceName="p"), web=bluegreen(serviceName="web", previewServiceName="p")),
+     "releases.web.previewServiceName", "Service name 'p' is already used by release 'app' (its preview Service): "
+                                        "rename this preview Service"),
 ]
 
 
