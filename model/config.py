@@ -500,6 +500,7 @@ def _unique_names(releases: list[Release]) -> list[str]:
     problems = []
     named_pairs: set[tuple[str, str]] = set()
     owners: dict[tuple[str, str], str] = {}
+    previews = {r.name: r.preview_service_name for r in releases if r.strategy == "BlueGreen"}
     for release in releases:
         for kind, names in release.object_names().items():
             for object_name in names:
@@ -511,6 +512,11 @@ def _unique_names(releases: list[Release]) -> list[str]:
                     problems.append(f"{PROJECT}:releases.{release.name}.dns.name: record {object_name!r} is already "
                                     f"used by release {owner!r} (both would write its weighted records 'stable' and "
                                     "'canary')")
+                elif kind == "Service" and object_name == previews.get(release.name):
+                    whose = "preview Service" if previews.get(owner) == object_name else "Service"
+                    problems.append(f"{PROJECT}:releases.{release.name}.previewServiceName: Service name "
+                                    f"{object_name!r} is already used by release {owner!r} (its {whose}): rename this "
+                                    "preview Service (each release's preview selects its own idle color)")
                 elif kind == "Service" and object_name == release.service_name:
                     problems.append(f"{PROJECT}:releases.{release.name}.serviceName: Service name {object_name!r} is "
                                     f"already used by release {owner!r}")

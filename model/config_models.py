@@ -673,6 +673,9 @@ class Color(Section):
     replicas: Integer(0) | None = None
 
 
+PREVIEW_CHECK_MAX_SECONDS = 24 * 3600  # a run judging longer than a day is a typo, not a plan
+
+
 class PreviewCheck(Section):
     """`previewCheck`: what `rollout bluegreen` judges on the preview Service before it switches (the canary's judge:
     probes of `path` for at least `interval`). Required for BlueGreen on protected stacks (the policy pack)."""
@@ -685,6 +688,9 @@ class PreviewCheck(Section):
     def _some_time(cls, interval: str) -> str:
         if not any(int(n) for n in re.findall(r"[0-9]+", interval)):
             raise rule(f"must be longer than 0: the judge needs time to watch the preview (got {interval!r})")
+        units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+        if sum(int(n) * units[u] for n, u in re.findall(r"([0-9]+)([dhms])", interval)) > PREVIEW_CHECK_MAX_SECONDS:
+            raise rule(f"must be at most 24h: a run holds both colors at full size while it judges (got {interval!r})")
         return interval
 
 

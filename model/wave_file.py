@@ -6,7 +6,7 @@ stop: first-failure       # or end-of-stage: let the failing stage's other stack
 stages:
   - name: first-region
     stacks: [prod-use1]
-    run: canary           # promote (default), canary or bluegreen
+    run: canary           # promote (default) or canary
     canary: {steps: [10, 50, 100], interval: 5m}
     soak: 1h              # wait after the stage, before the next one starts
   - name: the-rest
@@ -32,7 +32,11 @@ from model import config_models as cm
 from model.config import seconds
 from model.stack_file import StackFileError, load_yaml_file
 
-RUNS = ("promote", "canary", "bluegreen")
+RUNS = ("promote", "canary")
+# What a stage cannot run yet, and why (said as the key's one line, exit 2, before any stack is opened).
+NOT_YET = {"bluegreen": "a wave does not run blue-green releases yet (a stage promotes or canaries the image it "
+                        "pinned): use run: promote or canary, or `python -m rollout bluegreen STACK --release NAME "
+                        "--tag TAG` per stack"}
 STOP_RULES = ("first-failure", "end-of-stage")
 WAVE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 SCHEMA_FILE = "schema/wave.schema.json"
@@ -68,6 +72,13 @@ class Stage(cm.Section):
     canary: CanaryRun | None = None
     parallel: cm.Integer(1, 50) | None = None
     soak: Duration | None = None
+
+    @field_validator("run", mode="before")
+    @classmethod
+    def _run_available(cls, run: Any) -> Any:
+        if isinstance(run, str) and run in NOT_YET:
+            raise cm.rule(f"{run}: {NOT_YET[run]}")
+        return run
 
     @field_validator("canary")
     @classmethod

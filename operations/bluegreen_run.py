@@ -47,7 +47,8 @@ and tags, so that `rollout watchdog` can end the run of a driver that died (`fin
 `rollout bluegreen --resume` goes on with the run an expired lease describes, from its phase
 (resume_phase): the preview is judged again (its update changes nothing), a switch is applied again
 (the same update converges a half-applied one), a window waits out what is left of it; refused when
-the old color's tag or the active color live differ from the lease, or the run was on its way back.
+the old color's tag or the active color live differ from the lease, from the switch on when the new color
+does not run the lease's (judged) tag at full size, or when the run was on its way back.
 
 `rollout undo STACK --release R` (undo_bluegreen) switches `active` to the other color:
 - while the old color is still at full size (the window, or `--keep-old`): ONE update that changes
@@ -59,7 +60,9 @@ the old color's tag or the active color live differ from the lease, or the run w
 - a run still in its window: undo takes the run's lease over first (a conditional write, as
   `rollout abort` does), so the run stops at its next write instead of scaling down the color that
   is active again; the run also re-reads the live active color before it scales down. While the run
-  is before its switch, or in the update that scales the old color down, undo refuses and says why.
+  is before its switch, or in the update that scales the old color down, or the watchdog holds the lease
+  (it writes `scaling-down` before its own scale-down), undo refuses and says why. The runs renew their
+  lease before each write to the config, so a takeover stops them before their next write.
 Undo leaves the color it switched away from at full size behind the preview Service.
 """
 
@@ -195,6 +198,17 @@ def preview_url(stack: StackLike, release: str, releases: dict[str, Any], path: 
     return f"http://{address}{'' if port == 80 else f':{port}'}{path}"
 
 
+def with_check_path(url: str | None, path: str | None) -> str | None:
+    """`--url` with the release's previewCheck path when the URL names none (no path, or `/`); a URL with a
+    path of its own is probed as given."""
+    if not url or not path:
+        return url
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return url if parts.path not in ("", "/") else urlunsplit(parts._replace(path=path))
+
+
 def _in_doubt(stack: StackLike) -> bool:
     """The stack's last update did not succeed: what is live may be part of the way to its config."""
     last = stacks.revisions(stack)[:1]
@@ -243,6 +257,19 @@ class _ColorTracker(Tracker):
             size = "scaled down" if settings.get("replicas") == 0 else "full size"
             parts.append(f"{color} {settings.get('tag')} {size}" + (" (active)" if cfg.get("active") == color else ""))
         return ", ".join(parts) or "no color"
+
+    def before_write(self) -> None:
+        """The lease is renewed (a conditional write) before each write, so that a takeover since the last
+        renewal (an undo, the watchdog) stops this one at once, not at the heartbeat's next renewal."""
+        self.heartbeat.check()
+        lease = self.heartbeat.lease
+        if lease is not None and not lease.ended:
+            try:
+                lease.renew()  # LeaseLost when someone took it
+            except LeaseLost:
+                raise
+            except Exception as error:  # noqa: BLE001 (a store's hiccup: the heartbeat tries again, as _RunLease)
+                self.log.say(f"  lease renewal failed ({stacks.error_line(error)}); the heartbeat tries again")
 
     def state_line(self) -> str:
         live = f"live: {self.describe(self.live)} (last successful update)"
@@ -309,9 +336,12 @@ def takeover_fields(record: dict[str, Any] | None, stack: str, release: str, com
 RESUMED_FIELDS = ("phase", "scaleDownAt", "scaleDownTime", "switchTried", "verificationBefore", "evidence")
 
 
-def resume_phase(record: dict[str, Any], info: dict[str, Any], stack: str, release: str) -> str:
+def resume_phase(record: dict[str, Any], info: dict[str, Any], stack: str, release: str,
+                 full: int | None = None) -> str:
     """Where a resumed run goes on: the lease's phase, if what is live is still what the lease says (the old
-    color's tag; the active color: the old one before the switch, the new one after it); else InputError."""
+    color's tag; the active color: the old one before the switch, the new one after it; from the switch on,
+    the new color's tag is the one judged and the color is at full size (`full` pods, when known), since
+    a switch or a window is not judged again); else InputError."""
     if record.get("strategy") != STRATEGY:
         raise stacks.InputError(f"the lease of {release} on {stack} is not a blue-green run's: "
                                 f"{leases.describe(record, leases.wall_clock())}")
@@ -323,6 +353,13 @@ def resume_phase(record: dict[str, Any], info: dict[str, Any], stack: str, relea
     live_tags, active = info.get("tags") or {}, info.get("activeColor")
     differs = [f"{old} {tags.get(old)} in the lease, {live_tags.get(old)} live"] if live_tags.get(old) != tags.get(
         old) else []
+    if phase in (SWITCHING, *SWITCHED):  # what was judged must be what goes (or stays) live
+        judged_tag = tags.get(new) or (record.get("run") or {}).get("tag")
+        if live_tags.get(new) != judged_tag:
+            differs.append(f"{new} {judged_tag} in the lease (judged), {live_tags.get(new)} live")
+        size = (info.get("replicas") or {}).get(new)
+        if size == 0 or (full and isinstance(size, int) and size < full):
+            differs.append(f"{new} at {size} pods live, not at full size ({full or 'above 0'})")
     expected = {PREVIEW: (old,), JUDGING: (old,), SWITCHING: (old, new), WINDOW: (new,), SCALING_DOWN: (new,)}
     if active not in expected.get(str(phase), ()):
         differs.append(f"active {active} live at the {phase} phase")
@@ -408,7 +445,9 @@ class _BlueGreenLoop:
             refusal = leases.resume_may_take(self.record, leases.wall_clock())
             if refusal is not None:
                 raise leases.LeaseHeld(refusal, self.record or {})
-            self.phase = resume_phase(self.record or {}, info, stack.name, o.release)
+            full = tracker.cfg.get("replicas")
+            self.phase = resume_phase(self.record or {}, info, stack.name, o.release,
+                                      full if isinstance(full, int) else None)
             colors = (self.record or {}).get("colors") or {}
             self.old, self.new = colors["old"], colors["new"]
         else:
@@ -431,8 +470,9 @@ class _BlueGreenLoop:
         if check is not None and check.interval_seconds > o.interval:
             log.say(f"previewCheck: the preview is judged for {check.interval} (--interval {o.interval:g}s is shorter)")
             self.o = o = replace(o, interval=float(check.interval_seconds))
-        url = o.url or (preview_url(stack, o.release, tracker.config, check.path if check is not None else "/")
-                        if o.rate > 0 else None)
+        url = with_check_path(o.url, check.path if check is not None else None) or (
+            preview_url(stack, o.release, tracker.config, check.path if check is not None else "/")
+            if o.rate > 0 else None)
         self.metrics_source, self.scrape_interval = None, None
         if o.metrics:  # refuses (exit 2) a selector or --interval Prometheus cannot judge, before any write
             from operations import step_checks
@@ -582,7 +622,9 @@ class _BlueGreenLoop:
 
     def _switch(self, once: stacks.RetryPolicy) -> None:
         o, stack, tracker = self.o, self.stack, self.tracker
-        after = stacks.apply_changes(tracker.config, [stacks.Change(o.release, "active", self.old, self.new)])
+        # The record names the tag judged (this run's, or the lease's when resumed), never what is live.
+        after = stacks.apply_changes(tracker.config, [stacks.Change(o.release, "active", self.old, self.new),
+                                                      stacks.Change(o.release, f"{self.new}.tag", None, o.tag)])
         checked = stacks.check_config(stack.name, tracker.full_config, after).release(o.release)
         from operations.promotion import actor, next_revision, utc_now
 
@@ -759,6 +801,12 @@ def finish(stack: StackLike, release: str, record: dict[str, Any], *, log: RunLo
             interrupts.shielded(f"the end of the blue-green run of {release}"):
         _write_stale(stack, stale)
         if record.get("phase") in SWITCHED:
+            # As the run does: the lease says "scaling-down" before the live active color is read and the
+            # update runs, so that an undo is refused from here on (it would leave `active` on a color at 0).
+            try:
+                held.write(phase=SCALING_DOWN)
+            except LeaseLost as lost:
+                return 0, f"stopped: {lost}; nothing scaled down"
             info = _live_info(stack, release)
             if info.get("activeColor") != new:
                 held.end(UNDONE, f"the active Service is on {info.get('activeColor')}: nothing scaled down")
@@ -769,6 +817,8 @@ def finish(stack: StackLike, release: str, record: dict[str, Any], *, log: RunLo
             try:
                 tracker.update({f"{old}.replicas": 0}, f"bluegreen {release}: {old} scaled down after the window "
                                                       "(watchdog)")
+            except LeaseLost as lost:
+                return 0, f"stopped: {lost}; nothing scaled down"
             except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 (said; the next run tries again)
                 cause = error.cause if isinstance(error, stacks.UpdateFailed) else stacks.error_line(error)
                 held.end(leases.ABORT_FAILED, f"switched; the scale-down of {old} failed ({cause})")
@@ -889,9 +939,15 @@ def _served_before(stack: StackLike, release: str, color: str, tag: Any) -> int 
 
 
 def _undo_may_take(record: dict[str, Any] | None, now: float) -> str | None:
-    """Undo takes a run's lease in its window (checked before), or an expired one: the operator's word."""
-    if record is not None and record.get("state") != leases.ENDED and not leases.is_expired(record, now) \
-            and record.get("phase") != WINDOW:
+    """Undo takes a run's lease in its window (checked before), or an expired one: the operator's word. Never
+    a live lease that the watchdog (or another undo) holds: it is ending the run (`aborting`), whatever phase
+    the lease it took kept."""
+    if record is None or record.get("state") == leases.ENDED or leases.is_expired(record, now):
+        return None
+    if record.get("state") == leases.ABORTING:
+        return (f"{leases.holder_text(record)} is ending the run now ({record.get('phase')}): "
+                f"{leases.describe(record, now)}; undo once it is done")
+    if record.get("phase") != WINDOW:
         return f"the run is {record.get('phase')} now: {leases.describe(record, now)}"
     return None
 
@@ -929,6 +985,9 @@ def fits(stack: str, settings: dict[str, Any], args: argparse.Namespace) -> list
     active = cfg.get("active")
     if active not in COLORS or args.tag is None:
         return []  # the stack file's own check says why; --resume: the lease's tag
+    if args.tag == stacks.get_path(cfg, f"{active}.tag"):  # said again against what is live, once the stack opens
+        return [f"--tag {args.tag}: Pulumi.{stack}.yaml already has it on the active color ({active}) of "
+                f"{args.release}: nothing to switch to"]
     idle = other(active)
     first = apply_changes(releases, [Change(args.release, f"{idle}.tag", None, args.tag),
                                      Change(args.release, f"{idle}.replicas", None, None)])
@@ -971,6 +1030,8 @@ def _usage(args: argparse.Namespace) -> str | None:
     """What is wrong with the arguments alone (exit 2), before the environment."""
     if not args.tag and not args.resume:
         return "--tag is required (the image tag to switch to), unless --resume"
+    if args.keep_old and args.scale_down_delay is not None:
+        return "--keep-old never scales the old color down: --scale-down-delay would not be used (drop one)"
     if args.rate == 0 and not args.metrics:
         return "--rate 0 sends no probes: then judge from --metrics prometheus=URL"
     if args.metrics and args.scrape_interval is not None:
@@ -1064,7 +1125,9 @@ def register(verbs: argparse._SubParsersAction) -> None:
                         help="how long the preview is judged (default 60s)")
     parser.add_argument("--max-error-rate", type=percent_argument, help="error budget (default 1%%)")
     parser.add_argument("--max-p99", type=_positive_duration, help="p99 latency limit (default 500ms)")
-    parser.add_argument("--url", type=probe_url_argument, help="probe this URL instead of the preview Service's address")
+    parser.add_argument("--url", type=probe_url_argument,
+                        help="probe this URL instead of the preview Service's address (with no path of its own, the "
+                             "release's previewCheck.path is appended)")
     parser.add_argument("--rate", type=rate_argument,
                         help="probe requests per second (default 50; 0: no probes, with --metrics)")
     parser.add_argument("--metrics", type=metrics_argument, metavar="prometheus=URL",
@@ -1086,7 +1149,8 @@ def register(verbs: argparse._SubParsersAction) -> None:
                         help="how long the old color stays at full size after the switch, for an instant undo "
                              "(default 30s, as Argo Rollouts)")
     parser.add_argument("--keep-old", action="store_const", const=True,
-                        help="never scale the old color down: it stays behind the preview Service")
+                        help="never scale the old color down: it stays behind the preview Service (not with "
+                             "--scale-down-delay)")
     parser.add_argument("--lock-wait", type=duration_argument, default=300.0,
                         help="how long to wait for another update's lock on the stack (default 5m)")
     parser.add_argument("--log", type=Path, help="log file (default build/bluegreen/<stack>-<release>-<time>.log)")

@@ -426,6 +426,10 @@ class _Tracker:
             self.clock.sleep(seconds)
             self.heartbeat.doing(None)
 
+    def before_write(self) -> None:
+        """Before each write to the stack's config: LeaseLost when the lease is no longer this run's."""
+        self.heartbeat.check()
+
     def pods(self, releases: dict[str, Any]) -> tuple[dict[str, int], dict[str, str]]:
         checked = stacks.check_config(self.stack.name, self.full_config, releases).release(self.release)
         return checked.replica_counts(), checked.tags()
@@ -439,8 +443,9 @@ class _Tracker:
         if skip_if_unchanged and not moves_traffic and self.pods(after) == self.pods(self.config):
             return False
         self.pods(after)  # refuses a change that would make the config invalid, before writing
-        self.heartbeat.check()  # a run whose lease was taken over writes nothing more
+        self.heartbeat.check()  # a run whose lease was taken over writes (and updates) nothing more
         for change in changes:
+            self.before_write()
             stacks.write_changes(self.stack, [change])
             self.config = stacks.apply_changes(self.config, [change])
         self.log.event("update", message=message, changes=[asdict(c) for c in changes])

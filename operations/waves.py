@@ -326,8 +326,6 @@ class Actions:
         if served != image:
             raise OperationError(f"{source.name} serves {served} for {self.release} now, not {image}, the image "
                                  "this wave promotes")
-        if stage.run == "bluegreen":
-            raise OperationError("blue-green runs are not available in this version: use run: promote or canary")
         if self._already(stack, image):
             return f"already runs {image}"
         try:

@@ -198,7 +198,10 @@ def test_the_releases_preview_check_sets_the_least_judging_time_and_the_path(app
     run = run_bluegreen(stack, options("v2", url=preview_proxy.url, interval=0.4), clock=VirtualClock())
     assert run.exit_code == 0, run.aborted
     assert run.judged.elapsed >= 2.0  # not the 0.4 s of --interval
-    assert "previewCheck: the preview is judged for 2s" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "previewCheck: the preview is judged for 2s" in out
+    assert f"judged 2s on {preview_proxy.url}healthz," in out  # --url with no path of its own takes the check's
+    assert bluegreen_run.with_check_path("http://127.0.0.1:1/own?x=1", "/healthz") == "http://127.0.0.1:1/own?x=1"
     address = outputs(stack)["previewAddress"]
     assert bluegreen_run.preview_url(stack, "app", stack.config[RELEASES], "/healthz") == f"http://{address}/healthz"
 
@@ -447,6 +450,122 @@ def test_a_second_run_is_refused_while_the_first_holds_the_lease(apps, proxy, pr
     assert not any("v3" in m for m in stack.up_messages)
 
 
+def killed_at_the_switch(tmp_path, monkeypatch, moved):
+    """A stack with green v2 up (judged) and blue active, a lease a driver left in its switch phase (expired),
+    and `moved` done to the stack meanwhile."""
+    from pulumi.automation import ConfigValue
+
+    config = {**CONFIG, RELEASES: {"app": {**CONFIG[RELEASES]["app"], "green": {"tag": "v2"}}}}
+    stack = FakeStack("staging", config)
+    stack.up(message="initial: green v2 up behind the preview, judged")
+    spec = lease_spec(tmp_path)
+    fields = bluegreen_run.run_fields("staging", options("v2"), "blue", "green", "v1")
+    fields.update(phase="switching", switchTried=True, evidence="200 requests to the preview Service")
+    leases.acquire(spec.store, spec.key, fields, spec.seconds, may_take=bluegreen_run.run_may_take("staging"))
+    for path, value in moved.items():
+        stack.set_config(f"{RELEASES}.app.{path}", ConfigValue(value), path=True)
+    if moved:
+        stack.up(message="by hand")
+    real = leases.wall_clock
+    monkeypatch.setattr(leases, "wall_clock", lambda: real() + spec.seconds + 60)  # the lease expired
+
+    def not_judged(*args, **kwargs):
+        raise AssertionError("a resumed switch is not judged again")
+
+    monkeypatch.setattr(canary_run.Prober, "run", not_judged)
+    return stack, spec
+
+
+@pytest.mark.parametrize("moved,said", [({"green.tag": "v3"}, "green v2 in the lease (judged), v3 live"),
+                                        ({"green.replicas": "0"}, "green at 0 pods live, not at full size (4)")],
+                         ids=["new-tag", "scaled-down"])
+def test_resume_at_the_switch_refuses_a_new_color_that_is_not_what_was_judged(tmp_path, monkeypatch, moved, said):
+    stack, spec = killed_at_the_switch(tmp_path, monkeypatch, moved)
+    updates = list(stack.up_messages)
+    with pytest.raises(stacks.InputError, match="cannot resume") as refused:
+        run_bluegreen(stack, options("v2", url=NOWHERE), clock=VirtualClock(), lease=spec, resume=True)
+    assert said in str(refused.value) and "\n" not in str(refused.value)
+    assert stack.up_messages == updates and live_app(stack)["active"] == "blue"
+    assert bluegreen_run._verification(stack, "app") is None
+
+
+def test_resume_at_the_switch_records_the_tag_the_lease_judged(tmp_path, monkeypatch):
+    stack, spec = killed_at_the_switch(tmp_path, monkeypatch, {})
+    run = run_bluegreen(stack, options("v2", url=NOWHERE, keep_old=True), clock=VirtualClock(), lease=spec,
+                        resume=True)
+    assert run.exit_code == 0 and run.switched
+    assert live_app(stack)["active"] == "green" and live_app(stack)["green"] == {"tag": "v2"}
+    record = bluegreen_run._verification(stack, "app")
+    assert record["image"].endswith(":v2") and record["evidence"] == "200 requests to the preview Service"
+
+
+def test_undo_cannot_cut_into_the_watchdogs_scale_down(tmp_path, monkeypatch):
+    """A run killed in its window: the watchdog scales the old color down; an undo that comes while the watchdog
+    writes is refused, so no stack file is left with `active: blue` and `blue.replicas: 0`."""
+    import io
+
+    from pulumi.automation import ConfigValue
+
+    from operations.watchdog import watch_release
+
+    stack = FakeStack("staging", CONFIG)
+    stack.up(message="initial")
+    for path, value, message in (("green.tag", "v2", "green up"), ("active", "green", "switch to green")):
+        stack.set_config(f"{RELEASES}.app.{path}", ConfigValue(value), path=True)
+        stack.up(message=message)
+    spec = lease_spec(tmp_path)
+    fields = bluegreen_run.run_fields("staging", options("v2"), "blue", "green", "v1")
+    fields.update(phase="window", scaleDownAt=leases.wall_clock() + 1)
+    leases.acquire(spec.store, spec.key, fields, spec.seconds, may_take=bluegreen_run.run_may_take("staging"))
+    real_clock, real_write = leases.wall_clock, stacks.write_changes
+    monkeypatch.setattr(leases, "wall_clock", lambda: real_clock() + spec.seconds + 60)  # expired, window over
+    refusals = []
+
+    def undo_while_the_watchdog_writes(target, changes):
+        if not refusals and any(c.field == "blue.replicas" for c in changes):
+            with pytest.raises((stacks.OperationError, leases.LeaseHeld)) as refused:
+                undo_bluegreen(stack, "app", True, None, spec=spec, clock=VirtualClock())
+            refusals.append(str(refused.value))
+        real_write(target, changes)
+
+    monkeypatch.setattr(stacks, "write_changes", undo_while_the_watchdog_writes)
+    line, failed = watch_release(stack, "app", spec, out=io.StringIO(), policy=RetryPolicy(attempts=1),
+                                 clock=VirtualClock())
+    assert not failed and "FINISHED by the watchdog" in line
+    assert "scaling-down" in refusals[0] and "watchdog" in refusals[0]
+    for app in (stack.config[RELEASES]["app"], live_app(stack)):
+        assert app["active"] == "green" and app["blue"] == {"tag": "v1", "replicas": 0}
+    assert not any(m.startswith("undo") for m in stack.up_messages)
+    # Nor the other way round: a watchdog's live lease, whatever phase it kept, is not undo's to take.
+    record = {**fields, "state": leases.ABORTING, "expiresAt": real_clock() + 10**6}
+    assert "is ending the run now (window)" in bluegreen_run._undo_may_take(record, real_clock())
+
+
+def test_a_lease_taken_over_between_two_writes_stops_the_second(tmp_path, monkeypatch):
+    """The tracker makes sure of its lease before each write of an update, not once before them all."""
+    from operations.canary_run import RunLog
+
+    stack = FakeStack("staging", {**CONFIG, RELEASES: {"app": {**CONFIG[RELEASES]["app"], "green": {"tag": "v2"}}}})
+    stack.up(message="initial")
+    spec = lease_spec(tmp_path)
+    fields = bluegreen_run.run_fields("staging", options("v2"), "blue", "green", "v1")
+    lease = leases.acquire(spec.store, spec.key, fields, spec.seconds, may_take=bluegreen_run.run_may_take("staging"))
+    tracker, _ = bluegreen_run._tracker(stack, "app", RunLog(None, None), RetryPolicy(), VirtualClock(), "test")
+    tracker.heartbeat = leases.Heartbeat(lease, print)
+    real_write, written = stacks.write_changes, []
+
+    def write_then_taken_over(target, changes):
+        real_write(target, changes)
+        written.extend(c.field for c in changes)
+        leases.acquire(spec.store, spec.key, {**fields, "state": leases.ABORTING}, spec.seconds,
+                       may_take=lambda record, now: None)  # an undo, between the heartbeat's renewals
+
+    monkeypatch.setattr(stacks, "write_changes", write_then_taken_over)
+    with pytest.raises(leases.LeaseLost):
+        tracker.update({"green.tag": "v3", "green.replicas": 0}, "green v3, scaled down")
+    assert written == ["green.tag"] and stack.up_messages == ["initial"]
+
+
 # ---------------------------------------------------------------------------------------------
 # The command line: input before the environment
 # ---------------------------------------------------------------------------------------------
@@ -509,6 +628,10 @@ def test_a_good_version_judged_from_prometheus_is_switched_to(apps, proxy, previ
                                   "app-update:releases.app-bg.green.tag"),
     (["--tag", "v2", "--rate", "0"], "--rate 0 sends no probes: then judge from --metrics prometheus=URL"),
     ([], "--tag is required (the image tag to switch to), unless --resume"),
+    (["--tag", "v1"], "--tag v1: Pulumi.dev.yaml already has it on the active color (blue) of app-bg: nothing to "
+                      "switch to"),
+    (["--tag", "v2", "--keep-old", "--scale-down-delay", "10s"],
+     "--keep-old never scales the old color down: --scale-down-delay would not be used"),
     (["--tag", "v2", "--metrics", "prometheus=http://127.0.0.1:9", "--scrape-interval", "30s", "--interval", "60s"],
      "--interval 60s is shorter than 3 scrape intervals"),
 ])

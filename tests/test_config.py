@@ -237,6 +237,10 @@ INVALID = [
     (releases(app=bluegreen(serviceName="a" * 56)), "releases.app.previewServiceName", "is required here"),
     (releases(app=bluegreen(previewCheck={"interval": "0m"})), "releases.app.previewCheck.interval",
      "must be longer than 0"),
+    (releases(app=bluegreen(previewCheck={"interval": "99999999999d"})), "releases.app.previewCheck.interval",
+     "must be at most 24h"),
+    (releases(app=bluegreen(previewCheck={"interval": "23h60m1s"})), "releases.app.previewCheck.interval",
+     "must be at most 24h"),
     (releases(app=bluegreen(previewCheck={"interval": "2 minutes"})), "releases.app.previewCheck.interval",
      "must be a duration"),
     (releases(app=bluegreen(previewCheck={"path": "/healthz"})), "releases.app.previewCheck.interval", "is required"),
@@ -248,6 +252,9 @@ INVALID = [
      "belongs to BlueGreen releases only"),
     (releases(app=bluegreen(previewServiceName="web"), web=rolling()), "releases.web.serviceName",
      "Service name 'web' is already used by release 'app'"),
+    (releases(app=bluegreen(previewServiceName="p"), web=bluegreen(serviceName="web", previewServiceName="p")),
+     "releases.web.previewServiceName", "Service name 'p' is already used by release 'app' (its preview Service): "
+                                        "rename this preview Service"),
 ]
 
 

@@ -207,6 +207,10 @@ def test_an_unpinned_source_is_refused(fleet, tmp_path):
     ("from: staging\nstages:\n  - name: a\n    stacks: [staging]\n",
      ["waves/bad.yaml: stages: stage a names staging, the stack the wave promotes from"]),
     ("- a list\n", ["waves/bad.yaml: must be a mapping with `from` and `stages`"]),
+    ("from: staging\nstages:\n  - name: a\n    stacks: [x]\n    run: bluegreen\n",
+     ["waves/bad.yaml: stages[0].run: bluegreen: a wave does not run blue-green releases yet (a stage promotes or "
+      "canaries the image it pinned): use run: promote or canary, or `python -m rollout bluegreen STACK --release "
+      "NAME --tag TAG` per stack"]),
 ])
 def test_bad_wave_files_are_one_line_each(tmp_path, capsys, text, problems):
     (tmp_path / "waves").mkdir()
