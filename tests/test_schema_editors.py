@@ -132,6 +132,8 @@ SCHEMA_CANNOT = {
     "releases.app.previewCheck.interval:must be longer than 0": "arithmetic on a duration's numbers",
     "releases.app.previewServiceName:is required here": "the length of a name made from another value",
     "releases.web.serviceName:Service name 'web' is already used": "compares names across releases",
+    "releases.web.previewServiceName:Service name 'p' is already used": "compares names across releases",
+    "releases.app.previewCheck.interval:must be at most 24h": "arithmetic on a duration's numbers",
 }
 
 
