@@ -82,6 +82,7 @@ from model.release_record import served_image
 from model.stack_file import stack_name
 from operations import interrupts, live_state, stacks
 from operations import lease as leases
+from operations.canary_lease import RunLease
 from operations.canary_run import (
     Clock,
     Prober,
@@ -268,7 +269,7 @@ class _ColorTracker(Tracker):
                 lease.renew()  # LeaseLost when someone took it
             except LeaseLost:
                 raise
-            except Exception as error:  # noqa: BLE001 (a store's hiccup: the heartbeat tries again, as _RunLease)
+            except Exception as error:  # noqa: BLE001 (a store's hiccup: the heartbeat tries again, as RunLease)
                 self.log.say(f"  lease renewal failed ({stacks.error_line(error)}); the heartbeat tries again")
 
     def state_line(self) -> str:
@@ -369,35 +370,6 @@ def resume_phase(record: dict[str, Any], info: dict[str, Any], stack: str, relea
     return str(phase)
 
 
-class _RunLease:
-    """The run's hold on its lease (or none): a store's hiccup does not stop the run (the heartbeat
-    tries again); a takeover does (LeaseLost)."""
-
-    def __init__(self, lease: Lease | None, say: Callable[[str], None]):
-        self.lease, self.say = lease, say
-
-    def write(self, **changes: Any) -> None:
-        if self.lease is None:
-            return
-        try:
-            self.lease.write(**changes)
-        except LeaseLost:
-            raise
-        except Exception as error:  # noqa: BLE001 (the heartbeat tries again; the run goes on)
-            self.say(f"  lease write failed ({stacks.error_line(error)}); the heartbeat tries again")
-
-    def end(self, outcome: str, note: str | None, **changes: Any) -> None:
-        if self.lease is None or self.lease.ended or self.lease.lost is not None:
-            return
-        try:
-            self.lease.end(outcome, note, **changes)
-        except LeaseLost:
-            pass
-        except Exception as error:  # noqa: BLE001 (said; the lease then expires and the watchdog looks)
-            self.say(f"the lease could not be ended ({stacks.error_line(error)}): it expires at "
-                     f"{self.lease.record.get('expires')}")
-
-
 # ---------------------------------------------------------------------------------------------
 # The run
 # ---------------------------------------------------------------------------------------------
@@ -424,7 +396,7 @@ class _BlueGreenLoop:
         self.resume = resume
         self.record: dict[str, Any] | None = None  # the expired lease a resumed run goes on from
         self._lease_spec = lease_spec
-        self.held = _RunLease(None, log.say)
+        self.held = RunLease(None, log.say)
         self.judged: StepResult | None = None
         self.phase = PREVIEW
         self.switch_ran = False  # the switch update ran (part of it may be live)
@@ -495,7 +467,7 @@ class _BlueGreenLoop:
             lease = leases.acquire(spec.store, spec.key, fields, spec.seconds,
                                    may_take=leases.resume_may_take if self.resume else run_may_take(stack.name))
             log.say(f"lease: {spec.store.location(spec.key)}, {spec.seconds:g}s, renewed every {spec.seconds / 3:g}s")
-        self.held = _RunLease(lease, log.say)
+        self.held = RunLease(lease, log.say)
         heartbeat = Heartbeat(lease, log.say, silent_for=log.silent_for)
         tracker.heartbeat = heartbeat
         with heartbeat:
@@ -794,7 +766,7 @@ def finish(stack: StackLike, release: str, record: dict[str, Any], *, log: RunLo
     old, new = colors.get("old"), colors.get("new")
     if old not in COLORS or new not in COLORS:
         raise OperationError(f"the lease of {release} names no colors: {leases.describe(record, leases.wall_clock())}")
-    held = _RunLease(lease, log.say)
+    held = RunLease(lease, log.say)
     tracker, stale = _tracker(stack, release, log, policy, clock or Clock(), "rollout watchdog")
     tracker.heartbeat = Heartbeat(lease, log.say, silent_for=log.silent_for)
     with tracker.heartbeat, interrupts.guard(finish_command(stack.name), log.say), \
@@ -915,7 +887,7 @@ def undo_bluegreen(stack: StackLike, release: str, yes: bool, confirm: stacks.Co
             log.say(f"taking over the lease: {leases.describe(record, now)}; that run stops at its next write")
         lease = leases.acquire(spec.store, spec.key, takeover_fields(record, stack.name, release, "undo"),
                                spec.seconds, may_take=_undo_may_take)
-    held = _RunLease(lease, log.say)
+    held = RunLease(lease, log.say)
     tracker.heartbeat = Heartbeat(lease, log.say, silent_for=log.silent_for)
     with tracker.heartbeat:
         _write_stale(stack, stale)

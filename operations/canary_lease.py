@@ -111,7 +111,7 @@ def abort_taker(spec: leases.LeaseSpec, stack: str, release: str, say: Callable[
 
 
 class RunLease:
-    """A canary run's hold on its lease (or none): writes that never stop the run for a store's
+    """A run's hold on its lease (or none; `rollout canary`'s and `rollout bluegreen`'s): writes that never stop the run for a store's
     hiccup (the heartbeat tries again), but do stop it when the lease was taken over."""
 
     def __init__(self, lease: Lease | None, say: Callable[[str], None]):
@@ -130,11 +130,11 @@ class RunLease:
     def applied(self, live: dict[str, Any]) -> None:
         self.write(**live_fields(live))
 
-    def end(self, outcome: str, note: str | None) -> None:
+    def end(self, outcome: str, note: str | None, **changes: Any) -> None:
         if self.lease is None or self.lease.ended or self.lease.lost is not None:
             return
         try:
-            self.lease.end(outcome, note)
+            self.lease.end(outcome, note, **changes)
         except LeaseLost:
             pass
         except Exception as error:  # noqa: BLE001 (said; the lease then expires and the watchdog looks)
