@@ -110,22 +110,28 @@ def node_group_room(instance_types: Iterable[str], nodes: int) -> tuple[Room | N
     return total, f"{nodes} × {smallest} (cluster.nodes.max)"
 
 
-# The quota keys that bound what pods request, and how to read a pod's share of each.
+# The quota keys that bound what pods request, and how to read a pod's share of each; and those that bound limits.
 QUOTA_KEYS = {"pods": "pods", "requests.cpu": "cpu", "cpu": "cpu", "requests.memory": "memory", "memory": "memory"}
+LIMIT_QUOTA_KEYS = {"limits.cpu": "cpu", "limits.memory": "memory"}
 
 
-def quota_shortfalls(hard: Mapping[str, str], used: Mapping[str, str], extra: Room) -> list[str]:
+def quota_shortfalls(hard: Mapping[str, str], used: Mapping[str, str], extra: Room,
+                     limits: Room | None = None) -> list[str]:
     """A ResourceQuota's `status.hard`/`status.used` against `extra` more pods (a new color): one line per key that
-    would be exceeded (the API server would refuse the new color's pods, and its Deployment would never be ready)."""
+    would be exceeded (the API server would refuse the new color's pods, and its Deployment would never be ready).
+    `limits`: the same pods' limits, checked against `limits.cpu`/`limits.memory` (None: those keys are not)."""
     out = []
-    for key, what in QUOTA_KEYS.items():
+    keys = [(key, what, extra) for key, what in QUOTA_KEYS.items()]
+    if limits is not None:
+        keys += [(key, what, limits) for key, what in LIMIT_QUOTA_KEYS.items()]
+    for key, what, need in keys:
         if key not in hard:
             continue
         limit = parse_quantity(str(hard[key]))
         now = parse_quantity(str(used.get(key, "0"))) or Decimal(0)
         if limit is None:
             continue
-        more = Decimal(extra.pods) if what == "pods" else extra.cpu if what == "cpu" else extra.memory
+        more = Decimal(need.pods) if what == "pods" else need.cpu if what == "cpu" else need.memory
         if now + more > limit:
             shown = (lambda v: f"{int(v)}") if what == "pods" else _cores if what == "cpu" else _mib
             out.append(f"{key}: {shown(now)} used + {shown(more)} for the new color > {shown(limit)} hard")

@@ -455,6 +455,7 @@ class _BlueGreenLoop:
                 stack, checked, checked.release(o.release), replace(o, metrics_selector=selector))
             log.say(f"  Prometheus: {self.metrics_source.requests_query}; scrape interval "
                     f"{'unknown yet' if self.scrape_interval is None else f'{self.scrape_interval:g}s'}")
+        self._check_quotas(stacks.check_config(stack.name, tracker.full_config, tracker.config))
         # The lease first: a second driver is refused with the holder's details.
         lease = None
         if spec is not None:
@@ -479,6 +480,31 @@ class _BlueGreenLoop:
             except BaseException as error:
                 self.held.end(leases.STOPPED, f"the run stopped: {stacks.error_line(error)}")
                 raise
+
+    def _check_quotas(self, checked: Any) -> None:
+        """Before anything is written (the lease included): the namespace's ResourceQuotas must hold the pods the
+        new color adds (operations/live_capacity.py), else OperationError (exit 1). Quotas that cannot be read
+        are said and passed over: a refused pod then fails the preview update, and the run goes back."""
+        from operations import live_capacity
+
+        release = checked.release(self.o.release)
+        pods = release.replicas - release.color_replicas(self.new)  # with what is live: 0 when the color is up
+        if pods <= 0 or (self.resume and self.phase != PREVIEW):
+            return
+        try:
+            short = live_capacity.new_color_shortfalls(self.stack, checked.namespace, checked.cluster.context,
+                                                       release, pods)
+        except live_capacity.QuotaUnreadable as error:
+            self.log.say(f"could not read the namespace's ResourceQuotas: {error}; going on")
+            return
+        if short:
+            requests = live_capacity.pod_requests(release)
+            each = ", ".join(f"{k} {v}" for k, v in sorted(requests.items()) if k in ("cpu", "memory")) or "none"
+            raise OperationError(
+                f"the namespace's ResourceQuotas cannot hold {self.new} of {self.o.release} ({pods} pods, requests "
+                f"{each} each) beside {self.old}: {'; '.join(short)}; the API server would refuse its pods and the "
+                f"preview update would wait 10 minutes for them: raise the quota (kubectl edit resourcequota -n "
+                f"{checked.namespace}) or lower the release's replicas or resources.requests; nothing was written")
 
     def _preview_changes(self, tracker: _ColorTracker) -> list[stacks.Change]:
         """The new color at full size with the new tag (replicas unset: the release's)."""

@@ -11,7 +11,8 @@ FakeStack, persisted), and, as the environment says:
   running and the stack is locked meanwhile, as with a long `pulumi up`);
 - STAND_IN_CLOCK_SHIFT=<seconds>: the leases' wall clock runs that far ahead (a lease expires
   without the test waiting for it);
-and the live weight reader (operations.step_checks.live_reader): the stand-in stack's outputs.
+the live weight reader (operations.step_checks.live_reader): the stand-in stack's outputs; and the
+ResourceQuota check (operations.live_capacity): no quota.
 
 FileStack keeps the stack's lock as the Pulumi DIY backend does, a file under
 `.pulumi/locks/organization/<project>/<stack>/`, taken when an update starts and removed when the
@@ -149,12 +150,13 @@ def _hold(prober: Any, duration: float, on_tick: Any) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from operations import canary_run, stacks, step_checks
+    from operations import canary_run, live_capacity, stacks, step_checks
     from operations import lease as leases
     from rollout import cli
 
     stacks.open_stack = open_file_stack
     step_checks.live_reader = outputs_live_reader
+    live_capacity.new_color_shortfalls = lambda *args, **kwargs: []  # no ResourceQuota behind the stand-in
     probes = os.environ.get("STAND_IN_PROBES", "at-weight")
     canary_run.Prober.run = answers_at_weight if probes == "at-weight" else _hold  # type: ignore[method-assign]
     shift = float(os.environ.get("STAND_IN_CLOCK_SHIFT", "0"))
