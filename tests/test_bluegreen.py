@@ -354,6 +354,122 @@ def test_the_active_tag_again_is_the_inputs_fault_and_changes_nothing(apps, prox
 
 
 # ---------------------------------------------------------------------------------------------
+# The namespace's ResourceQuotas, read before the first write (operations/live_capacity.py)
+# ---------------------------------------------------------------------------------------------
+
+# Imported before the conftest's autouse stand-in (no quota) replaces it on the module.
+REAL_NEW_COLOR_SHORTFALLS = __import__("operations.live_capacity", fromlist=["x"]).new_color_shortfalls
+REAL_LIST_QUOTAS = __import__("kubernetes.client", fromlist=["x"]).CoreV1Api.list_namespaced_resource_quota
+REQUESTS = {"requests": {"cpu": "250m", "memory": "256Mi"}}
+WITH_REQUESTS = {**CONFIG, RELEASES: {"app": {**CONFIG[RELEASES]["app"], "resources": REQUESTS}}}
+
+
+def quota(name, hard, used):
+    from kubernetes import client
+
+    return client.V1ResourceQuota(metadata=client.V1ObjectMeta(name=name, namespace="app-update"),
+                                  spec=client.V1ResourceQuotaSpec(hard=hard),
+                                  status=client.V1ResourceQuotaStatus(hard=hard, used=used))
+
+
+@pytest.fixture
+def quotas(monkeypatch):
+    """The real check, over the official client's list call patched: `found` is what the namespace holds (an
+    exception: the list call raises it); `reads` the namespaces read."""
+    from kubernetes import client
+
+    from operations import live_capacity, live_weight
+
+    state = {"found": [], "reads": []}
+
+    def list_namespaced_resource_quota(self, namespace, **kwargs):
+        state["reads"].append(namespace)
+        if isinstance(state["found"], Exception):
+            raise state["found"]
+        return client.V1ResourceQuotaList(items=state["found"])
+
+    monkeypatch.setattr(live_capacity, "new_color_shortfalls", REAL_NEW_COLOR_SHORTFALLS)
+    monkeypatch.setattr(live_weight, "kubernetes_client", lambda kubeconfig=None, context=None: client.ApiClient())
+    monkeypatch.setattr(client.CoreV1Api, "list_namespaced_resource_quota", list_namespaced_resource_quota)
+    return state
+
+
+def test_a_quota_that_cannot_hold_the_new_color_refuses_the_run_before_anything_is_written(
+        apps, proxy, preview_proxy, quotas, tmp_path, capsys):
+    stack = SwitchedStack(proxy, preview_proxy, apps, config=WITH_REQUESTS)
+    before = {k: v.value for k, v in stack.get_all_config().items()}
+    quotas["found"] = [quota("roomy", {"pods": "100"}, {"pods": "4"}),
+                       quota("team", {"pods": "6", "requests.cpu": "2", "requests.memory": "2Gi"},
+                             {"pods": "4", "requests.cpu": "1", "requests.memory": "1Gi"})]
+    spec = lease_spec(tmp_path)
+    code = stacks.guarded(lambda: run_bluegreen(stack, options("v2", url=preview_proxy.url), clock=VirtualClock(),
+                                                lease=spec).exit_code)
+    assert code == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("error: the namespace's ResourceQuotas cannot hold green of app "
+                                                    "(4 pods, requests cpu 250m, memory 256Mi each) beside blue")
+    # pods are short (4 + 4 > 6); CPU (1 + 1 core <= 2) and memory (1Gi + 1Gi <= 2Gi) are not.
+    assert "ResourceQuota app-update/team: pods: 4 used + 4 for the new color > 6 hard" in err
+    assert "requests.cpu" not in err and "requests.memory" not in err and "roomy" not in err
+    assert "raise the quota" in err and "lower the release's replicas or resources.requests" in err
+    assert stack.up_messages == ["initial"] and {k: v.value for k, v in stack.get_all_config().items()} == before
+    assert spec.read() is None  # no lease was taken: nothing to release, the next run may go
+    assert quotas["reads"] == ["app-update"]
+
+
+def test_each_quota_key_short_is_named_with_its_numbers(apps, proxy, preview_proxy, quotas):
+    stack = SwitchedStack(proxy, preview_proxy, apps, config=WITH_REQUESTS)
+    quotas["found"] = [quota("team", {"requests.cpu": "1500m", "limits.memory": "1Gi", "requests.memory": "2Gi"},
+                             {"requests.cpu": "1", "requests.memory": "1025Mi"})]
+    with pytest.raises(stacks.OperationError) as refused:
+        run_bluegreen(stack, options("v2", url=preview_proxy.url), clock=VirtualClock())
+    text = str(refused.value)
+    assert "requests.cpu: 1 cores used + 1 cores for the new color > 1.5 cores hard" in text
+    assert "requests.memory: 1025Mi used + 1024Mi for the new color > 2048Mi hard" in text
+    assert "limits.memory" not in text  # the release sets no limits: its pods take none of that quota
+    assert stack.up_messages == ["initial"]
+
+
+@pytest.mark.parametrize("failure,said", [
+    ("forbidden", "HTTP 403 Forbidden"), ("unreachable", "MaxRetryError"), ("no-kubeconfig", "ConfigException")])
+def test_quotas_that_cannot_be_read_are_said_and_the_run_goes_on(apps, proxy, preview_proxy, quotas, monkeypatch,
+                                                                 failure, said, capsys):
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.config.config_exception import ConfigException
+
+    from operations import live_capacity, live_weight
+
+    if failure == "no-kubeconfig":
+        def no_config(kubeconfig=None, context=None):
+            raise ConfigException("Invalid kube-config file. No configuration found.")
+        monkeypatch.setattr(live_weight, "kubernetes_client", no_config)
+    else:
+        quotas["found"] = ApiException(403, "Forbidden")
+    if failure == "unreachable":  # the real list call, to a loopback port nobody listens on
+        from kubernetes import client
+
+        monkeypatch.setattr(live_weight, "kubernetes_client", lambda kubeconfig=None, context=None: client.ApiClient(
+            client.Configuration(host="http://127.0.0.1:9")))
+        monkeypatch.setattr(client.CoreV1Api, "list_namespaced_resource_quota", REAL_LIST_QUOTAS)
+    stack = SwitchedStack(proxy, preview_proxy, apps, config=WITH_REQUESTS)
+    run = run_bluegreen(stack, options("v2", url=preview_proxy.url), clock=VirtualClock())
+    assert run.exit_code == 0 and run.switched
+    line = next(x for x in capsys.readouterr().out.splitlines() if "ResourceQuotas" in x)
+    assert line.startswith("could not read the namespace's ResourceQuotas: ") and line.endswith("; going on")
+    assert said in line
+
+
+def test_a_quota_is_not_read_when_the_new_color_is_up_already(apps, proxy, preview_proxy, quotas, tmp_path,
+                                                              monkeypatch):
+    """--resume past the preview, or --keep-old's color at full size: its pods are in the quota's used already."""
+    quotas["found"] = [quota("full", {"pods": "4"}, {"pods": "4"})]
+    stack, spec = killed_at_the_switch(tmp_path, monkeypatch, {})
+    run = run_bluegreen(stack, options("v2", url=NOWHERE, keep_old=True), clock=VirtualClock(), lease=spec,
+                        resume=True)
+    assert run.exit_code == 0 and run.switched and quotas["reads"] == []
+
+
+# ---------------------------------------------------------------------------------------------
 # Undo: in the window, one update of the Services; after it, scale up then switch
 # ---------------------------------------------------------------------------------------------
 
