@@ -53,7 +53,9 @@ CONTROLLERS = ("deployment-controller", "replicaset-controller", "endpointslice-
                "endpoints-controller", "disruption-controller", "serviceaccount-controller",
                "node-lifecycle-controller",
                "namespace-controller", "garbage-collector-controller", "root-ca-certificate-publisher-controller",
-               "pod-garbage-collector-controller")
+               "pod-garbage-collector-controller",
+               # A ResourceQuota's status (hard, used): its admission refuses every pod until the controller fills it.
+               "resourcequota-controller")
 START_TIMEOUT = 90.0  # seconds; a start-up takes about 10 s on an idle 2-core machine
 
 

@@ -712,3 +712,66 @@ def test_live_weight_readers_confirm_what_the_api_server_holds(kube, applier, na
         applier.apply_all(into_namespace(render(canary_settings(mode, 25)), namespace))
         reading = live_weight.RouteReader(kube.api_client, namespace, "app", mode).read(25, 25.0)
         assert (reading.confirmed, reading.share) == (confirmed, 25.0), reading.detail
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. The namespace's ResourceQuotas (operations/live_capacity.py): what `rollout bluegreen` checks before its preview
+# ---------------------------------------------------------------------------------------------
+
+QUOTA_REQUESTS = {"cpu": "250m", "memory": "256Mi"}  # per pod; blue at rest: 3 pods, 750m, 768Mi
+
+
+@pytest.mark.parametrize("hard,short", [
+    ({"pods": "4", "requests.cpu": "10", "requests.memory": "10Gi"}, "pods"),
+    ({"pods": "20", "requests.cpu": "1", "requests.memory": "10Gi"}, "requests.cpu"),
+    ({"pods": "20", "requests.cpu": "10", "requests.memory": "1280Mi"}, "requests.memory"),
+    ({"pods": "6", "requests.cpu": "1500m", "requests.memory": "1536Mi"}, None),  # exactly room for both colors
+], ids=["pods", "cpu", "memory", "room"])
+def test_quota_reader_names_what_the_api_server_refuses_the_new_color(kube, applier, namespace, hard, short):
+    """A ResourceQuota filled by blue's pods (status.used written by the quota controller and admission), read as
+    `rollout bluegreen` reads it; then green applied at full size, as the preview update does: the API server
+    refuses green's pods exactly where the reader said (the refusal's `requested:` names the same keys) and
+    admits all of them where it said nothing."""
+    from kubernetes import client
+
+    from model.config import load
+    from operations import live_capacity
+
+    api = core(kube)
+    api.create_namespaced_resource_quota(namespace, {"metadata": {"name": "team"}, "spec": {"hard": hard}})
+    watch_until(api.list_namespaced_resource_quota, lambda qs: bool(qs["team"].status and qs["team"].status.hard),
+                "the quota controller to write the quota's status", namespace=namespace)
+    settings = blue_green_settings(active="blue", blue={"tag": "v1"}, resources={"requests": QUOTA_REQUESTS})
+    applier.apply_all(into_namespace(render(settings), namespace))
+    watch_until(api.list_namespaced_resource_quota,
+                lambda qs: (qs["team"].status.used or {}).get("pods") == "3", "blue's 3 pods in the quota's used",
+                namespace=namespace)
+    release = load(settings, "test").release("app")
+    lines = live_capacity.shortfalls(live_capacity.read_quotas(kube.api_client, namespace), release, 3)
+    assert [line.split(": ")[1] for line in lines] == ([short] if short else []), lines
+    assert all(line.startswith(f"ResourceQuota {namespace}/team: ") for line in lines)
+
+    preview = blue_green_settings(active="blue", blue={"tag": "v1"}, green={"tag": "v2"},
+                                  resources={"requests": QUOTA_REQUESTS})
+    applier.apply_all(into_namespace(render(preview), namespace))
+    green = "version=green"
+
+    def refused(sets: dict[str, Any]) -> list[str]:
+        return [c.message for rs in sets.values() for c in (rs.status.conditions or [])
+                if c.type == "ReplicaFailure" and "exceeded quota" in (c.message or "")]
+
+    if short is None:
+        watch_until(apps(kube).list_namespaced_replica_set,
+                    lambda sets: sum(rs.status.ready_replicas or 0 for rs in sets.values()) == 3, "green's 3 pods ready",
+                    namespace=namespace, label_selector=green)
+        assert refused({rs.metadata.name: rs for rs in apps(kube).list_namespaced_replica_set(
+            namespace, label_selector=green).items}) == []
+        return
+    sets = watch_until(apps(kube).list_namespaced_replica_set, lambda found: bool(refused(found)),
+                       "green's ReplicaSet refused a pod by the quota", namespace=namespace, label_selector=green)
+    message = refused(sets)[0]
+    found = re.search(r"exceeded quota: team, requested: (\S+), used:", message)
+    assert found, message
+    assert sorted(item.split("=")[0] for item in found.group(1).split(",")) == [short]
+    pods = client.CoreV1Api(kube.api_client).list_namespaced_pod(namespace, label_selector=green).items
+    assert len(pods) < 3  # the new color cannot come up complete: its Deployment would never be ready
