@@ -9,8 +9,9 @@ eviction threshold; less the system pods every node group runs (aws-node and kub
 replicas). The sum is a best case: it ignores how pods pack onto nodes, so a "fits" can still leave a pod pending;
 a "does not fit" cannot fit. A kubeconfig cluster's nodes are not in config: nothing is checked offline.
 
-A namespace's ResourceQuota is not in config either: it is read live (by operations/) and checked here with
-`quota_shortfalls`, against the same per-pod requests. No Pulumi import.
+A namespace's ResourceQuota is not in config either: it is read live (operations/live_capacity.py, before
+`rollout bluegreen` writes) and checked here with `quota_shortfalls`, against the same per-pod requests (and
+limits). No Pulumi import.
 """
 
 from __future__ import annotations

@@ -437,7 +437,7 @@ def test_quotas_that_cannot_be_read_are_said_and_the_run_goes_on(apps, proxy, pr
     from kubernetes.client.exceptions import ApiException
     from kubernetes.config.config_exception import ConfigException
 
-    from operations import live_capacity, live_weight
+    from operations import live_weight
 
     if failure == "no-kubeconfig":
         def no_config(kubeconfig=None, context=None):
