@@ -459,6 +459,35 @@ def test_quotas_that_cannot_be_read_are_said_and_the_run_goes_on(apps, proxy, pr
     assert said in line
 
 
+@pytest.mark.parametrize("scopes,selects", [
+    (None, True), (["NotTerminating"], True), (["NotBestEffort"], True), (["Terminating"], False),
+    (["BestEffort"], False), ({"scopeName": "PriorityClass", "operator": "In", "values": ["high"]}, False),
+    ({"scopeName": "PriorityClass", "operator": "DoesNotExist"}, True),
+], ids=str)
+def test_a_quota_counts_only_where_its_scopes_select_the_releases_pods(scopes, selects):
+    """Limits count against limits.* keys; a request not given takes its limit, as the API server defaults it."""
+    from kubernetes import client
+
+    from model.config import load
+    from operations import live_capacity
+
+    settings = {**WITH_REQUESTS, RELEASES: {"app": {**WITH_REQUESTS[RELEASES]["app"], "resources": {
+        "requests": {"cpu": "250m"}, "limits": {"cpu": "500m", "memory": "512Mi"}}}}}
+    release = load(settings, "staging").release("app")
+    found = quota("team", {"limits.cpu": "2", "requests.memory": "1Gi"}, {"limits.cpu": "1", "requests.memory": "0"})
+    if isinstance(scopes, dict):
+        found.spec.scope_selector = client.V1ScopeSelector(match_expressions=[client.V1ScopedResourceSelectorRequirement(
+            scope_name=scopes["scopeName"], operator=scopes["operator"], values=scopes.get("values"))])
+    else:
+        found.spec.scopes = scopes
+    lines = live_capacity.shortfalls([found], release, 4)
+    # requests.memory: 4 x 512Mi (the limit, no request given) > 1Gi; limits.cpu: 1 + 4 x 500m > 2.
+    assert lines == ([
+        "ResourceQuota app-update/team: requests.memory: 0Mi used + 2048Mi for the new color > 1024Mi hard",
+        "ResourceQuota app-update/team: limits.cpu: 1 cores used + 2 cores for the new color > 2 cores hard",
+    ] if selects else [])
+
+
 def test_a_quota_is_not_read_when_the_new_color_is_up_already(apps, proxy, preview_proxy, quotas, tmp_path,
                                                               monkeypatch):
     """--resume past the preview, or --keep-old's color at full size: its pods are in the quota's used already."""
