@@ -65,7 +65,9 @@ class Room:
 
 
 def _cores(value: Decimal) -> str:
-    return f"{value.normalize():f} cores" if value >= 1 else f"{int(value * 1000)}m"
+    if value < 1:
+        return f"{int(value * 1000)}m"
+    return f"{value.normalize():f} core{'' if value == 1 else 's'}"
 
 
 def _mib(value: Decimal) -> str:

@@ -206,7 +206,7 @@ def test_a_quota_read_live_is_checked_against_the_new_color():
     assert quota_shortfalls(hard, {"pods": "4", "requests.cpu": "1", "requests.memory": "1Gi"}, extra) == []
     short = quota_shortfalls(hard, {"pods": "8", "requests.cpu": "1500m", "requests.memory": "1Gi"}, extra)
     assert short == ["pods: 8 used + 4 for the new color > 10 hard",
-                     "requests.cpu: 1.5 cores used + 1 cores for the new color > 2 cores hard"]
+                     "requests.cpu: 1.5 cores used + 1 core for the new color > 2 cores hard"]
 
 
 def test_rollout_forecast_shows_the_blue_green_phases(capsys):

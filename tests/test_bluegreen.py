@@ -424,7 +424,7 @@ def test_each_quota_key_short_is_named_with_its_numbers(apps, proxy, preview_pro
     with pytest.raises(stacks.OperationError) as refused:
         run_bluegreen(stack, options("v2", url=preview_proxy.url), clock=VirtualClock())
     text = str(refused.value)
-    assert "requests.cpu: 1 cores used + 1 cores for the new color > 1.5 cores hard" in text
+    assert "requests.cpu: 1 core used + 1 core for the new color > 1.5 cores hard" in text
     assert "requests.memory: 1025Mi used + 1024Mi for the new color > 2048Mi hard" in text
     assert "limits.memory" not in text  # the release sets no limits: its pods take none of that quota
     assert stack.up_messages == ["initial"]
@@ -484,7 +484,7 @@ def test_a_quota_counts_only_where_its_scopes_select_the_releases_pods(scopes, s
     # requests.memory: 4 x 512Mi (the limit, no request given) > 1Gi; limits.cpu: 1 + 4 x 500m > 2.
     assert lines == ([
         "ResourceQuota app-update/team: requests.memory: 0Mi used + 2048Mi for the new color > 1024Mi hard",
-        "ResourceQuota app-update/team: limits.cpu: 1 cores used + 2 cores for the new color > 2 cores hard",
+        "ResourceQuota app-update/team: limits.cpu: 1 core used + 2 cores for the new color > 2 cores hard",
     ] if selects else [])
 
 
