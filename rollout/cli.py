@@ -287,6 +287,10 @@ def _forecast_blue_green(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# A forecast's text table shows this many rows at each end (--all-steps: all of them).
+TERMINAL_ROWS = 20
+
+
 def cmd_forecast(args: argparse.Namespace) -> int:
     from model.fenceposts import is_zero
     from model.forecast import forecast
@@ -323,13 +327,24 @@ def cmd_forecast(args: argparse.Namespace) -> int:
                   + (f": neither ReplicaSet grows past {fc.replicas} replicas"
                      if fc.max_pods_seen == 2 * fc.replicas else "") + ".")
     print(f"{'step':>4}  {'old':>5}  {'new':>5}  {'ready new':>9}  {'available':>9}  {'pods':>5}")
+    rows: list[str] = []
     for i, step in enumerate(fc.steps):
         index = i
         if fc.omitted_steps and i >= (fc.omitted_after or 0):
             index = i + fc.omitted_steps
             if i == fc.omitted_after:
-                print(f"{'…':>4}  ({fc.omitted_steps:,} steps not listed: the same cycle repeats)")
-        print(f"{index:>4}  {step.old:>5}  {step.new:>5}  {step.new_ready:>9}  {step.available:>9}  {step.pods:>5}")
+                rows.append(f"{'…':>4}  ({fc.omitted_steps:,} steps not listed: the same cycle repeats)")
+        rows.append(f"{index:>4}  {step.old:>5}  {step.new:>5}  {step.new_ready:>9}  {step.available:>9}  "
+                    f"{step.pods:>5}")
+    if len(rows) > 2 * TERMINAL_ROWS + 1 and not args.all_steps:
+        # One pod at a time makes about three rows a pod: the terminal gets both ends, and one line for what is
+        # between them (the steps the forecast counted without listing included).
+        hidden = rows[TERMINAL_ROWS:-TERMINAL_ROWS]
+        steps_hidden = sum(not row.lstrip().startswith("…") for row in hidden) + (
+            fc.omitted_steps if any(row.lstrip().startswith("…") for row in hidden) else 0)
+        rows[TERMINAL_ROWS:-TERMINAL_ROWS] = [f"{'…':>4}  ({steps_hidden:,} steps not listed: the same cycle "
+                                              "repeats; --all-steps lists more)"]
+    print("\n".join(rows))
     print(f"this update: fewest available {fc.min_available_seen}, most pods {fc.max_pods_seen}, "
           f"{fc.syncs} controller syncs")
     return EXIT_OK
@@ -414,6 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
     fc.add_argument("--max-unavailable", type=_unavailable,
                     help='pods below spec.replicas during the update: int or "N%%", at most 100%% (default 25%%)')
     fc.add_argument("--json", action="store_true", help="print the forecast as JSON")
+    fc.add_argument("--all-steps", action="store_true",
+                    help=f"list every step in the text table (default: the first and last {TERMINAL_ROWS} rows of a "
+                         "longer one)")
     fc.add_argument("--svg", metavar="FILE", help="also draw ready and total pods over the update as an SVG picture")
     fc.set_defaults(func=cmd_forecast)
 

@@ -1,10 +1,10 @@
 """`python -m rollout preview` and `forecast` as an operator runs them."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
-import time
 
 import pytest
 import yaml
@@ -163,6 +163,27 @@ def test_forecast_defaults_are_kubernetes_defaults(capsys):
     assert (data["strategy"], data["maxSurge"], data["maxUnavailable"]) == ("RollingUpdate", 3, 2)
 
 
+def test_a_long_forecast_shows_both_ends_of_its_table_and_all_steps_on_request(capsys):
+    """100 replicas at 25%/25% move one pod at a time (about three steps a pod): the terminal gets the first and
+    last rows, which are the JSON's first and last steps; --all-steps lists every one."""
+    code, out, _ = run_cli(capsys, "forecast", "--replicas", "100", "--json")
+    steps = json.loads(out)["steps"]
+    code, out, _ = run_cli(capsys, "forecast", "--replicas", "100")
+    assert code == 0
+    lines = out.splitlines()
+    rows = [line.split() for line in lines if re.match(r"^ *\d+ ", line)]
+    assert len(rows) == 40 < len(steps)
+    as_numbers = [[int(n) for n in row[1:4]] for row in rows]
+    want = [[s["old"], s["new"], s["newReady"]] for s in steps]
+    assert as_numbers[:20] == want[:20] and as_numbers[20:] == want[-20:]
+    assert int(rows[-1][0]) == len(steps) - 1
+    marker = [line for line in lines if "not listed" in line]
+    assert len(marker) == 1 and f"{len(steps) - 40:,} steps not listed" in marker[0]
+    code, out, _ = run_cli(capsys, "forecast", "--replicas", "100", "--all-steps")
+    assert len([line for line in out.splitlines() if re.match(r"^ *\d+ ", line)]) == len(steps)
+    assert "not listed" not in out
+
+
 def test_forecast_text_table(capsys):
     code, out, _ = run_cli(capsys, "forecast", "--replicas", "5", "--strategy", "Recreate")
     assert code == 0
@@ -235,36 +256,30 @@ def test_forecast_accepts_the_edges_of_the_rules(capsys):
 
 
 def test_forecast_of_50000_pods_one_at_a_time_finishes_at_once(capsys):
-    start = time.perf_counter()
     code, out, err = run_cli(capsys, "forecast", "--replicas", "50000", "--max-surge", "1", "--max-unavailable", "0")
-    assert time.perf_counter() - start < 1
     assert code == 0, err
-    assert "148,001 steps not listed: the same cycle repeats" in out
+    # 150,001 steps, 40 shown: those the forecast counted without listing, and the listed ones between both ends.
+    assert "149,961 steps not listed: the same cycle repeats" in out
     assert "fewest available 50000, most pods 50001, 100000 controller syncs" in out
     last = out.splitlines()[-2].split()
     assert last == ["150000", "0", "50000", "50000", "50000", "50000"]
 
 
 def test_forecast_json_of_int32_max_pods(capsys):
-    start = time.perf_counter()
+    # (how little work it takes is bounded in test_forecast.py, by the syncs it simulates, not by a clock)
     code, out, _ = run_cli(capsys, "forecast", "--replicas", "2147483647", "--max-surge", "1",
                            "--max-unavailable", "0", "--json")
-    assert time.perf_counter() - start < 1
     data = json.loads(out)
     assert (data["syncs"], data["totalSteps"], len(data["steps"])) == (2 * 2147483647, 3 * 2147483647 + 1, 2000)
 
 
-def test_preview_of_50000_and_int32_max_replicas_finishes_fast(capsys, project):
+def test_preview_of_50000_and_int32_max_replicas_gives_exact_numbers(capsys, project):
     write_stack(project, "huge", {
         "one-by-one": {"strategy": "RollingUpdate", "tag": "v1", "replicas": 50000, "maxSurge": 1, "maxUnavailable": 0},
         "biggest": {"strategy": "RollingUpdate", "tag": "v1", "replicas": 2147483647},
     })
-    run_cli(capsys, "--cwd", str(project), "preview", "huge", "--out", str(project / "warm"))  # imports, caches
-    start = time.perf_counter()
     code, out, err = run_cli(capsys, "--cwd", str(project), "preview", "huge", "--json", "--out", str(project / "out"))
-    elapsed = time.perf_counter() - start
     assert code == 0, err
-    assert elapsed < 2, elapsed  # about 0.3 s here, most of it the program under the mocks
     releases = {r["name"]: r for r in json.loads(out)["releases"]}
     slow = releases["one-by-one"]["forecast"]
     assert (slow["syncs"], slow["minAvailableSeen"], slow["maxPodsSeen"], slow["totalSteps"]) == (
