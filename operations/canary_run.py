@@ -309,7 +309,13 @@ class Prober:
 
 
 class _Log:
-    """The run's record: JSON lines in a file, and a few lines on the terminal."""
+    """The run's record: JSON lines in a file, and a few lines on the terminal.
+
+    Signal handlers say things too (interrupts.py), and Python runs a handler in the main thread between two
+    steps of whatever it was doing, also inside this class's own write to the same buffered file or terminal
+    (a second Ctrl-C right after the first one's line): writing there is a reentrant call that raises
+    RuntimeError in the run. So a line said while this thread is already writing one waits, and the write it
+    interrupted writes it next, in order."""
 
     def __init__(self, path: Path | None, out: TextIO):
         self.out = out
@@ -319,21 +325,41 @@ class _Log:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.file = path.open("a")
         self.path = path
+        self._writing = threading.local()
+        self._waiting: list[tuple[str, dict[str, Any]]] = []
 
     @property
     def path_text(self) -> str | None:
         return str(self.path) if self.path else None
 
     def event(self, kind: str, **data: Any) -> None:
+        self._emit(kind, None, data)
+
+    def say(self, text: str, **data: Any) -> None:
+        self._emit("message", text, data)
+
+    def _emit(self, kind: str, text: str | None, data: dict[str, Any]) -> None:
+        if getattr(self._writing, "now", False):  # a handler interrupted this thread's own write
+            self._waiting.append((kind, {"_text": text, **data}))
+            return
+        self._writing.now = True
+        try:
+            self._write(kind, text, data)
+            while self._waiting:
+                kind, data = self._waiting.pop(0)
+                self._write(kind, data.pop("_text"), data)
+        finally:
+            self._writing.now = False
+
+    def _write(self, kind: str, text: str | None, data: dict[str, Any]) -> None:
+        if text is not None:
+            print(text, file=self.out, flush=True)
+            self.said_at = time.monotonic()
+            data = {"text": text, **data}
         if self.file:
             self.file.write(json.dumps({"time": datetime.now().isoformat(timespec="milliseconds"),
                                         "event": kind, **data}) + "\n")
             self.file.flush()
-
-    def say(self, text: str, **data: Any) -> None:
-        print(text, file=self.out, flush=True)
-        self.said_at = time.monotonic()
-        self.event("message", text=text, **data)
 
     def silent_for(self) -> float:
         return time.monotonic() - self.said_at

@@ -101,3 +101,40 @@ def test_the_abort_path_is_shielded_it_says_what_runs_instead():
         signal.raise_signal(signal.SIGINT)
         interrupts.checkpoint()  # no KeyboardInterrupt: the abort goes on
     assert "the abort goes on" in said[0] and "still running: the abort of the canary of app" in said[1]
+
+
+def test_a_line_said_while_the_log_writes_another_on_the_same_thread_waits_and_follows_it(tmp_path):
+    """A second Ctrl-C right after the first one's line: its handler runs in the main thread inside the log's own
+    write of that line. Writing to the same buffered file there raised RuntimeError ('reentrant call') and
+    aborted the run mid-update in CI; the handler's line now waits for the write it interrupted, and follows it."""
+    import io
+    import json
+
+    from operations.canary_run import RunLog
+
+    out = io.StringIO()
+    log = RunLog(tmp_path / "run.log", out)
+    real_file, interrupted = log.file, []
+
+    class WriteInterruptedByAHandler:
+        def write(self, text):
+            if not interrupted:  # the signal arrives in the middle of the first line's write
+                interrupted.append(True)
+                log.say("SIGINT again: still running")
+            return real_file.write(text)
+
+        def flush(self):
+            real_file.flush()
+
+        def close(self):
+            real_file.close()
+
+    log.file = WriteInterruptedByAHandler()
+    log.say("SIGTERM: letting the running update finish")
+    log.event("step", weight=50)
+    log.close()
+    records = [json.loads(line) for line in (tmp_path / "run.log").read_text().splitlines()]
+    assert [r.get("text", r["event"]) for r in records] == [
+        "SIGTERM: letting the running update finish", "SIGINT again: still running", "step"]
+    assert out.getvalue().splitlines() == ["SIGTERM: letting the running update finish",
+                                           "SIGINT again: still running"]
