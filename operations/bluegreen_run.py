@@ -82,7 +82,7 @@ from model.release_record import served_image
 from model.stack_file import stack_name
 from operations import interrupts, live_state, stacks
 from operations import lease as leases
-from operations.canary_lease import RunLease
+from operations.canary_lease import RunLease, merged_options
 from operations.canary_run import (
     Clock,
     Prober,
@@ -845,13 +845,10 @@ def watch_release(stack: StackLike, release: str, spec: leases.LeaseSpec, record
         return (f"{name}: {leases.describe(record, now)}; its window ends at {record.get('scaleDownTime')}: "
                 "left alone until then"), False
     try:
-        lease = leases.acquire(spec.store, spec.key, {
-            **takeover_fields(record, stack.name, release, "watchdog"), "expiredLease": record.get("holder")},
-            spec.seconds, may_take=leases.watchdog_may_take)
+        lease = leases.watchdog_takeover(spec, record, takeover_fields(record, stack.name, release, "watchdog"))
     except leases.LeaseHeld as held:
         return f"{name}: {held}: left to it", False
-    why = ("its way back had failed" if record.get("state") == leases.ENDED else
-           f"its lease expired at {record.get('expires')} ({leases.holder_text(record)})")
+    why = leases.takeover_reason(record, "way back")
     print(f"{name}: ending the blue-green run ({record.get('phase')}): {why}", file=out, flush=True)
     code, done = finish(stack, release, record, log=RunLog(None, out), policy=policy, clock=clock, lease=lease)
     return f"{name}: {done} ({why}); the lease says so", code != 0
@@ -1008,20 +1005,7 @@ LEASE_RUN_KEYS = {"interval": "interval", "max_error_rate": "maxErrorRate", "max
 
 def run_options(args: argparse.Namespace, record: dict[str, Any] | None) -> tuple[dict[str, Any], list[str]]:
     """The options given, then (resuming) the lease's, then the defaults; and the names taken from the lease."""
-    run = (record or {}).get("run") or {}
-    if record is not None and args.tag and args.tag != run.get("tag"):
-        raise stacks.InputError(f"--tag {args.tag} differs from the run the lease describes ({run.get('tag')}): "
-                                "drop --tag to resume it")
-    values, from_lease = {"tag": args.tag or run.get("tag")}, []
-    for name, default in RUN_DEFAULTS.items():
-        given = getattr(args, name)
-        if given is not None:
-            values[name] = given
-        elif LEASE_RUN_KEYS[name] in run:
-            values[name], _ = run[LEASE_RUN_KEYS[name]], from_lease.append(name)
-        else:
-            values[name] = default
-    return values, from_lease
+    return merged_options(args, record, RUN_DEFAULTS, LEASE_RUN_KEYS)
 
 
 def _usage(args: argparse.Namespace) -> str | None:

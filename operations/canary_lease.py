@@ -35,23 +35,31 @@ def resume_command(stack: str, release: str) -> str:
     return f"python -m rollout canary {stack} --release {release} --resume --yes"
 
 
-def run_options(args: argparse.Namespace, record: dict[str, Any] | None) -> tuple[dict[str, Any], list[str]]:
-    """The run's options: those given, then (resuming) the lease's, then the defaults; and the names
-    of those taken from the lease."""
+def merged_options(args: argparse.Namespace, record: dict[str, Any] | None, defaults: dict[str, Any],
+                   lease_keys: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """A run's options (`rollout canary`'s, `rollout bluegreen`'s): those given, then (resuming) the lease's, then
+    `defaults`; and the names of those taken from the lease. A --tag other than the lease's is refused."""
     run = (record or {}).get("run") or {}
-    values, from_lease = {"tag": args.tag or run.get("tag")}, []
-    for name, default in RUN_DEFAULTS.items():
-        given = getattr(args, name)
-        if given is not None:
-            values[name] = given
-        elif LEASE_RUN_KEYS[name] in run:
-            values[name] = run[LEASE_RUN_KEYS[name]]
-            from_lease.append(name)
-        else:
-            values[name] = default
     if record is not None and args.tag and args.tag != run.get("tag"):
         raise stacks.InputError(f"--tag {args.tag} differs from the run the lease describes ({run.get('tag')}): "
                                 "drop --tag to resume it")
+    values, from_lease = {"tag": args.tag or run.get("tag")}, []
+    for name, default in defaults.items():
+        given = getattr(args, name)
+        if given is not None:
+            values[name] = given
+        elif lease_keys[name] in run:
+            values[name] = run[lease_keys[name]]
+            from_lease.append(name)
+        else:
+            values[name] = default
+    return values, from_lease
+
+
+def run_options(args: argparse.Namespace, record: dict[str, Any] | None) -> tuple[dict[str, Any], list[str]]:
+    """`rollout canary`'s options (merged_options), and its steps kept when resuming."""
+    values, from_lease = merged_options(args, record, RUN_DEFAULTS, LEASE_RUN_KEYS)
+    run = (record or {}).get("run") or {}
     # The lease's step counts in its own steps: other steps would skip steps nobody judged, or judge none.
     if record is not None and args.steps is not None and "steps" in run and list(args.steps) != list(run["steps"]):
         raise stacks.InputError(f"--steps {','.join(map(str, args.steps))} differs from the run the lease describes "
@@ -111,8 +119,8 @@ def abort_taker(spec: leases.LeaseSpec, stack: str, release: str, say: Callable[
 
 
 class RunLease:
-    """A run's hold on its lease (or none; `rollout canary`'s and `rollout bluegreen`'s): writes that never stop the run for a store's
-    hiccup (the heartbeat tries again), but do stop it when the lease was taken over."""
+    """A run's hold on its lease (or none; `rollout canary`'s and `rollout bluegreen`'s): writes that never stop
+    the run for a store's hiccup (the heartbeat tries again), but do stop it when the lease was taken over."""
 
     def __init__(self, lease: Lease | None, say: Callable[[str], None]):
         self.lease, self.say = lease, say

@@ -398,6 +398,20 @@ def watchdog_may_take(record: dict[str, Any] | None, now: float) -> str | None:
     return None
 
 
+def watchdog_takeover(spec: LeaseSpec, record: dict[str, Any], fields: dict[str, Any]) -> Lease:
+    """The watchdog takes the lease of a run that needs it (`record`, as read), with `fields` for the way it ends
+    the run and the holder it replaces; LeaseHeld when something else took it first."""
+    return acquire(spec.store, spec.key, {**fields, "expiredLease": record.get("holder")}, spec.seconds,
+                   may_take=watchdog_may_take)
+
+
+def takeover_reason(record: dict[str, Any], what_failed: str) -> str:
+    """Why the watchdog ends a run: its lease expired, or (ended) `what_failed` had failed."""
+    if record.get("state") == ENDED:
+        return f"its {what_failed} had failed"
+    return f"its lease expired at {record.get('expires')} ({holder_text(record)})"
+
+
 def status_of(stack: Any, project_dir: Path, releases: list[str]) -> dict[str, dict[str, Any]]:
     """For `rollout status`: each release's lease record and its line; {} on a backend that keeps none."""
     try:

@@ -64,13 +64,11 @@ def watch_release(stack: stacks.StackLike, release: str, spec: leases.LeaseSpec,
 
         return bluegreen_run.watch_release(stack, release, spec, record, out=out, policy=policy, clock=clock)
     try:
-        lease = leases.acquire(spec.store, spec.key, {
-            **canary_lease.abort_fields(record, stack.name, release, "watchdog"), "expiredLease": record.get("holder")},
-            spec.seconds, may_take=leases.watchdog_may_take)
+        lease = leases.watchdog_takeover(spec, record, canary_lease.abort_fields(record, stack.name, release,
+                                                                                 "watchdog"))
     except leases.LeaseHeld as held:
         return f"{name}: {held}: left to it", False
-    why = ("its abort had failed" if record.get("state") == leases.ENDED else
-           f"its lease expired at {record.get('expires')} ({leases.holder_text(record)})")
+    why = leases.takeover_reason(record, "abort")
     print(f"{name}: aborting the canary: {why}", file=out, flush=True)
     code = do_abort(stack, release, True, lambda prompt, expected: True, out=out, policy=policy, clock=clock,
                     take_lease=lambda: lease)
