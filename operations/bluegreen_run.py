@@ -92,6 +92,7 @@ from operations.canary_run import (
     duration_argument,
     metrics_argument,
     percent_argument,
+    positive_duration_argument,
     probe_url_argument,
     rate_argument,
 )
@@ -959,13 +960,6 @@ def _delay(text: str) -> float:
     return value
 
 
-def _positive_duration(text: str) -> float:
-    value = duration_argument(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a duration above 0 (got {text!r})")
-    return value
-
-
 def fits(stack: str, settings: dict[str, Any], args: argparse.Namespace) -> list[str]:
     """Before the environment: the release is BlueGreen, and the new tag on its idle color makes a valid
     stack file (the run's first write)."""
@@ -1103,10 +1097,10 @@ def register(verbs: argparse._SubParsersAction) -> None:
     parser.add_argument("--release", required=True, metavar="NAME")
     parser.add_argument("--tag", help="the image tag to bring up on the idle color and switch to (required, unless "
                                       "--resume)")
-    parser.add_argument("--interval", type=_positive_duration,
+    parser.add_argument("--interval", type=positive_duration_argument,
                         help="how long the preview is judged (default 60s)")
     parser.add_argument("--max-error-rate", type=percent_argument, help="error budget (default 1%%)")
-    parser.add_argument("--max-p99", type=_positive_duration, help="p99 latency limit (default 500ms)")
+    parser.add_argument("--max-p99", type=positive_duration_argument, help="p99 latency limit (default 500ms)")
     parser.add_argument("--url", type=probe_url_argument,
                         help="probe this URL instead of the preview Service's address (with no path of its own, the "
                              "release's previewCheck.path is appended)")
@@ -1119,10 +1113,10 @@ def register(verbs: argparse._SubParsersAction) -> None:
                         help="PromQL label matchers naming the release's series, {namespace}, {release} and {service} "
                              "filled in from the stack (default: "
                              "'namespace=\"{namespace}\",pod=~\"{release}-(blue|green)-[a-z0-9]+-[a-z0-9]+\"')")
-    parser.add_argument("--scrape-interval", type=_positive_duration, metavar="DURATION",
+    parser.add_argument("--scrape-interval", type=positive_duration_argument, metavar="DURATION",
                         help="Prometheus's scrape interval for the release (default: read from its /api/v1/targets); "
                              "--interval must be at least 3 of them")
-    parser.add_argument("--metrics-wait", type=_positive_duration, metavar="DURATION",
+    parser.add_argument("--metrics-wait", type=positive_duration_argument, metavar="DURATION",
                         help="how long to wait for the new version's series and a whole scrape round (default: 3 "
                              "scrape intervals + 30s)")
     parser.add_argument("--settle", type=duration_argument,

@@ -987,6 +987,11 @@ def _interval(text: str) -> float:
     return value
 
 
+def positive_duration_argument(text: str) -> float:
+    """An argparse type: a duration above 0, in seconds."""
+    return _interval(text)
+
+
 def _percent(text: str) -> float:
     match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)%?", text)
     if not match or float(match.group(1)) > 100:
