@@ -15,6 +15,7 @@ them, so that their start-ups overlap; stop them together too (a stop waits up t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import select
@@ -22,7 +23,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 SERVER = Path(__file__).resolve().parent.parent / "app" / "server.py"
@@ -110,6 +111,18 @@ def wait_all(apps: Iterable[AppProcess]) -> None:
     except BaseException:
         stop_all(apps)
         raise
+
+
+@contextlib.contextmanager
+def running(**versions: dict[str, str]) -> Iterator[dict[str, AppProcess]]:
+    """The apps named (version: its environment), launched together, waited for, and stopped together at the end:
+    `with running(v1={}, v3={"FAIL_RATE": "0.5"}) as apps: ...`"""
+    started = {version: AppProcess.launch(version, **env) for version, env in versions.items()}
+    wait_all(started.values())
+    try:
+        yield started
+    finally:
+        stop_all(started.values())
 
 
 def stop_all(apps: Iterable[AppProcess]) -> None:

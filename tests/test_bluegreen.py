@@ -16,7 +16,7 @@ from operations.bluegreen_run import BlueGreenOptions, run_bluegreen, undo_blueg
 from operations.record_store import FileRecordStore
 from operations.stacks import RetryPolicy
 from rollout.cli import main
-from tests.apps import AppProcess, stop_all, wait_all
+from tests.apps import running
 from tests.clock import VirtualClock
 from tests.fake_stack import FakeStack
 from tests.weighted_proxy import WeightedProxy
@@ -29,11 +29,8 @@ CONFIG = {"app-update:cluster": {"mode": "kubeconfig"},
 
 @pytest.fixture(scope="module")
 def apps():
-    started = {"v1": AppProcess.launch("v1"), "v2": AppProcess.launch("v2"),
-               "v3": AppProcess.launch("v3", FAIL_RATE="0.5")}
-    wait_all(started.values())
-    yield started
-    stop_all(started.values())
+    with running(v1={}, v2={}, v3={"FAIL_RATE": "0.5"}) as started:
+        yield started
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ from model.config import split_namespaces, validate
 from operations import match_phase
 from operations.canary_run import CanaryOptions, run_canary
 from operations.stacks import InputError
-from tests.apps import AppProcess, stop_all, wait_all
+from tests.apps import running
 from tests.clock import VirtualClock
 from tests.fake_stack import FakeStack
 
@@ -23,11 +23,8 @@ MATCH = {"header": {"name": "X-Canary", "value": "always"}}
 
 @pytest.fixture(scope="module")
 def apps():
-    started = {"v1": AppProcess.launch("v1"), "v2": AppProcess.launch("v2"),
-               "v3": AppProcess.launch("v3", FAIL_RATE="0.5")}
-    wait_all(started.values())
-    yield started
-    stop_all(started.values())
+    with running(v1={}, v2={}, v3={"FAIL_RATE": "0.5"}) as started:
+        yield started
 
 
 class NginxStack(FakeStack):

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.apps import AppProcess, stop_all, wait_all
+from tests.apps import running
 from tests.conftest import objects_of, settings_with, shared_run
 from tests.weighted_proxy import WeightedProxy
 
@@ -21,10 +21,8 @@ MATCH = {"header": {"name": "X-Canary", "value": "always"}, "cookie": "canary"}
 
 @pytest.fixture(scope="module")
 def apps():
-    started = {"v1": AppProcess.launch("v1"), "v2": AppProcess.launch("v2")}
-    wait_all(started.values())
-    yield started
-    stop_all(started.values())
+    with running(v1={}, v2={}) as started:
+        yield started
 
 
 def rendered(weight: int, match: dict[str, Any] | None = MATCH, sticky: bool = False) -> tuple[dict, dict]:

@@ -11,7 +11,7 @@ import pytest
 from operations.canary_run import CanaryOptions, run_canary
 from operations.live_weight import DeploymentsReader, IngressReader, LiveWeight, RouteReader
 from rollout.cli import main
-from tests.apps import AppProcess, stop_all, wait_all
+from tests.apps import running
 from tests.clock import VirtualClock
 from tests.fake_stack import FakeStack
 from tests.kube_api_stub import KubeApiStub, deployment, ingress
@@ -24,10 +24,8 @@ NS = "app-update"
 
 @pytest.fixture(scope="module")
 def apps():
-    started = {"v1": AppProcess.launch("v1"), "v2": AppProcess.launch("v2")}
-    wait_all(started.values())
-    yield started
-    stop_all(started.values())
+    with running(v1={}, v2={}) as started:
+        yield started
 
 
 @pytest.fixture
