@@ -15,6 +15,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from model.stack_file import PROJECT_DIR, cli_string, project_name, stack_settings
@@ -49,7 +50,7 @@ class _InlineExecutor(ThreadPoolExecutor):
     """An executor that runs each call in the submitting thread and hands back its finished future.
     (asyncio takes only a ThreadPoolExecutor as a loop's default; this one never starts a thread.)"""
 
-    def submit(self, fn, /, *args, **kwargs) -> Future:  # type: ignore[override]
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:  # type: ignore[override]
         future: Future = Future()
         try:
             future.set_result(fn(*args, **kwargs))
