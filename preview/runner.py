@@ -12,10 +12,10 @@ import logging
 import runpy
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 from model.stack_file import PROJECT_DIR, cli_string, project_name, stack_settings
