@@ -4,7 +4,9 @@
 nodes in three zones, started once per test process and stopped at its end whatever happens. Not built here
 (`make controlplane` builds it): outside CI the tests skip with one line saying so; under CI=true they fail.
 `kube` (session): what a test of the project's live reads needs, a kubeconfig path and an `ApiClient` on it.
-`namespace`: a fresh namespace per test, deleted afterwards.
+`namespace`: a fresh namespace per test, left in place: the control plane's end removes it with everything else.
+Deleting it during the run would cost the namespace controller a sweep over every resource type (the CRDs' too)
+and the controllers a deletion per pod, for nothing a test reads.
 
 The tests of this directory live in one file (test_cluster.py): the suite runs `--dist loadfile`, so one file is
 one xdist worker and one control plane. A test of another file here would start a second one in the other worker.
@@ -71,7 +73,4 @@ def namespace(kube: Kube) -> Iterator[str]:
     core = client.CoreV1Api(kube.api_client)
     name = f"t-{uuid.uuid4().hex[:10]}"
     core.create_namespace({"metadata": {"name": name}})
-    try:
-        yield name
-    finally:
-        core.delete_namespace(name)
+    yield name

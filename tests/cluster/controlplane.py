@@ -48,9 +48,10 @@ READY_AT_ANNOTATION = "test.app-update/ready-at"
 # The controllers the tests need, and those that keep a namespace usable (ServiceAccounts, the root CA ConfigMap,
 # cleanup) and nodes schedulable (node-lifecycle lifts the not-ready taint the API server's TaintNodesByCondition
 # admission puts on a new Node): not all of them (`*`), which would spend the shared cores on node IPAM, volumes,
-# CSRs and the like.
+# CSRs and the like. Not the legacy Endpoints controller either: the tests read EndpointSlices, and its Endpoints
+# would be a write per pod change that nothing reads.
 CONTROLLERS = ("deployment-controller", "replicaset-controller", "endpointslice-controller",
-               "endpoints-controller", "disruption-controller", "serviceaccount-controller",
+               "disruption-controller", "serviceaccount-controller",
                "node-lifecycle-controller",
                "namespace-controller", "garbage-collector-controller", "root-ca-certificate-publisher-controller",
                "pod-garbage-collector-controller",
@@ -362,15 +363,16 @@ def kubeconfig(server: str, ca_file: Path, token: str) -> dict[str, Any]:
 
 
 def fake_node(name: str, zone: str) -> dict[str, Any]:
-    """A Node kwok manages (its annotation), in one zone, with room for every test's pods."""
+    """A Node kwok manages (its annotation), in one zone, with room for every test's pods: the tests' namespaces
+    stay until the control plane stops, so all their pods add up."""
     return {"apiVersion": "v1", "kind": "Node",
             "metadata": {"name": name, "annotations": {NODE_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"},
                          "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
                                     "kubernetes.io/arch": "amd64", "type": "kwok",
                                     "topology.kubernetes.io/zone": zone,
                                     "topology.kubernetes.io/region": zone[:-1]}},
-            "status": {"allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
-                       "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"}}}
+            "status": {"allocatable": {"cpu": "32", "memory": "256Gi", "pods": "1000"},
+                       "capacity": {"cpu": "32", "memory": "256Gi", "pods": "1000"}}}
 
 
 def kwok_stages(directory: Path) -> list[dict[str, Any]]:

@@ -568,7 +568,6 @@ def observe_update(control_plane, tmp_path, case: str, rendered: dict[str, list[
         return {"decisions": dedupe(decisions), "fewest_ready": min(ready_counts),
                 "most_pods": max(old + new for old, new in decisions), "most_pods_present": max(pod_counts)}
     finally:
-        core_api.delete_namespace(namespace)
         api_client.close()
 
 
