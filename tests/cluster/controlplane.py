@@ -347,12 +347,12 @@ def _http_ok(url: str, context: ssl.SSLContext | None = None, token: str | None 
         return response.status == 200
 
 
-def _node_ready(node) -> bool:
-    return any(c.type == "Ready" and c.status == "True" for c in (node.status.conditions or []))
+def _node_ready(node: dict[str, Any]) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in node.get("status", {}).get("conditions", []))
 
 
-def _node_schedulable(node) -> bool:
-    return _node_ready(node) and not node.spec.taints
+def _node_schedulable(node: dict[str, Any]) -> bool:
+    return _node_ready(node) and not node["spec"].get("taints")
 
 
 def kubeconfig(server: str, ca_file: Path, token: str) -> dict[str, Any]:

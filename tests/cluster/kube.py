@@ -2,7 +2,9 @@
 official client (field manager `app-update`, dry run first), and watch what the controllers make of them.
 
 Waiting is always a watch stream on the API (from the resourceVersion of a list, so nothing is missed), bounded by
-a generous timeout that only a broken control plane reaches: never a fixed sleep.
+a generous timeout that only a broken control plane reaches: never a fixed sleep. What the server answers is read
+as plain JSON (dicts, as the API spells its fields): the client's model objects would cost the test process more
+CPU than the control plane spends answering.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -27,30 +30,38 @@ class WatchTimeout(AssertionError):
 def preview_manifests(stack: str, out_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """`python -m rollout preview <stack> --json --out DIR` in this process: the objects it wrote, in the order of
     its numbered files (its apply order), and its plan."""
-    import json
-
     from rollout.cli import main
 
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
         code = main(["preview", stack, "--json", "--out", str(out_dir)])
     assert code == 0, f"rollout preview {stack} exited {code}"
-    objects = [yaml.safe_load(path.read_text()) for path in sorted(out_dir.glob("[0-9]*-*.yaml"))]
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the safe loader's rules, parsed by libyaml
+    objects = [yaml.load(path.read_text(), Loader=loader)  # noqa: S506 (a safe loader)
+               for path in sorted(out_dir.glob("[0-9]*-*.yaml"))]
     return objects, json.loads(stdout.getvalue())
 
 
+# The objects of each program run rendered so far (by the run's id; the run is kept with them, so the id stays its).
+_RENDERED: dict[int, tuple[Any, list[dict[str, Any]]]] = {}
+
+
 def render(settings: dict[str, Any], stack: str = "test") -> list[dict[str, Any]]:
-    """The Kubernetes objects the program registers for these settings, as `preview` writes them (apply order)."""
+    """The Kubernetes objects the program registers for these settings, as `preview` writes them (apply order).
+    Shared, as the program's run is (tests/conftest.py shared_run): read them, or change copies (into_namespace)."""
     from preview import manifests
     from tests.conftest import shared_run
 
     run = shared_run(stack, settings)
     assert run.error is None, run.error
-    return [copy.deepcopy(m.obj) for m in manifests.collect(run)]
+    if id(run) not in _RENDERED:
+        _RENDERED[id(run)] = run, [m.obj for m in manifests.collect(run)]
+    return _RENDERED[id(run)][1]
 
 
 def into_namespace(objects: Iterable[dict[str, Any]], namespace: str) -> list[dict[str, Any]]:
-    """The objects moved into `namespace` (a fresh one per test); the stack's Namespace objects are dropped."""
+    """Copies of the objects, moved into `namespace` (a fresh one per test); the stack's Namespace objects are
+    dropped."""
     moved = []
     for obj in objects:
         if obj["kind"] == "Namespace":
@@ -62,6 +73,11 @@ def into_namespace(objects: Iterable[dict[str, Any]], namespace: str) -> list[di
     return moved
 
 
+def _as_json(_client, data: dict[str, Any]) -> dict[str, Any]:
+    """The DynamicClient's serializer for answers read as they came (not wrapped in its ResourceInstance)."""
+    return data
+
+
 class Applier:
     """Server-side apply through the official client's DynamicClient, as `kubectl apply --server-side` does."""
 
@@ -69,9 +85,12 @@ class Applier:
         from kubernetes.dynamic import DynamicClient
 
         self.dynamic = DynamicClient(api_client, cache_file=str(cache_file))
+        self._resources: dict[tuple[str, str], Any] = {}
 
     def resource(self, api_version: str, kind: str):
-        return self.dynamic.resources.get(api_version=api_version, kind=kind)
+        if (api_version, kind) not in self._resources:
+            self._resources[api_version, kind] = self.dynamic.resources.get(api_version=api_version, kind=kind)
+        return self._resources[api_version, kind]
 
     def apply(self, obj: dict[str, Any], *, dry_run: bool = False, force: bool = False) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"field_manager": FIELD_MANAGER}
@@ -80,7 +99,16 @@ class Applier:
         if force:
             kwargs["force_conflicts"] = True
         resource = self.resource(obj["apiVersion"], obj["kind"])
-        return resource.server_side_apply(body=obj, **kwargs).to_dict()
+        return resource.server_side_apply(body=obj, serializer=_as_json, **kwargs)
+
+    def apply_yaml(self, text: str, api_version: str, kind: str, name: str) -> dict[str, Any]:
+        """A cluster-scoped object's YAML document applied as it is: the API server parses it, which for a large
+        one (an upstream CRD) costs far less CPU than parsing it here."""
+        resource = self.resource(api_version, kind)
+        # The charset parameter keeps the client from sending the text as a JSON string; the server ignores it.
+        return self.dynamic.request("patch", resource.path(name=name), body=text.encode(),
+                                    content_type="application/apply-patch+yaml; charset=utf-8",
+                                    field_manager=FIELD_MANAGER, serializer=_as_json)
 
     def apply_all(self, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Every object with dryRun=All first (nothing persisted), then for real; returns what the server kept."""
@@ -90,7 +118,8 @@ class Applier:
 
     def get(self, obj: dict[str, Any]) -> dict[str, Any]:
         resource = self.resource(obj["apiVersion"], obj["kind"])
-        return resource.get(name=obj["metadata"]["name"], namespace=obj["metadata"].get("namespace")).to_dict()
+        return resource.get(name=obj["metadata"]["name"], namespace=obj["metadata"].get("namespace"),
+                            serializer=_as_json)
 
     def delete(self, obj: dict[str, Any]) -> None:
         resource = self.resource(obj["apiVersion"], obj["kind"])
@@ -114,32 +143,37 @@ def missing_fields(sent: Any, kept: Any, path: str = "") -> list[str]:
     return [] if sent == kept else [f"{path}: sent {sent!r}, kept {kept!r}"]
 
 
-def watch_until(list_call: Callable[..., Any], done: Callable[[dict[str, Any]], bool], what: str,
-                timeout: int = WATCH_TIMEOUT, **list_kwargs: Any) -> dict[str, Any]:
+def watch_until(list_call: Callable[..., Any], done: Callable[[dict[str, dict[str, Any]]], bool], what: str,
+                timeout: int = WATCH_TIMEOUT, **list_kwargs: Any) -> dict[str, dict[str, Any]]:
     """List, then watch from that list's resourceVersion, until `done(objects by name)` holds; returns that map.
 
     `list_call` is a typed client's list method (e.g. `CoreV1Api.list_namespaced_pod` with namespace=...);
-    objects are the client's models (deleted ones are removed)."""
+    objects are the API's JSON as dicts (deleted ones are removed)."""
     from kubernetes import watch
 
-    listing = list_call(**list_kwargs)
-    objects = {item.metadata.name: item for item in listing.items}
+    listing = json.loads(list_call(_preload_content=False, **list_kwargs).data)
+    objects = {item["metadata"]["name"]: item for item in listing["items"]}
     if done(objects):
         return objects
     stream = watch.Watch()
-    for event in stream.stream(list_call, resource_version=listing.metadata.resource_version,
-                               timeout_seconds=timeout, **list_kwargs):
+    for event in stream.stream(list_call, resource_version=listing["metadata"]["resourceVersion"],
+                               timeout_seconds=timeout, deserialize=False, **list_kwargs):
         item = event["object"]
         if event["type"] == "DELETED":
-            objects.pop(item.metadata.name, None)
+            objects.pop(item["metadata"]["name"], None)
         else:
-            objects[item.metadata.name] = item
+            objects[item["metadata"]["name"]] = item
         if done(objects):
             stream.stop()
             return objects
     raise WatchTimeout(f"timed out ({timeout} s) watching for {what}: last seen {sorted(objects)}")
 
 
-def pod_ready(pod) -> bool:
-    return pod.metadata.deletion_timestamp is None and any(
-        c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
+def condition_true(obj: dict[str, Any], kind: str) -> bool:
+    """The object's status has a condition of this type with status True (an API object as JSON)."""
+    return any(c["type"] == kind and c["status"] == "True" for c in (obj.get("status") or {}).get("conditions") or [])
+
+
+def pod_ready(pod: dict[str, Any]) -> bool:
+    """Ready and not being deleted (a pod as JSON)."""
+    return not pod["metadata"].get("deletionTimestamp") and condition_true(pod, "Ready")

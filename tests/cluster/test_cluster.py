@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import copy
 import datetime
+import functools
+import json
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -22,8 +24,10 @@ from tests.cluster import controlplane
 from tests.cluster.kube import (
     FIELD_MANAGER,
     Applier,
+    condition_true,
     into_namespace,
     missing_fields,
+    pod_ready,
     preview_manifests,
     render,
     watch_until,
@@ -87,22 +91,21 @@ def crds(kube, tmp_path_factory) -> list[str]:
 
     applier = Applier(kube.api_client, tmp_path_factory.mktemp("crds") / "discovery.json")
     installed = []
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     for path in sorted(controlplane.crd_dir().glob("*.yaml")):
-        # The files carry other kinds (Istio's: all its CRDs, megabytes): only the documents naming one are parsed.
+        # The files carry other kinds (Istio's: all its CRDs, megabytes): only the documents naming one are sent,
+        # as they are (the API server parses them: hundreds of kilobytes of schema, slow to parse in Python).
         for text in re.split(r"^---\s*$", path.read_text(), flags=re.MULTILINE):
-            if not any(f"name: {name}" in text for name in CUSTOM_RESOURCE_DEFINITIONS):
+            if not re.search(r"^kind: CustomResourceDefinition\s*$", text, flags=re.MULTILINE):
                 continue
-            doc = yaml.load(text, Loader=loader)  # noqa: S506 (a safe loader)
-            if doc and doc.get("kind") == "CustomResourceDefinition" and \
-                    doc["metadata"]["name"] in CUSTOM_RESOURCE_DEFINITIONS:
-                applier.apply(doc)
-                installed.append(doc["metadata"]["name"])
+            name = next((name for name in CUSTOM_RESOURCE_DEFINITIONS
+                         if re.search(rf"^  name: {re.escape(name)}\s*$", text, flags=re.MULTILINE)), None)
+            if name:
+                kept = applier.apply_yaml(text, "apiextensions.k8s.io/v1", "CustomResourceDefinition", name)
+                assert kept["metadata"]["name"] == name
+                installed.append(name)
 
     def established(definitions: dict[str, Any]) -> bool:
-        return all(name in definitions and any(c.type == "Established" and c.status == "True"
-                                               for c in (definitions[name].status.conditions or []))
-                   for name in installed)
+        return all(name in definitions and condition_true(definitions[name], "Established") for name in installed)
 
     watch_until(client.ApiextensionsV1Api(kube.api_client).list_custom_resource_definition, established,
                 "the CRDs to be Established")
@@ -151,8 +154,8 @@ def test_control_plane_has_three_ready_nodes_in_three_zones_and_serves_1_35(kube
 
     version = client.VersionApi(kube.api_client).get_code()
     assert (version.major, version.minor) == ("1", "35")
-    nodes = core(kube).list_node().items
-    zones = sorted(n.metadata.labels["topology.kubernetes.io/zone"] for n in nodes)
+    nodes = json.loads(core(kube).list_node(_preload_content=False).data)["items"]
+    zones = sorted(n["metadata"]["labels"]["topology.kubernetes.io/zone"] for n in nodes)
     assert zones == sorted(controlplane.ZONES)
     assert all(controlplane._node_ready(n) for n in nodes)
     config = yaml.safe_load(kube.kubeconfig.read_text())
@@ -211,6 +214,7 @@ def update(applier: Applier, old: list[dict[str, Any]], new: list[dict[str, Any]
     return kept
 
 
+@functools.cache  # the cases are only read: one dict for the collection and every test
 def release_update_cases() -> dict[str, list[dict[str, Any]]]:
     return {
         "Recreate v1->v2": [release_settings(strategy="Recreate", tag="v1"),
@@ -298,11 +302,14 @@ def test_undo_applies_the_earlier_revision_back_and_the_controller_reuses_its_re
     name = deployment["metadata"]["name"]
     api = apps(kube)
 
+    def image(replica_set: dict[str, Any]) -> str:
+        return replica_set["spec"]["template"]["spec"]["containers"][0]["image"]
+
     def settled_on(tag: str):
         def done(replica_sets: dict[str, Any]) -> bool:
-            live = [rs for rs in replica_sets.values() if (rs.spec.replicas or 0) > 0]
-            return (len(live) == 1 and live[0].spec.template.spec.containers[0].image.endswith(f":{tag}")
-                    and live[0].status.ready_replicas == deployment["spec"]["replicas"])
+            live = [rs for rs in replica_sets.values() if rs["spec"].get("replicas", 0) > 0]
+            return (len(live) == 1 and image(live[0]).endswith(f":{tag}")
+                    and live[0].get("status", {}).get("readyReplicas") == deployment["spec"]["replicas"])
         return done
 
     for objects, tag in ((v1, "v1"), (v2, "v2"), (v1, "v1")):
@@ -310,7 +317,7 @@ def test_undo_applies_the_earlier_revision_back_and_the_controller_reuses_its_re
         replica_sets = watch_until(api.list_namespaced_replica_set, settled_on(tag), f"{name} settled on {tag}",
                                    namespace=namespace)
     assert len(replica_sets) == 2  # v1's ReplicaSet came back: the undo made no new one
-    revisions = {rs.spec.template.spec.containers[0].image: rs.metadata.annotations["deployment.kubernetes.io/revision"]
+    revisions = {image(rs): rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
                  for rs in replica_sets.values()}
     assert revisions == {"arungupta/app-upgrade:v1": "3", "arungupta/app-upgrade:v2": "2"}
 
@@ -379,7 +386,7 @@ def slow_ready(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def paced_ready(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The Deployment with pods that wait for the test to say when they get Ready (pace_readiness)."""
+    """The Deployment with pods that wait for the test to say when they get Ready (ReadinessPacer)."""
     for obj in objects:
         if obj["kind"] == "Deployment":
             annotations = obj["spec"]["template"]["metadata"].setdefault("annotations", {})
@@ -424,7 +431,7 @@ class ReadinessPacer:
                 self.waiting = [other for other in self.waiting if other != name]
                 self.released.discard(name)
                 self.ready.discard(name)
-            elif _ready(pod):
+            elif pod_ready(pod):
                 self.ready.add(name)
             elif name not in self.released and name not in self.waiting:
                 self.waiting.append(name)
@@ -467,20 +474,13 @@ def dedupe(sequence: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return [item for i, item in enumerate(sequence) if i == 0 or item != sequence[i - 1]]
 
 
-def _ready(pod: dict[str, Any]) -> bool:
-    return not pod["metadata"].get("deletionTimestamp") and any(
-        c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", []))
-
-
 def observe_update(control_plane, tmp_path, case: str, rendered: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """Deploy the case's v1, wait for it to be Ready, apply v2 and watch, through two watch streams started before
     the change: the ReplicaSets (the controller's decisions: old and new spec.replicas, whose sum is the forecast's
     "most pods") and the pods (how many are Ready at every change: "fewest ready"; and how many exist, not being
     deleted: up to one more than the controller's sum here, a pod the old ReplicaSet's scale-down has not reached
-    yet when the new one's pod is created). Events are read as plain JSON: seven cases at once, the client's
+    yet when the new one's pod is created). Events are read as plain JSON: every case at once, the client's
     model objects would cost more CPU than the control plane."""
-    import json
-
     from kubernetes import client, watch
 
     strategy, replicas, surge, unavailable = FORECAST_CASES[case]
@@ -494,22 +494,12 @@ def observe_update(control_plane, tmp_path, case: str, rendered: dict[str, list[
 
     try:
         applier = Applier(api_client, tmp_path / f"{namespace}.json")
-        v1 = into_namespace(slow_ready(rendered["v1"]), namespace)
-        v2 = into_namespace(paced_ready(rendered["v2"]), namespace)
+        v1 = slow_ready(into_namespace(rendered["v1"], namespace))
+        v2 = paced_ready(into_namespace(rendered["v2"], namespace))
         applier.apply_all(v1)
-        pods = listing(core_api.list_namespaced_pod)
-        live_pods = {p["metadata"]["name"]: p for p in pods["items"]}
-        if not (len(live_pods) == replicas and all(map(_ready, live_pods.values()))):
-            watcher = watch.Watch()
-            for event in watcher.stream(core_api.list_namespaced_pod, namespace, deserialize=False,
-                                        resource_version=pods["metadata"]["resourceVersion"], timeout_seconds=60):
-                pod = event["object"]
-                live_pods[pod["metadata"]["name"]] = pod
-                if event["type"] == "DELETED":
-                    live_pods.pop(pod["metadata"]["name"])
-                if len(live_pods) == replicas and all(map(_ready, live_pods.values())):
-                    watcher.stop()
-            assert len(live_pods) == replicas and all(map(_ready, live_pods.values())), f"{case}: v1 not Ready"
+        watch_until(core_api.list_namespaced_pod,
+                    lambda pods: len(pods) == replicas and all(map(pod_ready, pods.values())), f"{case}: v1 Ready",
+                    namespace=namespace)
         replica_sets = listing(apps_api.list_namespaced_replica_set)
         pods = listing(core_api.list_namespaced_pod)
         old_names = {rs["metadata"]["name"] for rs in replica_sets["items"]}
@@ -554,10 +544,10 @@ def observe_update(control_plane, tmp_path, case: str, rendered: dict[str, list[
                 else:
                     live_pods[pod["metadata"]["name"]] = pod
                 pacer.pod(pod, gone)
-                ready_counts.append(sum(map(_ready, live_pods.values())))
+                ready_counts.append(sum(map(pod_ready, live_pods.values())))
                 pod_counts.append(len(live_pods))
                 new = [p for p in live_pods.values() if p["metadata"]["labels"]["pod-template-hash"] not in old_hashes]
-                if len(new) == len(live_pods) == replicas and all(map(_ready, new)):
+                if len(new) == len(live_pods) == replicas and all(map(pod_ready, new)):
                     watcher.stop()
 
         with ThreadPoolExecutor(2) as pool:
@@ -611,17 +601,18 @@ def test_pods_spread_across_the_three_zones_as_the_constraints_say(kube, applier
     deployments = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Deployment"}
     total = sum(d["spec"]["replicas"] for d in deployments.values())
     pods = watch_until(core(kube).list_namespaced_pod,
-                       lambda ps: sum(bool(p.spec.node_name) for p in ps.values()) == total,
+                       lambda ps: sum(bool(p["spec"].get("nodeName")) for p in ps.values()) == total,
                        "every pod scheduled", namespace=namespace)
-    zone_of = {n.metadata.name: n.metadata.labels["topology.kubernetes.io/zone"] for n in core(kube).list_node().items}
+    nodes = json.loads(core(kube).list_node(_preload_content=False).data)["items"]
+    zone_of = {n["metadata"]["name"]: n["metadata"]["labels"]["topology.kubernetes.io/zone"] for n in nodes}
     for name, deployment in deployments.items():
         constraint = next(c for c in deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
                           if c["topologyKey"] == "topology.kubernetes.io/zone")
         selector = constraint["labelSelector"]["matchLabels"]
         counts = dict.fromkeys(controlplane.ZONES, 0)
         for pod in pods.values():
-            if all(pod.metadata.labels.get(k) == v for k, v in selector.items()):
-                counts[zone_of[pod.spec.node_name]] += 1
+            if all(pod["metadata"]["labels"].get(k) == v for k, v in selector.items()):
+                counts[zone_of[pod["spec"]["nodeName"]]] += 1
         assert max(counts.values()) - min(counts.values()) <= constraint["maxSkew"], (name, counts)
 
 
@@ -637,8 +628,9 @@ def test_an_eviction_the_disruption_budget_forbids_is_refused_with_429(kube, app
     applier.apply_all(objects)
     policy = client.PolicyV1Api(kube.api_client)
     watch_until(policy.list_namespaced_pod_disruption_budget,
-                lambda pdbs: any(p.status and p.status.disruptions_allowed == 1 and p.status.current_healthy == 3
-                                 for p in pdbs.values()), "the budget to allow one disruption", namespace=namespace)
+                lambda pdbs: any(p.get("status", {}).get("disruptionsAllowed") == 1
+                                 and p["status"].get("currentHealthy") == 3 for p in pdbs.values()),
+                "the budget to allow one disruption", namespace=namespace)
     api = core(kube)
     nodes = [n.metadata.name for n in api.list_node().items]
     try:
@@ -674,14 +666,14 @@ def test_replicas_mode_endpoint_slices_split_as_the_plan_says(kube, applier, nam
 
     discovery = client.DiscoveryV1Api(kube.api_client)
 
-    def ready_endpoints(slices: dict[str, Any]) -> list[Any]:
-        return [e for s in slices.values() for e in (s.endpoints or []) if e.conditions and e.conditions.ready]
+    def ready_endpoints(slices: dict[str, Any]) -> list[dict[str, Any]]:
+        return [e for s in slices.values() for e in s.get("endpoints") or [] if e.get("conditions", {}).get("ready")]
 
     slices = watch_until(discovery.list_namespaced_endpoint_slice,
                          lambda ss: len(ready_endpoints(ss)) == stable + canary, f"{stable + canary} endpoints",
                          namespace=namespace, label_selector=f"kubernetes.io/service-name={service}")
-    pods = {p.metadata.name: p for p in core(kube).list_namespaced_pod(namespace).items}
-    tracks = [pods[e.target_ref.name].metadata.labels["app-update/track"] for e in ready_endpoints(slices)]
+    pods = watch_until(core(kube).list_namespaced_pod, lambda pods: True, "the pods", namespace=namespace)
+    tracks = [pods[e["targetRef"]["name"]]["metadata"]["labels"]["app-update/track"] for e in ready_endpoints(slices)]
     assert (tracks.count("stable"), tracks.count("canary")) == (stable, canary)
     assert 100 * canary / (stable + canary) == release["traffic"]["canaryShare"]
 
@@ -701,8 +693,9 @@ def test_live_weight_readers_confirm_what_the_api_server_holds(kube, applier, na
     reader = live_weight.DeploymentsReader(kube.api_client, namespace, "app", 4)
     watch_until(apps(kube).list_namespaced_deployment,
                 lambda deployments: len(deployments) == 2 and all(
-                    (d.status.ready_replicas or 0) == d.spec.replicas and
-                    (d.status.observed_generation or 0) >= d.metadata.generation for d in deployments.values()),
+                    d.get("status", {}).get("readyReplicas", 0) == d["spec"]["replicas"] and
+                    d["status"].get("observedGeneration", 0) >= d["metadata"]["generation"]
+                    for d in deployments.values()),
                 "both tracks Ready", namespace=namespace)
     reading = reader.read(25, 25.0)
     assert (reading.confirmed, reading.share) == (True, 25.0), reading.detail
@@ -738,12 +731,12 @@ def test_quota_reader_names_what_the_api_server_refuses_the_new_color(kube, appl
 
     api = core(kube)
     api.create_namespaced_resource_quota(namespace, {"metadata": {"name": "team"}, "spec": {"hard": hard}})
-    watch_until(api.list_namespaced_resource_quota, lambda qs: bool(qs["team"].status and qs["team"].status.hard),
+    watch_until(api.list_namespaced_resource_quota, lambda qs: bool(qs["team"].get("status", {}).get("hard")),
                 "the quota controller to write the quota's status", namespace=namespace)
     settings = blue_green_settings(active="blue", blue={"tag": "v1"}, resources={"requests": QUOTA_REQUESTS})
     applier.apply_all(into_namespace(render(settings), namespace))
     watch_until(api.list_namespaced_resource_quota,
-                lambda qs: (qs["team"].status.used or {}).get("pods") == "3", "blue's 3 pods in the quota's used",
+                lambda qs: qs["team"]["status"].get("used", {}).get("pods") == "3", "blue's 3 pods in the quota's used",
                 namespace=namespace)
     release = load(settings, "test").release("app")
     lines = live_capacity.shortfalls(live_capacity.read_quotas(kube.api_client, namespace), release, 3)
@@ -756,15 +749,16 @@ def test_quota_reader_names_what_the_api_server_refuses_the_new_color(kube, appl
     green = "version=green"
 
     def refused(sets: dict[str, Any]) -> list[str]:
-        return [c.message for rs in sets.values() for c in (rs.status.conditions or [])
-                if c.type == "ReplicaFailure" and "exceeded quota" in (c.message or "")]
+        return [c.get("message", "") for rs in sets.values() for c in rs.get("status", {}).get("conditions", [])
+                if c["type"] == "ReplicaFailure" and "exceeded quota" in c.get("message", "")]
 
     if short is None:
         watch_until(apps(kube).list_namespaced_replica_set,
-                    lambda sets: sum(rs.status.ready_replicas or 0 for rs in sets.values()) == 3, "green's 3 pods ready",
+                    lambda sets: sum(rs.get("status", {}).get("readyReplicas", 0) for rs in sets.values()) == 3,
+                    "green's 3 pods ready",
                     namespace=namespace, label_selector=green)
-        assert refused({rs.metadata.name: rs for rs in apps(kube).list_namespaced_replica_set(
-            namespace, label_selector=green).items}) == []
+        assert refused(watch_until(apps(kube).list_namespaced_replica_set, lambda sets: True, "green's ReplicaSets",
+                                   namespace=namespace, label_selector=green)) == []
         return
     sets = watch_until(apps(kube).list_namespaced_replica_set, lambda found: bool(refused(found)),
                        "green's ReplicaSet refused a pod by the quota", namespace=namespace, label_selector=green)
