@@ -273,6 +273,9 @@ class ControlPlane:
             f"--controllers={','.join(CONTROLLERS)}", f"--service-account-private-key-file={pki['sa.key']}",
             f"--root-ca-file={pki['ca.crt']}", "--bind-address=127.0.0.1", f"--secure-port={kcm_port}",
             f"--cert-dir={self.workdir / 'kcm-certs'}", "--concurrent-deployment-syncs=5",
+            # A Service's EndpointSlices written once per second at most, not once per pod change: the tests wait
+            # for what the slices hold, never for how soon.
+            "--endpointslice-updates-batch-period=1s",
             # Its client's default 20 requests/s throttles tests that run several rollouts at once.
             "--kube-api-qps=500", "--kube-api-burst=1000", "-v=1"])
         self._spawn("kube-scheduler", [

@@ -475,12 +475,13 @@ def dedupe(sequence: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 def observe_update(control_plane, tmp_path, case: str, rendered: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """Deploy the case's v1, wait for it to be Ready, apply v2 and watch, through two watch streams started before
-    the change: the ReplicaSets (the controller's decisions: old and new spec.replicas, whose sum is the forecast's
-    "most pods") and the pods (how many are Ready at every change: "fewest ready"; and how many exist, not being
-    deleted: up to one more than the controller's sum here, a pod the old ReplicaSet's scale-down has not reached
-    yet when the new one's pod is created). Events are read as plain JSON: every case at once, the client's
-    model objects would cost more CPU than the control plane."""
+    """Deploy the case's v1 (its Deployment: the Service and the disruption budget around it change nothing the
+    controller decides, and would only add writes per pod), wait for it to be Ready, apply v2 and watch, through
+    two watch streams started before the change: the ReplicaSets (the controller's decisions: old and new
+    spec.replicas, whose sum is the forecast's "most pods") and the pods (how many are Ready at every change:
+    "fewest ready"; and how many exist, not being deleted: up to one more than the controller's sum here, a pod the
+    old ReplicaSet's scale-down has not reached yet when the new one's pod is created). Events are read as plain
+    JSON: every case at once, the client's model objects would cost more CPU than the control plane."""
     from kubernetes import client, watch
 
     strategy, replicas, surge, unavailable = FORECAST_CASES[case]
@@ -494,8 +495,9 @@ def observe_update(control_plane, tmp_path, case: str, rendered: dict[str, list[
 
     try:
         applier = Applier(api_client, tmp_path / f"{namespace}.json")
-        v1 = slow_ready(into_namespace(rendered["v1"], namespace))
-        v2 = paced_ready(into_namespace(rendered["v2"], namespace))
+        v1, v2 = ([o for o in into_namespace(rendered[tag], namespace) if o["kind"] == "Deployment"]
+                  for tag in ("v1", "v2"))
+        v1, v2 = slow_ready(v1), paced_ready(v2)
         applier.apply_all(v1)
         watch_until(core_api.list_namespaced_pod,
                     lambda pods: len(pods) == replicas and all(map(pod_ready, pods.values())), f"{case}: v1 Ready",
