@@ -93,22 +93,24 @@ class Applier:
         return self._resources[api_version, kind]
 
     def apply(self, obj: dict[str, Any], *, dry_run: bool = False, force: bool = False) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"field_manager": FIELD_MANAGER}
-        if dry_run:
-            kwargs["dry_run"] = "All"
-        if force:
-            kwargs["force_conflicts"] = True
-        resource = self.resource(obj["apiVersion"], obj["kind"])
-        return resource.server_side_apply(body=obj, serializer=_as_json, **kwargs)
+        metadata = obj["metadata"]
+        return self._apply(self.resource(obj["apiVersion"], obj["kind"]), metadata["name"], metadata.get("namespace"),
+                           json.dumps(obj).encode(), dry_run=dry_run, force=force)
 
     def apply_yaml(self, text: str, api_version: str, kind: str, name: str) -> dict[str, Any]:
         """A cluster-scoped object's YAML document applied as it is: the API server parses it, which for a large
         one (an upstream CRD) costs far less CPU than parsing it here."""
-        resource = self.resource(api_version, kind)
-        # The charset parameter keeps the client from sending the text as a JSON string; the server ignores it.
-        return self.dynamic.request("patch", resource.path(name=name), body=text.encode(),
+        return self._apply(self.resource(api_version, kind), name, None, text.encode())
+
+    def _apply(self, resource, name: str, namespace: str | None, body: bytes, *, dry_run: bool = False,
+               force: bool = False) -> dict[str, Any]:
+        """The apply PATCH (`application/apply-patch+yaml`, which JSON is too) with the body as given: the
+        client's own serialization would walk every value of the object again in Python. Its charset parameter
+        keeps the client from sending the body as one JSON string; the server ignores it."""
+        return self.dynamic.request("patch", resource.path(name=name, namespace=namespace), body=body,
                                     content_type="application/apply-patch+yaml; charset=utf-8",
-                                    field_manager=FIELD_MANAGER, serializer=_as_json)
+                                    field_manager=FIELD_MANAGER, dry_run="All" if dry_run else None,
+                                    force_conflicts=True if force else None, serializer=_as_json)
 
     def apply_all(self, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Every object with dryRun=All first (nothing persisted), then for real; returns what the server kept."""
