@@ -15,7 +15,6 @@ one xdist worker and one control plane. A test of another file here would start 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -23,6 +22,7 @@ from typing import NamedTuple
 import pytest
 
 from tests.cluster import controlplane
+from tests.cluster.kube import fresh_namespace
 
 
 class Kube(NamedTuple):
@@ -67,10 +67,5 @@ def kube(control_plane: controlplane.ControlPlane) -> Iterator[Kube]:
 
 
 @pytest.fixture
-def namespace(kube: Kube) -> Iterator[str]:
-    from kubernetes import client
-
-    core = client.CoreV1Api(kube.api_client)
-    name = f"t-{uuid.uuid4().hex[:10]}"
-    core.create_namespace({"metadata": {"name": name}})
-    yield name
+def namespace(kube: Kube) -> str:
+    return fresh_namespace(kube.api_client)

@@ -59,6 +59,17 @@ def render(settings: dict[str, Any], stack: str = "test") -> list[dict[str, Any]
     return _RENDERED[id(run)][1]
 
 
+def fresh_namespace(api_client) -> str:
+    """A new namespace, named as no other test's is; left in place (tests/cluster/conftest.py says why)."""
+    import uuid
+
+    from kubernetes import client
+
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    client.CoreV1Api(api_client).create_namespace({"metadata": {"name": name}})
+    return name
+
+
 def into_namespace(objects: Iterable[dict[str, Any]], namespace: str) -> list[dict[str, Any]]:
     """Copies of the objects, moved into `namespace` (a fresh one per test); the stack's Namespace objects are
     dropped."""

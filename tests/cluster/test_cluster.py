@@ -12,7 +12,7 @@ import json
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import yaml
@@ -25,6 +25,7 @@ from tests.cluster.kube import (
     FIELD_MANAGER,
     Applier,
     condition_true,
+    fresh_namespace,
     into_namespace,
     missing_fields,
     pod_ready,
@@ -114,19 +115,6 @@ def crds(kube, tmp_path_factory) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def previews(tmp_path_factory):
-    """`rollout preview <stack> --out DIR` once per stack: (its objects, its plan); callers copy what they change."""
-    cache: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {}
-
-    def preview(stack: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        if stack not in cache:
-            cache[stack] = preview_manifests(stack, tmp_path_factory.mktemp(f"preview-{stack}"))
-        return copy.deepcopy(cache[stack])
-
-    return preview
-
-
-@pytest.fixture(scope="session")
 def applier(kube, crds, tmp_path_factory) -> Applier:
     # After the CRDs: discovery (cached in the file) must see their kinds.
     return Applier(kube.api_client, tmp_path_factory.mktemp("discovery") / "discovery.json")
@@ -167,15 +155,40 @@ def test_control_plane_has_three_ready_nodes_in_three_zones_and_serves_1_35(kube
 # ---------------------------------------------------------------------------------------------
 
 
+class AppliedStack(NamedTuple):
+    namespace: str
+    preview: list[dict[str, Any]]  # `rollout preview`'s objects, as it wrote them
+    sent: list[dict[str, Any]]  # those moved into the namespace, as applied
+    kept: list[dict[str, Any]]  # what the server kept of each
+    plan: dict[str, Any]  # the plan `rollout preview --json` printed
+
+
+@pytest.fixture(scope="session")
+def applied_stacks(kube, applier, tmp_path_factory):
+    """`rollout preview <stack> --json --out DIR`'s files server-side applied into a fresh namespace of their own,
+    dry run first, then for real: once per stack. Tests read what runs there (the stack's own test, the zones of
+    its pods, its EndpointSlices); none changes it."""
+    cache: dict[str, AppliedStack] = {}
+
+    def applied(stack: str) -> AppliedStack:
+        if stack not in cache:
+            objects, plan = preview_manifests(stack, tmp_path_factory.mktemp(f"preview-{stack}"))
+            namespace = fresh_namespace(kube.api_client)
+            sent = into_namespace(objects, namespace)
+            cache[stack] = AppliedStack(namespace, objects, sent, applier.apply_all(sent), plan)
+        return cache[stack]
+
+    return applied
+
+
 @pytest.mark.parametrize("stack", STACKS)
-def test_stack_manifests_are_accepted_by_the_api_server(stack, applier, namespace, previews):
+def test_stack_manifests_are_accepted_by_the_api_server(stack, applied_stacks):
     """`make preview`'s files for the stack, server-side applied into a fresh namespace: dry run, then for real;
     the server keeps every field sent (its defaults add more), and `app-update` owns them."""
-    objects, _ = previews(stack)
-    assert objects and objects[0]["kind"] == "Namespace"
-    objects = into_namespace(objects, namespace)
-    kept = applier.apply_all(objects)
-    for sent, stored in zip(objects, kept, strict=True):
+    applied = applied_stacks(stack)
+    assert applied.preview and applied.preview[0]["kind"] == "Namespace"
+    kept = applied.kept
+    for sent, stored in zip(applied.sent, kept, strict=True):
         label = f"{sent['kind']}/{sent['metadata']['name']}"
         assert missing_fields(sent, stored) == [], label
         managers = {entry["manager"] for entry in stored["metadata"]["managedFields"]}
@@ -604,14 +617,15 @@ def test_forecast_old_new_sequence_equals_the_real_controllers(case, observed_up
 # ---------------------------------------------------------------------------------------------
 
 
-def test_pods_spread_across_the_three_zones_as_the_constraints_say(kube, applier, namespace, previews):
-    objects = into_namespace(previews("dev")[0], namespace)
-    applier.apply_all(objects)
-    deployments = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Deployment"}
+def test_pods_spread_across_the_three_zones_as_the_constraints_say(kube, applied_stacks):
+    """The dev stack's pods, as the real scheduler placed them: each Deployment's across the three zones within
+    the maxSkew of its zone constraint."""
+    dev = applied_stacks("dev")
+    deployments = {o["metadata"]["name"]: o for o in dev.sent if o["kind"] == "Deployment"}
     total = sum(d["spec"]["replicas"] for d in deployments.values())
     pods = watch_until(core(kube).list_namespaced_pod,
                        lambda ps: sum(bool(p["spec"].get("nodeName")) for p in ps.values()) == total,
-                       "every pod scheduled", namespace=namespace)
+                       "every pod scheduled", namespace=dev.namespace)
     nodes = json.loads(core(kube).list_node(_preload_content=False).data)["items"]
     zone_of = {n["metadata"]["name"]: n["metadata"]["labels"]["topology.kubernetes.io/zone"] for n in nodes}
     for name, deployment in deployments.items():
@@ -661,15 +675,14 @@ def test_an_eviction_the_disruption_budget_forbids_is_refused_with_429(kube, app
             api.patch_node(node, {"spec": {"unschedulable": None}})
 
 
-def test_replicas_mode_endpoint_slices_split_as_the_plan_says(kube, applier, namespace, previews):
+def test_replicas_mode_endpoint_slices_split_as_the_plan_says(kube, applied_stacks):
     """`traffic: replicas` (the local stack's `app`, 25%): the Service's EndpointSlices hold the plan's stable
     and canary pods, all ready: the share of endpoints the plan prints."""
-    objects, result = previews("local")
-    release = next(r for r in result["releases"] if r["name"] == "app")
+    local = applied_stacks("local")
+    namespace = local.namespace
+    release = next(r for r in local.plan["releases"] if r["name"] == "app")
     assert release["traffic"]["mode"] == "replicas"
     stable, canary = release["traffic"]["stablePods"], release["traffic"]["canaryPods"]
-    objects = into_namespace(objects, namespace)
-    applier.apply_all(objects)
     service = release["service"]["name"]
     from kubernetes import client
 
