@@ -184,15 +184,15 @@ def applied_stacks(kube, applier, tmp_path_factory):
 @pytest.mark.parametrize("stack", STACKS)
 def test_stack_manifests_are_accepted_by_the_api_server(stack, applied_stacks):
     """`make preview`'s files for the stack, server-side applied into a fresh namespace: dry run, then for real;
-    the server keeps every field sent (its defaults add more), and `app-update` owns them."""
+    the server keeps every field sent (its defaults add more), and `app-update` owns them through an Apply."""
     applied = applied_stacks(stack)
     assert applied.preview and applied.preview[0]["kind"] == "Namespace"
     kept = applied.kept
     for sent, stored in zip(applied.sent, kept, strict=True):
         label = f"{sent['kind']}/{sent['metadata']['name']}"
         assert missing_fields(sent, stored) == [], label
-        managers = {entry["manager"] for entry in stored["metadata"]["managedFields"]}
-        assert FIELD_MANAGER in managers, label
+        managers = {(entry["manager"], entry["operation"]) for entry in stored["metadata"]["managedFields"]}
+        assert (FIELD_MANAGER, "Apply") in managers, label
     deployments = [o for o in kept if o["kind"] == "Deployment"]
     assert deployments and all(d["spec"]["template"]["spec"]["dnsPolicy"] == "ClusterFirst" for d in deployments)
     services = [o for o in kept if o["kind"] == "Service"]
