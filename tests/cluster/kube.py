@@ -42,8 +42,8 @@ def preview_manifests(stack: str, out_dir: Path) -> tuple[list[dict[str, Any]], 
     return objects, json.loads(stdout.getvalue())
 
 
-# The objects of each program run rendered so far (by the run's id; the run is kept with them, so the id stays its).
-_RENDERED: dict[int, tuple[Any, list[dict[str, Any]]]] = {}
+# The objects rendered so far, by stack and settings: one config, one program run in a process (shared_run).
+_RENDERED: dict[str, list[dict[str, Any]]] = {}
 
 
 def render(settings: dict[str, Any], stack: str = "test") -> list[dict[str, Any]]:
@@ -52,11 +52,12 @@ def render(settings: dict[str, Any], stack: str = "test") -> list[dict[str, Any]
     from preview import manifests
     from tests.conftest import shared_run
 
-    run = shared_run(stack, settings)
-    assert run.error is None, run.error
-    if id(run) not in _RENDERED:
-        _RENDERED[id(run)] = run, [m.obj for m in manifests.collect(run)]
-    return _RENDERED[id(run)][1]
+    key = json.dumps([stack, settings], sort_keys=True)
+    if key not in _RENDERED:
+        run = shared_run(stack, settings)
+        assert run.error is None, run.error
+        _RENDERED[key] = [m.obj for m in manifests.collect(run)]
+    return _RENDERED[key]
 
 
 def fresh_namespace(api_client) -> str:
