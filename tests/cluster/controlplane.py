@@ -2,12 +2,18 @@
 kube-scheduler and kwok (fake nodes whose pods run and get ready), from the binaries `make controlplane` builds.
 
 The binaries live in a cache directory outside the checkout keyed like controlplane/build.sh keys it (the hash of
-the Go module's go.mod, go.sum and main.go): `ControlPlane.binaries()` finds them. `start()` makes a fresh PKI
-(a CA, the API server's serving certificate, the service-account signing key), picks free loopback ports, starts
-every process with its log in the work directory, and waits, through the API, for three kwok nodes in three zones
-to be Ready and the controller manager to have made the `default` ServiceAccount. `stop()` ends every process it
-started (SIGTERM, then SIGKILL); each child also gets SIGKILL from the kernel if the test process dies first
-(PR_SET_PDEATHSIG), so nothing outlives a killed run.
+the Go module's go.mod, go.sum and main.go): `cache_dir()` finds them. `start()` makes a fresh PKI (a CA, the API
+server's serving certificate, the service-account signing key), picks free loopback ports, starts every process
+with its log in the work directory, and waits, through the API, for three kwok nodes in three zones to be Ready and
+the controller manager to have made the `default` ServiceAccount. `stop()` ends every process it started (SIGTERM,
+then SIGKILL); each child also gets SIGKILL from the kernel if the test process dies first (PR_SET_PDEATHSIG), so
+nothing outlives a killed run.
+
+The tests' CPU is the control plane's work per request, and most requests are the controllers' answers to pods
+coming and going, so it runs lean where no test looks: only the controllers the tests need (CONTROLLERS), a
+Service's EndpointSlices written at most once a second, Events refused at admission (`refuse_events`: nothing
+reads them, and they were a sixth of all writes), the Go components' garbage collector held off until near a heap
+limit (GO_HEAP_LIMITS).
 """
 
 from __future__ import annotations
@@ -57,6 +63,8 @@ CONTROLLERS = ("deployment-controller", "replicaset-controller", "endpointslice-
                "pod-garbage-collector-controller",
                # A ResourceQuota's status (hard, used): its admission refuses every pod until the controller fills it.
                "resourcequota-controller")
+# The ValidatingAdmissionPolicy (and its binding) that refuses Events: ControlPlane.refuse_events.
+REFUSE_EVENTS = "app-update-test-no-events"
 START_TIMEOUT = 90.0  # seconds; a start-up takes about 10 s on an idle 2-core machine
 
 
@@ -267,6 +275,7 @@ class ControlPlane:
         self.kubeconfig = self.workdir / "kubeconfig"
         self.kubeconfig.write_text(yaml.safe_dump(kubeconfig(self.server, pki["ca.crt"], self.token)))
         self.kubeconfig.chmod(0o600)
+        self.refuse_events(deadline)  # in force before the first controller records one
         kcm_port, scheduler_port, kwok_port = free_port(), free_port(), free_port()
         self._spawn("kube-controller-manager", [
             binary, "controller-manager", f"--kubeconfig={self.kubeconfig}", "--leader-elect=false",
@@ -309,6 +318,46 @@ class ControlPlane:
         except WatchTimeout as error:
             self._check_alive()
             raise ControlPlaneFailed(f"{error}; logs in {self.workdir}") from None
+        finally:
+            api_client.close()
+
+    def refuse_events(self, deadline: float) -> None:
+        """A ValidatingAdmissionPolicy that refuses every Event (both APIs): the controllers and the scheduler
+        record one or more per pod they create, scale, place or delete, and no test reads them. A refused Event is
+        dropped by its recorder (no retry; it logs "Server rejected event") and never reaches storage, watches or
+        the garbage collector's graph. A test that reads Events must lift this (delete the binding). Returns once
+        the API server enforces it (it loads policies asynchronously): a dry-run Event is refused."""
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        api_client = self.api_client()
+        core = client.CoreV1Api(api_client)
+        probe = {"metadata": {"name": "probe"}, "involvedObject": {"kind": "Namespace", "name": "default"},
+                 "reason": "Probe", "message": "is the policy in force?"}
+
+        def refused() -> bool:
+            try:
+                core.create_namespaced_event("default", probe, dry_run="All")
+            except ApiException as error:
+                if REFUSE_EVENTS not in (error.body or ""):
+                    raise
+                return True
+            return False
+
+        try:
+            admission = client.AdmissionregistrationV1Api(api_client)
+            admission.create_validating_admission_policy({
+                "metadata": {"name": REFUSE_EVENTS}, "spec": {
+                    "failurePolicy": "Fail",
+                    "matchConstraints": {"resourceRules": [{
+                        "apiGroups": ["", "events.k8s.io"], "apiVersions": ["v1"],
+                        "operations": ["CREATE", "UPDATE"], "resources": ["events"]}]},
+                    "validations": [{"expression": "false",
+                                     "message": "the test control plane keeps no Events (tests/cluster/controlplane.py)"}]}})
+            admission.create_validating_admission_policy_binding({
+                "metadata": {"name": REFUSE_EVENTS},
+                "spec": {"policyName": REFUSE_EVENTS, "validationActions": ["Deny"]}})
+            self._wait("the policy refusing Events", refused, deadline)
         finally:
             api_client.close()
 

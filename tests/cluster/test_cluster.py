@@ -148,6 +148,14 @@ def test_control_plane_has_three_ready_nodes_in_three_zones_and_serves_1_35(kube
     assert all(controlplane._node_ready(n) for n in nodes)
     config = yaml.safe_load(kube.kubeconfig.read_text())
     assert config["clusters"][0]["cluster"]["server"].startswith("https://127.0.0.1:")
+    # It keeps no Events (controlplane.ControlPlane.refuse_events): a test that reads them must lift that first.
+    from kubernetes.client.exceptions import ApiException
+
+    with pytest.raises(ApiException) as refused:
+        core(kube).create_namespaced_event("default", {
+            "metadata": {"name": "refused"}, "involvedObject": {"kind": "Namespace", "name": "default"},
+            "reason": "Test", "message": "refused"})
+    assert controlplane.REFUSE_EVENTS in refused.value.body
 
 
 # ---------------------------------------------------------------------------------------------
