@@ -8,7 +8,6 @@ program calls, and integers as integers. The recording monitor keeps every regis
 
 from __future__ import annotations
 
-import copy
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,6 +90,10 @@ def mock_classes() -> tuple[type, type]:
             self.stack = stack
             self.region = region
             self.invokes: list[tuple[str, dict[str, Any]]] = []  # data sources called: (token, args)
+            # The inputs the monitor deserialized for each registration in progress, innermost last
+            # (a registration's reply can run others before it returns): the recording monitor
+            # keeps them instead of deserializing the request a second time.
+            self.inputs_in_progress: list[Any] = []
 
         def call(self, args: pulumi_mocks.MockCallArgs):
             token = args.token
@@ -127,7 +130,9 @@ def mock_classes() -> tuple[type, type]:
             raise NotImplementedError(f"the offline mocks do not answer {token}")
 
         def new_resource(self, args: pulumi_mocks.MockResourceArgs):
-            inputs = as_ints(copy.deepcopy(args.inputs))
+            if self.inputs_in_progress:
+                self.inputs_in_progress[-1] = args.inputs
+            inputs = as_ints(args.inputs)  # fresh dicts and lists: the state is the provider's own copy
             if not args.custom:
                 return f"{args.name}-component", inputs
             if args.typ.startswith("pulumi:providers:"):
@@ -169,9 +174,15 @@ def mock_classes() -> tuple[type, type]:
         def RegisterResource(self, request: Any) -> Any:
             from pulumi.runtime import rpc
 
-            response = super().RegisterResource(request)
+            self.mocks.inputs_in_progress.append(None)
+            try:
+                response = super().RegisterResource(request)
+            finally:
+                deserialized = self.mocks.inputs_in_progress.pop()
             if request.type != "pulumi:pulumi:Stack":
-                inputs, secret_inputs = unwrap_secrets(as_ints(rpc.deserialize_properties(request.object)))
+                if deserialized is None:  # (the stock monitor answered without asking the mocks)
+                    deserialized = rpc.deserialize_properties(request.object)
+                inputs, secret_inputs = unwrap_secrets(as_ints(deserialized))
                 urn = response.urn
                 state = self.resources[urn].state
                 self.registrations.append(RegisteredResource(
