@@ -181,6 +181,9 @@ def aws(monkeypatch):
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(name, "testing")
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+    # Without this, moto's EC2 builds its catalogue of ~1,300 public AMIs (each with a volume and a snapshot) for
+    # every region backend it starts, most of a test's CPU; the code under test reads no AMI (moto's own setting).
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
     with mock_aws():
         import boto3
 
