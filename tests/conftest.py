@@ -19,7 +19,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import preview.runner  # noqa: E402
-from model.stack_file import project_name, stack_settings  # noqa: E402
+from model.stack_file import StackFileError, project_name, read_limited, stack_settings  # noqa: E402
 from preview.runner import ProgramRun, run_program  # noqa: E402
 
 # The stack files git tracks when the repository is there, else the ones this repository ships: never whatever else
@@ -127,7 +127,26 @@ def _run_key(stack: str, project_dir: Path, overrides: dict[str, Any] | None,
     values = settings if settings is not None else stack_settings(stack, project_dir, overrides)
     program = hashlib.sha256((Path(project_dir) / "__main__.py").read_bytes()).hexdigest()
     environment = {k: v for k, v in os.environ.items() if k.startswith("PULUMI_CONFIG")}
-    return json.dumps([stack, values, project_name(project_dir), program, environment], sort_keys=True, default=str)
+    return json.dumps([stack, values, _project_name(Path(project_dir)), program, environment], sort_keys=True,
+                      default=str)
+
+
+# Pulumi.yaml's bytes → the project's name, for every Pulumi.yaml that named one. Parsing it (with the
+# stack file loader's checks) was most of a key's cost, and every stand-in update asks for a key.
+_PROJECT_NAMES: dict[bytes, str] = {}
+
+
+def _project_name(project_dir: Path) -> str:
+    """model.stack_file.project_name, parsed once per content of Pulumi.yaml: a Pulumi.yaml that cannot be
+    read, or that no earlier call parsed, goes to project_name, which raises what it raises."""
+    try:
+        text = read_limited(project_dir / "Pulumi.yaml", "Pulumi.yaml")
+    except StackFileError:
+        return project_name(project_dir)
+    name = _PROJECT_NAMES.get(text)
+    if name is None:
+        name = _PROJECT_NAMES[text] = project_name(project_dir)
+    return name
 
 
 # Every program run of this process, by _run_key: the tests' own runs (shared_run, stack_runs, the
@@ -162,6 +181,9 @@ def aws(monkeypatch):
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(name, "testing")
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+    # Without this, moto's EC2 builds its catalogue of ~1,300 public AMIs (each with a volume and a snapshot) for
+    # every region backend it starts, most of a test's CPU; the code under test reads no AMI (moto's own setting).
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
     with mock_aws():
         import boto3
 

@@ -19,6 +19,7 @@ from rollout.cli import main
 from tests.apps import running
 from tests.clock import VirtualClock
 from tests.fake_stack import FakeStack
+from tests.prometheus_server import Background, PrometheusServer, in_ci, prometheus_binary
 from tests.weighted_proxy import WeightedProxy
 
 RELEASES = "app-update:releases"
@@ -100,7 +101,9 @@ def script(*outcomes):
 
 
 def options(tag, **overrides):
-    values = {"release": "app", "tag": tag, "interval": 0.4, "rate": 400.0, "settle": 0.1, "scale_down_delay": 30.0}
+    # Virtual time (tests/clock.py): 0.4 s at 100 probes/s is 40 real answers through the preview proxy, 30 of them
+    # after the 0.1 s settle phase (the share tests judge from 20). A test about the judging's evidence asks for more.
+    values = {"release": "app", "tag": tag, "interval": 0.4, "rate": 100.0, "settle": 0.1, "scale_down_delay": 30.0}
     values.update(overrides)
     return BlueGreenOptions(**values)
 
@@ -134,7 +137,8 @@ def test_a_good_version_is_judged_on_the_preview_switched_and_the_old_color_scal
         apps, proxy, preview_proxy, tmp_path, capsys):
     stack = SwitchedStack(proxy, preview_proxy, apps)
     clock = VirtualClock()
-    run = run_bluegreen(stack, options("v2", url=preview_proxy.url), clock=clock, log_path=tmp_path / "bg.log")
+    run = run_bluegreen(stack, options("v2", url=preview_proxy.url, rate=400.0), clock=clock,
+                        log_path=tmp_path / "bg.log")
     assert run.exit_code == 0, run.aborted
     assert run.switched and run.judged.verdict is None and run.judged.canary_share == 100.0
     assert run.judged.requests >= 50 and run.judged.error_rate == 0
@@ -192,7 +196,8 @@ def test_the_releases_preview_check_sets_the_least_judging_time_and_the_path(app
     config = copy.deepcopy(CONFIG)
     config[RELEASES]["app"]["previewCheck"] = {"interval": "2s", "path": "/healthz"}
     stack = SwitchedStack(proxy, preview_proxy, apps, config=config)
-    run = run_bluegreen(stack, options("v2", url=preview_proxy.url, interval=0.4), clock=VirtualClock())
+    # At 400 probes/s the last probe of the 2 s goes out at 1.9975 s of virtual time, which the result rounds to 2.
+    run = run_bluegreen(stack, options("v2", url=preview_proxy.url, interval=0.4, rate=400.0), clock=VirtualClock())
     assert run.exit_code == 0, run.aborted
     assert run.judged.elapsed >= 2.0  # not the 0.4 s of --interval
     out = capsys.readouterr().out
@@ -741,23 +746,45 @@ def test_a_release_that_is_not_blue_green_is_the_inputs_fault(capsys, monkeypatc
 # ---------------------------------------------------------------------------------------------
 
 
-def test_a_good_version_judged_from_prometheus_is_switched_to(apps, proxy, preview_proxy, capsys):
-    from tests.prometheus_server import PrometheusServer, in_ci, prometheus_binary
-
-    if prometheus_binary() is None:
-        reason = "the prometheus binary is not installed (make prometheus installs Debian's package)"
-        if in_ci():
-            pytest.fail(f"{reason}; .ci/run should have installed it")
-        pytest.skip(reason)
-    # The targets carry the labels Kubernetes discovery gives the colors' pods (the default selector's).
+def scraping_the_colors(apps):
+    """A real Prometheus scraping the apps every 200 ms, as it would the colors' pods: the targets carry the labels
+    Kubernetes discovery gives them (the default selector's); v3 is another release's pod."""
     pods = {"v1": "app-blue-5f7d8c9b4-x2x4z", "v2": "app-green-6c8d9f7b5-q9w8e", "v3": "other-7b9c8d6f4-k3j2h"}
     targets = {f"127.0.0.1:{apps[v].port}": {"namespace": "app-update", "pod": pod} for v, pod in pods.items()}
     server = PrometheusServer({"app": []}, scrape_interval="200ms")
     server.set_targets("app", list(targets), targets)
-    with server:
+    return server.start()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def colors_scraped(request):
+    """The Prometheus of the test below, begun on a thread as this module's first test starts (when that test is
+    to run): Prometheus scrapes new targets only ~5 s after it starts, and the tests before it run meanwhile."""
+    if prometheus_binary() is None or not any(
+            getattr(item, "module", None) is request.module and "colors_scraped" in getattr(item, "fixturenames", ())
+            for item in request.session.items):
+        yield None
+        return
+    apps = request.getfixturevalue("apps")
+    server = Background(lambda: scraping_the_colors(apps), PrometheusServer.stop)
+    server.begin()
+    yield server
+    server.stop()
+
+
+def test_a_good_version_judged_from_prometheus_is_switched_to(apps, proxy, preview_proxy, colors_scraped, capsys):
+    if colors_scraped is None:
+        reason = "the prometheus binary is not installed (make prometheus installs Debian's package)"
+        if in_ci():
+            pytest.fail(f"{reason}; .ci/run should have installed it")
+        pytest.skip(reason)
+    try:
+        server = colors_scraped.result()
         stack = SwitchedStack(proxy, preview_proxy, apps)
         run = run_bluegreen(stack, options("v2", url=preview_proxy.url, interval=2.0, rate=60.0, scale_down_delay=0.0,
                                            metrics=server.url))
+    finally:
+        colors_scraped.stop()  # nothing scrapes on through the tests after this one
     out = capsys.readouterr().out
     assert run.exit_code == 0, out
     assert 'pod=~"app-(blue|green)-[a-z0-9]+-[a-z0-9]+"' in out  # the colors' pods, not another release's

@@ -137,7 +137,8 @@ def test_a_good_version_is_promoted_however_slowly_the_machine_answers(apps, pro
     monkeypatch.setattr(module, "time", types.SimpleNamespace(perf_counter=perf_counter, monotonic=real_time.monotonic,
                                                               sleep=real_time.sleep))
     stack = LoadBalancedStack(proxy, apps)
-    run = run_canary(stack, options("v2", url=proxy.url, steps=[25, 100]), clock=VirtualClock())
+    # 40 answers a step (0.4 s at 100/s): the p99 is of the answers judged, however many.
+    run = run_canary(stack, options("v2", url=proxy.url, steps=[25, 100], rate=100.0), clock=VirtualClock())
     assert run.exit_code == 0, run.aborted
     assert all(step.p99_ms is not None and step.p99_ms < 500 for step in run.steps)
 
@@ -562,8 +563,9 @@ def test_a_share_far_from_the_weight_waits_for_the_settle_phase(apps, proxy):
     run = run_canary(stack, options("v2", url=proxy.url, steps=[25], interval=0.3, settle=10.0), clock=VirtualClock())
     assert run.exit_code == 1 and run.aborted.startswith("canary not reached: 0 canary answers of "), run.aborted
     assert "fewer than the 5 a step needs" in run.aborted
-    stack = LoadBalancedStack(proxy, apps, follow=False)
-    run = run_canary(stack, options("v2", url=proxy.url, steps=[25], interval=30.0, settle=0.5), clock=VirtualClock())
+    stack = LoadBalancedStack(proxy, apps, follow=False)  # at 100/s the settle phase is 50 answers, then judged
+    run = run_canary(stack, options("v2", url=proxy.url, steps=[25], interval=30.0, settle=0.5, rate=100.0),
+                     clock=VirtualClock())
     assert run.exit_code == 1 and "not reaching it" in run.aborted and "settle" in run.aborted
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import json
 import os
 import re
 import socketserver
@@ -89,23 +88,26 @@ def killed_at_step(step):
 # ---------------------------------------------------------------------------------------------
 
 
-SHIM = """#!{python}
-import json, os, socket, sys
-with socket.create_connection(("127.0.0.1", {port})) as s:
-    s.sendall(json.dumps({{"argv": sys.argv[1:], "output": os.environ.get("GITHUB_OUTPUT")}}).encode() + b"\\n")
-    s.shutdown(socket.SHUT_WR)
-    answer = json.loads(b"".join(iter(lambda: s.recv(65536), b"")))
-sys.stdout.write(answer["out"])
-sys.stderr.write(answer["err"])
-sys.exit(answer["code"])
+# The runner's `venv/bin/python` in the walk: hands its arguments (`-m rollout ...`) and $GITHUB_OUTPUT to this
+# process over loopback (NUL-separated, their count first), where rollout's main() runs, then prints what main()
+# printed, from the files the answer names, and exits with its status. bash, not Python: a Python start-up per call
+# was most of a walk's CPU outside this process.
+SHIM = """#!/bin/bash
+exec 3<>/dev/tcp/127.0.0.1/{port}
+printf '%s\\0' "$#" "${{GITHUB_OUTPUT-}}" "$@" >&3
+{{ read -r code; read -r out; read -r err; }} <&3
+cat -- "$out"
+cat -- "$err" >&2
+exit "$code"
 """
 
 
 class Bridge(socketserver.TCPServer):
     allow_reuse_address = True
 
-    def __init__(self):
+    def __init__(self, answers: Path):
         super().__init__(("127.0.0.1", 0), BridgeHandler)
+        self.answers = answers  # where each call's stdout and stderr are left for the shim to print
         self.calls: list[list[str]] = []
         self.killed = False
 
@@ -133,20 +135,35 @@ class Bridge(socketserver.TCPServer):
 
 
 class BridgeHandler(socketserver.StreamRequestHandler):
+    def field(self) -> str:
+        data = bytearray()
+        while (byte := self.rfile.read(1)) not in (b"\0", b""):
+            data += byte
+        return data.decode()
+
     def handle(self):
-        request = json.loads(self.rfile.readline())
-        out, err, code = self.server.run_rollout(request["argv"], request["output"])
-        self.wfile.write(json.dumps({"out": out, "err": err, "code": code}).encode())
+        count = int(self.field())
+        output, *argv = (self.field() for _ in range(count + 1))
+        out, err, code = self.server.run_rollout(argv, output)
+        call = len(self.server.calls)
+        printed = []
+        for stream, text in (("out", out), ("err", err)):
+            path = self.server.answers / f"call-{call}.{stream}"
+            path.write_text(text)
+            printed.append(str(path))
+        self.wfile.write(f"{code}\n{printed[0]}\n{printed[1]}\n".encode())
 
 
 @pytest.fixture
 def bridge(tmp_path):
-    server = Bridge()
+    answers = tmp_path / "answers"
+    answers.mkdir()
+    server = Bridge(answers)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     shim = tmp_path / "venv" / "bin" / "python"
     shim.parent.mkdir(parents=True)
-    shim.write_text(SHIM.format(python=sys.executable, port=server.server_address[1]))
+    shim.write_text(SHIM.format(port=server.server_address[1]))
     shim.chmod(0o755)
     yield server
     server.shutdown()

@@ -7,7 +7,7 @@ Outside CI a missing binary skips these tests (`make prometheus` installs it); i
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import threading
 
 import pytest
@@ -16,7 +16,7 @@ from operations import stacks
 from operations.canary_run import CanaryOptions, run_canary
 from operations.prometheus import PrometheusSource
 from tests.apps import AppProcess, stop_all, wait_all
-from tests.prometheus_server import PrometheusServer, in_ci, prometheus_binary, wait_for
+from tests.prometheus_server import Background, PrometheusServer, in_ci, prometheus_binary, wait_for
 from tests.test_canary import LoadBalancedStack
 
 RELEASES = "app-update:releases"
@@ -26,8 +26,19 @@ PODS = {"v1": "app-stable-5f7d8c9b4-x2x4z", "v2": "app-canary-6c8d9f7b5-q9w8e",
         "rolling": "app-rolling-7b9c8d6f4-k3j2h"}
 
 
+# Each test's own Prometheus: (the apps it scrapes from the start, its scrape interval).
+SERVERS = {
+    "test_a_canary_scraped_only_after_its_weight_is_live_is_waited_for_and_promoted": (["v1", "rolling"], "200ms"),
+    "test_a_slow_scrape_interval_is_read_from_prometheus_and_judged_in_whole_rounds": (["v1", "v2"], "1s"),
+    "test_a_second_workload_on_the_stable_tag_never_counts": (["v1", "v2", "rolling"], "200ms"),
+}
+
+
 @pytest.fixture(scope="module")
-def apps():
+def apps(request):
+    """The apps, and a Prometheus for each test of this module that is to run, all begun at once: Prometheus
+    scrapes new targets only ~5 s after it starts, so the servers' start-ups overlap (each test still has a
+    server of its own, started for it alone)."""
     if prometheus_binary() is None:
         reason = "the prometheus binary is not installed (make prometheus installs Debian's package)"
         if in_ci():
@@ -35,8 +46,20 @@ def apps():
         pytest.skip(reason)
     started = {"v1": AppProcess.launch("v1"), "v2": AppProcess.launch("v2"), "rolling": AppProcess.launch("v1")}
     wait_all(started.values())
+    to_run = {item.originalname for item in request.session.items if getattr(item, "module", None) is request.module}
+    for test, (names, interval) in SERVERS.items():
+        STARTING[test] = Background(functools.partial(start_scraping, started, names, interval), PrometheusServer.stop)
+        if test in to_run:
+            STARTING[test].begin()
     yield started
+    for server in STARTING.values():
+        server.stop()
+    STARTING.clear()
     stop_all(started.values())
+
+
+# The servers the `apps` fixture began, by test.
+STARTING: dict[str, Background[PrometheusServer]] = {}
 
 
 def address(app: AppProcess) -> str:
@@ -48,12 +71,20 @@ def scrape(server: PrometheusServer, apps: dict[str, AppProcess], names: list[st
                        {address(apps[name]): {"namespace": "app-update", "pod": PODS[name]} for name in names})
 
 
-@contextlib.contextmanager
-def prometheus(apps, names, interval="200ms"):
+def start_scraping(apps: dict[str, AppProcess], names: list[str], interval: str) -> PrometheusServer:
     server = PrometheusServer({"app": []}, scrape_interval=interval)
     scrape(server, apps, names)
-    with server:
-        yield server
+    return server.start()
+
+
+@pytest.fixture
+def prometheus(request, apps):
+    """This test's own Prometheus (begun by `apps`), stopped at the test's end."""
+    server = STARTING[request.node.originalname]
+    try:
+        yield server.result()
+    finally:
+        server.stop()
 
 
 class ScrapedStack(LoadBalancedStack):
@@ -77,14 +108,15 @@ def options(server, proxy, **overrides):
     return CanaryOptions(**values)
 
 
-def test_a_canary_scraped_only_after_its_weight_is_live_is_waited_for_and_promoted(apps, proxy, capsys):
-    with prometheus(apps, ["v1", "rolling"]) as server:
-        def discover_canary(weight):  # the canary pod is discovered once it carries traffic: ~5 s later
-            if weight > 0 and address(apps["v2"]) not in server.targets["app"]:
-                scrape(server, apps, ["v1", "rolling", "v2"])
+def test_a_canary_scraped_only_after_its_weight_is_live_is_waited_for_and_promoted(apps, prometheus, proxy, capsys):
+    server = prometheus
 
-        stack = ScrapedStack(proxy, apps, discover_canary)
-        run = run_canary(stack, options(server, proxy))
+    def discover_canary(weight):  # the canary pod is discovered once it carries traffic: ~5 s later
+        if weight > 0 and address(apps["v2"]) not in server.targets["app"]:
+            scrape(server, apps, ["v1", "rolling", "v2"])
+
+    stack = ScrapedStack(proxy, apps, discover_canary)
+    run = run_canary(stack, options(server, proxy))
     out = capsys.readouterr().out
     assert run.exit_code == 0, out
     assert "waiting up to 30.6s for Prometheus to scrape the canary and a whole round after the weight" in out
@@ -92,14 +124,14 @@ def test_a_canary_scraped_only_after_its_weight_is_live_is_waited_for_and_promot
     assert stack.config[RELEASES]["app"]["stable"]["tag"] == "v2"
 
 
-def test_a_slow_scrape_interval_is_read_from_prometheus_and_judged_in_whole_rounds(apps, proxy, capsys):
-    with prometheus(apps, ["v1", "v2"], interval="1s") as server:
-        stack = ScrapedStack(proxy, apps)
-        with pytest.raises(stacks.InputError, match=r"--interval 2s is shorter than 3 scrape intervals of Prometheus "
-                                                    r"\(1s each\).*use --interval 3s or more"):
-            run_canary(stack, options(server, proxy))
-        assert stack.up_messages == ["initial"]  # refused before anything was written
-        run = run_canary(stack, options(server, proxy, steps=[100], interval=3.0))
+def test_a_slow_scrape_interval_is_read_from_prometheus_and_judged_in_whole_rounds(apps, prometheus, proxy, capsys):
+    server = prometheus  # scraping every 1s
+    stack = ScrapedStack(proxy, apps)
+    with pytest.raises(stacks.InputError, match=r"--interval 2s is shorter than 3 scrape intervals of Prometheus "
+                                                r"\(1s each\).*use --interval 3s or more"):
+        run_canary(stack, options(server, proxy))
+    assert stack.up_messages == ["initial"]  # refused before anything was written
+    run = run_canary(stack, options(server, proxy, steps=[100], interval=3.0))
     out = capsys.readouterr().out
     assert run.exit_code == 0, run.aborted
     assert "scrape interval 1s" in out
@@ -108,28 +140,27 @@ def test_a_slow_scrape_interval_is_read_from_prometheus_and_judged_in_whole_roun
     assert run.steps[0].requests > 0 and run.steps[0].canary_share == 100.0
 
 
-def test_a_second_workload_on_the_stable_tag_never_counts(apps, proxy):
+def test_a_second_workload_on_the_stable_tag_never_counts(apps, prometheus, proxy):
+    server = prometheus
     stop = threading.Event()
 
-    def other_release_traffic():  # app-rolling's own users, straight to its pod
-        from tests.test_prometheus import get
+    def other_release_traffic():  # app-rolling's own users, straight to its pod: 200 requests/s, more than the probes
+        from tests.test_prometheus import send
 
-        while not stop.is_set():
-            get(f"http://{address(apps['rolling'])}/")
+        send(f"http://{address(apps['rolling'])}/", 200 * 60, clients=2, rate=200.0, stop=stop)
 
-    with prometheus(apps, ["v1", "v2", "rolling"]) as server:
-        everything = PrometheusSource(server.url, "v2", 0.5, selector='job="app"')
-        before = everything.sample().totals()
-        stack = ScrapedStack(proxy, apps)
-        traffic = threading.Thread(target=other_release_traffic)
-        traffic.start()
-        try:
-            run = run_canary(stack, options(server, proxy, steps=[100], interval=2.5))
-        finally:
-            stop.set()
-            traffic.join(10)
-        # The unscoped query counts app-rolling's answers as v1: at the 100% step the canary would read far below.
-        wait_for(lambda: everything.sample().totals()["v1"].requests > before["v1"].requests + 100, 10,
-                 "app-rolling's traffic to be scraped")
+    everything = PrometheusSource(server.url, "v2", 0.5, selector='job="app"')
+    before = everything.sample().totals()
+    stack = ScrapedStack(proxy, apps)
+    traffic = threading.Thread(target=other_release_traffic)
+    traffic.start()
+    try:
+        run = run_canary(stack, options(server, proxy, steps=[100], interval=2.5))
+    finally:
+        stop.set()
+        traffic.join(10)
+    # The unscoped query counts app-rolling's answers as v1: at the 100% step the canary would read far below.
+    wait_for(lambda: everything.sample().totals()["v1"].requests > before["v1"].requests + 100, 10,
+             "app-rolling's traffic to be scraped")
     assert run.exit_code == 0, run.aborted
     assert run.steps[0].canary_share == 100.0 and run.steps[0].requests > 0

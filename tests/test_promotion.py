@@ -21,7 +21,6 @@ from rollout.cli import main
 from tests.conftest import ROOT
 from tests.fake_stack import deployed
 from tests.registry_server import RegistryServer, registry_binary
-from tests.test_canary import apps  # noqa: F401 (fixture: the sample app processes)
 
 pytestmark = pytest.mark.usefixtures("shared_botocore_data")
 
@@ -489,13 +488,24 @@ class _ByTag(dict):
         return super().__getitem__(tag.split("@", 1)[0])
 
 
-def test_a_canary_of_a_pinned_tag_is_judged_by_the_version_the_app_reports(apps, proxy):  # noqa: F811
+@pytest.fixture(scope="module")
+def apps():
+    """The sample app of the stable (v1) and the canary's (v2) tag, as real processes."""
+    from tests.apps import running
+
+    with running(v1={}, v2={}) as started:
+        yield started
+
+
+def test_a_canary_of_a_pinned_tag_is_judged_by_the_version_the_app_reports(apps, proxy):
     from operations.canary_run import run_canary
     from tests.clock import VirtualClock
     from tests.test_canary import LoadBalancedStack, options
 
     stack = LoadBalancedStack(proxy, _ByTag(apps))
-    run = run_canary(stack, options(f"v2@{D2}", url=proxy.url), clock=VirtualClock())
+    # Two steps, each judged on the share of the answers v2 gives: a canary whose answers did not count as its own
+    # would read 0% and fail at the first.
+    run = run_canary(stack, options(f"v2@{D2}", url=proxy.url, steps=[25, 100]), clock=VirtualClock())
     assert run.exit_code == 0, run.aborted
     assert all(abs(step.canary_share - step.weight) <= 2 for step in run.steps)  # v2's answers count as the canary
     assert stack.config[RELEASES]["app"]["stable"]["tag"] == f"v2@{D2}"

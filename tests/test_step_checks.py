@@ -18,6 +18,8 @@ from tests.kube_api_stub import KubeApiStub, deployment, ingress
 from tests.test_canary import latency_the_test_controls  # noqa: F401 (autouse: the judge gets the apps' declared latency)
 from tests.test_live_weight import httproute
 
+pytestmark = pytest.mark.usefixtures("shared_botocore_data")  # the moto-backed readers' clients share parsed models
+
 RELEASES = "app-update:releases"
 NS = "app-update"
 

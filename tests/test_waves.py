@@ -55,7 +55,10 @@ def stack_config(tag="v1", **top):
 
 
 @pytest.fixture
-def fleet(tmp_path):
+def fleet(tmp_path, monkeypatch):
+    # The promotions' records are stamped at one fixed time (a virtual wall clock; a wave's own time is its `clock`):
+    # the same promotion in two tests is then the same config, whose program run the stand-ins share.
+    monkeypatch.setattr(promotion, "utc_now", lambda: datetime(2026, 11, 2, 9, 0, tzinfo=UTC))
     (tmp_path / "waves").mkdir()
     (tmp_path / "waves" / "rel.yaml").write_text(WAVE)
     staging = deployed("staging", stack_config(PINNED))
