@@ -34,11 +34,20 @@ URL = "http://127.0.0.1:9/"
 HANG = int(os.environ.get("HANG", 300))
 
 
-def file_backend(tmp_path: Path, monkeypatch: Any, config: dict[str, Any], name: str = "staging") -> Path:
-    """A file:// backend directory holding stack `name` deployed once with `config`; this process's
-    `rollout` (rollout.cli.main) opens its stacks there too."""
-    state = tmp_path / "state"
+def file_backend(tmp_path: Path, monkeypatch: Any, config: dict[str, Any]) -> Path:
+    """new_backend in `tmp_path`, which this process's `rollout` uses (use_backend)."""
+    return use_backend(new_backend(tmp_path, config), monkeypatch)
+
+
+def new_backend(directory: Path, config: dict[str, Any], name: str = "staging") -> Path:
+    """A file:// backend directory, `directory`/state, holding stack `name` deployed once with `config`."""
+    state = directory / "state"
     FileStack(name, state, config).up(message="initial")
+    return state
+
+
+def use_backend(state: Path, monkeypatch: Any) -> Path:
+    """This process's `rollout` (rollout.cli.main) opens its stacks in the backend `state`, as the drivers do."""
     monkeypatch.setenv("PULUMI_BACKEND_URL", f"file://{state}")
     monkeypatch.setattr(stacks, "open_stack", lambda stack, cwd: FileStack(stack, state))
     return state

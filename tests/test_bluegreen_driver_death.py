@@ -14,7 +14,7 @@ import yaml
 from operations import lease as leases
 from rollout.cli import main
 from tests.conftest import ROOT
-from tests.stand_in_driver import URL, Driver, file_backend, lease_record, shift_clock
+from tests.stand_in_driver import URL, Driver, file_backend, lease_record, new_backend, shift_clock, use_backend
 from tests.stand_in_rollout import FileStack
 
 RELEASES = "app-update:releases"
@@ -22,10 +22,9 @@ CONFIG = {"app-update:cluster": {"mode": "kubeconfig"},
           RELEASES: {"app": {"strategy": "BlueGreen", "replicas": 4, "active": "blue", "blue": {"tag": "v1"}}}}
 
 
-@pytest.fixture
-def project(tmp_path):
+def new_project(directory):
     """A project directory whose Pulumi.staging.yaml holds the BlueGreen release (the input is checked there)."""
-    root = tmp_path / "project"
+    root = directory / "project"
     root.mkdir()
     shutil.copy(ROOT / "Pulumi.yaml", root / "Pulumi.yaml")
     (root / "Pulumi.staging.yaml").write_text(yaml.safe_dump({"config": CONFIG}))
@@ -33,8 +32,37 @@ def project(tmp_path):
 
 
 @pytest.fixture
+def project(tmp_path):
+    return new_project(tmp_path)
+
+
+@pytest.fixture
 def backend(tmp_path, monkeypatch):
     return file_backend(tmp_path, monkeypatch, CONFIG)
+
+
+@pytest.fixture(scope="module")
+def left_in_its_window(tmp_path_factory):
+    """What a run killed with SIGKILL in its window leaves: green switched live, blue still at full size, the lease
+    at its window phase (the scale-down due in 60 m), not renewed since. One driver makes it for the tests that
+    start from there; each gets a copy of its own (killed_in_window)."""
+    directory = tmp_path_factory.mktemp("killed-in-its-window")
+    state = new_backend(directory, CONFIG)
+    driver = bluegreen(state, new_project(directory), directory, "--interval", "1s", "--scale-down-delay", "60m",
+                       probes="at-weight")
+    try:
+        driver.wait_for("switched: app serves v2 from green")
+    finally:
+        driver.kill()
+    return state
+
+
+@pytest.fixture
+def killed_in_window(left_in_its_window, tmp_path, monkeypatch):
+    """A copy of left_in_its_window's backend, which this process's `rollout` uses."""
+    state = tmp_path / "state"
+    shutil.copytree(left_in_its_window, state)
+    return use_backend(state, monkeypatch)
 
 
 def live(backend):
@@ -85,14 +113,9 @@ def test_a_run_killed_while_judging_is_rolled_back_by_the_watchdog(backend, proj
     assert len(FileStack("staging", backend).up_messages) == updates + 1
 
 
-def test_a_run_killed_in_its_window_is_finished_by_the_watchdog_after_the_window(backend, project, tmp_path,
+def test_a_run_killed_in_its_window_is_finished_by_the_watchdog_after_the_window(killed_in_window, project,
                                                                                  monkeypatch, capsys):
-    driver = bluegreen(backend, project, tmp_path, "--interval", "1s", "--scale-down-delay", "60m",
-                       probes="at-weight")
-    try:
-        driver.wait_for("switched: app serves v2 from green")
-    finally:
-        driver.kill()
+    backend = killed_in_window
     assert live(backend)["active"] == "green" and live(backend)["blue"] == {"tag": "v1"}
     assert lease_record(backend)["phase"] == "window"
     updates = len(FileStack("staging", backend).up_messages)
@@ -111,13 +134,8 @@ def test_a_run_killed_in_its_window_is_finished_by_the_watchdog_after_the_window
     assert lease_record(backend)["outcome"] == "promoted"
 
 
-def test_a_run_killed_in_its_window_then_undone_is_not_scaled_down(backend, project, tmp_path, monkeypatch, capsys):
-    driver = bluegreen(backend, project, tmp_path, "--interval", "1s", "--scale-down-delay", "60m",
-                       probes="at-weight")
-    try:
-        driver.wait_for("switched: app serves v2 from green")
-    finally:
-        driver.kill()
+def test_a_run_killed_in_its_window_then_undone_is_not_scaled_down(killed_in_window, project, monkeypatch, capsys):
+    backend = killed_in_window
     assert main(["-C", str(project), "undo", "staging", "--release", "app", "--yes"]) == 0
     out = capsys.readouterr().out
     assert "one update: the active and preview Services' selectors swap" in out
@@ -185,14 +203,9 @@ def test_resume_goes_on_from_the_judging_phase_of_a_killed_run(backend, project,
     assert record["outcome"] == "promoted" and record["resumedFrom"]["pid"] == driver.process.pid
 
 
-def test_resume_finishes_the_window_of_a_killed_run_and_refuses_a_stack_that_moved(backend, project, tmp_path,
-                                                                                    monkeypatch, capsys):
-    driver = bluegreen(backend, project, tmp_path, "--interval", "1s", "--scale-down-delay", "60m",
-                       probes="at-weight")
-    try:
-        driver.wait_for("switched: app serves v2 from green")
-    finally:
-        driver.kill()
+def test_resume_finishes_the_window_of_a_killed_run_and_refuses_a_stack_that_moved(killed_in_window, project,
+                                                                                    tmp_path, monkeypatch, capsys):
+    backend = killed_in_window
     shift_clock(monkeypatch, 3700)  # the lease expired and the window is over
     resume = ["-C", str(project), "bluegreen", "staging", "--release", "app", "--resume", "--yes",
               "--log", str(tmp_path / "resumed.log")]
