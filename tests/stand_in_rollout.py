@@ -12,9 +12,9 @@ FakeStack, persisted), and, as the environment says:
 - STAND_IN_CLOCK_SHIFT=<seconds>: the leases' wall clock runs that far ahead (a lease expires
   without the test waiting for it);
 - STAND_IN_PROGRAM_RUNS=<Unix socket>: each update's program run is asked of the test process that
-  started this one (tests/stand_in_driver.py: its SDK is warm and it keeps the runs of each config),
-  where without it this process runs the program itself; either way the program runs outside the
-  caller of `up()`'s code, as a real `pulumi up` runs it in a process of its own;
+  started this one (tests/stand_in_driver.py), whose SDK is warm and which keeps the runs of each
+  config (a real `pulumi up`, too, runs the program in a process other than its caller's); without
+  it, this process runs the program;
 the live weight reader (operations.step_checks.live_reader): the stand-in stack's outputs; and the
 ResourceQuota check (operations.live_capacity): no quota.
 
