@@ -14,7 +14,15 @@ import yaml
 from operations import lease as leases
 from rollout.cli import main
 from tests.conftest import ROOT
-from tests.stand_in_driver import URL, Driver, file_backend, lease_record, new_backend, shift_clock, use_backend
+from tests.stand_in_driver import (
+    URL,
+    Driver,
+    file_backend,
+    lease_record,
+    new_backend,
+    shift_clock,
+    use_backend,
+)
 from tests.stand_in_rollout import FileStack
 
 RELEASES = "app-update:releases"
