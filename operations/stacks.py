@@ -371,8 +371,6 @@ def confirm_tty(prompt: str, expected: str | None) -> bool:
 
 def guarded(action: Callable[[], int]) -> int:
     """Run a stack operation; a refusal or a failed Pulumi command is one `error:` line and exit 1."""
-    from pulumi.automation import errors as auto_errors
-
     try:
         return action()
     except InputError as error:
@@ -384,7 +382,12 @@ def guarded(action: Callable[[], int]) -> int:
     except UpdateFailed as error:
         print(f"error: the update failed: {error.cause}", file=sys.stderr)
         return 1
-    except auto_errors.CommandError as error:
+    except Exception as error:
+        # A CommandError comes from the Automation API, loaded by then: an action refused on its input never
+        # pays for importing the Pulumi SDK (about 0.3 s).
+        auto_errors = sys.modules.get("pulumi.automation.errors")
+        if auto_errors is None or not isinstance(error, auto_errors.CommandError):
+            raise
         print(f"error: {error_line(error)}", file=sys.stderr)
         return 1
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import operator
 import struct
 import zlib
+from collections import Counter
+from itertools import accumulate
 
 
 def read_png(data: bytes) -> tuple[int, int, list[bytes]]:
@@ -30,33 +33,52 @@ def read_png(data: bytes) -> tuple[int, int, list[bytes]]:
     rows, previous = [], bytearray(stride)
     for y in range(height):
         start = y * (stride + 1)
-        kind, line = raw[start], bytearray(raw[start + 1:start + 1 + stride])
-        for i in range(stride):
-            left = line[i - channels] if i >= channels else 0
-            up = previous[i]
-            up_left = previous[i - channels] if i >= channels else 0
-            if kind == 1:
-                line[i] = (line[i] + left) & 0xFF
-            elif kind == 2:
-                line[i] = (line[i] + up) & 0xFF
-            elif kind == 3:
-                line[i] = (line[i] + (left + up) // 2) & 0xFF
-            elif kind == 4:
-                estimate = left + up - up_left
-                pa, pb, pc = abs(estimate - left), abs(estimate - up), abs(estimate - up_left)
-                line[i] = (line[i] + (left if pa <= pb and pa <= pc else up if pb <= pc else up_left)) & 0xFF
-        rows.append(bytes(line))
-        previous = line
+        previous = _unfiltered(raw[start], bytearray(raw[start + 1:start + 1 + stride]), previous, channels)
+        rows.append(bytes(previous))
     return width, height, rows
 
 
-def colours(data: bytes, channels: int | None = None) -> dict[tuple[int, int, int], int]:
+_BYTE = (255).__and__  # x mod 256, as a C function for map()
+
+
+def _unfiltered(kind: int, line: bytearray, previous: bytearray, channels: int) -> bytearray:
+    """A scanline with its PNG filter undone (the PNG specification, section 9). None, Up and Sub go through map()
+    and accumulate(), whose loops run in C; Average and Paeth depend on the byte just decoded, byte by byte."""
+    if kind == 0:
+        return line
+    if kind == 2:  # Up
+        return bytearray(map(_BYTE, map(operator.add, line, previous)))
+    if kind == 1:  # Sub: per channel, a running sum
+        for channel in range(channels):
+            line[channel::channels] = bytes(map(_BYTE, accumulate(line[channel::channels])))
+        return line
+    if kind == 3:  # Average
+        for i in range(len(line)):
+            left = line[i - channels] if i >= channels else 0
+            line[i] = (line[i] + (left + previous[i]) // 2) & 0xFF
+        return line
+    if kind == 4:  # Paeth; the first pixel has no left or up-left neighbour (0): its predictor is up
+        for i in range(channels):
+            line[i] = (line[i] + previous[i]) & 0xFF
+        for i in range(channels, len(line)):
+            left, up, up_left = line[i - channels], previous[i], previous[i - channels]
+            # p = left + up - up_left; the neighbour nearest p predicts (ties: left, then up)
+            pa, pb, pc = abs(up - up_left), abs(left - up_left), abs(left + up - 2 * up_left)
+            line[i] = (line[i] + (left if pa <= pb and pa <= pc else up if pb <= pc else up_left)) & 0xFF
+        return line
+    raise ValueError(f"unknown PNG filter type {kind}")
+
+
+def colours(data: bytes) -> dict[tuple[int, int, int], int]:
     """How many pixels of each RGB colour the PNG has."""
     width, _, rows = read_png(data)
-    step = channels or (len(rows[0]) // width if rows else 3)
-    counts: dict[tuple[int, int, int], int] = {}
+    return count_colours(width, rows)
+
+
+def count_colours(width: int, rows: list[bytes]) -> dict[tuple[int, int, int], int]:
+    """How many pixels of each RGB colour rows of RGB or RGBA bytes (read_png's) have."""
+    step = len(rows[0]) // width if rows else 3
+    counts: Counter[tuple[int, int, int]] = Counter()
     for row in rows:
-        for i in range(0, len(row), step):
-            key = (row[i], row[i + 1], row[i + 2])
-            counts[key] = counts.get(key, 0) + 1
-    return counts
+        counts.update(zip(row[0::step], row[1::step], row[2::step], strict=True))
+    return dict(counts)

@@ -11,6 +11,10 @@ FakeStack, persisted), and, as the environment says:
   running and the stack is locked meanwhile, as with a long `pulumi up`);
 - STAND_IN_CLOCK_SHIFT=<seconds>: the leases' wall clock runs that far ahead (a lease expires
   without the test waiting for it);
+- STAND_IN_PROGRAM_RUNS=<Unix socket>: each update's program run is asked of the test process that
+  started this one (tests/stand_in_driver.py), whose SDK is warm and which keeps the runs of each
+  config (a real `pulumi up`, too, runs the program in a process other than its caller's); without
+  it, this process runs the program;
 the live weight reader (operations.step_checks.live_reader): the stand-in stack's outputs; and the
 ResourceQuota check (operations.live_capacity): no quota.
 
@@ -22,9 +26,12 @@ CLI ends it; a process killed mid-update leaves it behind, as a killed CLI does.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
+import importlib
 import os
 import pickle
+import socket
 import sys
 import time
 import uuid
@@ -36,6 +43,7 @@ from pulumi.automation.errors import create_command_error
 
 from tests.fake_stack import LOCKED_STDERR, FakeStack, answers_at_weight, outputs_live_reader
 
+PROGRAM_RUNS_ENV = "STAND_IN_PROGRAM_RUNS"
 PERSISTED = ("config", "secret_keys", "summaries", "_outputs", "up_messages", "script", "applied", "changes", "live",
              "_live_objects")
 AFTER_UPDATE = tuple(name for name in PERSISTED if name != "config")
@@ -149,10 +157,64 @@ def _hold(prober: Any, duration: float, on_tick: Any) -> None:
         pass
 
 
+@dataclasses.dataclass
+class RaisedError:
+    """A program run's exception on its way between processes: rebuilt without calling its class's __init__
+    again (StackConfigRejected's takes a ConfigError and a stack, not what it keeps)."""
+
+    module: str
+    name: str
+    args: tuple[Any, ...]
+    state: dict[str, Any]
+
+    @classmethod
+    def of(cls, error: BaseException) -> RaisedError:
+        state = dict(vars(error))  # whatever cannot travel stays behind; the message always goes
+        return cls(type(error).__module__, type(error).__qualname__,
+                   error.args if _travels(error.args) else (str(error),), state if _travels(state) else {})
+
+    def rebuilt(self) -> BaseException:
+        kind: Any = importlib.import_module(self.module)
+        for part in self.name.split("."):
+            kind = getattr(kind, part)
+        error = kind.__new__(kind)
+        error.args = self.args
+        vars(error).update(self.state)
+        return error
+
+
+def _travels(value: Any) -> bool:
+    try:
+        pickle.dumps(value)
+    except Exception:
+        return False
+    return True
+
+
+def portable_run(run: Any) -> Any:
+    """A ProgramRun that pickles (its error as a RaisedError)."""
+    return run if run.error is None else dataclasses.replace(run, error=RaisedError.of(run.error))
+
+
+def ask_for_run(address: str, stack: str, settings: dict[str, Any]) -> Any:
+    """The program's run for these settings, from the test process's service at `address`."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection.connect(address)
+        connection.sendall(pickle.dumps((stack, settings)))
+        connection.shutdown(socket.SHUT_WR)
+        kind, answer = pickle.loads(b"".join(iter(lambda: connection.recv(1 << 16), b"")))
+    if kind == "failed":
+        raise RuntimeError(f"the test process could not run the program:\n{answer}")
+    if isinstance(answer.error, RaisedError):
+        answer.error = answer.error.rebuilt()
+    return answer
+
+
 def main(argv: list[str]) -> int:
     from operations import canary_run, live_capacity, stacks, step_checks
     from operations import lease as leases
     from rollout import cli
+    from tests import fake_stack
 
     stacks.open_stack = open_file_stack
     step_checks.live_reader = outputs_live_reader
@@ -161,26 +223,11 @@ def main(argv: list[str]) -> int:
     canary_run.Prober.run = answers_at_weight if probes == "at-weight" else _hold  # type: ignore[method-assign]
     shift = float(os.environ.get("STAND_IN_CLOCK_SHIFT", "0"))
     leases.wall_clock = lambda: time.time() + shift
+    address = os.environ.get(PROGRAM_RUNS_ENV)
+    if address:
+        fake_stack.shared_run = lambda stack, settings: ask_for_run(address, stack, settings)
     return cli.main(argv)
 
-
-
-def release_gate(gate: Path, process: Any, output: Any) -> None:
-    """Let a held update go on (STAND_IN_GATE): write to the FIFO its driver waits on, once the driver has it open.
-    A driver that died instead fails the test with its output (`output()`), where a blocking open would wait
-    forever."""
-    import subprocess
-
-    while True:
-        try:
-            fd = os.open(gate, os.O_WRONLY | os.O_NONBLOCK)  # ENXIO while nobody reads it
-            break
-        except OSError:
-            assert process.poll() is None, f"the driver ended while its update was held:\n{output()}"
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=0.05)  # a pause that ends early if the driver ends
-    os.write(fd, b"go")
-    os.close(fd)
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -12,22 +12,27 @@ import pytest
 import yaml
 
 from operations import lease as leases
-from operations import stacks
 from rollout.cli import main
 from tests.conftest import ROOT
-from tests.stand_in_rollout import FileStack, release_gate
-from tests.test_driver_death import Driver, shift_clock
+from tests.stand_in_driver import (
+    URL,
+    Driver,
+    file_backend,
+    lease_record,
+    new_backend,
+    shift_clock,
+    use_backend,
+)
+from tests.stand_in_rollout import FileStack
 
 RELEASES = "app-update:releases"
 CONFIG = {"app-update:cluster": {"mode": "kubeconfig"},
           RELEASES: {"app": {"strategy": "BlueGreen", "replicas": 4, "active": "blue", "blue": {"tag": "v1"}}}}
-URL = "http://127.0.0.1:9/"
 
 
-@pytest.fixture
-def project(tmp_path):
+def new_project(directory):
     """A project directory whose Pulumi.staging.yaml holds the BlueGreen release (the input is checked there)."""
-    root = tmp_path / "project"
+    root = directory / "project"
     root.mkdir()
     shutil.copy(ROOT / "Pulumi.yaml", root / "Pulumi.yaml")
     (root / "Pulumi.staging.yaml").write_text(yaml.safe_dump({"config": CONFIG}))
@@ -35,19 +40,37 @@ def project(tmp_path):
 
 
 @pytest.fixture
+def project(tmp_path):
+    return new_project(tmp_path)
+
+
+@pytest.fixture
 def backend(tmp_path, monkeypatch):
-    state = tmp_path / "state"
-    stack = FileStack("staging", state, CONFIG)
-    stack.up(message="initial")
-    monkeypatch.setenv("PULUMI_BACKEND_URL", f"file://{state}")
-    monkeypatch.setattr(stacks, "open_stack", lambda name, cwd: FileStack(name, state))
+    return file_backend(tmp_path, monkeypatch, CONFIG)
+
+
+@pytest.fixture(scope="module")
+def left_in_its_window(tmp_path_factory):
+    """What a run killed with SIGKILL in its window leaves: green switched live, blue still at full size, the lease
+    at its window phase (the scale-down due in 60 m), not renewed since. One driver makes it for the tests that
+    start from there; each gets a copy of its own (killed_in_window)."""
+    directory = tmp_path_factory.mktemp("killed-in-its-window")
+    state = new_backend(directory, CONFIG)
+    driver = bluegreen(state, new_project(directory), directory, "--interval", "1s", "--scale-down-delay", "60m",
+                       probes="at-weight")
+    try:
+        driver.wait_for("switched: app serves v2 from green")
+    finally:
+        driver.kill()
     return state
 
 
-def lease_record(backend):
-    import json
-
-    return json.loads((backend / ".app-update/leases/app-update/staging/app.json").read_text())
+@pytest.fixture
+def killed_in_window(left_in_its_window, tmp_path, monkeypatch):
+    """A copy of left_in_its_window's backend, which this process's `rollout` uses."""
+    state = tmp_path / "state"
+    shutil.copytree(left_in_its_window, state)
+    return use_backend(state, monkeypatch)
 
 
 def live(backend):
@@ -55,7 +78,7 @@ def live(backend):
 
 
 def bluegreen(backend, project, tmp_path, *extra, **kwargs):
-    return Driver(backend, tmp_path, "-C", str(project), "bluegreen", "staging", "--release", "app", "--tag", "v2",
+    return Driver(backend, "-C", str(project), "bluegreen", "staging", "--release", "app", "--tag", "v2",
                   "--url", URL, "--yes", "--log", str(tmp_path / "bg.log"), *extra, **kwargs)
 
 
@@ -74,8 +97,7 @@ def test_a_run_killed_while_judging_is_rolled_back_by_the_watchdog(backend, proj
         assert f"pid {driver.process.pid}" in err and "judging, blue v1 → green v2" in err
         assert len(FileStack("staging", backend).up_messages) == updates
     finally:
-        driver.process.kill()  # SIGKILL: no handler runs, the lease stays as it was
-        driver.process.wait()
+        driver.kill()  # SIGKILL: no handler runs, the lease stays as it was
     assert live(backend)["green"] == {"tag": "v2"} and live(backend)["active"] == "blue"
     updates = len(FileStack("staging", backend).up_messages)
 
@@ -99,15 +121,9 @@ def test_a_run_killed_while_judging_is_rolled_back_by_the_watchdog(backend, proj
     assert len(FileStack("staging", backend).up_messages) == updates + 1
 
 
-def test_a_run_killed_in_its_window_is_finished_by_the_watchdog_after_the_window(backend, project, tmp_path,
+def test_a_run_killed_in_its_window_is_finished_by_the_watchdog_after_the_window(killed_in_window, project,
                                                                                  monkeypatch, capsys):
-    driver = bluegreen(backend, project, tmp_path, "--interval", "1s", "--scale-down-delay", "60m",
-                       probes="at-weight")
-    try:
-        driver.wait_for("switched: app serves v2 from green")
-    finally:
-        driver.process.kill()
-        driver.process.wait()
+    backend = killed_in_window
     assert live(backend)["active"] == "green" and live(backend)["blue"] == {"tag": "v1"}
     assert lease_record(backend)["phase"] == "window"
     updates = len(FileStack("staging", backend).up_messages)
@@ -126,14 +142,8 @@ def test_a_run_killed_in_its_window_is_finished_by_the_watchdog_after_the_window
     assert lease_record(backend)["outcome"] == "promoted"
 
 
-def test_a_run_killed_in_its_window_then_undone_is_not_scaled_down(backend, project, tmp_path, monkeypatch, capsys):
-    driver = bluegreen(backend, project, tmp_path, "--interval", "1s", "--scale-down-delay", "60m",
-                       probes="at-weight")
-    try:
-        driver.wait_for("switched: app serves v2 from green")
-    finally:
-        driver.process.kill()
-        driver.process.wait()
+def test_a_run_killed_in_its_window_then_undone_is_not_scaled_down(killed_in_window, project, monkeypatch, capsys):
+    backend = killed_in_window
     assert main(["-C", str(project), "undo", "staging", "--release", "app", "--yes"]) == 0
     out = capsys.readouterr().out
     assert "one update: the active and preview Services' selectors swap" in out
@@ -160,11 +170,10 @@ def test_sigterm_during_the_switch_lets_it_finish_then_goes_back_to_the_old_colo
         assert len(FileStack("staging", backend).lock_files()) == 1  # the switch runs and holds the stack's lock
         driver.process.send_signal(signal.SIGTERM)
         driver.wait_for("SIGTERM: letting the running update finish")
-        release(gate, driver)  # the switch update ends (it succeeds: green went live)
+        driver.release_gate(gate)  # the switch update ends (it succeeds: green went live)
         assert driver.finish() == 1, driver.output
     finally:
-        driver.process.kill()
-        driver.process.wait()
+        driver.kill()
     assert "ROLL BACK at the switch to green: interrupted by the operator" in driver.output
     stack = FileStack("staging", backend)
     assert stack.up_messages[-3:] == ["bluegreen app v2: switch to green",
@@ -181,8 +190,7 @@ def test_resume_goes_on_from_the_judging_phase_of_a_killed_run(backend, project,
     try:
         driver.wait_for("stand-in: judging the step")
     finally:
-        driver.process.kill()
-        driver.process.wait()
+        driver.kill()
     from operations import canary_run
     from tests.fake_stack import answers_at_weight
 
@@ -203,15 +211,9 @@ def test_resume_goes_on_from_the_judging_phase_of_a_killed_run(backend, project,
     assert record["outcome"] == "promoted" and record["resumedFrom"]["pid"] == driver.process.pid
 
 
-def test_resume_finishes_the_window_of_a_killed_run_and_refuses_a_stack_that_moved(backend, project, tmp_path,
-                                                                                    monkeypatch, capsys):
-    driver = bluegreen(backend, project, tmp_path, "--interval", "1s", "--scale-down-delay", "60m",
-                       probes="at-weight")
-    try:
-        driver.wait_for("switched: app serves v2 from green")
-    finally:
-        driver.process.kill()
-        driver.process.wait()
+def test_resume_finishes_the_window_of_a_killed_run_and_refuses_a_stack_that_moved(killed_in_window, project,
+                                                                                    tmp_path, monkeypatch, capsys):
+    backend = killed_in_window
     shift_clock(monkeypatch, 3700)  # the lease expired and the window is over
     resume = ["-C", str(project), "bluegreen", "staging", "--release", "app", "--resume", "--yes",
               "--log", str(tmp_path / "resumed.log")]
@@ -234,6 +236,3 @@ def test_resume_finishes_the_window_of_a_killed_run_and_refuses_a_stack_that_mov
     assert main(resume) == 1  # ended: nothing to resume
     assert "nothing to resume" in capsys.readouterr().err
 
-
-def release(gate, driver):
-    release_gate(gate, driver.process, lambda: driver.output)

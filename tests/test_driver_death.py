@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 
 import pytest
@@ -21,90 +19,28 @@ from operations import lease as leases
 from operations import stacks
 from operations.record_store import FileRecordStore
 from rollout.cli import main
-from tests.conftest import ROOT
-from tests.stand_in_rollout import FileStack, release_gate
+from tests.stand_in_driver import HANG, URL, Driver, file_backend, lease_record, shift_clock
+from tests.stand_in_rollout import FileStack
 
 RELEASES = "app-update:releases"
 CONFIG = {"app-update:cluster": {"mode": "kubeconfig", "loadBalancerController": True},
           RELEASES: {"app": {"strategy": "Canary", "traffic": "nlb", "replicas": 4,
                              "stable": {"tag": "v1"}, "canary": {"tag": "v1", "weight": 0}}}}
 LEASE_KEY = "staging/app"  # at .app-update/leases/app-update/staging/app.json
-URL = "http://127.0.0.1:9/"
-# Generous bounds on a process that hangs, not thresholds: each is minutes beyond what a test needs.
-HANG = int(os.environ.get("HANG", 300))
 
 
 @pytest.fixture
 def backend(tmp_path, monkeypatch):
-    state = tmp_path / "state"
-    stack = FileStack("staging", state, CONFIG)
-    stack.up(message="initial")
-    monkeypatch.setenv("PULUMI_BACKEND_URL", f"file://{state}")
-    monkeypatch.setattr(stacks, "open_stack", lambda name, cwd: FileStack(name, state))
-    return state
-
-
-def lease_record(backend):
-    return json.loads((backend / ".app-update/leases/app-update/staging/app.json").read_text())
+    return file_backend(tmp_path, monkeypatch, CONFIG)
 
 
 def live(backend):
     return FileStack("staging", backend).outputs()["releases"].value["app"]
 
 
-class Driver:
-    """A `rollout` process over the stand-in; its output read line by line as it comes (a thread per
-    process; drivers started together share one condition, so a test can wait for the first of them)."""
-
-    def __init__(self, backend, tmp_path, *argv, probes="hold", env=None, heard=None):
-        environment = {**os.environ, "STAND_IN_BACKEND": str(backend), "PULUMI_BACKEND_URL": f"file://{backend}",
-                       "STAND_IN_PROBES": probes, "PYTHONPATH": str(ROOT), **(env or {})}
-        self.process = subprocess.Popen([sys.executable, "-u", "-m", "tests.stand_in_rollout", *argv], cwd=ROOT,
-                                        env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.lines: list[str] = []
-        self.ended = False
-        self.heard = heard or threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.process.stdout:
-            with self.heard:
-                self.lines.append(line.rstrip("\n"))
-                self.heard.notify_all()
-        with self.heard:
-            self.ended = True
-            self.heard.notify_all()
-
-    def said(self, text):
-        return next((line for line in self.lines if text in line), None)
-
-    def wait_for(self, text):
-        """Wait for a line containing `text` (the process says where it is)."""
-        with self.heard:
-            assert self.heard.wait_for(lambda: self.said(text) or self.ended, HANG), "the process hangs"
-            line = self.said(text)
-        assert line is not None, f"the process ended without saying {text!r}:\n{self.output}"
-        return line
-
-    def finish(self):
-        self.process.wait(timeout=HANG)
-        with self.heard:
-            assert self.heard.wait_for(lambda: self.ended, HANG)
-        return self.process.returncode
-
-    @property
-    def output(self):
-        return "\n".join(self.lines)
-
-
 def canary(backend, tmp_path, *extra, **kwargs):
-    return Driver(backend, tmp_path, "canary", "staging", "--release", "app", "--url", URL, "--yes",
+    return Driver(backend, "canary", "staging", "--release", "app", "--url", URL, "--yes",
                   "--steps", "50", "--interval", "60m", "--log", str(tmp_path / "canary.log"), *extra, **kwargs)
-
-
-def shift_clock(monkeypatch, seconds):
-    real = leases.wall_clock
-    monkeypatch.setattr(leases, "wall_clock", lambda: real() + seconds)
 
 
 def test_of_two_canaries_started_together_exactly_one_runs(backend, tmp_path):
@@ -125,8 +61,7 @@ def test_of_two_canaries_started_together_exactly_one_runs(backend, tmp_path):
         assert FileStack("staging", backend).up_messages.count("canary app v2: weight 50%") == 1
     finally:
         for driver in drivers:
-            driver.process.kill()
-            driver.process.wait()
+            driver.kill()
 
 
 def test_a_killed_canary_is_aborted_by_the_watchdog_once_its_lease_expires(backend, tmp_path, monkeypatch, capsys):
@@ -144,8 +79,7 @@ def test_a_killed_canary_is_aborted_by_the_watchdog_once_its_lease_expires(backe
         assert f"pid {driver.process.pid}" in err and "step 1/1, weight 50%" in err and "expires" in err
         assert len(FileStack("staging", backend).up_messages) == updates
     finally:
-        driver.process.kill()  # SIGKILL mid-step: no handler runs, the lease stays as it was
-        driver.process.wait()
+        driver.kill()  # SIGKILL mid-step: no handler runs, the lease stays as it was
     assert live(backend)["effectiveWeight"] == 50 and lease_record(backend)["state"] == "running"
     updates = len(FileStack("staging", backend).up_messages)
 
@@ -176,8 +110,7 @@ def test_a_killed_canary_is_aborted_by_the_watchdog_once_its_lease_expires(backe
 def test_resume_finishes_the_run_a_fresh_expired_lease_describes(backend, tmp_path, monkeypatch, capsys):
     driver = canary(backend, tmp_path, "--tag", "v2", "--steps", "25,50")
     driver.wait_for("stand-in: judging the step")
-    driver.process.kill()
-    driver.process.wait()
+    driver.kill()
     from operations import canary_run
     from tests.fake_stack import answers_at_weight
 
@@ -243,7 +176,7 @@ def test_sigterm_mid_update_lets_the_update_finish_then_the_process_aborts_and_r
     assert "`pulumi up` (canary app v2: weight 50%: canary pods for 50% first)" in line
     assert f"kill -9 {driver.process.pid}" in line
     assert line.endswith("finish with: python -m rollout abort staging --release app --yes")
-    release_gate(gate, driver.process, lambda: driver.output)  # the update ends
+    driver.release_gate(gate)  # the update ends
     assert driver.finish() == 1, driver.output
     assert "ABORT at step 1/1 (weight 50%): interrupted by the operator" in driver.output
     assert "traffic to the canary is back at 0%" in driver.output
@@ -335,15 +268,11 @@ def fleet(tmp_path, monkeypatch):
 def wave_driver(fleet, tmp_path, first, **kwargs):
     state, project = fleet
     (project / "waves" / "w.yaml").write_text(WAVE.format(first=first))
-    return Driver(state, tmp_path, "-C", str(project), "wave", "w", "--release", "app", "--yes", **kwargs)
+    return Driver(state, "-C", str(project), "wave", "w", "--release", "app", "--yes", **kwargs)
 
 
 def wave_record(state):
     return json.loads((state / ".app-update/waves/app-update/w/app.json").read_text())
-
-
-def stack_lease(state, name):
-    return json.loads((state / f".app-update/leases/app-update/{name}/app.json").read_text())
 
 
 def test_sigterm_reaches_every_running_canary_of_a_wave_stage(fleet, tmp_path):
@@ -357,15 +286,14 @@ def test_sigterm_reaches_every_running_canary_of_a_wave_stage(fleet, tmp_path):
         driver.process.send_signal(signal.SIGTERM)
         assert driver.finish() == 130, driver.output
     finally:
-        driver.process.kill()
-        driver.process.wait()
+        driver.kill()
     assert "SIGTERM: stopping after what runs now ends safely" in driver.output
     assert driver.output.count("ABORT at step 1/1 (weight 50%): interrupted by the operator") == 2, driver.output
     for name in ("prod-a", "prod-b"):  # nobody promoted them: their weight is back at 0, their leases ended
         stack = FileStack(name, state)
         assert stack.outputs()["releases"].value["app"]["effectiveWeight"] == 0 and not stack.lock_files()
         assert stack.up_messages[-1].startswith("canary app v2@") and "aborted" in stack.up_messages[-1]
-        assert stack_lease(state, name)["outcome"] == "aborted"
+        assert lease_record(state, name)["outcome"] == "aborted"
     record = wave_record(state)
     assert record["status"] == "stopped" and record["stages"][0]["status"] == "failed"
     assert all(entry["detail"].startswith("interrupted")
@@ -388,14 +316,13 @@ def test_sigint_mid_update_of_a_wave_canary_lets_it_finish_then_aborts(fleet, tm
         driver.process.send_signal(signal.SIGINT)
         line = driver.wait_for("SIGINT again: still running:")
         assert line.endswith("finish with: python -m rollout abort prod-a --release app --yes"), line
-        release_gate(gate, driver.process, lambda: driver.output)  # the update ends
+        driver.release_gate(gate)  # the update ends
         assert driver.finish() == 130, driver.output
     finally:
-        driver.process.kill()
-        driver.process.wait()
+        driver.kill()
     assert "ABORT at step 1/1 (weight 50%): interrupted by the operator" in driver.output
     assert "traffic to the canary is back at 0%" in driver.output
     stack = FileStack("prod-a", state)
     assert not stack.lock_files() and stack.outputs()["releases"].value["app"]["effectiveWeight"] == 0
-    assert stack_lease(state, "prod-a")["outcome"] == "aborted"
+    assert lease_record(state, "prod-a")["outcome"] == "aborted"
     assert wave_record(state)["status"] == "stopped" and FileStack("later", state).up_messages == ["initial"]

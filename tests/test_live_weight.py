@@ -147,6 +147,34 @@ def test_istio_reads_the_virtual_service_and_says_what_it_cannot_confirm(api):
 # -- nlb, alb, dns: AWS through boto3, against moto ---------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def botocore_loader():
+    """botocore's reader of service models (JSON read and parsed once per client kind otherwise), shared by
+    the module's sessions: the models are read-only."""
+    from botocore.loaders import create_loader
+
+    return create_loader()
+
+
+@pytest.fixture
+def aws(monkeypatch, botocore_loader):
+    """tests/conftest.py's moto AWS (a fresh mock_aws per test, boto3 session in us-west-2, no real credentials),
+    with the service models read once per module, and without moto's catalogue of default AMIs, which an EC2
+    backend otherwise builds (and rebuilds at every reset) for the VPCs and subnets the load balancers sit in."""
+    import boto3
+    import botocore.session
+    from moto import mock_aws
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+    with mock_aws():
+        core = botocore.session.get_session()
+        core.register_component("data_loader", botocore_loader)
+        yield boto3.session.Session(botocore_session=core, region_name="us-west-2")
+
+
 def load_balancer(session, kind: str, weight: int, *, canary_targets: int = 1, tag: bool = True):
     """An NLB (the Service's, weights on the listener) or an ALB (the Ingress's, weights on a rule) the way the
     AWS Load Balancer Controller builds them, with its tags naming each target group's Service."""

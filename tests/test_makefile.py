@@ -1,6 +1,7 @@
 """The Makefile as a newcomer meets it (issue #26): the first run says what it installs, `rollout` runs without
 activating the venv, and `make preview` says rollout's own exit status."""
 
+import json
 import os
 import subprocess
 import sys
@@ -44,10 +45,11 @@ def outside_the_venv():
 
 def test_rollout_runs_from_any_directory_without_activating_the_venv(venv, tmp_path):
     out = tmp_path / "manifests"
-    run = subprocess.run([str(venv / "bin" / "rollout"), "preview", "local", "--out", str(out)], cwd=tmp_path,
-                         env=outside_the_venv(), capture_output=True, text=True, timeout=120)
+    run = subprocess.run([str(venv / "bin" / "rollout"), "preview", "local", "--json", "--out", str(out)],
+                         cwd=tmp_path, env=outside_the_venv(), capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    assert "Stack local:" in run.stdout and any(out.glob("*.yaml"))
+    plan = json.loads(run.stdout)  # the whole of stdout: nothing else in a process of its own writes there
+    assert plan["stack"] == "local" and plan["awaitLoadBalancer"] is False and any(out.glob("*.yaml"))
     helped = subprocess.run([str(venv / "bin" / "rollout"), "--help"], cwd="/", env=outside_the_venv(),
                             capture_output=True, text=True, timeout=60)
     assert helped.returncode == 0 and helped.stdout.startswith("usage: rollout ")

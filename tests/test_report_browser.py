@@ -10,9 +10,7 @@ import subprocess
 import pytest
 
 from report.svg import PALETTE
-from tests.png import colours, read_png
-from tests.test_canary import apps, latency_the_test_controls  # noqa: F401 (fixtures the good_run needs)
-from tests.test_report import good_run  # noqa: F401
+from tests.png import colours, count_colours, read_png
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed: run `make chromium`")
@@ -33,6 +31,31 @@ def near(seen, colour, tolerance=40):
     return sum(n for c, n in seen.items() if all(abs(a - b) <= tolerance for a, b in zip(c, colour, strict=True)))
 
 
+@pytest.fixture(scope="module")
+def good_run(tmp_path_factory):
+    """The log (and report) of a canary run promoted through steps 5, 25, 50 and 100%: the real run_canary, its
+    judge and its report, over a stand-in stack whose probes answer at the weight (tests/fake_stack.py). What a
+    real run's report claims, against real apps behind a proxy, is tests/test_report.py's to check; this file
+    checks that a browser shows such a page."""
+    from operations import canary_run
+    from tests.clock import VirtualClock
+    from tests.fake_stack import FakeStack, answers_at_weight
+    from tests.test_canary import options
+
+    log = tmp_path_factory.mktemp("good") / "staging-app.log"
+    stack = FakeStack("staging", {
+        "app-update:cluster": {"mode": "kubeconfig", "loadBalancerController": True},
+        "app-update:releases": {"app": {"strategy": "Canary", "traffic": "nlb", "replicas": 4,
+                                        "stable": {"tag": "v1"}, "canary": {"tag": "v1", "weight": 0}}}})
+    stack.up(message="initial")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(canary_run.Prober, "run", answers_at_weight)
+        run = canary_run.run_canary(stack, options("v2", url="http://127.0.0.1:9/"), log_path=log,
+                                    clock=VirtualClock())
+    assert run.exit_code == 0 and [s.weight for s in run.steps] == [5, 25, 50, 100], run.aborted
+    return log
+
+
 def screenshot(page, tmp_path):
     shot = tmp_path / "report.png"
     profile = tmp_path / "profile"  # a fresh profile: nothing from another run
@@ -43,11 +66,11 @@ def screenshot(page, tmp_path):
     return shot.read_bytes()
 
 
-def test_the_report_of_a_test_run_shows_its_plot_in_chromium(good_run, tmp_path):  # noqa: F811
+def test_the_report_of_a_test_run_shows_its_plot_in_chromium(good_run, tmp_path):
     data = screenshot(good_run.with_suffix(".html"), tmp_path)
-    width, height, _ = read_png(data)
+    width, height, rows = read_png(data)
     assert (width, height) == SIZE
-    seen = colours(data)
+    seen = count_colours(width, rows)
     white = seen.get((255, 255, 255), 0)
     assert white < 0.97 * width * height, "a blank page"
     # The charts' own colours, drawn: the band the judge accepts, the observed share, the budget line.

@@ -89,12 +89,8 @@ OTHER_BRANCH = ("was expected", "is not valid under any of the given schemas", "
                 "is not one of ['Recreate']", "is not one of ['eks']")
 
 
-def test_check_jsonschema_names_the_misspelt_key_or_the_bad_value_of_the_branch_meant(tmp_path):
-    files = []
-    for i, (_, document, _) in enumerate(BROKEN):
-        files.append(tmp_path / f"Pulumi.case{i}.yaml")
-        files[-1].write_text(yaml.safe_dump(document))
-    errors = check(files)
+def test_check_jsonschema_names_the_misspelt_key_or_the_bad_value_of_the_branch_meant(checked):
+    errors = checked
     for i, (what, _, named) in enumerate(BROKEN):
         found = errors[f"Pulumi.case{i}.yaml"]
         assert found, f"{what}: not refused"
@@ -103,9 +99,8 @@ def test_check_jsonschema_names_the_misspelt_key_or_the_bad_value_of_the_branch_
             assert not any(fragment in message for fragment in OTHER_BRANCH), (what, path, message)
 
 
-def test_the_stack_files_pass_check_jsonschema():
-    assert check([ROOT / f"Pulumi.{s}.yaml" for s in ("dev", "local", "prod", "staging")]) == {
-        f"Pulumi.{s}.yaml": [] for s in ("dev", "local", "prod", "staging")}
+def test_the_stack_files_pass_check_jsonschema(checked):
+    assert {name: checked[name] for name in SHIPPED} == {name: [] for name in SHIPPED}
 
 
 # The loader's rules JSON Schema cannot say: each compares two values, or a value with the calendar or a unit.
@@ -167,12 +162,8 @@ INVALID_TABLES = [*INVALID, *((_eks(cluster), key, rule) for cluster, key, rule 
                     for text in INVALID_QUANTITIES)]
 
 
-def test_the_schema_refuses_every_invalid_config_the_loader_refuses_or_says_why_it_cannot(tmp_path):
-    files = []
-    for i, (raw, _, _) in enumerate(INVALID_TABLES):
-        files.append(tmp_path / f"Pulumi.invalid{i}.yaml")
-        files[-1].write_text(json.dumps(_document(raw)))  # JSON is YAML; keys like "app\n" survive as written
-    errors = check(files)
+def test_the_schema_refuses_every_invalid_config_the_loader_refuses_or_says_why_it_cannot(checked):
+    errors = checked
     cannot = SCHEMA_CANNOT
     accepted = set()
     for i, (_, key, rule) in enumerate(INVALID_TABLES):
@@ -184,14 +175,15 @@ def test_the_schema_refuses_every_invalid_config_the_loader_refuses_or_says_why_
     assert not stale, f"listed as beyond the schema, but refused by it now: {stale}"
 
 
-def test_the_issues_cases_in_one_file(tmp_path):
-    """The cases of issue #26 together, as a user's file would have them: each reported, nothing else."""
-    document = stack({"app-rolling": {**rolling(), "maxUnavailabe": 1},
+# The cases of issue #26 together, as a user's file would have them.
+ISSUES_CASES = stack({"app-rolling": {**rolling(), "maxUnavailabe": 1},
                       "app-recreate": {"strategy": "Recreate", "tag": "v1", "replicas": -3}},
                      namespace=None, cluster={**EKS, "vpcCidr": "10.10.0.0/33"}, **{"aws:region": "us-west-2"})
-    path = tmp_path / "Pulumi.mine.yaml"
-    path.write_text(yaml.safe_dump(document))
-    found = check([path])["Pulumi.mine.yaml"]
+
+
+def test_the_issues_cases_in_one_file(checked):
+    """The cases of issue #26 together, as a user's file would have them: each reported, nothing else."""
+    found = checked["Pulumi.mine.yaml"]
     assert len(found) == 4, found
     text = "\n".join(f"{p}: {m}" for p, m in found)
     for named in ("maxUnavailabe", "-3 is less than the minimum of 0", "app-update:namespace", "10.10.0.0/33"):
@@ -199,6 +191,23 @@ def test_the_issues_cases_in_one_file(tmp_path):
     assert "'tag' was unexpected" not in text and "'Recreate' was expected" not in text
 
 
-@pytest.fixture(autouse=True)
-def _has_check_jsonschema():
+SHIPPED = [f"Pulumi.{s}.yaml" for s in ("dev", "local", "prod", "staging")]
+
+
+@pytest.fixture(scope="module")
+def checked(tmp_path_factory):
+    """check-jsonschema's errors, by file name, over every file this module's tests read, in one run (its
+    start-up is most of a run's time): the BROKEN cases (Pulumi.case<i>.yaml), the invalid-config tables
+    (Pulumi.invalid<i>.yaml), the issue's cases in one file (Pulumi.mine.yaml) and this project's stack files."""
     assert CHECK_JSONSCHEMA.exists(), "check-jsonschema is pinned in requirements-dev.txt"
+    directory = tmp_path_factory.mktemp("stack-files")
+    files = []
+    for i, (_, document, _) in enumerate(BROKEN):
+        files.append(directory / f"Pulumi.case{i}.yaml")
+        files[-1].write_text(yaml.safe_dump(document))
+    for i, (raw, _, _) in enumerate(INVALID_TABLES):
+        files.append(directory / f"Pulumi.invalid{i}.yaml")
+        files[-1].write_text(json.dumps(_document(raw)))  # JSON is YAML; keys like "app\n" survive as written
+    files.append(directory / "Pulumi.mine.yaml")
+    files[-1].write_text(yaml.safe_dump(ISSUES_CASES))
+    return check([*files, *(ROOT / name for name in SHIPPED)])
