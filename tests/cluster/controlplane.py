@@ -4,10 +4,10 @@ kube-scheduler and kwok (fake nodes whose pods run and get ready), from the bina
 The binaries live in a cache directory outside the checkout keyed like controlplane/build.sh keys it (the hash of
 the Go module's go.mod, go.sum and main.go): `cache_dir()` finds them. `start()` makes a fresh PKI (a CA, the API
 server's serving certificate, the service-account signing key), picks free loopback ports, starts every process
-with its log in the work directory, and waits, through the API, for three kwok nodes in three zones to be Ready and
-the controller manager to have made the `default` ServiceAccount. `stop()` ends every process it started (SIGTERM,
-then SIGKILL); each child also gets SIGKILL from the kernel if the test process dies first (PR_SET_PDEATHSIG), so
-nothing outlives a killed run.
+with its log in the work directory, and waits, through the API, for three kwok nodes in three zones to be Ready,
+the controller manager to have made the `default` ServiceAccount and the API server to refuse Events (below).
+`stop()` ends every process it started (SIGTERM, then SIGKILL); each child also gets SIGKILL from the kernel if the
+test process dies first (PR_SET_PDEATHSIG), so nothing outlives a killed run.
 
 The tests' CPU is the control plane's work per request, and most requests are the controllers' answers to pods
 coming and going, so it runs lean where no test looks: only the controllers the tests need (CONTROLLERS), a
@@ -275,7 +275,7 @@ class ControlPlane:
         self.kubeconfig = self.workdir / "kubeconfig"
         self.kubeconfig.write_text(yaml.safe_dump(kubeconfig(self.server, pki["ca.crt"], self.token)))
         self.kubeconfig.chmod(0o600)
-        self.refuse_events(deadline)  # in force before the first controller records one
+        self.refuse_events()
         kcm_port, scheduler_port, kwok_port = free_port(), free_port(), free_port()
         self._spawn("kube-controller-manager", [
             binary, "controller-manager", f"--kubeconfig={self.kubeconfig}", "--leader-elect=false",
@@ -315,35 +315,22 @@ class ControlPlane:
             watch_until(api.list_namespaced_service_account, lambda accounts: "default" in accounts,
                         "the controller manager's default ServiceAccount",
                         timeout=max(1, int(deadline - time.monotonic())), namespace="default")
+            self._wait("the policy refusing Events in force", lambda: self._events_refused(api), deadline)
         except WatchTimeout as error:
             self._check_alive()
             raise ControlPlaneFailed(f"{error}; logs in {self.workdir}") from None
         finally:
             api_client.close()
 
-    def refuse_events(self, deadline: float) -> None:
+    def refuse_events(self) -> None:
         """A ValidatingAdmissionPolicy that refuses every Event (both APIs): the controllers and the scheduler
         record one or more per pod they create, scale, place or delete, and no test reads them. A refused Event is
         dropped by its recorder (no retry; it logs "Server rejected event") and never reaches storage, watches or
-        the garbage collector's graph. A test that reads Events must lift this (delete the binding). Returns once
-        the API server enforces it (it loads policies asynchronously): a dry-run Event is refused."""
+        the garbage collector's graph. A test that reads Events must lift this (delete the binding). The API
+        server loads policies asynchronously: `_wait_cluster` waits until it enforces this one."""
         from kubernetes import client
-        from kubernetes.client.exceptions import ApiException
 
         api_client = self.api_client()
-        core = client.CoreV1Api(api_client)
-        probe = {"metadata": {"name": "probe"}, "involvedObject": {"kind": "Namespace", "name": "default"},
-                 "reason": "Probe", "message": "is the policy in force?"}
-
-        def refused() -> bool:
-            try:
-                core.create_namespaced_event("default", probe, dry_run="All")
-            except ApiException as error:
-                if REFUSE_EVENTS not in (error.body or ""):
-                    raise
-                return True
-            return False
-
         try:
             admission = client.AdmissionregistrationV1Api(api_client)
             admission.create_validating_admission_policy({
@@ -357,9 +344,23 @@ class ControlPlane:
             admission.create_validating_admission_policy_binding({
                 "metadata": {"name": REFUSE_EVENTS},
                 "spec": {"policyName": REFUSE_EVENTS, "validationActions": ["Deny"]}})
-            self._wait("the policy refusing Events", refused, deadline)
         finally:
             api_client.close()
+
+    @staticmethod
+    def _events_refused(core) -> bool:
+        """Whether the API server refuses an Event now (a dry run: nothing is kept either way)."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            core.create_namespaced_event("default", {
+                "metadata": {"name": "probe"}, "involvedObject": {"kind": "Namespace", "name": "default"},
+                "reason": "Probe", "message": "is the policy in force?"}, dry_run="All")
+        except ApiException as error:
+            if REFUSE_EVENTS not in (error.body or ""):
+                raise
+            return True
+        return False
 
     def api_client(self):
         from kubernetes import config
