@@ -16,9 +16,12 @@ from preview import aws_mocks
 
 
 def as_ints(value: Any) -> Any:
-    """Protobuf hands every number over as a float; give integral ones back as ints."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
+    """Protobuf hands every number over as a float; give integral ones back as ints (in new dicts and lists)."""
+    kind = type(value)
+    if kind is str or value is None or kind is bool:  # the common leaves first: this runs on every registration
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else value
     if isinstance(value, dict):
         return {k: as_ints(v) for k, v in value.items()}
     if isinstance(value, list):

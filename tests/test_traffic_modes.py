@@ -382,11 +382,14 @@ def crd_problems(objects: list[dict[str, Any]]) -> list[str]:
 
 
 def custom_resources(run: ProgramRun) -> list[dict[str, Any]]:
-    return [m.obj for m in manifests.collect(run) if m.obj["apiVersion"] in CUSTOM_API_VERSIONS]
+    return built_in_and_custom(run)[1]
 
 
-def builtin_manifests(run: ProgramRun) -> list[manifests.Manifest]:
-    return [m for m in manifests.collect(run) if m.obj["apiVersion"] not in CUSTOM_API_VERSIONS]
+def built_in_and_custom(run: ProgramRun) -> tuple[list[manifests.Manifest], list[dict[str, Any]]]:
+    """The run's manifests of built-in kinds, and its custom resources' objects."""
+    collected = manifests.collect(run)
+    return ([m for m in collected if m.obj["apiVersion"] not in CUSTOM_API_VERSIONS],
+            [m.obj for m in collected if m.obj["apiVersion"] in CUSTOM_API_VERSIONS])
 
 
 @pytest.fixture(scope="module")
@@ -413,9 +416,9 @@ def assert_crd_valid(objects: list[dict[str, Any]], batch: dict[str, set[str]]) 
 def test_every_object_of_each_new_mode_is_schema_valid(variant, crd_batch):
     custom: list[dict[str, Any]] = []
     for weight in WEIGHTS:
-        run = run_variant(variant, weight)
-        assert manifests.validate_all(builtin_manifests(run), "1.35") == []
-        custom += custom_resources(run)
+        built_in, custom_of_run = built_in_and_custom(run_variant(variant, weight))
+        assert manifests.validate_all(built_in, "1.35") == []
+        custom += custom_of_run
     assert {o["kind"] for o in custom} == CUSTOM_KINDS.get(VARIANTS[variant][0], set())
     if custom:
         assert_crd_valid(custom, crd_batch)
@@ -470,9 +473,10 @@ def test_every_object_of_each_match_route_is_schema_valid_and_one_the_api_server
     custom: list[dict[str, Any]] = []
     for weight in MATCH_WEIGHTS:
         run = run_match_variant(variant, weight)
-        assert manifests.validate_all(builtin_manifests(run), "1.35") == []
+        built_in, custom_of_run = built_in_and_custom(run)
+        assert manifests.validate_all(built_in, "1.35") == []
         assert apiserver_rules.problems_of(run.kubernetes_objects(), DEFAULT_KUBERNETES_VERSION) == []
-        custom += custom_resources(run)
+        custom += custom_of_run
     assert {o["kind"] for o in custom} == CUSTOM_KINDS.get(MATCH_VARIANTS[variant][0], set())
     if custom:
         assert_crd_valid(custom, crd_batch)
