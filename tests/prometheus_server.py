@@ -38,6 +38,7 @@ from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 POLL = 0.05  # seconds between polls while waiting on a deadline
+STARTUP_POLL = 0.25  # at most, while waiting for new targets to be scraped (~5 s: a discovery tick)
 SCRAPE_INTERVAL = "200ms"
 
 
@@ -51,10 +52,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for(condition: Callable[[], Any], deadline_s: float, what: str) -> Any:
-    """Poll `condition` until it returns something true; fail with `what` past the deadline."""
+def wait_for(condition: Callable[[], Any], deadline_s: float, what: str, max_poll: float = POLL) -> Any:
+    """Poll `condition` until it returns something true; fail with `what` past the deadline. The poll interval
+    starts at POLL and doubles up to `max_poll`: a wait known to be long (Prometheus' ~5 s before it scrapes a new
+    target) asks a few times a second, not twenty."""
     deadline = time.monotonic() + deadline_s
     last: object = None
+    poll = POLL
     while True:
         try:
             result = condition()
@@ -64,7 +68,8 @@ def wait_for(condition: Callable[[], Any], deadline_s: float, what: str) -> Any:
             return result
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} within {deadline_s:g}s" + (f" (last: {last})" if last else ""))
-        time.sleep(POLL)  # poll interval while waiting on a deadline
+        time.sleep(poll)  # poll interval while waiting on a deadline
+        poll = min(2 * poll, max(max_poll, POLL))
 
 
 class PrometheusServer:
@@ -151,7 +156,8 @@ class PrometheusServer:
         """Wait until every target is up: scraped at least once, successfully."""
         expected = {address for addresses in self.targets.values() for address in addresses}
         if expected:
-            wait_for(lambda: self._targets_up() >= expected, deadline_s, f"{len(expected)} scrape targets up")
+            wait_for(lambda: self._targets_up() >= expected, deadline_s, f"{len(expected)} scrape targets up",
+                     max_poll=STARTUP_POLL)
 
     def _ready(self) -> bool:
         if self.process is not None and self.process.poll() is not None:

@@ -196,8 +196,8 @@ def test_the_releases_preview_check_sets_the_least_judging_time_and_the_path(app
     config = copy.deepcopy(CONFIG)
     config[RELEASES]["app"]["previewCheck"] = {"interval": "2s", "path": "/healthz"}
     stack = SwitchedStack(proxy, preview_proxy, apps, config=config)
-    # At 400 probes/s the last probe of the 2 s goes out at 1.9975 s of virtual time, which the result rounds to 2.
-    run = run_bluegreen(stack, options("v2", url=preview_proxy.url, interval=0.4, rate=400.0), clock=VirtualClock())
+    # At 250 probes/s the last probe of the 2 s goes out at 1.996 s of virtual time, which the result rounds to 2.
+    run = run_bluegreen(stack, options("v2", url=preview_proxy.url, interval=0.4, rate=250.0), clock=VirtualClock())
     assert run.exit_code == 0, run.aborted
     assert run.judged.elapsed >= 2.0  # not the 0.4 s of --interval
     out = capsys.readouterr().out

@@ -24,7 +24,6 @@ from model.judge import Judge
 from operations.prometheus import APP, Counts, Labels, PrometheusError, PrometheusSource, Rounds, Sample
 from tests.apps import AppProcess
 from tests.prometheus_server import (
-    POLL,
     Background,
     PrometheusServer,
     free_port,
@@ -34,6 +33,9 @@ from tests.prometheus_server import (
 )
 
 JOB = 'job="app"'
+# Between reads of Prometheus while waiting for its next scrape (every 200 ms): a read is four queries, ~12 ms of
+# CPU here and in Prometheus, so half a scrape interval, not the 50 ms of a plain wait.
+SCRAPE_POLL = 0.1
 APPS = {"v1": {}, "v2": {}, "v3": {"FAIL_RATE": "0.5"}, "v4": {"LATENCY_MS": "150"}}
 
 
@@ -166,7 +168,7 @@ def increments_until(sources: list[PrometheusSource], before: list[Sample], expe
                    for source, base, want in zip(sources, before, expected, strict=True))
 
     try:
-        wait_for(seen, deadline_s, "Prometheus to scrape the traffic sent")
+        wait_for(seen, deadline_s, "Prometheus to scrape the traffic sent", max_poll=SCRAPE_POLL)
     except TimeoutError:
         pytest.fail(f"expected {expected}, Prometheus has {[s.sample().since(b) for s, b in zip(sources, before, strict=True)]}")
 
@@ -188,7 +190,7 @@ def quiet_sample(source: PrometheusSource, deadline_s: float = 10.0) -> Sample:
         previous = now
         return None
 
-    return wait_for(still, deadline_s, "the counters to stand still")
+    return wait_for(still, deadline_s, "the counters to stand still", max_poll=SCRAPE_POLL)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -446,7 +448,7 @@ def judge_from_prometheus(prometheus, proxy, apps, canary: str, weight: int = 25
                 if verdict or (rounds.base.time - settled_at >= judged_s
                                and judge.total.requests > judged_requests):
                     break
-            time.sleep(POLL)  # poll interval while waiting on a deadline for the next scrape round
+            time.sleep(SCRAPE_POLL)  # poll interval while waiting on a deadline for the next scrape round
     finally:
         stop.set()
         traffic.join(30)
@@ -461,7 +463,7 @@ def judge_from_prometheus(prometheus, proxy, apps, canary: str, weight: int = 25
         return {v: c for v, c in counted.items() if c != Counts()} == sent
 
     try:
-        wait_for(added_up, 10.0, "the rounds to count every answer sent")
+        wait_for(added_up, 10.0, "the rounds to count every answer sent", max_poll=SCRAPE_POLL)
     except TimeoutError:
         pytest.fail(f"the scrape rounds counted {counted}; the client got {sent}")
     return Judged(judge, verdict, sent, counted)
