@@ -742,13 +742,14 @@ FRONTS = {"gateway-mesh": "HTTPRoute", "gateway-north-south": "HTTPRoute", "isti
 
 @pytest.mark.parametrize("variant", sorted(FRONTS))
 def test_the_plan_reads_the_traffic_object_the_program_registered(variant):
-    own, other = split_namespaces(settings_of(variant, 25))
-    built = plan.build(validate(own, "test", other), run_variant(variant, 25))
+    # At 50%, a weight the tests above render too: both the raise and the abort move pods and weight.
+    own, other = split_namespaces(settings_of(variant, 50))
+    built = plan.build(validate(own, "test", other), run_variant(variant, 50))
     assert built["releases"][0]["service"]["type"] == FRONTS[variant]
     steps = built["releases"][0]["weightSteps"]
-    assert [s["change"] for s in steps] == ["raise 25% → 50%", "abort 25% → 0%"]
-    assert steps[0]["updates"] == ["canary 1 → 2 pods, awaited ready", "weight 25% → 50%"]
-    assert steps[1]["updates"] == ["weight 25% → 0%", "canary 1 → 0 pods"]
+    assert [s["change"] for s in steps] == ["raise 50% → 100%", "abort 50% → 0%"]
+    assert steps[0]["updates"] == ["canary 2 → 4 pods, awaited ready", "weight 50% → 100%"]
+    assert steps[1]["updates"] == ["weight 50% → 0%", "canary 2 → 0 pods"]
 
 
 # ---------------------------------------------------------------------------------------------
