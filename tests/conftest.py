@@ -65,6 +65,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     freezing it keeps the collector's full passes from walking it again and again (~8% of the suite)."""
     gc.collect()
     gc.freeze()
+    # A young-generation collection once 10,000 new objects are alive, not 700: a program run makes hundreds of
+    # thousands of short-lived objects, and most are gone before a collection at this size would look at them (the
+    # collector's share of a worker's CPU, measured on the canary, pipeline and promotion files: 6% -> 3.5%).
+    gc.set_threshold(10_000, 10, 10)
 
 
 def workshop_release(**overrides: Any) -> dict[str, Any]:

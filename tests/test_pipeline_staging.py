@@ -16,6 +16,8 @@ last update succeeded), and `rollout canary` never refuses to start.
 from __future__ import annotations
 
 import contextlib
+import copy
+import functools
 import hashlib
 import io
 import os
@@ -39,10 +41,16 @@ REFUSED = "already carries traffic or is mid-step"
 SETUP_STEPS = {"environments of the program and the policy pack", "pulumi login", "record the stack file"}
 
 
-def deploy_workflow() -> dict:
+@functools.cache
+def _deploy_workflow() -> dict:
     data = yaml.safe_load((ROOT / ".github" / "workflows" / "deploy.yml").read_text())
     data["on"] = data.pop(True, data.get("on"))
     return data
+
+
+def deploy_workflow() -> dict:
+    """The workflow, parsed once per process (a walk reads it; each test gets its own copy)."""
+    return copy.deepcopy(_deploy_workflow())
 
 
 # ---------------------------------------------------------------------------------------------
