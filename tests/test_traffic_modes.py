@@ -405,8 +405,7 @@ def assert_crd_valid(objects: list[dict[str, Any]], batch: dict[str, set[str]]) 
     on their own, so a failure names them."""
     if "valid" not in batch:
         rendered = [o for v in VARIANTS for w in WEIGHTS for o in custom_resources(run_variant(v, w))]
-        rendered += [o for v in MATCH_VARIANTS for w in MATCH_WEIGHTS
-                     for o in custom_resources(run_match_variant(v, w))]
+        rendered += [o for v in MATCH_VARIANTS for o in custom_resources(run_match_variant(v))]
         batch["valid"] = {json.dumps(o, sort_keys=True) for o in rendered} if crd_problems(rendered) == [] else set()
     if not all(json.dumps(o, sort_keys=True) in batch["valid"] for o in objects):
         assert crd_problems(objects) == []
@@ -450,16 +449,23 @@ MATCH_VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "istio-gateway": ("istio", {"match": MATCH}, {}),
     "skipper": ("skipper", {"match": MATCH_REGEX}, {}),
 }
-MATCH_WEIGHTS = (0, 5, 100)
+# The weights each match route is rendered at, one release each: "app" at 0%, "app5" at 5%, "app100" at 100%.
+MATCH_WEIGHTS = {"app": 0, "app5": 5, "app100": 100}
 
 
-def run_match_variant(variant: str, weight: int) -> ProgramRun:
+def run_match_variant(variant: str) -> ProgramRun:
+    """One run rendering the variant's match route at every one of MATCH_WEIGHTS (a release each, as a stack
+    with several canaries has them; the modes' own releases beside them). Each release's objects are its own:
+    one run renders what a run per weight would, under the release's name."""
     traffic, canary_keys, stack_keys = MATCH_VARIANTS[variant]
-    release = releases_of(variant, weight) if variant in VARIANTS else {
-        "app": {"strategy": "Canary", "traffic": traffic, "replicas": 4, "stable": {"tag": "v1"},
-                "canary": {"tag": "v2", "weight": weight}}}
-    release["app"]["canary"].update(copy.deepcopy(canary_keys))
-    settings = settings_with(release)
+    releases: dict[str, Any] = {}
+    for name, weight in MATCH_WEIGHTS.items():
+        of_weight = releases_of(variant, weight) if variant in VARIANTS else {
+            "app": {"strategy": "Canary", "traffic": traffic, "replicas": 4, "stable": {"tag": "v1"},
+                    "canary": {"tag": "v2", "weight": weight}}}
+        of_weight["app"]["canary"].update(copy.deepcopy(canary_keys))
+        releases.update({name if release == "app" else release: spec for release, spec in of_weight.items()})
+    settings = settings_with(releases)
     settings.update(copy.deepcopy(VARIANTS[variant][2] if variant in VARIANTS else {}))
     settings.update(copy.deepcopy(stack_keys))
     run = shared_run("test", settings)
@@ -470,23 +476,25 @@ def run_match_variant(variant: str, weight: int) -> ProgramRun:
 
 @pytest.mark.parametrize("variant", sorted(MATCH_VARIANTS))
 def test_every_object_of_each_match_route_is_schema_valid_and_one_the_api_server_takes(variant, crd_batch):
-    custom: list[dict[str, Any]] = []
-    for weight in MATCH_WEIGHTS:
-        run = run_match_variant(variant, weight)
-        built_in, custom_of_run = built_in_and_custom(run)
-        assert manifests.validate_all(built_in, "1.35") == []
-        assert apiserver_rules.problems_of(run.kubernetes_objects(), DEFAULT_KUBERNETES_VERSION) == []
-        custom += custom_of_run
+    run = run_match_variant(variant)
+    assert {name: run.outputs["releases"][name]["requestedWeight"] for name in MATCH_WEIGHTS} == MATCH_WEIGHTS
+    built_in, custom = built_in_and_custom(run)
+    assert {m.obj["metadata"]["name"] for m in built_in if m.kind == "Deployment"} >= {
+        f"{name}-{track}" for name in MATCH_WEIGHTS for track in ("stable", "canary")}
+    assert manifests.validate_all(built_in, "1.35") == []
+    assert apiserver_rules.problems_of(run.kubernetes_objects(), DEFAULT_KUBERNETES_VERSION) == []
     assert {o["kind"] for o in custom} == CUSTOM_KINDS.get(MATCH_VARIANTS[variant][0], set())
     if custom:
         assert_crd_valid(custom, crd_batch)
 
 
 def test_the_crd_validators_catch_a_broken_match_route():
-    route = next(o for o in custom_resources(run_match_variant("gateway-mesh", 0)) if o["kind"] == "HTTPRoute")
+    route = next(o for o in custom_resources(run_match_variant("gateway-mesh"))
+                 if o["kind"] == "HTTPRoute" and o["metadata"]["name"] == "app")
     bad_type = copy.deepcopy(route)
     bad_type["spec"]["rules"][0]["matches"][0]["headers"][0]["type"] = "Regex"
-    virtual = next(o for o in custom_resources(run_match_variant("istio-mesh", 0)) if o["kind"] == "VirtualService")
+    virtual = next(o for o in custom_resources(run_match_variant("istio-mesh"))
+                   if o["kind"] == "VirtualService" and o["metadata"]["name"] == "app")
     bad_match = copy.deepcopy(virtual)
     bad_match["spec"]["http"][0]["match"] = {"headers": {}}
     found = crd_problems([bad_type, bad_match])
