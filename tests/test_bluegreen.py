@@ -757,9 +757,10 @@ def scraping_the_colors(apps):
 
 
 @pytest.fixture(scope="module", autouse=True)
-def colors_scraped(request):
-    """The Prometheus of the test below, begun on a thread as this module's first test starts (when that test is
-    to run): Prometheus scrapes new targets only ~5 s after it starts, and the tests before it run meanwhile."""
+def scraping(request):
+    """The Prometheus of `colors_scraped`, begun on a thread as this module's first test starts when a test that
+    asks for it is to run: Prometheus scrapes new targets only ~5 s after it starts, and the tests before run
+    meanwhile."""
     if prometheus_binary() is None or not any(
             getattr(item, "module", None) is request.module and "colors_scraped" in getattr(item, "fixturenames", ())
             for item in request.session.items):
@@ -772,19 +773,25 @@ def colors_scraped(request):
     server.stop()
 
 
-def test_a_good_version_judged_from_prometheus_is_switched_to(apps, proxy, preview_proxy, colors_scraped, capsys):
-    if colors_scraped is None:
+@pytest.fixture
+def colors_scraped(scraping):
+    """Prometheus scraping the colors' apps, stopped at the test's end (nothing scrapes on through the tests after
+    it). Outside CI a missing binary skips the test (`make prometheus` installs it); in CI it fails it."""
+    if scraping is None:
         reason = "the prometheus binary is not installed (make prometheus installs Debian's package)"
         if in_ci():
             pytest.fail(f"{reason}; .ci/run should have installed it")
         pytest.skip(reason)
     try:
-        server = colors_scraped.result()
-        stack = SwitchedStack(proxy, preview_proxy, apps)
-        run = run_bluegreen(stack, options("v2", url=preview_proxy.url, interval=2.0, rate=60.0, scale_down_delay=0.0,
-                                           metrics=server.url))
+        yield scraping.result()
     finally:
-        colors_scraped.stop()  # nothing scrapes on through the tests after this one
+        scraping.stop()
+
+
+def test_a_good_version_judged_from_prometheus_is_switched_to(apps, proxy, preview_proxy, colors_scraped, capsys):
+    stack = SwitchedStack(proxy, preview_proxy, apps)
+    run = run_bluegreen(stack, options("v2", url=preview_proxy.url, interval=2.0, rate=60.0, scale_down_delay=0.0,
+                                       metrics=colors_scraped.url))
     out = capsys.readouterr().out
     assert run.exit_code == 0, out
     assert 'pod=~"app-(blue|green)-[a-z0-9]+-[a-z0-9]+"' in out  # the colors' pods, not another release's

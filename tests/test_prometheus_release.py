@@ -32,6 +32,8 @@ SERVERS = {
     "test_a_slow_scrape_interval_is_read_from_prometheus_and_judged_in_whole_rounds": (["v1", "v2"], "1s"),
     "test_a_second_workload_on_the_stable_tag_never_counts": (["v1", "v2", "rolling"], "200ms"),
 }
+# The servers the `apps` fixture began, by test.
+STARTING: dict[str, Background[PrometheusServer]] = {}
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +58,6 @@ def apps(request):
         server.stop()
     STARTING.clear()
     stop_all(started.values())
-
-
-# The servers the `apps` fixture began, by test.
-STARTING: dict[str, Background[PrometheusServer]] = {}
 
 
 def address(app: AppProcess) -> str:
