@@ -24,7 +24,9 @@ scraped after the weight became live (Prometheus's own clock; reported, with a d
 `rollout canary` refuses a step `--interval` shorter than three scrape intervals (`scrape_interval`
 reads them from /api/v1/targets). A target whose scrapes fail drops out of the queries (Prometheus marks its series
 stale) and is not waited for; its counters are remembered, so when it comes back only what it
-counted since is new. A target that restarted (its counter went down) counts what it counted
+counted since is new. The canary's targets all gone is different: a round without its counters would read as
+traffic not reaching it, so the round stays open until they are back, and an error names the canary after a grace
+(`Rounds`; `rollout canary` gives three scrape intervals). A target that restarted (its counter went down) counts what it counted
 since its restart, as Prometheus's own increase() does, but without extrapolation: counts stay whole.
 
 The PromQL it runs (instant queries at one evaluation time, `/api/v1/query`; the scrape times
@@ -321,12 +323,22 @@ class PrometheusSource:
             total, errors = requests.get(target, (0.0, 0.0))
             error = self._errors.fullmatch(labels.get(lab.code, "")) is not None
             requests[target] = (total + value, errors + (value if error else 0.0))
-        if require_canary and not any(target[2] == self.canary_version for target in requests):
-            raise PrometheusError(_line(
-                f"Prometheus at {self.url} has no series of {lab.requests} with {lab.version}="
-                f"{json.dumps(self.canary_version)} (versions seen: "
-                f"{', '.join(sorted({json.dumps(t[2]) for t in requests}))}): is the canary scraped?"))
+        if require_canary and not self.has_canary(requests):
+            raise self.no_canary_series(requests)
         return requests
+
+    def has_canary(self, requests: dict[Target, tuple[float, float]]) -> bool:
+        return any(target[2] == self.canary_version for target in requests)
+
+    def no_canary_series(self, requests: dict[Target, tuple[float, float]],
+                         missing_s: float | None = None) -> PrometheusError:
+        """No series of the canary's version among `requests` (for `missing_s` seconds, when known)."""
+        lab = self.labels
+        how_long = "" if missing_s is None else f" for {missing_s:g}s"
+        seen = ", ".join(sorted({json.dumps(target[2]) for target in requests}))
+        return PrometheusError(_line(
+            f"Prometheus at {self.url} has no series of {lab.requests} with {lab.version}="
+            f"{json.dumps(self.canary_version)}{how_long} (versions seen: {seen}): is the canary scraped?"))
 
     def _latency(self, at: float | None) -> dict[Target, tuple[float, float]]:
         lab = self.labels
@@ -367,18 +379,36 @@ class Rounds:
     The constructor takes the baseline sample; `poll()` takes another and returns the increments
     since the last round once every target of the baseline still answering has been scraped
     since, else None. `round_timeout` (seconds of Prometheus time) ends a round that waits longer
-    than that anyway."""
+    than that anyway.
+
+    With `require_canary`, a round is judged only with the canary's counters in it: a round of the
+    stable version's alone would read as "no traffic reaches the canary". A canary whose scrapes fail
+    (a scrape that times out, a pod restarting) drops out of the queries at once, since Prometheus
+    marks its series stale; `poll()` then returns None and keeps the round open, so the counts of
+    that time are judged once the canary is back, and the canary missing for `canary_grace` seconds
+    (Prometheus time; `round_timeout` if not given) is an error that names it. The baseline itself
+    must have the canary's series (`wait_for_step` waits for them)."""
 
     def __init__(self, source: PrometheusSource, *, require_canary: bool = True, round_timeout: float = 120.0,
-                 base: Sample | None = None):
+                 base: Sample | None = None, canary_grace: float | None = None):
         self.source = source
         self.require_canary = require_canary
         self.round_timeout = round_timeout
+        self.canary_grace = round_timeout if canary_grace is None else canary_grace
         self.base = source.sample(require_canary=require_canary) if base is None else base
         self.rounds = 0
+        self.canary_missing_since: float | None = None
 
     def poll(self) -> dict[str, Counts] | None:
-        now = self.source.sample(require_canary=self.require_canary)
+        now = self.source.sample(require_canary=False)
+        if self.require_canary and not self.source.has_canary(now.requests):
+            if self.canary_missing_since is None:
+                self.canary_missing_since = now.time
+            missing_s = now.time - self.canary_missing_since
+            if missing_s >= self.canary_grace:
+                raise self.source.no_canary_series(now.requests, round(missing_s, 1))
+            return None
+        self.canary_missing_since = None
         behind = [target for target, at in now.scraped.items()
                   if target in self.base.scraped and at <= self.base.scraped[target]]
         if behind and not now.time - self.base.time >= self.round_timeout:
@@ -408,13 +438,14 @@ def scrape_interval(source: PrometheusSource, targets: set[tuple[str, str]]) -> 
 
 
 def wait_for_step(source: PrometheusSource, deadline_s: float, *, sleep: Callable[[float], None] = time.sleep,
-                  now: Callable[[], float] = time.monotonic, poll: float = 0.5) -> tuple[Rounds, float]:
+                  now: Callable[[], float] = time.monotonic, poll: float = 0.5,
+                  canary_grace: float | None = None) -> tuple[Rounds, float]:
     """Once a step's weight is live: wait until the canary has series and every target of the release has
     been scraped after this moment (Prometheus's own time, so no clock skew), then start the rounds from
     there: every round judged holds only traffic from after the weight became live. (A canary pod that
     just became ready may not be discovered or scraped yet; a round that began before the change would
     mix the old split in.) Returns the rounds and the seconds waited; past `deadline_s`, a
-    PrometheusError saying what was still missing."""
+    PrometheusError saying what was still missing. `canary_grace` goes to the rounds (see Rounds)."""
     started = now()
     live_at: float | None = None
     problem = "no answer yet"
@@ -426,7 +457,7 @@ def wait_for_step(source: PrometheusSource, deadline_s: float, *, sleep: Callabl
             has_canary = any(target[2] == source.canary_version for target in current.requests)
             behind = sorted(f"{job}/{instance}" for (job, instance), at in current.scraped.items() if at <= live_at)
             if has_canary and not behind:
-                return Rounds(source, base=current), now() - started
+                return Rounds(source, base=current, canary_grace=canary_grace), now() - started
             missing = [] if has_canary else [
                 f"no series of {source.labels.requests} with {source.labels.version}={json.dumps(source.canary_version)}"
                 " (is the canary scraped?)"]

@@ -133,7 +133,9 @@ def metrics_rounds(source: PrometheusSource, interval: float | None, options: An
     say(f"waiting up to {deadline:g}s for Prometheus to scrape the canary and a whole round after the weight "
         f"(scrape interval {interval:g}s)")
     try:
-        rounds, waited = wait_for_scrape_round(source, deadline)
+        # The canary missing from a scrape or two (a failed scrape marks its series stale) holds the round
+        # open; missing for three scrape intervals, it is an error and the step takes the abort path.
+        rounds, waited = wait_for_scrape_round(source, deadline, canary_grace=SCRAPES_PER_INTERVAL * interval)
     except PrometheusError as error:
         raise NotLive(str(error)) from None
     say(f"Prometheus has a whole round after the weight ({waited:.1f}s): judging from here")

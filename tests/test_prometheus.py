@@ -266,6 +266,63 @@ def test_increments_between_samples(earlier, later, expected):
     assert sample(2.0, **later).since(sample(1.0, **earlier)) == expected
 
 
+def scraped_sample(time: float, **targets: tuple[str, float]) -> Sample:
+    """targets: instance → (version, requests), each scraped at `time`; a target left out has no series
+    (its last scrape failed: Prometheus marked its series stale)."""
+    return Sample(time=time, requests={("app", i, v): (r, 0.0) for i, (v, r) in targets.items()},
+                  scraped={("app", i): time for i in targets})
+
+
+def scripted_rounds(samples: list[Sample], **options) -> tuple[Rounds, PrometheusSource]:
+    """Rounds over a source whose instant queries answer `samples` in turn (the first is the baseline)."""
+    source = PrometheusSource("http://prometheus:9090", "v2", 0.5)
+    answers = iter(samples)
+    source.sample = lambda require_canary=True: next(answers)  # type: ignore[method-assign]
+    return Rounds(source, **options), source
+
+
+def test_a_canary_missing_from_a_scrape_holds_the_round_open_and_loses_nothing():
+    rounds, _ = scripted_rounds([
+        scraped_sample(0, a=("v1", 10), b=("v2", 5)),
+        scraped_sample(1, a=("v1", 20)),  # the canary's scrape failed
+        scraped_sample(2, a=("v1", 30), b=("v2", 9)),
+    ])
+    assert rounds.poll() is None  # not a round of the stable version alone
+    assert rounds.poll() == {"v1": Counts(20, 0, 0), "v2": Counts(4, 0, 0)}  # both versions over the whole span
+    assert rounds.rounds == 1
+
+
+def test_a_canary_missing_for_its_grace_is_named_with_how_long():
+    rounds, _ = scripted_rounds([scraped_sample(0, a=("v1", 10), b=("v2", 5))]
+                                + [scraped_sample(t, a=("v1", 10 + t)) for t in (3, 6, 9)], canary_grace=6)
+    assert rounds.poll() is None and rounds.poll() is None  # missing since 3 s: 3 s of 6
+    with pytest.raises(PrometheusError) as raised:
+        rounds.poll()
+    assert str(raised.value) == ('Prometheus at http://prometheus:9090 has no series of app_requests_total with '
+                                 'version="v2" for 6s (versions seen: "v1"): is the canary scraped?')
+
+
+def test_the_grace_starts_again_once_the_canary_is_back():
+    rounds, _ = scripted_rounds([
+        scraped_sample(0, a=("v1", 10), b=("v2", 5)),
+        scraped_sample(4, a=("v1", 14)),
+        scraped_sample(5, a=("v1", 15), b=("v2", 6)),
+        scraped_sample(8, a=("v1", 18)),
+        scraped_sample(12, a=("v1", 22)),
+    ], canary_grace=5)
+    assert rounds.poll() is None
+    assert rounds.poll() == {"v1": Counts(5, 0, 0), "v2": Counts(1, 0, 0)}
+    assert rounds.poll() is None and rounds.poll() is None  # missing 4 s of 5 since it came back
+
+
+def test_without_require_canary_a_round_of_the_others_is_judged_and_the_grace_defaults_to_the_round_timeout():
+    rounds, _ = scripted_rounds([scraped_sample(0, a=("v1", 10), b=("v2", 5)), scraped_sample(1, a=("v1", 20))],
+                                require_canary=False)
+    assert rounds.poll() == {"v1": Counts(10, 0, 0)}  # an ingress's canary series appear with its first request
+    assert Rounds(PrometheusSource("http://prometheus:9090", "v2", 0.5), round_timeout=30,
+                  base=scraped_sample(0)).canary_grace == 30
+
+
 def test_the_queries_carry_the_label_mapping():
     app = PrometheusSource("http://prometheus:9090/", "v2", 0.5, selector='namespace="app-update"')
     assert app.url == "http://prometheus:9090"
