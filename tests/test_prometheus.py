@@ -177,16 +177,20 @@ def quiet_sample(source: PrometheusSource, deadline_s: float = 10.0) -> Sample:
     """A sample that counts every request answered so far, whatever ran before: taken once two samples
     a whole scrape round apart (every target scraped again in between) count the same. Right after
     traffic a sample can lack the last requests: an app counts a request just after answering it, and
-    the last scrape may not have happened yet."""
-    previous = source.sample()
+    the last scrape may not have happened yet. A sample without the canary's series (its last scrape failed
+    or timed out on a loaded machine, so Prometheus marked them stale) is never one of the two."""
+    previous: Sample | None = None
 
     def still() -> Sample | None:
         nonlocal previous
-        now = source.sample()
-        if any(now.scraped.get(target, -1.0) <= at for target, at in previous.scraped.items()):
-            return None  # a target not scraped again yet
-        if now.requests == previous.requests and now.latency == previous.latency:
-            return now
+        now = source.sample(require_canary=False)
+        if not source.has_canary(now.requests):
+            return None
+        if previous is not None:
+            if any(now.scraped.get(target, -1.0) <= at for target, at in previous.scraped.items()):
+                return None  # a target not scraped again yet
+            if now.requests == previous.requests and now.latency == previous.latency:
+                return now
         previous = now
         return None
 
@@ -477,7 +481,7 @@ def judge_from_prometheus(prometheus, proxy, apps, canary: str, weight: int = 25
     traffic = threading.Thread(target=lambda: answers.update(send(proxy.url, int(rate * deadline_s), rate=rate,
                                                                   stop=stop)))
     source = PrometheusSource(prometheus.url, canary, max_p99=0.5, selector=JOB)
-    quiet_sample(source)  # an earlier test's traffic is all scraped before the first round
+    quiet = quiet_sample(source)  # an earlier test's traffic is all scraped: the rounds' baseline
     counted: dict[str, Counts] = {}
 
     def count(increments: dict[str, Counts]) -> None:
@@ -486,7 +490,7 @@ def judge_from_prometheus(prometheus, proxy, apps, canary: str, weight: int = 25
 
     traffic.start()
     try:
-        rounds = Rounds(source)
+        rounds = Rounds(source, base=quiet)
         settled_at = None
         verdict: str | None = None
         deadline = time.monotonic() + deadline_s
