@@ -247,6 +247,13 @@ class WaveRun:
                     detail = self.action(stack, stage, self.record["image"])
                 entry.update(status=SUCCEEDED, detail=detail, at=iso(self.clock.now()))
                 self.say(f"  {name}: succeeded ({detail})")
+            except PromotedThenInterrupted as landed:
+                entry.update(status=SUCCEEDED, detail=f"{landed.detail}, then interrupted", at=iso(self.clock.now()))
+                self.say(f"  {name}: succeeded ({entry['detail']})")
+                if not interrupts.interrupted():
+                    with self._lock:
+                        self._save()
+                    raise
             except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 (every failure stops the wave)
                 failed.set()
                 line = (error.cause if isinstance(error, stacks.UpdateFailed) else
@@ -311,6 +318,14 @@ def _last_good_revision(stack: StackLike) -> int | None:
 # ---------------------------------------------------------------------------------------------
 
 
+class PromotedThenInterrupted(KeyboardInterrupt):
+    """The stack's update landed, then the signal that came during it stopped the wave."""
+
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
+
+
 @dataclass
 class Actions:
     """promote (with proof) or canary; the source and the checks as `rollout promote` has them."""
@@ -350,8 +365,15 @@ class Actions:
                 raise OperationError(f"the canary of {self.release} {tag} failed on {stack.name} (traffic back on "
                                      "its stable track)")
             return f"canary of {tag} passed and promoted"
-        promotion.apply(stack, plan.changes, plan.records, f"promote {self.release} {plan.changes[0].new} from "
-                        f"{source.name} (wave)", yes=True, confirm=lambda q, w: True, protected=False)
+        try:
+            promotion.apply(stack, plan.changes, plan.records, f"promote {self.release} {plan.changes[0].new} from "
+                            f"{source.name} (wave)", yes=True, confirm=lambda q, w: True, protected=False)
+        except KeyboardInterrupt:
+            # A signal during the update lets it finish, then stops the wave (operations/interrupts.py): an
+            # update that landed is a promotion done, and the record says so (the stack's outputs are the truth).
+            if self._already(stack, image):
+                raise PromotedThenInterrupted(f"promoted {plan.changes[0].new}") from None
+            raise
         return f"promoted {plan.changes[0].new}"
 
     def _already(self, stack: StackLike, image: str) -> bool:

@@ -16,7 +16,7 @@ import yaml
 
 from model import wave_file
 from model.wave_file import WaveError
-from operations import promotion, waves
+from operations import interrupts, promotion, waves
 from operations.record_store import FileRecordStore, RecordConflict, S3RecordStore, store_for
 from operations.stacks import InputError, OperationError
 from tests.clock import VirtualClock
@@ -148,6 +148,32 @@ def test_an_interrupted_wave_resumes_without_repeating_finished_stacks(fleet, tm
     changed = {name for name, stack in fleet.items() if len(stack.applied) != before[name]}
     assert changed == {"usw2", "sae1"}
     assert "wave rel: resuming app" in out
+
+
+def test_a_promotion_whose_update_landed_before_the_signal_is_recorded_as_succeeded(fleet, tmp_path, monkeypatch):
+    signalled: list[str] = []
+
+    def checkpoint() -> None:  # as after a SIGTERM during usw2's update: the update finished, then the wave stops
+        if not signalled and served(fleet["usw2"]) == IMAGE:
+            signalled.append("SIGTERM")
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(interrupts, "checkpoint", checkpoint)
+    monkeypatch.setattr(interrupts, "interrupted", lambda: signalled[0] if signalled else None)
+    with pytest.raises(KeyboardInterrupt):
+        wave(fleet, tmp_path)
+    record, _ = FileRecordStore(tmp_path / "records").read("rel/app")
+    third = record["stages"][2]["stacks"]
+    assert third["usw2"]["status"] == "succeeded", third  # what runs there now, not "failed: interrupted"
+    assert third["usw2"]["detail"] == f"promoted {PINNED}, then interrupted"
+    assert third["sae1"] == {"status": "skipped", "detail": "not started: the wave was interrupted"}
+    assert record["status"] == "stopped"
+    monkeypatch.undo()
+    before = {name: len(stack.applied) for name, stack in fleet.items()}
+    code, out, _ = wave(fleet, tmp_path, resume=True)
+    assert code == 0, out
+    assert {name for name, stack in fleet.items() if len(stack.applied) != before[name]} == {"sae1"}
+    assert "  usw2: already on the release (from the record)" in out.splitlines()
 
 
 def test_until_stage_pauses_and_a_later_job_continues(fleet, tmp_path):
