@@ -114,7 +114,9 @@ def node_group_room(instance_types: Iterable[str], nodes: int) -> tuple[Room | N
 
 
 # The quota keys that bound what pods request, and how to read a pod's share of each; and those that bound limits.
-QUOTA_KEYS = {"pods": "pods", "requests.cpu": "cpu", "cpu": "cpu", "requests.memory": "memory", "memory": "memory"}
+# `count/pods` is the object-count name of `pods`: the API server's pod evaluator counts both the same way.
+QUOTA_KEYS = {"pods": "pods", "count/pods": "pods", "requests.cpu": "cpu", "cpu": "cpu", "requests.memory": "memory",
+              "memory": "memory"}
 LIMIT_QUOTA_KEYS = {"limits.cpu": "cpu", "limits.memory": "memory"}
 
 

@@ -15,9 +15,10 @@ server's defaulting). Quotas with `scopes` or a `scopeSelector` count only the p
 and `BestEffort` quotas (and PriorityClass or cross-namespace-affinity selectors, which the release's pods
 never carry) are left out where they cannot select these pods.
 
-Not checked: a LimitRange's defaults (a release without requests may get some in admission), a rolling
-update's surge pods when the idle color changes tag in place, and quotas on object counts (`count/...`),
-which the preview update does not add to.
+Pods are counted against `pods` and `count/pods` (the object-count name the API server's pod evaluator also
+answers to). Not checked: a LimitRange's defaults (a release without requests may get some in admission), a rolling
+update's surge pods when the idle color changes tag in place, and quotas on other object counts
+(`count/deployments.apps`, `count/services`...), which the preview update does not add to.
 """
 
 from __future__ import annotations

@@ -207,6 +207,11 @@ def test_a_quota_read_live_is_checked_against_the_new_color():
     short = quota_shortfalls(hard, {"pods": "8", "requests.cpu": "1500m", "requests.memory": "1Gi"}, extra)
     assert short == ["pods: 8 used + 4 for the new color > 10 hard",
                      "requests.cpu: 1.5 cores used + 1 core for the new color > 2 cores hard"]
+    # the object-count name of the pod count: the API server refuses pods past it the same way
+    assert quota_shortfalls({"count/pods": "10"}, {"count/pods": "8"}, extra) == [
+        "count/pods: 8 used + 4 for the new color > 10 hard"]
+    assert quota_shortfalls({"count/pods": "12", "count/services": "1"}, {"count/pods": "8", "count/services": "1"},
+                            extra) == []  # the preview adds pods, not Services
 
 
 def test_rollout_forecast_shows_the_blue_green_phases(capsys):
