@@ -120,6 +120,20 @@ QUOTA_KEYS = {"pods": "pods", "count/pods": "pods", "requests.cpu": "cpu", "cpu"
 LIMIT_QUOTA_KEYS = {"limits.cpu": "cpu", "limits.memory": "memory"}
 
 
+# The quota keys for which the API server refuses a pod whose containers do not each set the resource
+# (pkg/quota/v1/evaluator/core/pods.go, `validationSet`: "must specify ..."), and where each is set.
+REQUIRED_QUOTA_KEYS = {"cpu": ("requests", "cpu"), "requests.cpu": ("requests", "cpu"),
+                       "memory": ("requests", "memory"), "requests.memory": ("requests", "memory"),
+                       "limits.cpu": ("limits", "cpu"), "limits.memory": ("limits", "memory")}
+
+
+def quota_unset_keys(hard: Mapping[str, str], requests: Mapping[str, str], limits: Mapping[str, str]) -> list[str]:
+    """The keys of a quota's `hard` that a pod with these requests and limits (as admitted: after the API server's
+    defaulting and a LimitRange's defaults) does not set: the quota's admission refuses such a pod outright."""
+    given = {"requests": requests, "limits": limits}
+    return [key for key, (where, name) in REQUIRED_QUOTA_KEYS.items() if key in hard and name not in given[where]]
+
+
 def quota_shortfalls(hard: Mapping[str, str], used: Mapping[str, str], extra: Room,
                      limits: Room | None = None) -> list[str]:
     """A ResourceQuota's `status.hard`/`status.used` against `extra` more pods (a new color): one line per key that

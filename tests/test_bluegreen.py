@@ -376,13 +376,13 @@ def quota(name, hard, used):
 
 @pytest.fixture
 def quotas(monkeypatch):
-    """The real check, over the official client's list call patched: `found` is what the namespace holds (an
-    exception: the list call raises it); `reads` the namespaces read."""
+    """The real check, over the official client's list calls patched: `found` is what the namespace holds (an
+    exception: the list call raises it), `limit_ranges` its LimitRanges; `reads` the namespaces read."""
     from kubernetes import client
 
     from operations import live_capacity, live_weight
 
-    state = {"found": [], "reads": []}
+    state = {"found": [], "reads": [], "limit_ranges": []}
 
     def list_namespaced_resource_quota(self, namespace, **kwargs):
         state["reads"].append(namespace)
@@ -390,9 +390,16 @@ def quotas(monkeypatch):
             raise state["found"]
         return client.V1ResourceQuotaList(items=state["found"])
 
+    def list_namespaced_limit_range(self, namespace, **kwargs):
+        state["reads"].append(f"{namespace} limitranges")
+        if isinstance(state["limit_ranges"], Exception):
+            raise state["limit_ranges"]
+        return client.V1LimitRangeList(items=state["limit_ranges"])
+
     monkeypatch.setattr(live_capacity, "new_color_shortfalls", REAL_NEW_COLOR_SHORTFALLS)
     monkeypatch.setattr(live_weight, "kubernetes_client", lambda kubeconfig=None, context=None: client.ApiClient())
     monkeypatch.setattr(client.CoreV1Api, "list_namespaced_resource_quota", list_namespaced_resource_quota)
+    monkeypatch.setattr(client.CoreV1Api, "list_namespaced_limit_range", list_namespaced_limit_range)
     return state
 
 
@@ -416,7 +423,7 @@ def test_a_quota_that_cannot_hold_the_new_color_refuses_the_run_before_anything_
     assert "raise the quota" in err and "lower the release's replicas or resources.requests" in err
     assert stack.up_messages == ["initial"] and {k: v.value for k, v in stack.get_all_config().items()} == before
     assert spec.read() is None  # no lease was taken: nothing to release, the next run may go
-    assert quotas["reads"] == ["app-update"]
+    assert quotas["reads"] == ["app-update", "app-update limitranges"]
 
 
 def test_each_quota_key_short_is_named_with_its_numbers(apps, proxy, preview_proxy, quotas):
@@ -428,8 +435,52 @@ def test_each_quota_key_short_is_named_with_its_numbers(apps, proxy, preview_pro
     text = str(refused.value)
     assert "requests.cpu: 1 core used + 1 core for the new color > 1.5 cores hard" in text
     assert "requests.memory: 1025Mi used + 1024Mi for the new color > 2048Mi hard" in text
-    assert "limits.memory" not in text  # the release sets no limits: its pods take none of that quota
+    # The release sets no memory limit: the quota's admission refuses such pods outright ("must specify").
+    assert ("ResourceQuota app-update/team: limits.memory: the pods would not set it (no resources.limits.memory and "
+            "no LimitRange default) and the API server refuses a pod without it") in text
     assert stack.up_messages == ["initial"]
+
+
+def limit_range(name, default_request=None, default=None):
+    from kubernetes import client
+
+    return client.V1LimitRange(metadata=client.V1ObjectMeta(name=name, namespace="app-update"),
+                               spec=client.V1LimitRangeSpec(limits=[client.V1LimitRangeItem(
+                                   type="Container", default_request=default_request, default=default)]))
+
+
+@pytest.mark.parametrize("resources,ranges,expected", [
+    pytest.param({}, [], ["requests.cpu: the pods would not set it (no resources.requests.cpu and no LimitRange "
+                          "default) and the API server refuses a pod without it"], id="no requests, no LimitRange"),
+    pytest.param({}, [limit_range("defaults", {"cpu": "500m"})],
+                 ["requests.cpu: 0m used + 2 cores for the new color > 1 core hard",
+                  "counted with the defaults of LimitRange app-update/defaults: cpu request 500m each"],
+                 id="the LimitRange's defaultRequest is counted"),
+    pytest.param({}, [limit_range("a-small", {"cpu": "100m"}), limit_range("b-big", {"cpu": "2"})], [],
+                 id="the first LimitRange by name"),
+    pytest.param({"limits": {"cpu": "200m"}}, [limit_range("defaults", {"cpu": "500m"})], [],
+                 id="a request from the release's limit comes before any LimitRange default"),
+    pytest.param({"requests": {"cpu": "100m"}}, [limit_range("defaults", {"cpu": "500m"})], [],
+                 id="the release's own request"),
+])
+def test_a_limit_ranges_defaults_are_what_the_new_colors_pods_take(resources, ranges, expected):
+    """As the API server admits each pod: a request from its limit (defaulting), then the LimitRanger's Container
+    defaults for what is still unset; a quota on requests.cpu refuses a pod that sets none."""
+    from model.config import load
+    from operations import live_capacity
+
+    release = load({**CONFIG, RELEASES: {"app": {**CONFIG[RELEASES]["app"], "resources": resources}}},
+                   "staging").release("app")
+    found = quota("team", {"requests.cpu": "1"}, {"requests.cpu": "0"})
+    lines = live_capacity.shortfalls([found], release, 4, ranges)
+    assert lines == [line if line.startswith("counted") else f"ResourceQuota app-update/team: {line}"
+                     for line in expected]
+
+
+def test_limit_ranges_are_read_only_where_a_quota_is(apps, proxy, preview_proxy, quotas):
+    stack = SwitchedStack(proxy, preview_proxy, apps, config=WITH_REQUESTS)
+    run = run_bluegreen(stack, options("v2", url=preview_proxy.url), clock=VirtualClock())
+    assert run.exit_code == 0 and quotas["reads"] == ["app-update"]
 
 
 @pytest.mark.parametrize("failure,said", [
