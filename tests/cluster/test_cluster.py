@@ -745,10 +745,11 @@ QUOTA_REQUESTS = {"cpu": "250m", "memory": "256Mi"}  # per pod; blue at rest: 3 
 
 @pytest.mark.parametrize("hard,short", [
     ({"pods": "4", "requests.cpu": "10", "requests.memory": "10Gi"}, "pods"),
+    ({"count/pods": "4", "requests.cpu": "10", "requests.memory": "10Gi"}, "count/pods"),  # the object-count name
     ({"pods": "20", "requests.cpu": "1", "requests.memory": "10Gi"}, "requests.cpu"),
     ({"pods": "20", "requests.cpu": "10", "requests.memory": "1280Mi"}, "requests.memory"),
     ({"pods": "6", "requests.cpu": "1500m", "requests.memory": "1536Mi"}, None),  # exactly room for both colors
-], ids=["pods", "cpu", "memory", "room"])
+], ids=["pods", "count-pods", "cpu", "memory", "room"])
 def test_quota_reader_names_what_the_api_server_refuses_the_new_color(kube, applier, namespace, hard, short):
     """A ResourceQuota filled by blue's pods (status.used written by the quota controller and admission), read as
     `rollout bluegreen` reads it; then green applied at full size, as the preview update does: the API server
@@ -766,7 +767,8 @@ def test_quota_reader_names_what_the_api_server_refuses_the_new_color(kube, appl
     settings = blue_green_settings(active="blue", blue={"tag": "v1"}, resources={"requests": QUOTA_REQUESTS})
     applier.apply_all(into_namespace(render(settings), namespace))
     watch_until(api.list_namespaced_resource_quota,
-                lambda qs: qs["team"]["status"].get("used", {}).get("pods") == "3", "blue's 3 pods in the quota's used",
+                lambda qs: "3" in (qs["team"]["status"].get("used", {}).get(key) for key in ("pods", "count/pods")),
+                "blue's 3 pods in the quota's used",
                 namespace=namespace)
     release = load(settings, "test").release("app")
     lines = live_capacity.shortfalls(live_capacity.read_quotas(kube.api_client, namespace), release, 3)
@@ -798,3 +800,66 @@ def test_quota_reader_names_what_the_api_server_refuses_the_new_color(kube, appl
     assert sorted(item.split("=")[0] for item in found.group(1).split(",")) == [short]
     pods = client.CoreV1Api(kube.api_client).list_namespaced_pod(namespace, label_selector=green).items
     assert len(pods) < 3  # the new color cannot come up complete: its Deployment would never be ready
+
+
+LIMIT_RANGE = {"metadata": {"name": "defaults"},
+               "spec": {"limits": [{"type": "Container", "defaultRequest": {"cpu": "500m"}}]}}
+
+
+@pytest.mark.parametrize("hard,with_limit_range,expected", [
+    # blue's 3 pods at the LimitRange's 500m, and green's 3 more, are 3 cores: past 2
+    ({"requests.cpu": "2"}, True, ["requests.cpu: 1.5 cores used + 1.5 cores for the new color > 2 cores hard",
+                                   "counted with the defaults of LimitRange {ns}/defaults: cpu request 500m each"]),
+    ({"requests.cpu": "3"}, True, []),  # exactly room for both colors at the default
+    ({"requests.cpu": "10"}, False, ["requests.cpu: the pods would not set it (no resources.requests.cpu and no "
+                                     "LimitRange default) and the API server refuses a pod without it"]),
+], ids=["limit-range-short", "limit-range-room", "must-specify"])
+def test_quota_reader_counts_pods_as_admitted_with_the_limit_ranges_defaults(kube, applier, namespace, hard,
+                                                                             with_limit_range, expected):
+    """A release that sets no requests: its pods take the namespace's LimitRange defaults at admission (the
+    LimitRanger plugin), and a quota on requests.cpu refuses pods that have none. Blue comes up first, then the
+    quota; the reader's lines, then green applied: the API server refuses green's pods exactly where the reader
+    said (over the quota, or "must specify"), and admits all of them where it said nothing."""
+    from model.config import load
+    from operations import live_capacity
+
+    api = core(kube)
+    if with_limit_range:
+        api.create_namespaced_limit_range(namespace, LIMIT_RANGE)
+    no_cpu = {"requests": {"memory": "64Mi"}}  # a given `resources` replaces the program's defaults whole
+    settings = blue_green_settings(active="blue", blue={"tag": "v1"}, resources=no_cpu)
+    applier.apply_all(into_namespace(render(settings), namespace))
+    watch_until(apps(kube).list_namespaced_replica_set,
+                lambda sets: sum(rs.get("status", {}).get("readyReplicas", 0) for rs in sets.values()) == 3,
+                "blue's 3 pods ready", namespace=namespace, label_selector="version=blue")
+    api.create_namespaced_resource_quota(namespace, {"metadata": {"name": "team"}, "spec": {"hard": hard}})
+    blue_cpu = "1500m" if with_limit_range else "0"
+    watch_until(api.list_namespaced_resource_quota,
+                lambda qs: qs["team"].get("status", {}).get("used", {}).get("requests.cpu") == blue_cpu,
+                "blue's pods in the quota's used", namespace=namespace)
+    release = load(settings, "test").release("app")
+    lines = live_capacity.shortfalls(live_capacity.read_quotas(kube.api_client, namespace), release, 3,
+                                     live_capacity.read_limit_ranges(kube.api_client, namespace))
+    assert lines == [line.format(ns=namespace) if line.startswith("counted") else
+                     f"ResourceQuota {namespace}/team: {line}" for line in expected]
+
+    preview = blue_green_settings(active="blue", blue={"tag": "v1"}, green={"tag": "v2"}, resources=no_cpu)
+    applier.apply_all(into_namespace(render(preview), namespace))
+    green = "version=green"
+
+    def refused(sets: dict[str, Any]) -> list[str]:
+        return [c.get("message", "") for rs in sets.values() for c in rs.get("status", {}).get("conditions", [])
+                if c["type"] == "ReplicaFailure" and "quota" in c.get("message", "")]
+
+    if not expected:
+        watch_until(apps(kube).list_namespaced_replica_set,
+                    lambda sets: sum(rs.get("status", {}).get("readyReplicas", 0) for rs in sets.values()) == 3,
+                    "green's 3 pods ready", namespace=namespace, label_selector=green)
+        return
+    sets = watch_until(apps(kube).list_namespaced_replica_set, lambda found: bool(refused(found)),
+                       "green's ReplicaSet refused a pod by the quota", namespace=namespace, label_selector=green)
+    message = refused(sets)[0]
+    if with_limit_range:
+        assert "exceeded quota: team, requested: requests.cpu=500m," in message, message
+    else:
+        assert "failed quota: team: must specify requests.cpu" in message, message
