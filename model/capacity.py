@@ -74,6 +74,14 @@ def _mib(value: Decimal) -> str:
     return f"{int(value / MIB)}Mi"
 
 
+def defaulted_requests(requests: Mapping[str, str] | None, limits: Mapping[str, str] | None) -> dict[str, str]:
+    """A container's CPU and memory requests as the API server creates its pods: a request not given takes its
+    limit (pkg/apis/core/v1/defaults.go, SetDefaults_Pod). The scheduler and a ResourceQuota count these."""
+    given = {k: str(v) for k, v in (limits or {}).items() if k in ("cpu", "memory")}
+    given.update({k: str(v) for k, v in (requests or {}).items() if k in ("cpu", "memory")})
+    return given
+
+
 def pod_room(requests: Mapping[str, str], pods: int) -> Room:
     """What `pods` pods of these requests need (a request not given counts as 0, as the scheduler counts it)."""
     cpu = parse_quantity(requests["cpu"]) if "cpu" in requests else Decimal(0)

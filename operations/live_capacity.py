@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from model.capacity import Room, pod_room, quota_shortfalls, quota_unset_keys
+from model.capacity import Room, defaulted_requests, pod_room, quota_shortfalls, quota_unset_keys
 from model.config import Release
 
 
@@ -43,8 +43,7 @@ class QuotaUnreadable(Exception):
 def pod_requests(release: Release) -> dict[str, str]:
     """The requests each pod gets: `resources.requests`, a request not given taking its limit (as the API
     server defaults a container's requests from its limits)."""
-    limits, requests = release.resources.limits or {}, release.resources.requests or {}
-    return {**{k: v for k, v in limits.items() if k in ("cpu", "memory")}, **requests}
+    return defaulted_requests(release.resources.requests, release.resources.limits)
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,7 @@ def container_defaults(limit_ranges: list[Any]) -> tuple[str | None, dict[str, s
 def admitted(release: Release, limit_ranges: list[Any] | None = None) -> Admitted:
     """The release's pods' requests and limits as the API server admits them (see the module's docstring)."""
     limits = {k: str(v) for k, v in (release.resources.limits or {}).items() if k in ("cpu", "memory")}
-    requests = {**limits, **{k: str(v) for k, v in (release.resources.requests or {}).items() if k in ("cpu", "memory")}}
+    requests = pod_requests(release)
     source, default_requests, default_limits = container_defaults(limit_ranges or [])
     filled = []
     for kind, mine, defaults in (("limit", limits, default_limits), ("request", requests, default_requests)):

@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from model import canary_math
-from model.capacity import Room, node_group_room, pod_room
+from model.capacity import Room, defaulted_requests, node_group_room, pod_room
 from model.config import Release, StackConfig
 from model.fenceposts import RECREATE, ROLLING_UPDATE, scaled_value
 from model.forecast import Forecast, blue_green_forecast, forecast
@@ -319,8 +319,13 @@ def blue_green_plan(release: Release) -> dict[str, Any]:
     }
 
 
+def _pod_requests(release: Release) -> dict[str, str]:
+    """What each pod requests as the scheduler counts it (a request not given takes its limit)."""
+    return defaulted_requests(release.resources.requests, release.resources.limits)
+
+
 def _pods_at_rest(release: Release) -> Room:
-    return pod_room(release.resources.requests, sum(release.replica_counts().values()))
+    return pod_room(_pod_requests(release), sum(release.replica_counts().values()))
 
 
 def capacity_warnings(config: StackConfig) -> dict[str, list[str]]:
@@ -341,7 +346,7 @@ def capacity_warnings(config: StackConfig) -> dict[str, list[str]]:
         if release.strategy != "BlueGreen":
             continue
         assert release.idle is not None
-        extra = pod_room(release.resources.requests, release.replicas - release.color_replicas(release.idle))
+        extra = pod_room(_pod_requests(release), release.replicas - release.color_replicas(release.idle))
         short = room.short_of(rest + extra)
         if short:
             found[release.name] = [

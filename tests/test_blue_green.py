@@ -196,6 +196,11 @@ def test_the_plan_warns_where_the_node_group_cannot_hold_both_colors():
     assert plan.capacity_warnings(roomy) == {}
     kubeconfig = load(settings_with(releases), "test")
     assert plan.capacity_warnings(kubeconfig) == {}  # nodes are not in config: checked live only
+    # limits only: each pod requests its limits (the API server's defaulting), and the scheduler counts that
+    limits_only = {"app-bg": bluegreen(replicas=6, green=None, resources={"limits": {"cpu": "1", "memory": "512Mi"}})}
+    config = load({**settings_with(limits_only, cluster=eks_cluster(2)), "aws:region": "us-west-2"}, "test")
+    warnings = plan.capacity_warnings(config)["app-bg"]
+    assert len(warnings) == 1 and "CPU requests 12 cores" in warnings[0], warnings
 
 
 def test_a_quota_read_live_is_checked_against_the_new_color():
