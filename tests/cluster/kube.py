@@ -68,7 +68,8 @@ def fresh_namespace(api_client, *, pods: bool = True) -> str:
     keeps of the objects they apply, never what runs. Their Deployments and ReplicaSets are still made, updated and
     given status by the real controllers, but the ReplicaSets' pods are refused at admission: no pod to schedule,
     make Ready, count in EndpointSlices and disruption budgets, and delete at the next update (most of the control
-    plane's work, for nothing those tests read)."""
+    plane's work, for nothing those tests read). The ReplicaSet controller retries a refused pod with exponential
+    back-off (about a dozen tries in a minute): cheaper requests (nothing stored, nothing watched) than pods' lives."""
     import uuid
 
     from kubernetes import client
