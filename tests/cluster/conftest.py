@@ -4,7 +4,8 @@
 nodes in three zones, started once per test process and stopped at its end whatever happens. Not built here
 (`make controlplane` builds it): outside CI the tests skip with one line saying so; under CI=true they fail.
 `kube` (session): what a test of the project's live reads needs, a kubeconfig path and an `ApiClient` on it.
-`namespace`: a fresh namespace per test, left in place: the control plane's end removes it with everything else.
+`namespace`: a fresh namespace per test (one that refuses pods for a test marked `no_pods`), left in place: the
+control plane's end removes it with everything else.
 Deleting it during the run would cost the namespace controller a sweep over every resource type (the CRDs' too)
 and the controllers a deletion per pod, for nothing a test reads.
 
@@ -67,5 +68,11 @@ def kube(control_plane: controlplane.ControlPlane) -> Iterator[Kube]:
 
 
 @pytest.fixture
-def namespace(kube: Kube) -> str:
-    return fresh_namespace(kube.api_client)
+def namespace(kube: Kube, request: pytest.FixtureRequest) -> str:
+    """A test marked `no_pods` gets a namespace where the controllers' pods are refused (kube.fresh_namespace)."""
+    return fresh_namespace(kube.api_client, pods=request.node.get_closest_marker("no_pods") is None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "no_pods: the test's namespace refuses pods (it reads what the API server "
+                                       "keeps of the objects applied, never what runs)")

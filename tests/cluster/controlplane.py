@@ -12,8 +12,9 @@ test process dies first (PR_SET_PDEATHSIG), so nothing outlives a killed run.
 The tests' CPU is the control plane's work per request, and most requests are the controllers' answers to pods
 coming and going, so it runs lean where no test looks: only the controllers the tests need (CONTROLLERS), a
 Service's EndpointSlices written at most once a second, Events refused at admission (`refuse_events`: nothing
-reads them, and they were a sixth of all writes), the Go components' garbage collector held off until near a heap
-limit (GO_HEAP_LIMITS).
+reads them, and they were a sixth of all writes), no API Priority and Fairness (one client: nothing to share out),
+the Go components' garbage collector held off until near a heap limit (GO_HEAP_LIMITS). Tests that read only what
+the API server keeps of the objects they apply run in namespaces that refuse pods (kube.fresh_namespace).
 """
 
 from __future__ import annotations
@@ -267,7 +268,10 @@ class ControlPlane:
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={pki['sa.pub']}", f"--service-account-signing-key-file={pki['sa.key']}",
             "--service-cluster-ip-range=10.96.0.0/16", f"--cert-dir={self.workdir / 'apiserver-certs'}",
-            "--profiling=false", "-v=1"])
+            "--profiling=false", "-v=1",
+            # One client here, nothing to queue fairly: no flow-control bookkeeping per request, no bootstrap
+            # FlowSchemas and PriorityLevels kept in step (about a tenth of the API server's CPU).
+            "--enable-priority-and-fairness=false"])
         self._wait("etcd", lambda: _http_ok(f"{etcd_url}/health"), deadline)
         context = ssl.create_default_context(cafile=str(pki["ca.crt"]))
         self._wait("kube-apiserver /readyz", lambda: _http_ok(f"{self.server}/readyz", context, self.token),

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 FIELD_MANAGER = "app-update"
+NO_PODS = "app-update-test-no-pods"
 WATCH_TIMEOUT = 60  # seconds; a watch that reaches it fails the test (the control plane is broken or stuck)
 
 
@@ -60,14 +61,24 @@ def render(settings: dict[str, Any], stack: str = "test") -> list[dict[str, Any]
     return _RENDERED[key]
 
 
-def fresh_namespace(api_client) -> str:
-    """A new namespace, named as no other test's is; left in place (tests/cluster/conftest.py says why)."""
+def fresh_namespace(api_client, *, pods: bool = True) -> str:
+    """A new namespace, named as no other test's is; left in place (tests/cluster/conftest.py says why).
+
+    `pods=False`: a ResourceQuota of zero pods in it (NO_PODS), for tests that read what the API server accepts and
+    keeps of the objects they apply, never what runs. Their Deployments and ReplicaSets are still made, updated and
+    given status by the real controllers, but the ReplicaSets' pods are refused at admission: no pod to schedule,
+    make Ready, count in EndpointSlices and disruption budgets, and delete at the next update (most of the control
+    plane's work, for nothing those tests read). The ReplicaSet controller retries a refused pod with exponential
+    back-off (about a dozen tries in a minute): cheaper requests (nothing stored, nothing watched) than pods' lives."""
     import uuid
 
     from kubernetes import client
 
     name = f"t-{uuid.uuid4().hex[:10]}"
-    client.CoreV1Api(api_client).create_namespace({"metadata": {"name": name}})
+    core = client.CoreV1Api(api_client)
+    core.create_namespace({"metadata": {"name": name}})
+    if not pods:
+        core.create_namespaced_resource_quota(name, {"metadata": {"name": NO_PODS}, "spec": {"hard": {"pods": "0"}}})
     return name
 
 

@@ -171,6 +171,10 @@ class AppliedStack(NamedTuple):
     plan: dict[str, Any]  # the plan `rollout preview --json` printed
 
 
+# The stacks whose pods tests read (the zones test: dev's; the EndpointSlices test: local's).
+STACKS_WITH_PODS = {"dev", "local"}
+
+
 @pytest.fixture(scope="session")
 def applied_stacks(kube, applier, tmp_path_factory):
     """`rollout preview <stack> --json --out DIR`'s files server-side applied into a fresh namespace of their own,
@@ -181,7 +185,7 @@ def applied_stacks(kube, applier, tmp_path_factory):
     def applied(stack: str) -> AppliedStack:
         if stack not in cache:
             objects, plan = preview_manifests(stack, tmp_path_factory.mktemp(f"preview-{stack}"))
-            namespace = fresh_namespace(kube.api_client)
+            namespace = fresh_namespace(kube.api_client, pods=stack in STACKS_WITH_PODS)
             sent = into_namespace(objects, namespace)
             cache[stack] = AppliedStack(namespace, objects, sent, applier.apply_all(sent), plan)
         return cache[stack]
@@ -238,6 +242,7 @@ def weight_step(mode: str) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("mode", sorted(MODES))
+@pytest.mark.no_pods
 def test_traffic_mode_objects_are_accepted_with_the_upstream_crds_and_take_a_weight_step(mode, applier, namespace):
     """The mode's objects (a canary at 25%) server-side applied into a fresh namespace, the custom resources
     against their upstream CRDs, then a weight step (50%) applied over them in place, as users make it: no
@@ -290,11 +295,13 @@ def release_update_cases() -> dict[str, list[dict[str, Any]]]:
 
 
 @pytest.mark.parametrize("case", sorted(release_update_cases()))
+@pytest.mark.no_pods
 def test_updates_apply_in_place_without_conflicts(case, applier, namespace):
     """Each config in turn, applied over the one before (no "field is immutable", no apply conflict)."""
     apply_in_turn(applier, namespace, release_update_cases()[case], case)
 
 
+@pytest.mark.no_pods
 def test_a_blue_green_switch_changes_the_services_selectors_only_and_starts_no_pod(kube, applier, namespace):
     """Both colors up, then `active: green` applied: the API server takes it in place (no conflict, nothing
     immutable), the active Service selects green and the preview Service blue, and neither Deployment changes (its
@@ -349,6 +356,7 @@ def test_undo_applies_the_earlier_revision_back_and_the_controller_reuses_its_re
     assert revisions == {"arungupta/app-upgrade:v1": "3", "arungupta/app-upgrade:v2": "2"}
 
 
+@pytest.mark.no_pods
 def test_a_changed_selector_fails_in_place_so_no_update_here_changes_one(applier, namespace):
     """The one immutable field the program could change is a Deployment's selector: in place, the real server
     refuses it (so such a change would need replaceOnChanges/deleteBeforeReplace). No config change above changes
