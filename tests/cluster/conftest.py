@@ -1,9 +1,10 @@
 """Fixtures of the tests that talk to a real control plane (tests/cluster/controlplane.py).
 
-`control_plane` (session): etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok with three fake
-nodes in three zones, started once per test process and stopped at its end whatever happens. Not built here
+`control_plane` (package): etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok with three fake
+nodes in three zones, started once per test process for this directory's tests and stopped when they end, whatever
+happens. Not built here
 (`make controlplane` builds it): outside CI the tests skip with one line saying so; under CI=true they fail.
-`kube` (session): what a test of the project's live reads needs, a kubeconfig path and an `ApiClient` on it.
+`kube` (package): what a test of the project's live reads needs, a kubeconfig path and an `ApiClient` on it.
 `namespace`: a fresh namespace per test (one that refuses pods for a test marked `no_pods`), left in place: the
 control plane's end removes it with everything else.
 Deleting it during the run would cost the namespace controller a sweep over every resource type (the CRDs' too)
@@ -39,7 +40,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.path.parent != here)  # stable: everything else keeps its order
 
 
-@pytest.fixture(scope="session")
+# Package-scoped, not session-scoped: the control plane stops once this directory's tests end, not when the
+# worker's whole share of the suite does (idle, its kept namespaces cost ~0.1 CPU-s a second, taken from the tests
+# that run after these on the same two cores).
+@pytest.fixture(scope="package")
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[controlplane.ControlPlane]:
     reason = controlplane.unavailable_reason()
     if reason:
@@ -57,7 +61,7 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[controlp
         plane.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def kube(control_plane: controlplane.ControlPlane) -> Iterator[Kube]:
     """A kubeconfig (a token with cluster-admin rights, the fixture's own CA) and an ApiClient on it."""
     api_client = control_plane.api_client()

@@ -85,7 +85,7 @@ def blue_green_settings(**release: Any) -> dict[str, Any]:
     return release_settings(strategy="BlueGreen", previewCheck={"interval": "1m"}, **release)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def crds(kube, tmp_path_factory) -> list[str]:
     """The traffic modes' CRDs from the Go modules controlplane/crds/go.mod pins, installed and Established."""
     from kubernetes import client
@@ -114,7 +114,7 @@ def crds(kube, tmp_path_factory) -> list[str]:
     return installed
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def applier(kube, crds, tmp_path_factory) -> Applier:
     # After the CRDs: discovery (cached in the file) must see their kinds.
     return Applier(kube.api_client, tmp_path_factory.mktemp("discovery") / "discovery.json")
@@ -175,7 +175,7 @@ class AppliedStack(NamedTuple):
 STACKS_WITH_PODS = {"dev", "local"}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def applied_stacks(kube, applier, tmp_path_factory):
     """`rollout preview <stack> --json --out DIR`'s files server-side applied into a fresh namespace of their own,
     dry run first, then for real: once per stack. Tests read what runs there (the stack's own test, the zones of
