@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import http.client
 import io
 import json
 import re
@@ -38,7 +37,6 @@ from operations import canary_lease, interrupts, live_state, stacks
 from operations import lease as leases
 from operations.lease import Heartbeat, Lease, LeaseLost
 from operations.stacks import OperationError, StackLike
-from report import canary_report
 
 DEFAULT_STEPS = (5, 25, 50, 100)  # percent of traffic to the canary, step by step
 
@@ -144,6 +142,8 @@ def probe_once(url: urllib.parse.SplitResult, timeout: float,
                headers: dict[str, str] | None = None) -> tuple[str | None, bool, float]:
     """One GET on a new connection (a load balancer routes per connection): (version, ok, seconds).
     `timeout` bounds the whole probe, connect and answer together; `headers`: a match route's header or cookie."""
+    import http.client  # here, not at the top: only the verbs that probe need it (ssl and email come with it)
+
     start = time.perf_counter()
     deadline = time.monotonic() + timeout
     connection_class = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
@@ -574,6 +574,8 @@ def run_canary(stack: StackLike, options: CanaryOptions, *, out: TextIO | None =
     finally:
         log.close()
         if log_path is not None:  # the run in pictures, beside its log (report/canary_report.py); never raises
+            from report import canary_report
+
             shown = canary_report.write_beside_log(log_path, asdict(options))
             print(f"report: {shown}" if shown else "report: could not be written", file=out or sys.stdout)
 
