@@ -567,6 +567,8 @@ def run_canary(stack: StackLike, options: CanaryOptions, *, out: TextIO | None =
     the run holds the release's lease (operations/lease.py) from before its first write to its
     end, and `resume` continues the run an expired lease describes.
     """
+    from report import canary_report  # before the run, not in its `finally`: an interrupt cannot land in an import
+
     log = _Log(log_path, out or sys.stdout)
     try:
         with interrupts.guard(abort_command(stack.name, options.release), log.say):
@@ -574,8 +576,6 @@ def run_canary(stack: StackLike, options: CanaryOptions, *, out: TextIO | None =
     finally:
         log.close()
         if log_path is not None:  # the run in pictures, beside its log (report/canary_report.py); never raises
-            from report import canary_report
-
             shown = canary_report.write_beside_log(log_path, asdict(options))
             print(f"report: {shown}" if shown else "report: could not be written", file=out or sys.stdout)
 
