@@ -10,7 +10,8 @@ Rows: the bare interpreter (the floor), help (no stack file read), a forecast (a
 read a stack file and stop at a bad argument (exit 2) before any Pulumi workspace is opened: those validate the
 stack file, so they pay for yaml and the pydantic models, and nothing else.
 
-`--checkout DIR` measures another checkout the same way (an earlier commit, for a before/after comparison).
+`--before DIR` measures another checkout (an earlier commit) beside this one, the runs of the two alternating so
+that a busy machine weighs on both alike: the before and after columns of docs/verification.md.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-REPEATS = 11
+REPEATS = 15
 COMMANDS: list[tuple[str, list[str], int]] = [  # (label, arguments after `python`, expected exit status)
     ("python -c pass (the floor)", ["-c", "pass"], 0),
     ("rollout --help", ["-m", "rollout", "--help"], 0),
@@ -49,19 +50,25 @@ def child_cpu(argv: list[str], cwd: Path, env: dict[str, str], expected: int) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkout", type=Path, default=ROOT, help="the checkout to measure (default: this one)")
+    parser.add_argument("--before", type=Path, metavar="DIR", help="an earlier checkout to measure beside this one")
     parser.add_argument("--repeats", type=int, default=REPEATS, help=f"runs per row (default {REPEATS})")
     args = parser.parse_args()
+    checkouts = {"before": args.before, "after": ROOT} if args.before else {"this checkout": ROOT}
     with tempfile.TemporaryDirectory() as cache:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         env["PYTHONPYCACHEPREFIX"] = cache
-        print(f"checkout {args.checkout}: CPU (user+sys) of a new process, {args.repeats} runs")
-        print(f"{'command':<48}{'median':>9}{'fastest':>9}")
+        print(f"CPU (user+sys) of a new process, median (fastest) of {args.repeats} runs: "
+              + ", ".join(f"{name} {path}" for name, path in checkouts.items()))
+        print(f"{'command':<48}" + "".join(f"{name:>20}" for name in checkouts))
         for label, words, expected in COMMANDS:
             argv = [sys.executable, *words]
-            child_cpu(argv, args.checkout, env, expected)  # warm-up: compiles into the cache
-            runs = [child_cpu(argv, args.checkout, env, expected) for _ in range(args.repeats)]
-            print(f"{label:<48}{statistics.median(runs):>8.3f}s{min(runs):>8.3f}s")
+            runs: dict[str, list[float]] = {name: [] for name in checkouts}
+            for path in checkouts.values():
+                child_cpu(argv, path, env, expected)  # warm-up: compiles into the cache
+            for _ in range(args.repeats):
+                for name, path in checkouts.items():
+                    runs[name].append(child_cpu(argv, path, env, expected))
+            print(f"{label:<48}" + "".join(f"{statistics.median(r):>11.3f}s ({min(r):.3f}s)" for r in runs.values()))
 
 
 if __name__ == "__main__":
