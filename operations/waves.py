@@ -33,6 +33,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -264,8 +265,6 @@ class WaveRun:
                     raise
             with self._lock:
                 self._save()
-
-        from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=stage.parallel or 1, thread_name_prefix="wave") as pool:
             for future in [pool.submit(one, name) for name in stage.stacks]:
