@@ -73,6 +73,7 @@ test-deps: $(VENV)/.installed prometheus chromium docker-registry controlplane t
 bench: $(VENV)/.installed
 	$(PY) bench/bench_preview.py
 	$(PY) bench/bench_canary_abort.py
+	$(PY) bench/bench_cli_startup.py
 
 schema: $(VENV)/.installed
 	$(PY) -c "from model.config_models import SCHEMA_FILE, schema_text; open(SCHEMA_FILE, 'w').write(schema_text())"

@@ -16,23 +16,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from model import canary_math, eks_versions
-from model import config_models as schema
-from model.config_models import (  # noqa: F401 (the project's constants, re-exported)
+from model.config_constants import (  # noqa: F401 (the project's constants, re-exported)
     CLUSTER_MODES,
+    COLORS,
     DEFAULT_IMAGE,
     DEFAULT_KUBERNETES_VERSION,
     DEFAULT_SURGE,
     DEFAULT_UNAVAILABLE,
     INT32_MAX,
+    MATCH_COOKIE_VALUE,
     MAX_RELEASE_NAME,
     PROJECT,
     STRATEGIES,
     SUPPORTED_KUBERNETES_VERSIONS,
     TRAFFIC_MODES,
 )
+
+if TYPE_CHECKING:
+    from model import config_models as schema
 
 
 @functools.cache
@@ -123,7 +127,7 @@ class Match:
 
     @property
     def cookie_value(self) -> str:
-        return schema.MATCH_COOKIE_VALUE
+        return MATCH_COOKIE_VALUE
 
     def describe(self) -> str:
         parts = []
@@ -201,7 +205,9 @@ class Release:
     @property
     def idle(self) -> str | None:
         """BlueGreen: the color the preview Service selects (the one that is not active)."""
-        return None if self.active is None else schema.other_color(self.active)
+        from model.config_models import other_color
+
+        return None if self.active is None else other_color(self.active)
 
     @property
     def colors(self) -> dict[str, Track | None]:
@@ -316,7 +322,7 @@ class Release:
     def replica_counts(self) -> dict[str, int]:
         """Pods per track ("app" for single-track releases; both colors, 0 where absent, for BlueGreen)."""
         if self.strategy == "BlueGreen":
-            return {color: self.color_replicas(color) for color in schema.COLORS}
+            return {color: self.color_replicas(color) for color in COLORS}
         if self.strategy == "Canary":
             return {t.name: t.replicas for t in self.tracks}
         return {"app": self.replicas}
@@ -389,6 +395,8 @@ def _resources(given: schema.Resources | None) -> Resources:
 
 
 def _cluster(given: schema.KubeconfigCluster | schema.EksCluster | None) -> Cluster:
+    from model import config_models as schema
+
     given = given or schema.KubeconfigCluster(mode="kubeconfig")
     version = given.kubernetes_version or DEFAULT_KUBERNETES_VERSION
     lbc = bool(given.load_balancer_controller)
@@ -417,6 +425,8 @@ BLUE_GREEN_SURGE, BLUE_GREEN_UNAVAILABLE = "25%", 0
 def _release(name: str, given: schema.RecreateRelease | schema.RollingRelease | schema.CanaryRelease
              | schema.BlueGreenRelease,
              namespace: str = "app-update", region: str | None = None, load_balancer_controller: bool = False) -> Release:
+    from model import config_models as schema
+
     common = dict(
         name=name, strategy=given.strategy, image=given.image or DEFAULT_IMAGE, port=given.port or 8080,
         service_port=given.service_port or 80, service_name=given.service_name or name,
@@ -546,6 +556,8 @@ def validate(raw: Mapping[str, Any], stack: str, extra: Mapping[str, Any] | None
     `extra` carries settings of other namespaces the program needs (`aws:region`,
     `aws:allowedAccountIds`). Raises ConfigError listing every problem.
     """
+    from model import config_models as schema
+
     settings, problems = schema.check(raw)
     extra = extra or {}
     allowed = extra.get("aws:allowedAccountIds")

@@ -14,12 +14,12 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
+if TYPE_CHECKING:
+    import yaml
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 # Limits on what a stack file (or Pulumi.yaml) may be; real ones are a few KB, 5 levels deep.
 MAX_FILE_BYTES = 1 << 20  # 1 MiB
@@ -126,8 +126,18 @@ def load_yaml_file(path: Path, label: str | None = None) -> Any:
     return parse_yaml(read_limited(path, label), label)
 
 
+def _loader() -> type:
+    """libyaml's safe loader where PyYAML was built with it. (yaml is imported when a file is read, not with this
+    module: `rollout --help` and `rollout forecast` read none.)"""
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def parse_yaml(data: bytes, label: str) -> Any:
     """Plain values from YAML bytes (see load_yaml_file); StackFileError names `label`."""
+    import yaml
+
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -136,7 +146,7 @@ def parse_yaml(data: bytes, label: str) -> Any:
                              f"{error.start}); save the file as UTF-8") from None
     try:
         _check_nesting(text, label)
-        loader = _LOADER(text)
+        loader = _loader()(text)
         try:
             node = loader.get_single_node()
             if node is None:
@@ -152,6 +162,8 @@ def parse_yaml(data: bytes, label: str) -> Any:
 
 
 def _yaml_problem(label: str, error: yaml.YAMLError, data: bytes) -> str:
+    import yaml
+
     mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
     problem = getattr(error, "problem", None) or getattr(error, "reason", None)
     where = ""
@@ -174,10 +186,12 @@ def _check_nesting(text: str, label: str) -> None:
     libyaml's composer recurses (it crashes the process on deep enough input) and its parser
     slows down quadratically with depth; the events stop at the first level too many.
     """
+    import yaml
+
     depth = 0
     starts = (yaml.SequenceStartEvent, yaml.MappingStartEvent)
     ends = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
-    for event in yaml.parse(text, Loader=_LOADER):
+    for event in yaml.parse(text, Loader=_loader()):
         if isinstance(event, starts):
             depth += 1
             if depth > MAX_DEPTH:
@@ -205,6 +219,8 @@ def _check_plain(root: yaml.Node, label: str, loader: Any) -> None:
     Counts the values the document expands to without expanding it: an alias bomb of a few
     hundred bytes is refused in microseconds instead of being built in gigabytes.
     """
+    import yaml
+
     problems: list[str] = []
     sizes: dict[int, int] = {}
     open_nodes: set[int] = set()
@@ -268,6 +284,8 @@ def _check_plain(root: yaml.Node, label: str, loader: Any) -> None:
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
+    import yaml
+
     if isinstance(node, yaml.SequenceNode):
         return list(node.value)
     if isinstance(node, yaml.MappingNode):

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import http.client
 import io
 import json
 import re
@@ -38,7 +37,6 @@ from operations import canary_lease, interrupts, live_state, stacks
 from operations import lease as leases
 from operations.lease import Heartbeat, Lease, LeaseLost
 from operations.stacks import OperationError, StackLike
-from report import canary_report
 
 DEFAULT_STEPS = (5, 25, 50, 100)  # percent of traffic to the canary, step by step
 
@@ -144,6 +142,8 @@ def probe_once(url: urllib.parse.SplitResult, timeout: float,
                headers: dict[str, str] | None = None) -> tuple[str | None, bool, float]:
     """One GET on a new connection (a load balancer routes per connection): (version, ok, seconds).
     `timeout` bounds the whole probe, connect and answer together; `headers`: a match route's header or cookie."""
+    import http.client  # here, not at the top: only the verbs that probe need it (ssl and email come with it)
+
     start = time.perf_counter()
     deadline = time.monotonic() + timeout
     connection_class = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
@@ -567,6 +567,8 @@ def run_canary(stack: StackLike, options: CanaryOptions, *, out: TextIO | None =
     the run holds the release's lease (operations/lease.py) from before its first write to its
     end, and `resume` continues the run an expired lease describes.
     """
+    from report import canary_report  # before the run, not in its `finally`: an interrupt cannot land in an import
+
     log = _Log(log_path, out or sys.stdout)
     try:
         with interrupts.guard(abort_command(stack.name, options.release), log.say):

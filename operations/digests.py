@@ -20,9 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -97,6 +94,10 @@ def _ecr_digest(account: str, region: str, repository: str, tag: str,
 
 
 def _oci_digest(host: str, repository: str, tag: str, timeout: float) -> str:
+    import urllib.error  # here, not at the top: urllib.request brings http.client, ssl and email
+    import urllib.parse
+    import urllib.request
+
     scheme = "http" if host.split(":")[0] in LOOPBACK or host.startswith("[::1]") else "https"
     url = f"{scheme}://{host}/v2/{repository}/manifests/{urllib.parse.quote(tag, safe='')}"
     where = f"{host}/{repository}:{tag}"
@@ -131,6 +132,10 @@ def _oci_digest(host: str, repository: str, tag: str, timeout: float) -> str:
 
 def _anonymous_token(challenge: str, where: str, timeout: float) -> str:
     """The token a `Bearer realm=...,service=...,scope=...` challenge hands out to anonymous pulls."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
     if not challenge.lower().startswith("bearer "):
         raise DigestError(f"{where}: the registry wants credentials ({challenge or 'no challenge'}); {ALLOW_TAG}")
     fields = dict(re.findall(r'(\w+)="([^"]*)"', challenge))

@@ -37,14 +37,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from model import wave_file
 from model.stack_file import PROJECT_DIR, project_name
-from model.wave_file import Stage, WaveError, WaveFile
 from operations import interrupts, promotion, record_store, revisions, stacks
 from operations.record_store import RecordConflict, RecordStore
 from operations.stacks import InputError, OperationError, StackLike
+
+if TYPE_CHECKING:  # the wave file's pydantic models are built when a wave runs, not for `rollout --help`
+    from model.wave_file import Stage, WaveFile
 
 PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED = "pending", "running", "succeeded", "failed", "skipped"
 DONE, PAUSED, STOPPED = "done", "paused", "stopped"
@@ -157,6 +158,8 @@ class WaveRun:
 
     # -- running --------------------------------------------------------------------------
     def run(self, until_stage: int | None = None) -> int:
+        from model.wave_file import soak_seconds
+
         last = len(self.wave.stages) if until_stage is None else min(until_stage, len(self.wave.stages))
         for index, stage in enumerate(self.wave.stages[:last]):
             entry = self.record["stages"][index]
@@ -186,7 +189,7 @@ class WaveRun:
                 self._report_stop(index)
                 return stacks.EXIT_FAILED
             entry["status"] = SUCCEEDED
-            soak = wave_file.soak_seconds(stage)
+            soak = soak_seconds(stage)
             if soak and index + 1 < len(self.wave.stages):
                 entry["soakUntil"] = iso(self.clock.now() + soak)
             with self._lock:
@@ -430,8 +433,10 @@ def do_wave(name: str, release: str, *, project_dir: Any, resume: bool, restart:
             yes: bool, confirm: stacks.Confirm, open_stack: Callable[[str], StackLike] | None = None,
             store: RecordStore | None = None, action: StackAction | None = None, clock: Clock | None = None,
             out: TextIO | None = None) -> int:
+    from model.wave_file import WaveError, load
+
     try:
-        wave = wave_file.load(name, project_dir)
+        wave = load(name, project_dir)
     except WaveError as error:
         for line in error.problems:
             print(f"error: {line}", file=sys.stderr)

@@ -24,8 +24,8 @@ import sys
 import textwrap
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from model.config import StackConfig
 from model.stack_file import PROJECT_DIR, StackFileError, check_project_dir, stack_name
 from operations import (
     bluegreen_run,
@@ -39,7 +39,9 @@ from operations import (
     waves,
 )
 from operations.stacks import EXIT_FAILED, EXIT_OK, EXIT_POLICY, EXIT_USAGE, load_stack_file
-from policy import rules as policy_rules
+
+if TYPE_CHECKING:
+    from model.config import StackConfig
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "build_parser", "load_config", "main", "stack_name"]
 
@@ -133,6 +135,7 @@ OPTION_HELP = {
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
+    from policy import rules as policy_rules
     from preview import manifests, plan
     from preview.runner import run_program
 
