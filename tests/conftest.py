@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import copy
 import gc
-import hashlib
-import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,8 +16,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import preview.runner  # noqa: E402
-from model.stack_file import StackFileError, project_name, read_limited, stack_settings  # noqa: E402
-from preview.runner import ProgramRun, run_program  # noqa: E402
+from model.stack_file import stack_settings  # noqa: E402, F401 (tests import it from here)
+from preview.runner import ProgramRun  # noqa: E402
+from tests.program_runs import PROGRAM_RUNS, _run_key, cached_run, shared_run  # noqa: E402, F401 (one store)
 
 # The stack files git tracks when the repository is there, else the ones this repository ships: never whatever else
 # lies in the checkout (a user's own Pulumi.mine.yaml, which the README invites, is not the tests' input).
@@ -85,13 +83,6 @@ def settings_with(releases: dict[str, Any], **top: Any) -> dict[str, Any]:
     return settings
 
 
-def shared_run(stack: str, settings: dict[str, Any]) -> ProgramRun:
-    """The program's run for these settings. The same config registers the same resources (not
-    always in the same order) and the tests only read them, so tests that render one config share
-    one run (the suite stays fast)."""
-    return cached_run(stack, ROOT, None, settings)
-
-
 def run_with(releases: dict[str, Any], stack: str = "test", **top: Any) -> ProgramRun:
     return shared_run(stack, settings_with(releases, **top))
 
@@ -120,52 +111,6 @@ def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
 def stack_runs() -> dict[str, ProgramRun]:
     """Each stack file run once through the program (shared: runs are read-only)."""
     return {stack: cached_run(stack, ROOT, None, None) for stack in STACKS}
-
-
-def _run_key(stack: str, project_dir: Path, overrides: dict[str, Any] | None,
-             settings: dict[str, Any] | None) -> str:
-    """What a run depends on that tests vary: the stack name, its config (Pulumi.yaml defaults, the
-    stack file, overrides), the project's name, its `__main__.py`, and the PULUMI_CONFIG variables
-    the SDK also reads config from. (Not the components/ and model/ code, which is imported once,
-    from the checkout, whatever the project directory.)"""
-    values = settings if settings is not None else stack_settings(stack, project_dir, overrides)
-    program = hashlib.sha256((Path(project_dir) / "__main__.py").read_bytes()).hexdigest()
-    environment = {k: v for k, v in os.environ.items() if k.startswith("PULUMI_CONFIG")}
-    return json.dumps([stack, values, _project_name(Path(project_dir)), program, environment], sort_keys=True,
-                      default=str)
-
-
-# Pulumi.yaml's bytes → the project's name, for every Pulumi.yaml that named one. Parsing it (with the
-# stack file loader's checks) was most of a key's cost, and every stand-in update asks for a key.
-_PROJECT_NAMES: dict[bytes, str] = {}
-
-
-def _project_name(project_dir: Path) -> str:
-    """model.stack_file.project_name, parsed once per content of Pulumi.yaml: a Pulumi.yaml that cannot be
-    read, or that no earlier call parsed, goes to project_name, which raises what it raises."""
-    try:
-        text = read_limited(project_dir / "Pulumi.yaml", "Pulumi.yaml")
-    except StackFileError:
-        return project_name(project_dir)
-    name = _PROJECT_NAMES.get(text)
-    if name is None:
-        name = _PROJECT_NAMES[text] = project_name(project_dir)
-    return name
-
-
-# Every program run of this process, by _run_key: the tests' own runs (shared_run, stack_runs, the
-# stand-in stack's updates) and the commands' (below) come from one store.
-PROGRAM_RUNS: dict[str, ProgramRun] = {}
-
-
-def cached_run(stack: str, project_dir: Path, overrides: dict[str, Any] | None,
-               settings: dict[str, Any] | None) -> ProgramRun:
-    """The program's run for this input, run once per process; failed runs are kept too (tests read
-    their errors). The run is shared: only read it."""
-    key = _run_key(stack, project_dir, overrides, settings)
-    if key not in PROGRAM_RUNS:
-        PROGRAM_RUNS[key] = run_program(stack, project_dir, overrides, copy.deepcopy(settings))
-    return PROGRAM_RUNS[key]
 
 
 @pytest.fixture

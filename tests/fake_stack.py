@@ -33,7 +33,7 @@ from pulumi.automation.errors import create_command_error
 
 from components.stack_config import StackConfigRejected
 from model.stack_file import cli_string
-from tests.conftest import shared_run
+from tests.program_runs import shared_run
 
 START = datetime(2026, 11, 1, 9, 0, 0)
 
@@ -202,7 +202,7 @@ class FakeStack:
             self.record(message or "", "failed", config=config)
             raise create_command_error(CommandResult(stdout=f"Updating ({self.name})\n error: getting credentials: "
                                                             "exec: executable aws not found", stderr="", code=255))
-        # Runs of one config are shared (tests/conftest.py). One program run at a time in this process:
+        # Runs of one config are shared (tests/program_runs.py). One program run at a time in this process:
         # each real `pulumi up` is a process of its own, while the mocked SDK's first imports and the
         # run store are not safe from two threads at once (a wave's stacks update in parallel).
         with PROGRAM_RUN_LOCK:

@@ -25,8 +25,8 @@ from typing import Any
 
 from operations import lease as leases
 from operations import stacks
-from tests.conftest import ROOT, shared_run
 from tests.fake_stack import PROGRAM_RUN_LOCK
+from tests.program_runs import ROOT, shared_run
 from tests.stand_in_rollout import PROGRAM_RUNS_ENV, FileStack, portable_run
 
 URL = "http://127.0.0.1:9/"
