@@ -519,8 +519,12 @@ def check_inputs(args: argparse.Namespace) -> bool:
             problems.append(f"--to-revision: {release} is a BlueGreen release in Pulumi.{stack}.yaml, whose undo "
                             "switches the active Service back to the other color (drop --to-revision)")
         elif args.verb in CANARY_ONLY and configs[stack].release(release).strategy != "Canary":
-            problems.append(f"--release {release}: it is a {configs[stack].release(release).strategy} release in "
-                            f"Pulumi.{stack}.yaml; {args.verb} needs a Canary one")
+            strategy = configs[stack].release(release).strategy
+            way_back = (f" (a BlueGreen release goes back with: python -m rollout undo {stack} --release {release}; "
+                        "a run's own Ctrl-C, or the watchdog once its driver is gone, ends a run)"
+                        if args.verb == "abort" and strategy == "BlueGreen" else "")
+            problems.append(f"--release {release}: it is a {strategy} release in Pulumi.{stack}.yaml; {args.verb} needs "
+                            f"a Canary one{way_back}")
     if args.verb == "canary" and args.tag is not None and not problems and stack in files:  # --resume: the lease's
         problems += _canary_fits(stack, files[stack], args)
     if args.verb == "bluegreen" and not problems and stack in files:  # a BlueGreen release that takes the tag

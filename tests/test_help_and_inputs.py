@@ -27,6 +27,8 @@ def no_environment(monkeypatch, tmp_path):
     (["canary", "staging", "--release", "nosuch", "--tag", "v2"], ["--release nosuch", "its releases: app-rolling, app"]),
     (["canary", "staging", "--release", "app-rolling", "--tag", "v2"], ["--release app-rolling", "needs a Canary"]),
     (["abort", "staging", "--release", "nosuch", "--yes"], ["--release nosuch"]),
+    (["abort", "dev", "--release", "app-bg", "--yes"],
+     ["it is a BlueGreen release", "goes back with: python -m rollout undo dev --release app-bg"]),
     (["undo", "dev", "--release", "nosuch", "--yes"], ["--release nosuch"]),
     (["promote", "dev", "staging", "--release", "nosuch"], ["--release nosuch", "stack staging"]),
     (["canary", "staging", "--release", "app", "--tag", "v 2"], ["--tag 'v 2'", "releases.app.canary.tag"]),
