@@ -3,6 +3,15 @@
 No Pulumi CLI, engine, cloud or cluster: the program runs in this process against a mock
 resource monitor. What comes back is every registered resource with its parent, inputs and
 outputs, the stack's exports and the warnings the program logged.
+
+One thing the SDK does for the real engine is left out: source positions. For every resource
+the SDK walks the Python stack (traceback.extract_stack) to tell the engine which line of the
+program created it; the engine shows it in diagnostics, the mocks drop it, and nothing here
+reads it, yet it cost about a tenth of a run's CPU. In a program run's thread (only there:
+another thread's registrations, an Automation API program's say, keep theirs) the SDK's
+private `pulumi.runtime.resource._get_stack_trace` answers with the empty stack trace the SDK
+itself sends when it finds no user frame. Should a new SDK drop or rename that function, or
+its `source_pb2` module, the capture simply stays on (slower, same registrations).
 """
 
 from __future__ import annotations
@@ -46,6 +55,33 @@ class ProgramRun:
         raise KeyError(name)
 
 
+# Set in the thread of a program run (run_program): the SDK's hooks below act only there.
+_PROGRAM_THREAD = threading.local()
+_hooks_lock = threading.Lock()
+
+
+def _skip_source_positions() -> None:
+    """Make the SDK's stack capture answer "no user frame" in program-run threads (module docstring).
+
+    Installed once per process, idempotent, and a no-op when the SDK no longer has the private names."""
+    from pulumi.runtime import resource as sdk_resource
+
+    with _hooks_lock:
+        capture = getattr(sdk_resource, "_get_stack_trace", None)
+        source_pb2 = getattr(sdk_resource, "source_pb2", None)
+        stack_trace_type = getattr(source_pb2, "StackTrace", None)
+        if capture is None or stack_trace_type is None or getattr(capture, "offline_skip", False):
+            return
+
+        def stack_trace_outside_program_runs() -> Any:
+            if getattr(_PROGRAM_THREAD, "active", False):
+                return stack_trace_type()
+            return capture()
+
+        stack_trace_outside_program_runs.offline_skip = True  # type: ignore[attr-defined]
+        sdk_resource._get_stack_trace = stack_trace_outside_program_runs
+
+
 class _InlineExecutor(ThreadPoolExecutor):
     """An executor that runs each call in the submitting thread and hands back its finished future.
     (asyncio takes only a ThreadPoolExecutor as a loop's default; this one never starts a thread.)"""
@@ -77,12 +113,14 @@ def run_program(stack: str, project_dir: Path = PROJECT_DIR, overrides: dict[str
     returned in `error`, with whatever registered before it.
 
     The run has a thread and an event loop of its own, as `pulumi up` gives a program a process
-    of its own: nothing of one run (config, root stack, pending outputs) reaches the next, and
-    the SDK's per-resource stack capture walks the program's frames only, not the caller's.
+    of its own: nothing of one run (config, root stack, pending outputs) reaches the next. The
+    SDK's source positions are not captured in that thread (module docstring).
     """
     box: dict[str, Any] = {}
+    _skip_source_positions()
 
     def in_thread() -> None:
+        _PROGRAM_THREAD.active = True
         loop = asyncio.new_event_loop()
         # The SDK hands every RPC (register, invoke) to the loop's executor. The mocks answer at once,
         # in plain Python, so the call runs right there (_InlineExecutor): a thread would add only the
@@ -108,6 +146,11 @@ def run_program(stack: str, project_dir: Path = PROJECT_DIR, overrides: dict[str
     if raised is not None:
         raise raised
     return run
+
+
+async def _output_state(output: Any) -> tuple[Any, bool, bool]:
+    """An Output's value, whether it is known and whether it is secret."""
+    return await output.future(with_unknowns=True), await output.is_known(), await output.is_secret()
 
 
 def _run_in_this_thread(stack: str, project_dir: Path, overrides: dict[str, Any] | None,
@@ -147,12 +190,17 @@ def _run_in_this_thread(stack: str, project_dir: Path, overrides: dict[str, Any]
         runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
         exported = dict(pulumi.runtime.get_root_resource().outputs or {})
         names = sorted(exported)
-        values = pulumi.Output.all(*[pulumi.Output.from_input(exported[n]) for n in names])
-        secret = pulumi.Output.all(*[pulumi.Output.from_input(pulumi.Output.from_input(exported[n]).is_secret())
-                                     for n in names])
-        return pulumi.Output.all(values, secret).apply(
-            lambda both: captured.update(outputs=dict(zip(names, both[0], strict=True)),
-                                         secrets={n for n, flag in zip(names, both[1], strict=True) if flag}))
+        # Output.from_input walks a whole value, making an Output of every list, dict and leaf in it: each
+        # export is lifted once, and its value, secrecy and knownness are read from that one Output.
+        lifted = [pulumi.Output.from_input(exported[n]) for n in names]
+
+        async def capture() -> None:
+            states = await asyncio.gather(*[_output_state(output) for output in lifted])
+            if all(known for _, known, _ in states):  # (as an apply over them all, skipped if one is unknown)
+                captured.update(outputs={n: value for n, (value, _, _) in zip(names, states, strict=True)},
+                                secrets={n for n, (_, _, secret) in zip(names, states, strict=True) if secret})
+
+        return capture()
 
     try:
         program()
