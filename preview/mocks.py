@@ -185,7 +185,7 @@ def mock_classes() -> tuple[type, type]:
             if request.type != "pulumi:pulumi:Stack":
                 if deserialized is None:  # (the stock monitor answered without asking the mocks)
                     deserialized = rpc.deserialize_properties(request.object)
-                inputs, secret_inputs = unwrap_secrets(as_ints(deserialized))
+                inputs, secret_inputs = unwrap_secrets(deserialized)
                 urn = response.urn
                 state = self.resources[urn].state
                 self.registrations.append(RegisteredResource(
@@ -201,7 +201,8 @@ def mock_classes() -> tuple[type, type]:
 
 
 def unwrap_secrets(inputs: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
-    """Inputs with secret values unwrapped, and the names of the top-level inputs that were secret.
+    """Inputs with secret values unwrapped and integral numbers as ints (as as_ints does: new dicts and
+    lists), in one pass, and the names of the top-level inputs that were secret.
 
     The SDK marks a secret in serialized properties with a special signature key that it does
     not export (pulumi/pulumi#6666 asks for a public way to inspect what a test registered):
@@ -209,11 +210,17 @@ def unwrap_secrets(inputs: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
     """
     from pulumi.runtime import rpc
 
+    signature_key, secret_signature = rpc._special_sig_key, rpc._special_secret_sig
     secret: set[str] = set()
 
     def plain(value: Any, top: str | None) -> Any:
+        kind = type(value)
+        if kind is str or value is None or kind is bool:  # the common leaves first, as in as_ints
+            return value
+        if isinstance(value, float):
+            return int(value) if value.is_integer() else value
         if isinstance(value, dict):
-            if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            if value.get(signature_key) == secret_signature:
                 if top is not None:
                     secret.add(top)
                 return plain(value.get("value"), top)
@@ -223,5 +230,3 @@ def unwrap_secrets(inputs: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
         return value
 
     return {k: plain(v, k) for k, v in inputs.items()}, secret
-
-
