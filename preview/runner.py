@@ -10,8 +10,9 @@ program created it; the engine shows it in diagnostics, the mocks drop it, and n
 reads it, yet it cost about a tenth of a run's CPU. In a program run's thread (only there:
 another thread's registrations, an Automation API program's say, keep theirs) the SDK's
 private `pulumi.runtime.resource._get_stack_trace` answers with the empty stack trace the SDK
-itself sends when it finds no user frame. Should a new SDK drop or rename that function, or
-its `source_pb2` module, the capture simply stays on (slower, same registrations).
+itself sends when it finds no user frame (preview/mocks.py's skip_source_positions, with the
+other private names the mocks need). Should a new SDK drop or rename that function, or its
+`source_pb2` module, the capture simply stays on (slower, same registrations).
 
 The cyclic garbage collector waits while a program runs. A run allocates hundreds of thousands
 of short-lived objects in reference cycles (the SDK's Outputs, futures and tasks), and under
@@ -40,7 +41,14 @@ from pathlib import Path
 from typing import Any
 
 from model.stack_file import PROJECT_DIR, cli_string, project_name, stack_settings
-from preview.mocks import FAKE_REGION, RegisteredResource, as_ints, mock_classes
+from preview.mocks import (
+    FAKE_REGION,
+    PROGRAM_THREAD,
+    RegisteredResource,
+    as_ints,
+    mock_classes,
+    skip_source_positions,
+)
 
 
 @dataclass
@@ -65,33 +73,6 @@ class ProgramRun:
             if r.name == name:
                 return r
         raise KeyError(name)
-
-
-# Set in the thread of a program run (run_program): the SDK's hooks below act only there.
-_PROGRAM_THREAD = threading.local()
-_hooks_lock = threading.Lock()
-
-
-def _skip_source_positions() -> None:
-    """Make the SDK's stack capture answer "no user frame" in program-run threads (module docstring).
-
-    Installed once per process, idempotent, and a no-op when the SDK no longer has the private names."""
-    from pulumi.runtime import resource as sdk_resource
-
-    with _hooks_lock:
-        capture = getattr(sdk_resource, "_get_stack_trace", None)
-        source_pb2 = getattr(sdk_resource, "source_pb2", None)
-        stack_trace_type = getattr(source_pb2, "StackTrace", None)
-        if capture is None or stack_trace_type is None or getattr(capture, "offline_skip", False):
-            return
-
-        def stack_trace_outside_program_runs() -> Any:
-            if getattr(_PROGRAM_THREAD, "active", False):
-                return stack_trace_type()
-            return capture()
-
-        stack_trace_outside_program_runs.offline_skip = True  # type: ignore[attr-defined]
-        sdk_resource._get_stack_trace = stack_trace_outside_program_runs
 
 
 _collector_lock = threading.Lock()
@@ -155,10 +136,10 @@ def run_program(stack: str, project_dir: Path = PROJECT_DIR, overrides: dict[str
     SDK's source positions are not captured in that thread (module docstring).
     """
     box: dict[str, Any] = {}
-    _skip_source_positions()
+    skip_source_positions()
 
     def in_thread() -> None:
-        _PROGRAM_THREAD.active = True
+        PROGRAM_THREAD.active = True
         loop = asyncio.new_event_loop()
         # The SDK hands every RPC (register, invoke) to the loop's executor. The mocks answer at once,
         # in plain Python, so the call runs right there (_InlineExecutor): a thread would add only the
