@@ -4,11 +4,14 @@ The mocks give back what the providers would: Kubernetes auto-names (`<name>-<8 
 objects without `metadata.name`, a load balancer hostname on LoadBalancer Services and
 Ingresses that are awaited, ids and ARNs for AWS resources, answers to the data sources the
 program calls, and integers as integers. The recording monitor keeps every registration.
+Here too is the one hook into the SDK the offline engine installs: no source positions in a
+program run's thread (skip_source_positions).
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,6 +85,37 @@ def _aliases(request: Any) -> list[dict[str, Any]]:
             out.append({"urn": alias.urn})
     out.extend({"urn": urn} for urn in getattr(request, "aliasURNs", []) or [])
     return out
+
+
+# Set in the thread of a program run (preview/runner.run_program): skip_source_positions acts only there.
+PROGRAM_THREAD = threading.local()
+_hooks_lock = threading.Lock()
+
+
+def skip_source_positions() -> None:
+    """Make the SDK's per-resource stack capture answer "no user frame" in program-run threads.
+
+    The SDK walks the Python stack for every resource (traceback.extract_stack) to send the engine the
+    line that created it; the mocks drop it and nothing offline reads it (preview/runner.py's docstring).
+    The SDK has no public switch for it: this replaces its private `_get_stack_trace` with one that
+    returns the empty StackTrace the SDK itself sends when it finds no user frame, in threads that set
+    PROGRAM_THREAD.active, and calls the SDK's own everywhere else. Installed once per process; nothing
+    happens when the SDK no longer has those private names (the capture stays on)."""
+    from pulumi.runtime import resource as sdk_resource
+
+    with _hooks_lock:
+        capture = getattr(sdk_resource, "_get_stack_trace", None)
+        stack_trace_type = getattr(getattr(sdk_resource, "source_pb2", None), "StackTrace", None)
+        if capture is None or stack_trace_type is None or getattr(capture, "offline_skip", False):
+            return
+
+        def stack_trace_outside_program_runs() -> Any:
+            if getattr(PROGRAM_THREAD, "active", False):
+                return stack_trace_type()
+            return capture()
+
+        stack_trace_outside_program_runs.offline_skip = True  # type: ignore[attr-defined]
+        sdk_resource._get_stack_trace = stack_trace_outside_program_runs
 
 
 def mock_classes() -> tuple[type, type]:
@@ -185,7 +219,7 @@ def mock_classes() -> tuple[type, type]:
             if request.type != "pulumi:pulumi:Stack":
                 if deserialized is None:  # (the stock monitor answered without asking the mocks)
                     deserialized = rpc.deserialize_properties(request.object)
-                inputs, secret_inputs = unwrap_secrets(as_ints(deserialized))
+                inputs, secret_inputs = unwrap_secrets(deserialized)
                 urn = response.urn
                 state = self.resources[urn].state
                 self.registrations.append(RegisteredResource(
@@ -201,7 +235,8 @@ def mock_classes() -> tuple[type, type]:
 
 
 def unwrap_secrets(inputs: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
-    """Inputs with secret values unwrapped, and the names of the top-level inputs that were secret.
+    """Inputs with secret values unwrapped and integral numbers as ints (as as_ints does: new dicts and
+    lists), in one pass, and the names of the top-level inputs that were secret.
 
     The SDK marks a secret in serialized properties with a special signature key that it does
     not export (pulumi/pulumi#6666 asks for a public way to inspect what a test registered):
@@ -209,11 +244,17 @@ def unwrap_secrets(inputs: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
     """
     from pulumi.runtime import rpc
 
+    signature_key, secret_signature = rpc._special_sig_key, rpc._special_secret_sig
     secret: set[str] = set()
 
     def plain(value: Any, top: str | None) -> Any:
+        kind = type(value)
+        if kind is str or value is None or kind is bool:  # the common leaves first, as in as_ints
+            return value
+        if isinstance(value, float):
+            return int(value) if value.is_integer() else value
         if isinstance(value, dict):
-            if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            if value.get(signature_key) == secret_signature:
                 if top is not None:
                     secret.add(top)
                 return plain(value.get("value"), top)
@@ -223,5 +264,3 @@ def unwrap_secrets(inputs: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
         return value
 
     return {k: plain(v, k) for k, v in inputs.items()}, secret
-
-
