@@ -167,7 +167,8 @@ def bridge(tmp_path):
     answers = tmp_path / "answers"
     answers.mkdir()
     server = Bridge(answers)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for serve_forever to see the flag: at the default 0.5 s poll, half a second a test.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     shim = tmp_path / "venv" / "bin" / "python"
     shim.parent.mkdir(parents=True)
