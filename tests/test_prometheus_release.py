@@ -1,13 +1,15 @@
 """`rollout canary --metrics` against a real Prometheus as it scrapes: a canary scraped only after its weight
 is live, a slow scrape interval, and a second workload on the stable tag in the namespace. Each target
 carries the labels a Kubernetes service discovery attaches (`namespace`, `pod`), so the default release
-selector (operations.prometheus.Labels.release) is what scopes the queries.
+selector (operations.prometheus.Labels.release) is what scopes the queries. The tests' scenarios run at once,
+each with apps, a Prometheus and a proxy of its own: most of a scenario is waiting on Prometheus' 5 s ticks.
 
 Outside CI a missing binary skips these tests (`make prometheus` installs it); in CI it fails them."""
 
 from __future__ import annotations
 
 import functools
+import io
 import threading
 
 import pytest
@@ -18,12 +20,14 @@ from operations.prometheus import PrometheusSource
 from tests.apps import AppProcess, stop_all, wait_all
 from tests.prometheus_server import Background, PrometheusServer, in_ci, prometheus_binary, wait_for
 from tests.test_canary import LoadBalancedStack
+from tests.weighted_proxy import WeightedProxy
 
 RELEASES = "app-update:releases"
 # Pods as their Deployments name them (<deployment>-<replica set hash>-<pod hash>); "rolling" is another
 # release in the namespace (staging's app-rolling) running the stable tag.
 PODS = {"v1": "app-stable-5f7d8c9b4-x2x4z", "v2": "app-canary-6c8d9f7b5-q9w8e",
         "rolling": "app-rolling-7b9c8d6f4-k3j2h"}
+APP_VERSIONS = {"v1": "v1", "v2": "v2", "rolling": "v1"}  # the version each app process answers with
 
 
 # Each test's own Prometheus: (the apps it scrapes from the start, its scrape interval).
@@ -32,32 +36,53 @@ SERVERS = {
     "test_a_slow_scrape_interval_is_read_from_prometheus_and_judged_in_whole_rounds": (["v1", "v2"], "1s"),
     "test_a_second_workload_on_the_stable_tag_never_counts": (["v1", "v2", "rolling"], "200ms"),
 }
-# The servers the `apps` fixture began, by test.
-STARTING: dict[str, Background[PrometheusServer]] = {}
+# The scenarios the `scenarios` fixture began, by test.
+PLAYING: dict[str, Background[bool]] = {}
+SCENARIO_DEADLINE_S = 180.0  # apps, a Prometheus (~5 s before it scrapes), a run of a few steps: for a busy machine
 
 
 @pytest.fixture(scope="module")
-def apps(request):
-    """The apps, and a Prometheus for each test of this module that is to run, all begun at once: Prometheus
-    scrapes new targets only ~5 s after it starts, so the servers' start-ups overlap (each test still has a
-    server of its own, started for it alone)."""
+def scenarios(request):
+    """Each test's scenario, all begun at once on threads when the module starts: each with apps, a Prometheus and
+    a proxy of its own (nothing one scenario sends is counted by another's server), so their waits overlap:
+    Prometheus scrapes new targets only ~5 s after it starts, and a new target ~5 s after it is known. A test
+    waits for its scenario to end; the scenario's assertions fail that test."""
     if prometheus_binary() is None:
         reason = "the prometheus binary is not installed (make prometheus installs Debian's package)"
         if in_ci():
             pytest.fail(f"{reason}; .ci/run should have installed it")
         pytest.skip(reason)
-    started = {"v1": AppProcess.launch("v1"), "v2": AppProcess.launch("v2"), "rolling": AppProcess.launch("v1")}
-    wait_all(started.values())
     to_run = {item.originalname for item in request.session.items if getattr(item, "module", None) is request.module}
-    for test, (names, interval) in SERVERS.items():
-        STARTING[test] = Background(functools.partial(start_scraping, started, names, interval), PrometheusServer.stop)
+    for test in SERVERS:
         if test in to_run:
-            STARTING[test].begin()
-    yield started
-    for server in STARTING.values():
-        server.stop()
-    STARTING.clear()
-    stop_all(started.values())
+            PLAYING[test] = Background(functools.partial(play, test), lambda _: None)
+            PLAYING[test].begin()
+    yield PLAYING
+    for scenario in PLAYING.values():
+        scenario.stop()
+    PLAYING.clear()
+
+
+def play(test: str) -> bool:
+    """`test`'s scenario (SCENARIOS) with its own apps, Prometheus and proxy; everything stopped at its end."""
+    names, interval = SERVERS[test]
+    apps = {name: AppProcess.launch(APP_VERSIONS[name]) for name in sorted({"v1", "v2", *names})}
+    server = None
+    try:
+        wait_all(apps.values())
+        server = start_scraping(apps, names, interval)
+        with WeightedProxy() as proxy:
+            SCENARIOS[test](apps, server, proxy)
+    finally:
+        if server is not None:
+            server.stop()
+        stop_all(apps.values())
+    return True
+
+
+def played(test: str) -> None:
+    """Wait for `test`'s scenario; its failure is raised here."""
+    PLAYING[test].result(SCENARIO_DEADLINE_S)
 
 
 def address(app: AppProcess) -> str:
@@ -73,16 +98,6 @@ def start_scraping(apps: dict[str, AppProcess], names: list[str], interval: str)
     server = PrometheusServer({"app": []}, scrape_interval=interval)
     scrape(server, apps, names)
     return server.start()
-
-
-@pytest.fixture
-def prometheus(request, apps):
-    """This test's own Prometheus (begun by `apps`), stopped at the test's end."""
-    server = STARTING[request.node.originalname]
-    try:
-        yield server.result()
-    finally:
-        server.stop()
 
 
 class ScrapedStack(LoadBalancedStack):
@@ -106,31 +121,31 @@ def options(server, proxy, **overrides):
     return CanaryOptions(**values)
 
 
-def test_a_canary_scraped_only_after_its_weight_is_live_is_waited_for_and_promoted(apps, prometheus, proxy, capsys):
-    server = prometheus
-
+def canary_scraped_only_after_its_weight_is_live(apps, server, proxy):
     def discover_canary(weight):  # the canary pod is discovered once it carries traffic: ~5 s later
         if weight > 0 and address(apps["v2"]) not in server.targets["app"]:
             scrape(server, apps, ["v1", "rolling", "v2"])
 
     stack = ScrapedStack(proxy, apps, discover_canary)
-    run = run_canary(stack, options(server, proxy))
-    out = capsys.readouterr().out
+    printed = io.StringIO()
+    run = run_canary(stack, options(server, proxy), out=printed)
+    out = printed.getvalue()
     assert run.exit_code == 0, out
     assert "waiting up to 30.6s for Prometheus to scrape the canary and a whole round after the weight" in out
     assert all(step.canary_requests > 0 for step in run.steps)
     assert stack.config[RELEASES]["app"]["stable"]["tag"] == "v2"
 
 
-def test_a_slow_scrape_interval_is_read_from_prometheus_and_judged_in_whole_rounds(apps, prometheus, proxy, capsys):
-    server = prometheus  # scraping every 1s
+def slow_scrape_interval(apps, server, proxy):
+    # server: scraping every 1s
+    printed = io.StringIO()
     stack = ScrapedStack(proxy, apps)
     with pytest.raises(stacks.InputError, match=r"--interval 2s is shorter than 3 scrape intervals of Prometheus "
                                                 r"\(1s each\).*use --interval 3s or more"):
-        run_canary(stack, options(server, proxy))
+        run_canary(stack, options(server, proxy), out=printed)
     assert stack.up_messages == ["initial"]  # refused before anything was written
-    run = run_canary(stack, options(server, proxy, steps=[100], interval=3.0))
-    out = capsys.readouterr().out
+    run = run_canary(stack, options(server, proxy, steps=[100], interval=3.0), out=printed)
+    out = printed.getvalue()
     assert run.exit_code == 0, run.aborted
     assert "scrape interval 1s" in out
     # With a scrape as long as a third of the step, the rounds after the wait still hold the step's traffic
@@ -138,8 +153,7 @@ def test_a_slow_scrape_interval_is_read_from_prometheus_and_judged_in_whole_roun
     assert run.steps[0].requests > 0 and run.steps[0].canary_share == 100.0
 
 
-def test_a_second_workload_on_the_stable_tag_never_counts(apps, prometheus, proxy):
-    server = prometheus
+def second_workload_on_the_stable_tag(apps, server, proxy):
     stop = threading.Event()
 
     def other_release_traffic():  # app-rolling's own users, straight to its pod: 200 requests/s, more than the probes
@@ -153,7 +167,7 @@ def test_a_second_workload_on_the_stable_tag_never_counts(apps, prometheus, prox
     traffic = threading.Thread(target=other_release_traffic)
     traffic.start()
     try:
-        run = run_canary(stack, options(server, proxy, steps=[100], interval=2.5))
+        run = run_canary(stack, options(server, proxy, steps=[100], interval=2.5), out=io.StringIO())
     finally:
         stop.set()
         traffic.join(10)
@@ -162,3 +176,23 @@ def test_a_second_workload_on_the_stable_tag_never_counts(apps, prometheus, prox
              "app-rolling's traffic to be scraped")
     assert run.exit_code == 0, run.aborted
     assert run.steps[0].canary_share == 100.0 and run.steps[0].requests > 0
+
+
+SCENARIOS = {
+    "test_a_canary_scraped_only_after_its_weight_is_live_is_waited_for_and_promoted":
+        canary_scraped_only_after_its_weight_is_live,
+    "test_a_slow_scrape_interval_is_read_from_prometheus_and_judged_in_whole_rounds": slow_scrape_interval,
+    "test_a_second_workload_on_the_stable_tag_never_counts": second_workload_on_the_stable_tag,
+}
+
+
+def test_a_canary_scraped_only_after_its_weight_is_live_is_waited_for_and_promoted(scenarios):
+    played("test_a_canary_scraped_only_after_its_weight_is_live_is_waited_for_and_promoted")
+
+
+def test_a_slow_scrape_interval_is_read_from_prometheus_and_judged_in_whole_rounds(scenarios):
+    played("test_a_slow_scrape_interval_is_read_from_prometheus_and_judged_in_whole_rounds")
+
+
+def test_a_second_workload_on_the_stable_tag_never_counts(scenarios):
+    played("test_a_second_workload_on_the_stable_tag_never_counts")
