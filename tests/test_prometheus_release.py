@@ -1,8 +1,9 @@
 """`rollout canary --metrics` against a real Prometheus as it scrapes: a canary scraped only after its weight
 is live, a slow scrape interval, and a second workload on the stable tag in the namespace. Each target
 carries the labels a Kubernetes service discovery attaches (`namespace`, `pod`), so the default release
-selector (operations.prometheus.Labels.release) is what scopes the queries. The tests' scenarios run at once,
-each with apps, a Prometheus and a proxy of its own: most of a scenario is waiting on Prometheus' 5 s ticks.
+selector (operations.prometheus.Labels.release) is what scopes the queries. The tests' scenarios run on threads
+begun with the module, each with a Prometheus and a proxy of its own, the first beside the other two on apps of its
+own: most of a scenario is waiting on Prometheus' 5 s ticks.
 
 Outside CI a missing binary skips these tests (`make prometheus` installs it); in CI it fails them."""
 
@@ -36,15 +37,19 @@ SERVERS = {
     "test_a_slow_scrape_interval_is_read_from_prometheus_and_judged_in_whole_rounds": (["v1", "v2"], "1s"),
     "test_a_second_workload_on_the_stable_tag_never_counts": (["v1", "v2", "rolling"], "200ms"),
 }
-# The scenarios the `scenarios` fixture began, by test.
-PLAYING: dict[str, Background[bool]] = {}
-SCENARIO_DEADLINE_S = 180.0  # apps, a Prometheus (~5 s before it scrapes), a run of a few steps: for a busy machine
+# Scenarios that run one after another on one set of apps (each with a Prometheus of its own, all begun at once);
+# the groups run at once, each on apps of its own: a scenario's traffic must never reach the counters another reads.
+GROUPS = [["test_a_canary_scraped_only_after_its_weight_is_live_is_waited_for_and_promoted"],
+          ["test_a_slow_scrape_interval_is_read_from_prometheus_and_judged_in_whole_rounds",
+           "test_a_second_workload_on_the_stable_tag_never_counts"]]
+# The groups the `scenarios` fixture began, by test: what each scenario raised (None: it passed), by test.
+PLAYING: dict[str, Background[dict[str, BaseException | None]]] = {}
+SCENARIO_DEADLINE_S = 180.0  # apps, a Prometheus (~5 s before it scrapes), runs of a few steps: for a busy machine
 
 
 @pytest.fixture(scope="module")
 def scenarios(request):
-    """Each test's scenario, all begun at once on threads when the module starts: each with apps, a Prometheus and
-    a proxy of its own (nothing one scenario sends is counted by another's server), so their waits overlap:
+    """The tests' scenarios, begun on threads when the module starts (GROUPS), so that their waits overlap:
     Prometheus scrapes new targets only ~5 s after it starts, and a new target ~5 s after it is known. A test
     waits for its scenario to end; the scenario's assertions fail that test."""
     if prometheus_binary() is None:
@@ -53,36 +58,50 @@ def scenarios(request):
             pytest.fail(f"{reason}; .ci/run should have installed it")
         pytest.skip(reason)
     to_run = {item.originalname for item in request.session.items if getattr(item, "module", None) is request.module}
-    for test in SERVERS:
-        if test in to_run:
-            PLAYING[test] = Background(functools.partial(play, test), lambda _: None)
-            PLAYING[test].begin()
+    for group in GROUPS:
+        tests = [test for test in group if test in to_run]
+        if tests:
+            playing = Background(functools.partial(play, tests), lambda _: None)
+            playing.begin()
+            PLAYING.update(dict.fromkeys(tests, playing))
     yield PLAYING
-    for scenario in PLAYING.values():
-        scenario.stop()
+    for playing in set(PLAYING.values()):
+        playing.stop()
     PLAYING.clear()
 
 
-def play(test: str) -> bool:
-    """`test`'s scenario (SCENARIOS) with its own apps, Prometheus and proxy; everything stopped at its end."""
-    names, interval = SERVERS[test]
-    apps = {name: AppProcess.launch(APP_VERSIONS[name]) for name in sorted({"v1", "v2", *names})}
-    server = None
+def play(tests: list[str]) -> dict[str, BaseException | None]:
+    """The scenarios of `tests` (SCENARIOS) one after another on one set of apps, each with its Prometheus and a
+    proxy of its own; everything stopped at the end. What each scenario raised, by test."""
+    apps = {name: AppProcess.launch(version) for name, version in APP_VERSIONS.items()}
+    servers: dict[str, Background[PrometheusServer]] = {}
+    raised: dict[str, BaseException | None] = {}
     try:
         wait_all(apps.values())
-        server = start_scraping(apps, names, interval)
-        with WeightedProxy() as proxy:
-            SCENARIOS[test](apps, server, proxy)
+        for test in tests:
+            servers[test] = Background(functools.partial(start_scraping, apps, *SERVERS[test]), PrometheusServer.stop)
+            servers[test].begin()
+        for test in tests:
+            try:
+                with WeightedProxy() as proxy:
+                    SCENARIOS[test](apps, servers[test].result(), proxy)
+                raised[test] = None
+            except BaseException as error:  # noqa: BLE001 (raised again by the test: played())
+                raised[test] = error
+            finally:
+                servers[test].stop()
     finally:
-        if server is not None:
+        for server in servers.values():
             server.stop()
         stop_all(apps.values())
-    return True
+    return raised
 
 
 def played(test: str) -> None:
-    """Wait for `test`'s scenario; its failure is raised here."""
-    PLAYING[test].result(SCENARIO_DEADLINE_S)
+    """Wait for `test`'s scenario; what it raised is raised here."""
+    error = PLAYING[test].result(SCENARIO_DEADLINE_S)[test]
+    if error is not None:
+        raise error
 
 
 def address(app: AppProcess) -> str:
