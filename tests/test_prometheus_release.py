@@ -77,14 +77,19 @@ def play(tests: list[str]) -> dict[str, BaseException | None]:
     servers: dict[str, Background[PrometheusServer]] = {}
     raised: dict[str, BaseException | None] = {}
     try:
+        for test in tests:  # while the apps start: their targets are given before Prometheus' first 5 s tick
+            server = PrometheusServer({"app": []}, scrape_interval=SERVERS[test][1])
+            servers[test] = Background(server.start, PrometheusServer.stop)
+            servers[test].begin()
         wait_all(apps.values())
         for test in tests:
-            servers[test] = Background(functools.partial(start_scraping, apps, *SERVERS[test]), PrometheusServer.stop)
-            servers[test].begin()
+            scrape(servers[test].result(), apps, SERVERS[test][0])
         for test in tests:
             try:
                 with WeightedProxy() as proxy:
-                    SCENARIOS[test](apps, servers[test].result(), proxy)
+                    server = servers[test].result()
+                    server.wait_up()
+                    SCENARIOS[test](apps, server, proxy)
                 raised[test] = None
             except BaseException as error:  # noqa: BLE001 (raised again by the test: played())
                 raised[test] = error
@@ -111,12 +116,6 @@ def address(app: AppProcess) -> str:
 def scrape(server: PrometheusServer, apps: dict[str, AppProcess], names: list[str]) -> None:
     server.set_targets("app", [address(apps[name]) for name in names],
                        {address(apps[name]): {"namespace": "app-update", "pod": PODS[name]} for name in names})
-
-
-def start_scraping(apps: dict[str, AppProcess], names: list[str], interval: str) -> PrometheusServer:
-    server = PrometheusServer({"app": []}, scrape_interval=interval)
-    scrape(server, apps, names)
-    return server.start()
 
 
 class ScrapedStack(LoadBalancedStack):
