@@ -96,8 +96,8 @@ def play(tests: list[str]) -> dict[str, BaseException | None]:
             finally:
                 servers[test].stop()
     finally:
-        for server in servers.values():
-            server.stop()
+        for starting in servers.values():
+            starting.stop()
         stop_all(apps.values())
     return raised
 
