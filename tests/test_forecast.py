@@ -126,11 +126,15 @@ def reference(replicas, surge, unavailable):
         Strategy,
         reconcile_new_replica_set,
         reconcile_old_replica_sets,
+        resolve_fenceposts,
     )
     from model.fenceposts import max_surge as surge_of
     from model.fenceposts import max_unavailable as unavailable_of
 
-    spec = Strategy("RollingUpdate", replicas, surge, unavailable)
+    given = Strategy("RollingUpdate", replicas, surge, unavailable)
+    # The syncs see the fenceposts resolved once (what the controller computes from the spec each sync; an int
+    # pair that is not 0/0 resolves to itself): parsing "25%" again in every sync was a third of this simulation.
+    spec = Strategy("RollingUpdate", replicas, *resolve_fenceposts(surge, unavailable, replicas))
     # ReplicaSet is a frozen dataclass: one instance per value serves every sync that sees that value (making a
     # new one each time was a fifth of this simulation's time).
     replica_set = functools.cache(ReplicaSet)
@@ -158,7 +162,7 @@ def reference(replicas, surge, unavailable):
         new_ready += 1
         out.append((old, new, new_ready))
     steps = [s for i, s in enumerate(out) if i == 0 or out[i - 1] != s]
-    return steps, syncs, surge_of(spec), unavailable_of(spec)
+    return steps, syncs, surge_of(given), unavailable_of(given)
 
 
 GRID_FENCEPOSTS = [0, 1, 2, 3, 7, 40, "0%", "1%", "10%", "25%", "33%", "50%", "75%", "100%", "250%"]
