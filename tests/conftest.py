@@ -39,18 +39,19 @@ STACK_FILES = tracked_stack_files(ROOT)
 STACKS = [p.name[len("Pulumi."):-len(".yaml")] for p in STACK_FILES]
 
 
-# The files that take longest, longest first (seconds on one core, measured by hand with
-# `pytest -n 0 --durations=0`): the two workers take whole files in collection order
-# (`--dist loadfile --no-loadscope-reorder` in pyproject.toml), so starting with the long ones
-# keeps one worker from ending alone on a long file. tests/cluster's file leads (the longest: its control plane
-# starts once per worker), then test_prometheus.py: most of its time is waiting on the server's scrapes, which the
-# other worker fills. Files not listed follow in their usual order; the order changes no test's outcome (no test
-# depends on another).
-LONGEST_FIRST = ("test_cluster.py", "test_prometheus.py", "test_prometheus_release.py", "test_driver_death.py",
-                 "test_bluegreen_driver_death.py", "test_bluegreen.py", "test_traffic_modes.py", "test_canary.py",
-                 "test_pipeline_staging.py", "test_live_weight.py", "test_promotion.py", "test_step_checks.py",
-                 "test_apiserver_rules.py", "test_cli.py", "test_fuzz.py", "test_app.py", "test_operations.py",
-                 "test_hostile_input.py")
+# The files that take longest, longest first (wall seconds on a worker of `make test`, measured per file on
+# 2026-12-05): the two workers take whole files in collection order (`--dist loadfile --no-loadscope-reorder` in
+# pyproject.toml), so starting with the long ones keeps one worker from ending alone on a long file. tests/cluster's
+# file leads (the longest: the control plane starts for it), then the Prometheus files, whose time is mostly waiting
+# on the server's scrapes, which the control plane's CPU fills. Files not listed follow in their usual order; the
+# order changes no test's outcome (no test depends on another).
+LONGEST_FIRST = ("test_cluster.py", "test_prometheus.py", "test_prometheus_release.py", "test_traffic_modes.py",
+                 "test_bluegreen.py", "test_driver_death.py", "test_canary.py", "test_pipeline_staging.py",
+                 "test_report_browser.py", "test_live_weight.py", "test_promotion.py", "test_schema_editors.py",
+                 "test_bluegreen_driver_death.py", "test_engine_run.py", "test_step_checks.py", "test_bootstrap.py",
+                 "test_forecast.py", "test_makefile.py", "test_match_phase.py", "test_fuzz.py", "test_traffic.py",
+                 "test_judge.py", "test_app.py", "test_match_proxy.py", "test_report.py", "test_apiserver_rules.py",
+                 "test_operations.py", "test_cli.py", "test_hostile_input.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -18,6 +18,18 @@ from tests.fake_stack import FakeStack, answers_at_weight
 RELEASES = "app-update:releases"
 
 
+@pytest.fixture(autouse=True)
+def python_sigint():
+    """SIGINT as a Python process has it when started from a terminal (default_int_handler: KeyboardInterrupt),
+    whatever this process started with: one started in the background by a shell without job control has SIGINT
+    ignored, and Python then leaves it ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def canary_stack(weight=0):
     stack = FakeStack("staging", {
         "app-update:cluster": {"mode": "kubeconfig", "loadBalancerController": True},
