@@ -98,7 +98,7 @@ chromium:
 	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); log=$$(mktemp); \
 	  if { $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive \
 	       apt-get install -y -qq --no-install-recommends chromium; } >$$log 2>&1; then \
-	    rm -f $$log; echo "installed $$(chromium --version 2>&1 | head -n 1)"; \
+	    rm -f $$log; echo "installed $$(chromium --version 2>/dev/null | tail -n 1)"; \
 	  else cat $$log; rm -f $$log; echo "make chromium: apt-get could not install chromium" >&2; exit 1; fi; }
 
 # Debian's docker-registry (the distribution registry): tests/test_promotion.py starts it on a loopback port

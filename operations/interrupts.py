@@ -24,6 +24,13 @@ raised in that thread (`PyThreadState_SetAsyncExc`, delivered at its next Python
 canary's waits wake at least every half second). The main thread is not interrupted while workers
 run: it waits for each to end safely (a canary aborted, an update finished), then `interrupted()`
 tells it to stop. With no worker running, a signal interrupts the main thread at once.
+
+The main thread's handler only notes the signal and queues it (`queue.SimpleQueue.put`, which may
+be called from a handler); a thread of the owner's (`_Forwarder`) forwards it and says what happens.
+A handler runs between two steps of whatever the main thread was doing, also inside an earlier
+handler: one that took a worker's lock or the wave's output lock itself would wait forever for a lock
+its own thread holds (seen: a second Ctrl-C that came while the first one's line was being written
+hung the process, its update held, until killed).
 """
 
 from __future__ import annotations
@@ -31,11 +38,14 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import queue
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, wait
+from typing import Any
 
 _state = threading.local()
 _owner: _Guard | None = None  # the main thread's guard, while one is installed
@@ -52,9 +62,10 @@ class _Guard:
         self.thread_id = thread_id
         self.sent = False
         self.lock = threading.Lock()
-        # The owner's: the workers it forwards to, and the first signal it forwarded.
+        # The owner's: the workers it forwards to, the first signal it forwarded, and the thread forwarding them.
         self.workers: list[_Guard] = []
         self.interrupted: str | None = None
+        self.forwarder: _Forwarder | None = None
 
     def running(self) -> str:
         parts = []
@@ -69,16 +80,23 @@ class _Guard:
     def handle(self, number: int, frame: object) -> None:
         name = signal.Signals(number).name
         workers = list(self.workers)
-        if workers and self.update is None and self.shield is None:
-            # The main thread waits for its workers: each ends safely, then it stops (interrupted()).
-            if self.interrupted is None:
+        if workers and self.update is None and self.shield is None and self.forwarder is not None:
+            # The main thread waits for its workers: each ends safely, then it stops (interrupted()). No lock
+            # and no output here: the forwarder does both (the module's docstring says why).
+            first = self.interrupted is None
+            if first:
                 self.interrupted = name
-                self.say(f"{name}: stopping after what runs now ends safely (a running canary is aborted, a "
-                         f"running update finishes first); then continue with: {self.finish_hint}")
-            for worker in workers:
-                worker.forward(name)
+            self.forwarder.signals.put((name, first))
             return
         self._handle(name, raise_interrupt=self._raise_here)
+
+    def forward_to_workers(self, name: str, first: bool) -> None:
+        """The owner's handling of a signal while workers run, on its forwarder's thread."""
+        if first:
+            self.say(f"{name}: stopping after what runs now ends safely (a running canary is aborted, a "
+                     f"running update finishes first); then continue with: {self.finish_hint}")
+        for worker in list(self.workers):
+            worker.forward(name)
 
     @staticmethod
     def _raise_here() -> None:
@@ -118,6 +136,27 @@ class _Guard:
                  f"{self.finish_hint}")
 
 
+class _Forwarder:
+    """The owner's thread that forwards the signals its handler queued, in order, to the workers then running."""
+
+    def __init__(self, owner: _Guard):
+        self.signals: queue.SimpleQueue[tuple[str, bool] | None] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._run, args=(owner,), name="signal forwarder", daemon=True)
+        self.thread.start()
+
+    def _run(self, owner: _Guard) -> None:
+        while (item := self.signals.get()) is not None:
+            owner.forward_to_workers(*item)
+
+    def stop(self) -> None:
+        """Forward what is queued, then end (the owner's guard ends)."""
+        self.signals.put(None)
+        self.thread.join()
+
+
+_forwarder_start = threading.Lock()  # workers of one owner register at once (a wave stage's parallel stacks)
+
+
 def _current() -> _Guard | None:
     return getattr(_state, "guard", None)
 
@@ -145,6 +184,9 @@ def guard(finish_hint: str, say: Callable[[str], None] | None = None) -> Iterato
             return
         worker = _Guard(finish_hint, speak, threading.get_ident())
         _state.guard = worker
+        with _forwarder_start:
+            if owner.forwarder is None:  # before the first worker: the handler forwards only through it
+                owner.forwarder = _Forwarder(owner)
         owner.workers.append(worker)
         try:
             if owner.interrupted:  # started after the signal: stops before it does anything
@@ -166,6 +208,22 @@ def guard(finish_hint: str, say: Callable[[str], None] | None = None) -> Iterato
         _state.guard, _owner = None, None
         for number, handler in previous.items():
             signal.signal(number, handler)
+        if state.forwarder is not None:
+            state.forwarder.stop()
+
+
+# How long the main thread waits on its workers at a time (wait_for_workers).
+WORKERS_WAKE_S = 0.5
+
+
+def wait_for_workers(futures: list[Future[Any]]) -> None:
+    """Until every worker's future is done, waking every WORKERS_WAKE_S. The kernel gives a process's signal to any
+    of its threads, and Python runs the handler in the main thread when that thread next runs Python code: a main
+    thread blocked on a lock does not wake for a signal another thread took, which would wait as long as the stack
+    does (seen: a second Ctrl-C left unanswered while the update it asked about was held)."""
+    pending = set(futures)
+    while pending:
+        _, pending = wait(pending, timeout=WORKERS_WAKE_S)
 
 
 def interrupted() -> bool:

@@ -274,7 +274,9 @@ class WaveRun:
                 self._save()
 
         with ThreadPoolExecutor(max_workers=stage.parallel or 1, thread_name_prefix="wave") as pool:
-            for future in [pool.submit(one, name) for name in stage.stacks]:
+            futures = [pool.submit(one, name) for name in stage.stacks]
+            interrupts.wait_for_workers(futures)  # the signals' handlers run meanwhile
+            for future in futures:
                 future.result()
         return not failed.is_set()
 

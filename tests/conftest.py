@@ -54,6 +54,27 @@ LONGEST_FIRST = ("test_cluster.py", "test_prometheus.py", "test_prometheus_relea
                  "test_operations.py", "test_cli.py", "test_hostile_input.py")
 
 
+# Files that go to one worker together, one after the other (a scope of xdist's loadfile scheduling each): the
+# Prometheus files, whose scenarios all begin when the first of them starts, so that the ~5 s waits for Prometheus'
+# discovery ticks overlap (tests/test_prometheus.py, `environment`).
+ONE_WORKER = {"tests/test_prometheus.py": "prometheus", "tests/test_prometheus_release.py": "prometheus"}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile` (pyproject.toml) with the files of ONE_WORKER as one scope; other modes as xdist has them."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class LoadFileGroups(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = super()._split_scope(nodeid)
+            return ONE_WORKER.get(path, path)
+
+    return LoadFileGroups(config, log)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file keeps its order

@@ -94,7 +94,8 @@ class Driver:
     def wait_for(self, text: str) -> str:
         """Wait for a line containing `text` (the process says where it is)."""
         with self.heard:
-            assert self.heard.wait_for(lambda: self.said(text) or self.ended, HANG), "the process hangs"
+            assert self.heard.wait_for(lambda: self.said(text) or self.ended, HANG), \
+                f"the process hangs, waited {HANG}s for {text!r}; it said:\n{self.output}"
             line = self.said(text)
         assert line is not None, f"the process ended without saying {text!r}:\n{self.output}"
         return line

@@ -152,3 +152,91 @@ def test_a_line_said_while_the_log_writes_another_on_the_same_thread_waits_and_f
         "SIGTERM: letting the running update finish", "SIGINT again: still running", "step"]
     assert out.getvalue().splitlines() == ["SIGTERM: letting the running update finish",
                                            "SIGINT again: still running"]
+
+
+# A wave's main thread owns the signals and forwards them to its worker threads: each scenario in a process of its
+# own (with the handler that once took a worker's lock, the main thread waited forever on a lock it held).
+SECOND_SIGNAL_WHILE_THE_FIRST_IS_SAID = """
+import os, signal, threading
+from concurrent.futures import ThreadPoolExecutor
+from operations import interrupts
+
+said, in_update, answered = [], threading.Event(), threading.Event()
+
+def say(text):
+    said.append(text)
+    if "letting the running update finish" in text:
+        os.kill(os.getpid(), signal.SIGINT)  # a second Ctrl-C while the first one's line is being written
+    if "again: still running" in text:
+        answered.set()
+
+def worker():
+    with interrupts.guard("python -m rollout wave w --release app --resume", say):
+        with interrupts.updating("canary app v2: weight 50%"):
+            in_update.set()
+            answered.wait(60)
+        said.append(f"pending: {interrupts.pending()}")  # the update ends, then the canary is aborted
+
+signal.signal(signal.SIGINT, signal.default_int_handler)
+with interrupts.guard("python -m rollout wave w --release app --resume", say):
+    with ThreadPoolExecutor(1) as pool:  # as operations/waves.py runs a stage's stacks
+        futures = [pool.submit(worker)]
+        in_update.wait(60)
+        os.kill(os.getpid(), signal.SIGINT)
+        interrupts.wait_for_workers(futures)
+        futures[0].result()
+    assert interrupts.interrupted()
+print("\\n".join(said))
+"""
+
+
+# The kernel may give a process's signal to a thread other than the main one (here: given to the worker by
+# pthread_kill); Python runs the handler in the main thread, which must wake to run it while its workers go on.
+A_SIGNAL_TAKEN_BY_A_WORKER_THREAD = """
+import signal, threading
+from concurrent.futures import ThreadPoolExecutor
+from operations import interrupts
+
+said, in_update, answered = [], threading.Event(), threading.Event()
+
+def say(text):
+    said.append(text)
+    if "letting the running update finish" in text:
+        answered.set()
+
+def worker():
+    with interrupts.guard("python -m rollout wave w --release app --resume", say):
+        with interrupts.updating("canary app v2: weight 50%"):
+            in_update.set()
+            signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+            said.append(f"answered while the update ran: {answered.wait(30)}")
+
+signal.signal(signal.SIGINT, signal.default_int_handler)
+with interrupts.guard("python -m rollout wave w --release app --resume", say):
+    with ThreadPoolExecutor(1) as pool:
+        futures = [pool.submit(worker)]
+        interrupts.wait_for_workers(futures)
+        futures[0].result()
+print("\\n".join(said))
+"""
+
+
+@pytest.mark.parametrize("script", [SECOND_SIGNAL_WHILE_THE_FIRST_IS_SAID, A_SIGNAL_TAKEN_BY_A_WORKER_THREAD],
+                         ids=["a second signal while the first is said", "a signal taken by a worker thread"])
+def test_a_signal_during_a_workers_update_is_forwarded_to_it_at_once(script):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("SIGINT: stopping after what runs now ends safely")
+    assert lines[1].startswith("SIGINT: letting the running update finish")
+    if script is SECOND_SIGNAL_WHILE_THE_FIRST_IS_SAID:
+        assert lines[2].startswith("SIGINT again: still running: `pulumi up` (canary app v2: weight 50%)")
+        assert lines[3:] == ["pending: True"]
+    else:
+        assert lines[2:] == ["answered while the update ran: True"]

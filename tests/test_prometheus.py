@@ -84,11 +84,16 @@ def environment(request):
     """Prometheus and the apps, begun on a thread as this module's first test starts, when one of the
     tests to run needs them. Only a process that runs the module's tests starts them (of xdist's
     workers, which all import every module to collect it, the one given this module); the tests that
-    need no server (first in this file) run while Prometheus comes up (~5 s)."""
+    need no server (first in this file) run while Prometheus comes up (~5 s). The scenarios of
+    tests/test_prometheus_release.py, which runs next on the same worker, begin with it: their waits
+    on Prometheus' ticks overlap these."""
     if prometheus_binary() is not None and any(
             getattr(item, "module", None) is request.module and "prometheus" in getattr(item, "fixturenames", ())
             for item in request.session.items):
         ENVIRONMENT.begin()
+        from tests import test_prometheus_release
+
+        test_prometheus_release.begin(request.session)
     yield
     ENVIRONMENT.stop()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import io
+import sys
 import threading
 
 import pytest
@@ -47,23 +48,34 @@ PLAYING: dict[str, Background[dict[str, BaseException | None]]] = {}
 SCENARIO_DEADLINE_S = 180.0  # apps, a Prometheus (~5 s before it scrapes), runs of a few steps: for a busy machine
 
 
-@pytest.fixture(scope="module")
-def scenarios(request):
-    """The tests' scenarios, begun on threads when the module starts (GROUPS), so that their waits overlap:
-    Prometheus scrapes new targets only ~5 s after it starts, and a new target ~5 s after it is known. A test
-    waits for its scenario to end; the scenario's assertions fail that test."""
-    if prometheus_binary() is None:
-        reason = "the prometheus binary is not installed (make prometheus installs Debian's package)"
-        if in_ci():
-            pytest.fail(f"{reason}; .ci/run should have installed it")
-        pytest.skip(reason)
-    to_run = {item.originalname for item in request.session.items if getattr(item, "module", None) is request.module}
+def begin(session: pytest.Session) -> None:
+    """Begin the scenarios (GROUPS) of this module's tests that are to run, on threads, once: from this module's
+    `scenarios` fixture, or earlier from tests/test_prometheus.py's, whose waits then overlap these (the two files
+    run on one worker, one after the other: tests/conftest.py ONE_WORKER). Scenarios begun and never waited for are
+    stopped at the interpreter's exit (Background)."""
+    if PLAYING or prometheus_binary() is None:
+        return
+    module = sys.modules[__name__]
+    to_run = {item.originalname for item in session.items if getattr(item, "module", None) is module}
     for group in GROUPS:
         tests = [test for test in group if test in to_run]
         if tests:
             playing = Background(functools.partial(play, tests), lambda _: None)
             playing.begin()
             PLAYING.update(dict.fromkeys(tests, playing))
+
+
+@pytest.fixture(scope="module")
+def scenarios(request):
+    """The tests' scenarios, begun on threads (`begin`) so that their waits overlap: Prometheus scrapes new targets
+    only ~5 s after it starts, and a new target ~5 s after it is known. A test waits for its scenario to end; the
+    scenario's assertions fail that test."""
+    if prometheus_binary() is None:
+        reason = "the prometheus binary is not installed (make prometheus installs Debian's package)"
+        if in_ci():
+            pytest.fail(f"{reason}; .ci/run should have installed it")
+        pytest.skip(reason)
+    begin(request.session)
     yield PLAYING
     for playing in set(PLAYING.values()):
         playing.stop()
