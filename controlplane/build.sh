@@ -22,7 +22,7 @@ module_dir() { (cd / && GOFLAGS= go mod download -json "$1" | sed -n 's/^\t"Dir"
 export GOFLAGS="${GOFLAGS:+$GOFLAGS }-p=1"
 if [ ! -x "$dir/controlplane" ]; then
   echo "building controlplane (Kubernetes $K8S_VERSION apiserver, controller-manager, scheduler; etcd" \
-       "$(go list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3)) into $dir (about 15-25 min on 2 cores)"
+       "$(go list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3)) into $dir (about 10-25 min on 2 cores)"
   start=$SECONDS
   major=${K8S_VERSION#v}; minor=${major#*.}; minor=${minor%%.*}; major=${major%%.*}
   pkg=k8s.io/component-base/version

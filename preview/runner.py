@@ -9,7 +9,7 @@ the SDK walks the Python stack (traceback.extract_stack) to tell the engine whic
 program created it; the engine shows it in diagnostics, the mocks drop it, and nothing here
 reads it, yet it cost about a tenth of a run's CPU. In a program run's thread (only there:
 another thread's registrations, an Automation API program's say, keep theirs) the SDK's
-private `pulumi.runtime.resource._get_stack_trace` answers with the empty stack trace the SDK
+private stack-trace function in `pulumi.runtime.resource` answers with the empty stack trace the SDK
 itself sends when it finds no user frame (preview/mocks.py's skip_source_positions, with the
 other private names the mocks need). Should a new SDK drop or rename that function, or its
 `source_pb2` module, the capture simply stays on (slower, same registrations).
