@@ -26,11 +26,15 @@ run: it waits for each to end safely (a canary aborted, an update finished), the
 tells it to stop. With no worker running, a signal interrupts the main thread at once.
 
 The main thread's handler only notes the signal and queues it (`queue.SimpleQueue.put`, which may
-be called from a handler); a thread of the owner's (`_Forwarder`) forwards it and says what happens.
-A handler runs between two steps of whatever the main thread was doing, also inside an earlier
-handler: one that took a worker's lock or the wave's output lock itself would wait forever for a lock
-its own thread holds (seen: a second Ctrl-C that came while the first one's line was being written
-hung the process, its update held, until killed).
+be called from a handler); a thread of the owner's (`_Forwarder`) forwards it and says what happens,
+each signal to each registered worker once (a worker registering after the first was forwarded takes
+it as it registers). A handler runs between two steps of whatever the main thread was doing, also
+inside an earlier handler: one that took a worker's lock or the wave's output lock itself would wait
+forever for a lock its own thread holds (seen: a second Ctrl-C that came while the first one's line
+was being written hung the process, its update held, until killed). While the main thread runs a
+pool of workers (`workers_running()`) a signal stops the stage even when no worker is registered yet,
+and it waits for them in short slices (`wait_for_workers()`): the kernel gives a process's signal to
+any of its threads, and a main thread blocked on a lock would run the handler only once they ended.
 """
 
 from __future__ import annotations
@@ -62,10 +66,13 @@ class _Guard:
         self.thread_id = thread_id
         self.sent = False
         self.lock = threading.Lock()
-        # The owner's: the workers it forwards to, the first signal it forwarded, and the thread forwarding them.
+        # The owner's: the workers it forwards to, the first signal its handler took and the first its forwarder
+        # forwarded (under _registry), the thread forwarding them, and whether it waits for a pool of workers.
         self.workers: list[_Guard] = []
         self.interrupted: str | None = None
+        self.forwarded: str | None = None
         self.forwarder: _Forwarder | None = None
+        self.pool_running = False
 
     def running(self) -> str:
         parts = []
@@ -79,24 +86,29 @@ class _Guard:
 
     def handle(self, number: int, frame: object) -> None:
         name = signal.Signals(number).name
-        workers = list(self.workers)
-        if workers and self.update is None and self.shield is None and self.forwarder is not None:
+        forwarder = self.forwarder
+        if (self.workers or self.pool_running) and self.update is None and self.shield is None and forwarder:
             # The main thread waits for its workers: each ends safely, then it stops (interrupted()). No lock
             # and no output here: the forwarder does both (the module's docstring says why).
-            first = self.interrupted is None
-            if first:
+            if self.interrupted is None:
                 self.interrupted = name
-            self.forwarder.signals.put((name, first))
+            forwarder.signals.put(name)
             return
         self._handle(name, raise_interrupt=self._raise_here)
 
-    def forward_to_workers(self, name: str, first: bool) -> None:
-        """The owner's handling of a signal while workers run, on its forwarder's thread."""
-        if first:
-            self.say(f"{name}: stopping after what runs now ends safely (a running canary is aborted, a "
-                     f"running update finishes first); then continue with: {self.finish_hint}")
-        for worker in list(self.workers):
-            worker.forward(name)
+    def forward_to_workers(self, name: str) -> None:
+        """The owner's handling of a signal while workers run, on its forwarder's thread: each worker registered
+        now gets it once (one that registers later gets the first signal then: guard()). A line that cannot be
+        written (the terminal's pipe gone with the same Ctrl-C) must not keep the signal from the workers."""
+        with _registry:
+            if self.forwarded is None:
+                self.forwarded = name
+                with contextlib.suppress(Exception):
+                    self.say(f"{name}: stopping after what runs now ends safely (a running canary is aborted, a "
+                             f"running update finishes first); then continue with: {self.finish_hint}")
+            for worker in list(self.workers):
+                with contextlib.suppress(Exception):
+                    worker.forward(name)
 
     @staticmethod
     def _raise_here() -> None:
@@ -140,13 +152,14 @@ class _Forwarder:
     """The owner's thread that forwards the signals its handler queued, in order, to the workers then running."""
 
     def __init__(self, owner: _Guard):
-        self.signals: queue.SimpleQueue[tuple[str, bool] | None] = queue.SimpleQueue()
+        self.signals: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self.thread = threading.Thread(target=self._run, args=(owner,), name="signal forwarder", daemon=True)
         self.thread.start()
 
     def _run(self, owner: _Guard) -> None:
-        while (item := self.signals.get()) is not None:
-            owner.forward_to_workers(*item)
+        while (name := self.signals.get()) is not None:
+            with contextlib.suppress(Exception):  # the next signal is forwarded whatever this one met
+                owner.forward_to_workers(name)
 
     def stop(self) -> None:
         """Forward what is queued, then end (the owner's guard ends)."""
@@ -154,7 +167,15 @@ class _Forwarder:
         self.thread.join()
 
 
-_forwarder_start = threading.Lock()  # workers of one owner register at once (a wave stage's parallel stacks)
+# Held while a worker registers and while the forwarder forwards: a signal reaches each worker exactly once, from the
+# forwarder or, for one registering after the forwarder took it, from its registration. Never taken by a handler.
+_registry = threading.Lock()
+
+
+def _start_forwarder(owner: _Guard) -> None:
+    with _registry:
+        if owner.forwarder is None:
+            owner.forwarder = _Forwarder(owner)
 
 
 def _current() -> _Guard | None:
@@ -184,17 +205,17 @@ def guard(finish_hint: str, say: Callable[[str], None] | None = None) -> Iterato
             return
         worker = _Guard(finish_hint, speak, threading.get_ident())
         _state.guard = worker
-        with _forwarder_start:
-            if owner.forwarder is None:  # before the first worker: the handler forwards only through it
-                owner.forwarder = _Forwarder(owner)
-        owner.workers.append(worker)
+        _start_forwarder(owner)  # before the first worker: the handler forwards only through it
         try:
-            if owner.interrupted:  # started after the signal: stops before it does anything
-                with worker.lock:
-                    worker._handle(owner.interrupted, worker._send)
+            with _registry:
+                owner.workers.append(worker)
+                if owner.forwarded:  # started after the signal was forwarded: stops before it does anything
+                    with worker.lock:
+                        worker._handle(owner.forwarded, worker._send)
             yield
         finally:
-            owner.workers.remove(worker)
+            with contextlib.suppress(ValueError):  # (an interrupt that came before it was in the list)
+                owner.workers.remove(worker)
             with worker.lock:
                 worker.withdraw()
             _state.guard = None
@@ -210,6 +231,24 @@ def guard(finish_hint: str, say: Callable[[str], None] | None = None) -> Iterato
             signal.signal(number, handler)
         if state.forwarder is not None:
             state.forwarder.stop()
+
+
+@contextlib.contextmanager
+def workers_running() -> Iterator[None]:
+    """Around the main thread's pool of workers (a wave's stage, until the pool has shut down): a signal
+    meanwhile stops the stage (`interrupted()`) and reaches the workers registered, also while none is (before
+    the first stack's guard, between two stacks), instead of raising KeyboardInterrupt in the main thread,
+    which would leave the pool to run every stack it holds to its end."""
+    owner = _owner
+    if owner is None or _current() is not owner:
+        yield
+        return
+    _start_forwarder(owner)
+    owner.pool_running = True
+    try:
+        yield
+    finally:
+        owner.pool_running = False
 
 
 # How long the main thread waits on its workers at a time (wait_for_workers).

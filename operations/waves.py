@@ -273,7 +273,8 @@ class WaveRun:
             with self._lock:
                 self._save()
 
-        with ThreadPoolExecutor(max_workers=stage.parallel or 1, thread_name_prefix="wave") as pool:
+        with interrupts.workers_running(), \
+                ThreadPoolExecutor(max_workers=stage.parallel or 1, thread_name_prefix="wave") as pool:
             futures = [pool.submit(one, name) for name in stage.stacks]
             interrupts.wait_for_workers(futures)  # the signals' handlers run meanwhile
             for future in futures:

@@ -75,6 +75,19 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return LoadFileGroups(config, log)
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """Tells each worker whether the scheduler above groups ONE_WORKER's files (a worker's own `dist` is "no")."""
+    node.workerinput["one_worker_groups"] = node.config.getvalue("dist") == "loadfile"
+
+
+def runs_one_worker_groups(config: pytest.Config) -> bool:
+    """Whether this process runs each ONE_WORKER group's files together: it runs the whole session (no xdist, or
+    `-n 0`), or it is a worker of the loadfile scheduling above (not of `--dist load`, which splits files)."""
+    workerinput = getattr(config, "workerinput", None)
+    return workerinput is None or bool(workerinput.get("one_worker_groups"))
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file keeps its order

@@ -240,3 +240,36 @@ def test_a_signal_during_a_workers_update_is_forwarded_to_it_at_once(script):
         assert lines[3:] == ["pending: True"]
     else:
         assert lines[2:] == ["answered while the update ran: True"]
+
+
+def test_a_line_that_cannot_be_written_does_not_keep_the_signal_from_the_workers():
+    """`rollout wave ... | tee log` and Ctrl-C: the same signal ends `tee`, and the wave's first line about it meets
+    a closed pipe. The forwarding goes on: the worker's update still learns of the signal, and so does the next."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    def closed_pipe(text):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    seen: list[int] = []
+
+    def worker():
+        said = []
+        with interrupts.guard("python -m rollout wave w --release app --resume", said.append):
+            with interrupts.updating("canary app v2: weight 50%"):
+                for signals in (1, 2):
+                    signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+                    deadline = time.monotonic() + 10  # a bound on a signal never forwarded, not a threshold
+                    while len(said) < signals and time.monotonic() < deadline:
+                        time.sleep(0.01)
+                    seen.append(len(said))
+        return said
+
+    with interrupts.guard("python -m rollout wave w --release app --resume", closed_pipe):
+        with interrupts.workers_running(), ThreadPoolExecutor(1) as pool:
+            futures = [pool.submit(worker)]
+            interrupts.wait_for_workers(futures)
+            said = futures[0].result()
+    assert seen == [1, 2]
+    assert said[0].startswith("SIGINT: letting the running update finish") and "again" in said[1]

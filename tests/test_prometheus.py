@@ -92,8 +92,10 @@ def environment(request):
             for item in request.session.items):
         ENVIRONMENT.begin()
         from tests import test_prometheus_release
+        from tests.conftest import runs_one_worker_groups
 
-        test_prometheus_release.begin(request.session)
+        if runs_one_worker_groups(request.config):  # else another worker may run them: it begins them itself
+            test_prometheus_release.begin(request.session)
     yield
     ENVIRONMENT.stop()
 

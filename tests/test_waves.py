@@ -340,3 +340,71 @@ def test_a_wave_canary_holds_the_lease_rollout_canary_takes(monkeypatch, tmp_pat
     assert waves.run_canary_stage(stack, "app", "v2", stage, project_dir=ROOT) == 1
     spec = seen["lease"]()
     assert spec.key == "prod-use1/app" and str(backend) in spec.store.location(spec.key)
+
+
+def test_a_signal_before_a_stacks_guard_stops_the_stage_and_the_stack_never_starts(fleet, tmp_path, capsys):
+    """Ctrl-C while a stage's stack is being opened, before its worker's guard (no worker is registered yet): the
+    main thread's handler stops the stage, and the stack's action never starts. (It used to raise
+    KeyboardInterrupt in the main thread, set no `interrupted()`, and the pool then ran the stack to its end.)"""
+    import os
+    import signal
+    import threading
+    import time
+
+    started: list[str] = []
+
+    def opener(name):
+        if name == "use1" and threading.current_thread() is not threading.main_thread():
+            os.kill(os.getpid(), signal.SIGINT)  # to the process: the main thread's handler takes it
+            deadline = time.monotonic() + 10  # a bound on a handler that never runs, not a threshold
+            while not interrupts.interrupted() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return fleet[name]
+
+    def action(stack, stage, image):
+        started.append(stack.name)
+        return "done"
+
+    out = io.StringIO()
+    with pytest.raises(KeyboardInterrupt):
+        waves.do_wave("rel", "app", project_dir=tmp_path, yes=True, confirm=yes, open_stack=opener,
+                      store=FileRecordStore(tmp_path / "records"), clock=VirtualClock(), action=action, out=out,
+                      resume=False, restart=False, until_stage=None)
+    assert started == [], out.getvalue()
+    record, _ = FileRecordStore(tmp_path / "records").read("rel/app")
+    assert record["status"] == "stopped"
+    assert record["stages"][0]["stacks"]["use1"]["status"] == "failed"
+    assert "SIGINT: stopping after what runs now ends safely" in capsys.readouterr().err  # the driver's own line
+    assert "wave rel STOPPED at stage 1/3 (one)" in out.getvalue()
+
+
+def test_a_signal_the_kernel_gives_a_worker_thread_reaches_the_stacks_update_while_it_runs(fleet, tmp_path, capsys):
+    """A process's signal may go to any of its threads; Python runs the handler in the main thread, which waits for
+    the stage's workers in short slices so that it runs it while the update goes on (a main thread blocked on its
+    workers' futures ran it only once the stack had ended)."""
+    import signal
+    import threading
+    import time
+
+    while_updating: list[bool] = []
+
+    def action(stack, stage, image):
+        with interrupts.updating(f"promote {stack.name}"):
+            signal.pthread_kill(threading.get_ident(), signal.SIGINT)  # this worker thread takes it
+            deadline = time.monotonic() + 10  # a bound on a handler that never runs, not a threshold
+            while not interrupts.pending() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            while_updating.append(interrupts.pending())
+        interrupts.checkpoint()  # the update has ended: the signal stops this stack
+        return "done"
+
+    out = io.StringIO()
+    with pytest.raises(KeyboardInterrupt):
+        waves.do_wave("rel", "app", project_dir=tmp_path, yes=True, confirm=yes, open_stack=fleet.__getitem__,
+                      store=FileRecordStore(tmp_path / "records"), clock=VirtualClock(), action=action, out=out,
+                      resume=False, restart=False, until_stage=None)
+    assert while_updating == [True], out.getvalue()
+    assert "SIGINT: stopping after what runs now ends safely" in capsys.readouterr().err
+    assert "SIGINT: letting the running update finish" in out.getvalue()
+    record, _ = FileRecordStore(tmp_path / "records").read("rel/app")
+    assert record["status"] == "stopped" and record["stages"][0]["stacks"]["use1"]["status"] == "failed"
