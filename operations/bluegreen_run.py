@@ -483,9 +483,10 @@ class _BlueGreenLoop:
                 raise
 
     def _check_quotas(self, checked: Any) -> None:
-        """Before anything is written (the lease included): the namespace's ResourceQuotas must hold the pods the
-        new color adds (operations/live_capacity.py), else OperationError (exit 1). Quotas that cannot be read
-        are said and passed over: a refused pod then fails the preview update, and the run goes back."""
+        """Before anything is written (the lease included): the namespace's LimitRanges must admit the new color's
+        pods and its ResourceQuotas hold the pods it adds (operations/live_capacity.py), else OperationError (exit
+        1). What cannot be read is said and passed over: a refused pod then fails the preview update, and the run
+        goes back."""
         from operations import live_capacity
 
         release = checked.release(self.o.release)
@@ -493,18 +494,28 @@ class _BlueGreenLoop:
         if pods <= 0 or (self.resume and self.phase != PREVIEW):
             return
         try:
-            short = live_capacity.new_color_shortfalls(self.stack, checked.namespace, checked.cluster.context,
+            found = live_capacity.new_color_shortfalls(self.stack, checked.namespace, checked.cluster.context,
                                                        release, pods)
         except live_capacity.QuotaUnreadable as error:
             self.log.say(f"could not read the namespace's ResourceQuotas: {error}; going on")
             return
-        if short:
+        if found.refused:
+            requests, limits = live_capacity.admitted_resources(release, None)
+            each = "; ".join(f"{kind} " + ", ".join(f"{k} {v}" for k, v in sorted(given.items()))
+                             for kind, given in (("requests", requests), ("limits", limits)) if given) or "none"
+            also = f"; the ResourceQuotas too: {'; '.join(found.short)}" if found.short else ""
+            raise OperationError(
+                f"the namespace's LimitRanges refuse the pods of {self.new} of {self.o.release} (resources {each}): "
+                f"{'; '.join(found.refused)}{also}; the API server would refuse each pod and the preview update "
+                f"would wait 10 minutes for them: change the release's resources (or the LimitRange: kubectl edit "
+                f"limitrange -n {checked.namespace}); nothing was written")
+        if found.short:
             requests = live_capacity.pod_requests(release)
             each = ", ".join(f"{k} {v}" for k, v in sorted(requests.items()) if k in ("cpu", "memory")) or "none"
             raise OperationError(
                 f"the namespace's ResourceQuotas cannot hold {self.new} of {self.o.release} ({pods} pods, requests "
-                f"{each} each) beside {self.old}: {'; '.join(short)}; the API server would refuse its pods and the "
-                f"preview update would wait 10 minutes for them: raise the quota (kubectl edit resourcequota -n "
+                f"{each} each) beside {self.old}: {'; '.join(found.short)}; the API server would refuse its pods and "
+                f"the preview update would wait 10 minutes for them: raise the quota (kubectl edit resourcequota -n "
                 f"{checked.namespace}) or lower the release's replicas or resources.requests; nothing was written")
 
     def _preview_changes(self, tracker: _ColorTracker) -> list[stacks.Change]:

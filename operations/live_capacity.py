@@ -1,29 +1,37 @@
-"""Whether the namespace's ResourceQuotas hold a blue-green release's new color, read live.
+"""Whether the namespace admits a blue-green release's new color and its ResourceQuotas hold it, read live.
 
-`rollout bluegreen` brings the new color up complete beside the old one. A ResourceQuota is enforced by the
-API server's admission at each pod's creation: a pod that would take a quota past its `hard` is refused
-(403 "exceeded quota"), the new color's ReplicaSet keeps failing to create it, and the preview update waits
+`rollout bluegreen` brings the new color up complete beside the old one. A LimitRange and a ResourceQuota are
+enforced by the API server's admission at each pod's creation: a pod outside a LimitRange's bounds is refused
+(403 "maximum cpu usage per Container is 500m, but limit is 1"), and so is one that would take a quota past its
+`hard` (403 "exceeded quota"); the new color's ReplicaSet keeps failing to create it, and the preview update waits
 10 minutes for a Deployment that never gets ready. So before its first write the run lists the namespace's
-ResourceQuotas (the official `kubernetes` client, from the stack's `kubeconfig` output or the local
-kubeconfig's context, as operations/live_weight.py's readers) and checks each one's `status.used` plus the
-new color's pods, requests and limits against its `status.hard` (model/capacity.py: `quota_shortfalls`).
+LimitRanges and ResourceQuotas (the official `kubernetes` client, from the stack's `kubeconfig` output or the local
+kubeconfig's context, as operations/live_weight.py's readers) and checks the new color's pods against each
+LimitRange's `min`, `max` and `maxLimitRequestRatio` (`Container` and `Pod` items, model/limit_ranges.py: the
+LimitRanger's rules and words, one line per bound broken, naming the LimitRange), and each quota's `status.used`
+plus the new color's pods, requests and limits against its `status.hard` (model/capacity.py: `quota_shortfalls`).
 
 The pods counted are those the new color adds: the release's `replicas` less what the idle color runs live
 (0 after a scale-down; all of them when `--keep-old` left it up, or when a resumed run's preview is up
-already). A pod's requests and limits are those it is admitted with: its `resources`, a request not given
-taking its limit (the API server's defaulting), then, for what is still unset, the Container defaults
-(`defaultRequest`, `default`) of the namespace's LimitRanges, as the LimitRanger admission plugin sets them
-(plugin/pkg/admission/limitranger; with several LimitRanges, the first by name: the API server promises no
-order). A quota on `requests.cpu`, `limits.memory` (or `cpu`, `memory`, `requests.memory`, `limits.cpu`) refuses
-a pod that leaves that resource unset ("must specify ..."): such a quota is named too. Quotas with `scopes` or a
+already: pods that run were admitted, nothing is checked). A pod's requests and limits are those it is admitted
+with: its `resources`, a request not given taking its limit (the API server's defaulting), then, for what is still
+unset, the Container defaults (`defaultRequest`, `default`) of the namespace's LimitRanges, as the LimitRanger
+admission plugin sets them before it validates (plugin/pkg/admission/limitranger; each LimitRange in turn sets only
+what is still unset: with several, a resource takes the first's by name, as the API server promises no order). A
+stored LimitRange has its defaults filled in by the API server (`default` from `max`, `defaultRequest` from `default`
+or `min`), so a `max` alone also gives the pods a limit. The pod template has one container and no init or sidecar
+containers (components/pod_template.py): a `Pod` item's totals are that container's.
+
+A quota on `requests.cpu`, `limits.memory` (or `cpu`, `memory`, `requests.memory`, `limits.cpu`) refuses a pod that
+leaves that resource unset ("must specify ..."): such a quota is named too. Quotas with `scopes` or a
 `scopeSelector` count only the pods they select: `Terminating` and `BestEffort` quotas (and PriorityClass or
 cross-namespace-affinity selectors, which the release's pods never carry) are left out where they cannot select
-these pods.
+these pods. Pods are counted against `pods` and `count/pods` (the object-count name the API server's pod evaluator
+also answers to).
 
-Pods are counted against `pods` and `count/pods` (the object-count name the API server's pod evaluator also
-answers to). Not checked: a LimitRange's own bounds (`min`, `max`, ratios: its admission refuses a pod outside
-them), a rolling update's surge pods when the idle color changes tag in place, and quotas on other object counts
-(`count/deployments.apps`, `count/services`...), which the preview update does not add to.
+Not checked: a rolling update's surge pods when the idle color changes tag in place, quotas on other object counts
+(`count/deployments.apps`, `count/services`...), which the preview update does not add to, and the other admission
+plugins a cluster may run (PodSecurity, policy webhooks).
 """
 
 from __future__ import annotations
@@ -34,10 +42,21 @@ from typing import Any
 
 from model.capacity import Room, defaulted_requests, pod_room, quota_shortfalls, quota_unset_keys
 from model.config import Release
+from model.limit_ranges import LimitRangeItem, pod_refusals
 
 
 class QuotaUnreadable(Exception):
-    """The namespace's ResourceQuotas could not be read (no kubeconfig, the API unreachable, RBAC): one line."""
+    """The namespace's ResourceQuotas or LimitRanges could not be read (no kubeconfig, the API unreachable, RBAC):
+    one line."""
+
+
+@dataclass(frozen=True)
+class NewColorCheck:
+    """What the live check found: the LimitRanges' refusals of the new color's pods, and the quotas' shortfalls
+    (one line each; both empty: the namespace admits and holds them)."""
+
+    refused: tuple[str, ...] = ()
+    short: tuple[str, ...] = ()
 
 
 def pod_requests(release: Release) -> dict[str, str]:
@@ -57,18 +76,61 @@ class Admitted:
 
 
 def container_defaults(limit_ranges: list[Any]) -> tuple[str | None, dict[str, str], dict[str, str]]:
-    """(the LimitRange's namespace/name, its Container defaultRequest, its Container default) of the first
-    LimitRange by name that has Container defaults; (None, {}, {}) when none has."""
+    """(the namespace/names of the LimitRanges that gave defaults, their Container defaultRequests, their Container
+    defaults): the LimitRanger runs each LimitRange's defaulting in turn, each setting only what is still unset, so
+    a resource takes the default of the first LimitRange (here by name) that has one; (None, {}, {}) when none has."""
+    sources: list[str] = []
+    requests: dict[str, str] = {}
+    limits: dict[str, str] = {}
     for limit_range in sorted(limit_ranges, key=lambda item: item.metadata.name):
-        requests: dict[str, str] = {}
-        limits: dict[str, str] = {}
+        own_requests: dict[str, str] = {}
+        own_limits: dict[str, str] = {}
         for item in (limit_range.spec.limits if limit_range.spec is not None else None) or []:
             if item.type == "Container":  # a later item of one LimitRange overrides an earlier one, as in admission
-                requests.update({k: str(v) for k, v in (item.default_request or {}).items()})
-                limits.update({k: str(v) for k, v in (item.default or {}).items()})
-        if requests or limits:
-            return f"{limit_range.metadata.namespace}/{limit_range.metadata.name}", requests, limits
-    return None, {}, {}
+                own_requests.update({k: str(v) for k, v in (item.default_request or {}).items()})
+                own_limits.update({k: str(v) for k, v in (item.default or {}).items()})
+        new_requests = {k: v for k, v in own_requests.items() if k not in requests}
+        new_limits = {k: v for k, v in own_limits.items() if k not in limits}
+        if new_requests or new_limits:
+            sources.append(f"{limit_range.metadata.namespace}/{limit_range.metadata.name}")
+            requests.update(new_requests)
+            limits.update(new_limits)
+    return (", ".join(sources) or None), requests, limits
+
+
+def admitted_resources(release: Release, limit_ranges: list[Any] | None = None) -> tuple[dict[str, str],
+                                                                                         dict[str, str]]:
+    """(requests, limits) of the release's container as admitted, every resource the LimitRanges default
+    included (`ephemeral-storage`...): what the LimitRanger validates its bounds against."""
+    limits = {k: str(v) for k, v in (release.resources.limits or {}).items()}
+    requests = {**{k: str(v) for k, v in (release.resources.limits or {}).items()},
+                **{k: str(v) for k, v in (release.resources.requests or {}).items()}}
+    _, default_requests, default_limits = container_defaults(limit_ranges or [])
+    return {**default_requests, **requests}, {**default_limits, **limits}
+
+
+def limit_range_items(limit_range: Any) -> list[LimitRangeItem]:
+    """A V1LimitRange's `spec.limits` as model items (bounds only)."""
+    spec = limit_range.spec
+    return [LimitRangeItem(type=str(item.type), min={k: str(v) for k, v in (item.min or {}).items()},
+                           max={k: str(v) for k, v in (item.max or {}).items()},
+                           max_limit_request_ratio={k: str(v) for k, v in (item.max_limit_request_ratio or {}).items()})
+            for item in (spec.limits if spec is not None else None) or []]
+
+
+def limit_range_refusals(limit_ranges: list[Any], release: Release) -> list[str]:
+    """One line per bound of a LimitRange the release's pods (as admitted) break, naming the LimitRange, in the
+    LimitRanger's words (model/limit_ranges.py); empty: every LimitRange admits them. QuotaUnreadable when a
+    bound is not a quantity (an API server never stores one)."""
+    requests, limits = admitted_resources(release, limit_ranges)
+    out = []
+    for limit_range in sorted(limit_ranges, key=lambda item: item.metadata.name):
+        where = f"LimitRange {limit_range.metadata.namespace}/{limit_range.metadata.name}"
+        try:
+            out += [f"{where}: {line}" for line in pod_refusals(limit_range_items(limit_range), requests, limits)]
+        except ValueError as error:
+            raise QuotaUnreadable(f"{where}: {error}") from None
+    return out
 
 
 def admitted(release: Release, limit_ranges: list[Any] | None = None) -> Admitted:
@@ -181,11 +243,11 @@ def _output(stack: Any, name: str) -> Any:
 
 
 def new_color_shortfalls(stack: Any, namespace: str, context: str | None, release: Release,
-                         pods: int) -> list[str]:
-    """The live check `rollout bluegreen` runs before its first write: the ResourceQuotas of the stack's
-    namespace (its `namespace` output, else `namespace`) against `pods` new pods of the release, with a client
-    from the stack's `kubeconfig` output or the local kubeconfig's `context`. QuotaUnreadable when they cannot
-    be read."""
+                         pods: int) -> NewColorCheck:
+    """The live check `rollout bluegreen` runs before its first write: the LimitRanges of the stack's namespace
+    (its `namespace` output, else `namespace`) against the release's pods, and its ResourceQuotas against `pods`
+    new pods, with a client from the stack's `kubeconfig` output or the local kubeconfig's `context`.
+    QuotaUnreadable when they cannot be read."""
     from operations.live_weight import kubernetes_client
 
     try:
@@ -195,10 +257,11 @@ def new_color_shortfalls(stack: Any, namespace: str, context: str | None, releas
         raise QuotaUnreadable(_line(error)) from None
     try:
         quotas = read_quotas(api_client, namespace)
-        # LimitRanges matter only to quotas: a namespace without quotas is not asked for them.
-        return shortfalls(quotas, release, pods, read_limit_ranges(api_client, namespace) if quotas else [])
+        # Read even without quotas: a LimitRange's bounds refuse pods on their own.
+        limit_ranges = read_limit_ranges(api_client, namespace)
+        return NewColorCheck(tuple(limit_range_refusals(limit_ranges, release)),
+                             tuple(shortfalls(quotas, release, pods, limit_ranges)))
     finally:
         close = getattr(api_client, "close", None)
         if close is not None:
             close()
-

@@ -187,12 +187,12 @@ def _live_weight_from_stand_in_outputs(monkeypatch):
 
 @pytest.fixture(autouse=True)
 def _no_resource_quotas_behind_stand_ins(monkeypatch):
-    """Blue-green runs over stand-in stacks find no ResourceQuota in their namespace (there is no API server
-    behind them, and a developer's own kubeconfig must not be read). The real reader has tests of its own
+    """Blue-green runs over stand-in stacks find no ResourceQuota or LimitRange in their namespace (there is no API
+    server behind them, and a developer's own kubeconfig must not be read). The real reader has tests of its own
     (test_bluegreen.py patches this with quotas, tests/cluster/ reads a real API server's)."""
     from operations import live_capacity
 
-    monkeypatch.setattr(live_capacity, "new_color_shortfalls", lambda *args, **kwargs: [])
+    monkeypatch.setattr(live_capacity, "new_color_shortfalls", lambda *args, **kwargs: live_capacity.NewColorCheck())
 
 
 @pytest.fixture(autouse=True)

@@ -218,7 +218,7 @@ def main(argv: list[str]) -> int:
 
     stacks.open_stack = open_file_stack
     step_checks.live_reader = outputs_live_reader
-    live_capacity.new_color_shortfalls = lambda *args, **kwargs: []  # no ResourceQuota behind the stand-in
+    live_capacity.new_color_shortfalls = lambda *args, **kwargs: live_capacity.NewColorCheck()  # no quota there
     probes = os.environ.get("STAND_IN_PROBES", "at-weight")
     canary_run.Prober.run = answers_at_weight if probes == "at-weight" else _hold  # type: ignore[method-assign]
     shift = float(os.environ.get("STAND_IN_CLOCK_SHIFT", "0"))

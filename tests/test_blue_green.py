@@ -219,6 +219,65 @@ def test_a_quota_read_live_is_checked_against_the_new_color():
                             extra) == []  # the preview adds pods, not Services
 
 
+# The LimitRanger's validation (model/limit_ranges.py), case by case: (item type, min, max, maxLimitRequestRatio),
+# the pod's admitted requests and limits, and the refusals in the plugin's words.
+@pytest.mark.parametrize("item,requests,limits,expected", [
+    pytest.param(("Container", {}, {"cpu": "500m"}, {}), {"cpu": "250m"}, {"cpu": "500m"}, [], id="max: at the bound"),
+    pytest.param(("Container", {}, {"cpu": "500m"}, {}), {"cpu": "250m"}, {"cpu": "1"},
+                 ["maximum cpu usage per Container is 500m, but limit is 1"], id="max: the limit past it"),
+    pytest.param(("Container", {}, {"memory": "1Gi"}, {}), {"memory": "512Mi"}, {},
+                 ["maximum memory usage per Container is 1Gi.  No limit is specified"], id="max: no limit"),
+    pytest.param(("Container", {}, {"cpu": "500m"}, {}), {"cpu": "600m"}, {"cpu": "500m"},
+                 ["maximum cpu usage per Container is 500m, but request is 600m"], id="max: the request past it"),
+    pytest.param(("Container", {"memory": "128Mi"}, {}, {}), {"memory": "64Mi"}, {"memory": "256Mi"},
+                 ["minimum memory usage per Container is 128Mi, but request is 64Mi"], id="min: the request under"),
+    pytest.param(("Container", {"memory": "128Mi"}, {}, {}), {}, {},
+                 ["minimum memory usage per Container is 128Mi.  No request is specified"], id="min: no request"),
+    pytest.param(("Container", {"cpu": "100m"}, {}, {}), {"cpu": "100m"}, {"cpu": "100m"}, [], id="min: at the bound"),
+    pytest.param(("Container", {}, {}, {"cpu": "2"}), {"cpu": "250m"}, {"cpu": "1"},
+                 ["cpu max limit to request ratio per Container is 2, but provided ratio is 4.000000"],
+                 id="ratio: past it"),
+    pytest.param(("Container", {}, {}, {"cpu": "2"}), {"cpu": "500m"}, {"cpu": "1"}, [], id="ratio: at it"),
+    pytest.param(("Container", {}, {}, {"memory": "1500m"}), {"memory": "200Mi"}, {"memory": "256Mi"}, [],
+                 id="ratio: a fraction, within"),
+    pytest.param(("Container", {}, {}, {"cpu": "2"}), {"cpu": "250m"}, {},
+                 ["cpu max limit to request ratio per Container is 2, but no limit is specified or limit is 0"],
+                 id="ratio: no limit"),
+    pytest.param(("Container", {}, {}, {"cpu": "2"}), {}, {"cpu": "1"},
+                 ["cpu max limit to request ratio per Container is 2, but no request is specified or request is 0"],
+                 id="ratio: no request"),
+    pytest.param(("Container", {}, {}, {"cpu": "2"}), {"cpu": "0"}, {"cpu": "1"},
+                 ["cpu max limit to request ratio per Container is 2, but no request is specified or request is 0"],
+                 id="ratio: a request of 0"),
+    pytest.param(("Pod", {}, {"memory": "256Mi"}, {}), {"memory": "128Mi"}, {"memory": "512Mi"},
+                 ["maximum memory usage per Pod is 256Mi, but limit is 512Mi"], id="Pod max: the pod's total"),
+    pytest.param(("Pod", {"cpu": "200m"}, {}, {}), {"cpu": "100m"}, {}, ["minimum cpu usage per Pod is 200m, but "
+                                                                         "request is 100m"], id="Pod min"),
+    pytest.param(("PersistentVolumeClaim", {"storage": "1Gi"}, {}, {}), {}, {}, [], id="a claim's bounds: no pod's"),
+    pytest.param(("Container", {"cpu": "100m", "memory": "64Mi"}, {"cpu": "1", "memory": "1Gi"}, {}),
+                 {"memory": "32Mi"}, {"cpu": "2", "memory": "512Mi"},
+                 ["minimum cpu usage per Container is 100m.  No request is specified",
+                  "minimum memory usage per Container is 64Mi, but request is 32Mi",
+                  "maximum cpu usage per Container is 1, but limit is 2"], id="every bound broken: one line each"),
+    # Compared in thousandths rounded up, as upstream does: 1.0001m counts as 2m, past a 1m max.
+    pytest.param(("Container", {}, {"cpu": "1m"}, {}), {}, {"cpu": "1000100n"},
+                 ["maximum cpu usage per Container is 1m, but limit is 1000100n"], id="rounding up to thousandths"),
+])
+def test_a_limit_ranges_bounds_refuse_a_pod_as_the_limit_ranger_does(item, requests, limits, expected):
+    from model.limit_ranges import LimitRangeItem, pod_refusals
+
+    kind, minimum, maximum, ratio = item
+    bounds = LimitRangeItem(kind, min=minimum, max=maximum, max_limit_request_ratio=ratio)
+    assert pod_refusals([bounds], requests, limits) == expected
+
+
+def test_a_bound_that_is_not_a_quantity_is_named():
+    from model.limit_ranges import LimitRangeItem, pod_refusals
+
+    with pytest.raises(ValueError, match="the max cpu bound 'lots' is not a Kubernetes quantity"):
+        pod_refusals([LimitRangeItem("Container", max={"cpu": "lots"})], {}, {"cpu": "1"})
+
+
 def test_rollout_forecast_shows_the_blue_green_phases(capsys):
     import json
 

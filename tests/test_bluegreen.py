@@ -441,12 +441,13 @@ def test_each_quota_key_short_is_named_with_its_numbers(apps, proxy, preview_pro
     assert stack.up_messages == ["initial"]
 
 
-def limit_range(name, default_request=None, default=None):
+def limit_range(name, default_request=None, default=None, kind="Container", **bounds):
+    """A LimitRange of one item; `bounds`: min, max, max_limit_request_ratio."""
     from kubernetes import client
 
     return client.V1LimitRange(metadata=client.V1ObjectMeta(name=name, namespace="app-update"),
                                spec=client.V1LimitRangeSpec(limits=[client.V1LimitRangeItem(
-                                   type="Container", default_request=default_request, default=default)]))
+                                   type=kind, default_request=default_request, default=default, **bounds)]))
 
 
 @pytest.mark.parametrize("resources,ranges,expected", [
@@ -458,6 +459,11 @@ def limit_range(name, default_request=None, default=None):
                  id="the LimitRange's defaultRequest is counted"),
     pytest.param({}, [limit_range("a-small", {"cpu": "100m"}), limit_range("b-big", {"cpu": "2"})], [],
                  id="the first LimitRange by name"),
+    pytest.param({}, [limit_range("a-memory", {"memory": "64Mi"}), limit_range("b-cpu", {"cpu": "500m"})],
+                 ["requests.cpu: 0m used + 2 cores for the new color > 1 core hard",
+                  "counted with the defaults of LimitRange app-update/a-memory, app-update/b-cpu: cpu request 500m, "
+                  "memory request 64Mi each"],
+                 id="each LimitRange sets what the ones before it left unset"),
     pytest.param({"limits": {"cpu": "200m"}}, [limit_range("defaults", {"cpu": "500m"})], [],
                  id="a request from the release's limit comes before any LimitRange default"),
     pytest.param({"requests": {"cpu": "100m"}}, [limit_range("defaults", {"cpu": "500m"})], [],
@@ -477,14 +483,76 @@ def test_a_limit_ranges_defaults_are_what_the_new_colors_pods_take(resources, ra
                      for line in expected]
 
 
-def test_limit_ranges_are_read_only_where_a_quota_is(apps, proxy, preview_proxy, quotas):
+def test_limit_ranges_are_read_even_where_no_quota_is(apps, proxy, preview_proxy, quotas):
     stack = SwitchedStack(proxy, preview_proxy, apps, config=WITH_REQUESTS)
     run = run_bluegreen(stack, options("v2", url=preview_proxy.url), clock=VirtualClock())
-    assert run.exit_code == 0 and quotas["reads"] == ["app-update"]
+    assert run.exit_code == 0 and quotas["reads"] == ["app-update", "app-update limitranges"]
+
+
+WITH_LIMITS = {**CONFIG, RELEASES: {"app": {**CONFIG[RELEASES]["app"], "resources": {
+    "requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"cpu": "1"}}}}}
+
+
+def test_a_limit_range_that_refuses_the_new_colors_pods_refuses_the_run_before_anything_is_written(
+        apps, proxy, preview_proxy, quotas, tmp_path, capsys):
+    stack = SwitchedStack(proxy, preview_proxy, apps, config=WITH_LIMITS)
+    before = {k: v.value for k, v in stack.get_all_config().items()}
+    quotas["limit_ranges"] = [limit_range("caps", max={"cpu": "500m"}, default={"cpu": "500m"}),
+                              limit_range("pods", kind="Pod", max_limit_request_ratio={"cpu": "2"}),
+                              limit_range("roomy", max={"cpu": "4"}, default={"cpu": "4"})]
+    spec = lease_spec(tmp_path)
+    code = stacks.guarded(lambda: run_bluegreen(stack, options("v2", url=preview_proxy.url), clock=VirtualClock(),
+                                                lease=spec).exit_code)
+    assert code == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith(
+        "error: the namespace's LimitRanges refuse the pods of green of app (resources requests cpu 250m, memory "
+        "256Mi; limits cpu 1): LimitRange app-update/caps: maximum cpu usage per Container is 500m, but limit is 1; "
+        "LimitRange app-update/pods: cpu max limit to request ratio per Pod is 2, but provided ratio is 4.000000; "
+        "the API server would refuse each pod"), err
+    assert "roomy" not in err and "kubectl edit limitrange -n app-update" in err and "nothing was written" in err
+    assert stack.up_messages == ["initial"] and {k: v.value for k, v in stack.get_all_config().items()} == before
+    assert spec.read() is None  # no lease was taken
+
+
+@pytest.mark.parametrize("resources,ranges,expected", [
+    pytest.param({"requests": {"cpu": "250m"}}, [limit_range("caps", max={"cpu": "500m"}, default={"cpu": "500m"})],
+                 [], id="a max's default gives the pods a limit at the bound"),
+    pytest.param({"requests": {"cpu": "250m"}}, [limit_range("caps", max={"cpu": "500m"})],
+                 ["LimitRange app-update/caps: maximum cpu usage per Container is 500m.  No limit is specified"],
+                 id="a max without a default (a hand-made object): no limit"),
+    pytest.param({"limits": {"cpu": "1"}}, [limit_range("floor", min={"cpu": "2"})],
+                 ["LimitRange app-update/floor: minimum cpu usage per Container is 2, but request is 1"],
+                 id="the request the API server takes from the limit"),
+    pytest.param({}, [limit_range("defaults", {"ephemeral-storage": "1Gi"}, {"ephemeral-storage": "1Gi"}),
+                      limit_range("pods", kind="Pod", max={"ephemeral-storage": "2Gi"})], [],
+                 id="a default of a resource the release does not set is validated as admitted"),
+    pytest.param({}, [limit_range("pods", kind="Pod", max={"memory": "1Gi"})],
+                 ["LimitRange app-update/pods: maximum memory usage per Pod is 1Gi.  No limit is specified"],
+                 id="a Pod item gets no defaults"),
+])
+def test_a_limit_ranges_bounds_are_checked_against_the_pods_as_admitted(resources, ranges, expected):
+    from model.config import load
+    from operations import live_capacity
+
+    release = load({**CONFIG, RELEASES: {"app": {**CONFIG[RELEASES]["app"], "resources": resources}}},
+                   "staging").release("app")
+    assert live_capacity.limit_range_refusals(ranges, release) == expected
+
+
+def test_a_limit_range_bound_that_is_not_a_quantity_is_said_as_unreadable():
+    from model.config import load
+    from operations import live_capacity
+
+    release = load(WITH_LIMITS, "staging").release("app")
+    with pytest.raises(live_capacity.QuotaUnreadable,
+                       match="LimitRange app-update/odd: the max cpu bound 'lots' is not a Kubernetes quantity"):
+        live_capacity.limit_range_refusals([limit_range("odd", max={"cpu": "lots"})], release)
 
 
 @pytest.mark.parametrize("failure,said", [
-    ("forbidden", "HTTP 403 Forbidden"), ("unreachable", "MaxRetryError"), ("no-kubeconfig", "ConfigException")])
+    ("forbidden", "HTTP 403 Forbidden"), ("unreachable", "MaxRetryError"), ("no-kubeconfig", "ConfigException"),
+    ("limit-ranges-forbidden", "LimitRanges: HTTP 403 Forbidden")])
 def test_quotas_that_cannot_be_read_are_said_and_the_run_goes_on(apps, proxy, preview_proxy, quotas, monkeypatch,
                                                                  failure, said, capsys):
     from kubernetes.client.exceptions import ApiException
@@ -496,6 +564,8 @@ def test_quotas_that_cannot_be_read_are_said_and_the_run_goes_on(apps, proxy, pr
         def no_config(kubeconfig=None, context=None):
             raise ConfigException("Invalid kube-config file. No configuration found.")
         monkeypatch.setattr(live_weight, "kubernetes_client", no_config)
+    elif failure == "limit-ranges-forbidden":  # RBAC that lists quotas but not LimitRanges (none needed to fail)
+        quotas["limit_ranges"] = ApiException(403, "Forbidden")
     else:
         quotas["found"] = ApiException(403, "Forbidden")
     if failure == "unreachable":  # the real list call, to a loopback port nobody listens on

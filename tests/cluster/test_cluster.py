@@ -871,3 +871,57 @@ def test_quota_reader_counts_pods_as_admitted_with_the_limit_ranges_defaults(kub
         assert "exceeded quota: team, requested: requests.cpu=500m," in message, message
     else:
         assert "failed quota: team: must specify requests.cpu" in message, message
+
+
+WITHIN = {"requests": {"cpu": "250m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}
+
+
+@pytest.mark.parametrize("limits,resources,expected", [
+    ([{"type": "Container", "max": {"cpu": "500m"}}], {"requests": {"cpu": "250m"}, "limits": {"cpu": "1"}},
+     "maximum cpu usage per Container is 500m, but limit is 1"),
+    ([{"type": "Container", "min": {"memory": "128Mi"}}], {"requests": {"cpu": "250m", "memory": "64Mi"}},
+     "minimum memory usage per Container is 128Mi, but request is 64Mi"),
+    ([{"type": "Container", "maxLimitRequestRatio": {"cpu": "2"}}],
+     {"requests": {"cpu": "250m"}, "limits": {"cpu": "1"}},
+     "cpu max limit to request ratio per Container is 2, but provided ratio is 4.000000"),
+    ([{"type": "Pod", "max": {"memory": "256Mi"}}], {"requests": {"memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+     "maximum memory usage per Pod is 256Mi, but limit is 512Mi"),
+    ([{"type": "Pod", "max": {"memory": "256Mi"}}], {"requests": {"memory": "128Mi"}},
+     "maximum memory usage per Pod is 256Mi.  No limit is specified"),
+    # every kind of bound, each met: the API server admits the pod, the check names nothing
+    ([{"type": "Container", "max": {"cpu": "2"}, "min": {"memory": "32Mi"}, "maxLimitRequestRatio": {"cpu": "4"}},
+      {"type": "Pod", "max": {"memory": "1Gi"}}], WITHIN, None),
+], ids=["container-max", "container-min", "container-ratio", "pod-max", "pod-max-no-limit", "within"])
+def test_limit_range_check_names_what_the_api_server_refuses_the_new_colors_pods(kube, namespace, limits,
+                                                                                 resources, expected):
+    """A LimitRange's bounds, as the API server's LimitRanger admission enforces them: the new color's pod template
+    created as a Pod (dryRun=All: nothing is stored or runs) is refused with 403 and the plugin's message exactly
+    where the check names the bound, and admitted where it names nothing. The API server fills the stored
+    LimitRange's defaults (a `max` gives `default`, a `min` gives `defaultRequest`), and the check reads it back."""
+    from kubernetes.client.exceptions import ApiException
+
+    from model.config import load
+    from operations import live_capacity
+
+    api = core(kube)
+    api.create_namespaced_limit_range(namespace, {"metadata": {"name": "bounds"}, "spec": {"limits": limits}})
+    settings = blue_green_settings(active="blue", blue={"tag": "v1"}, green={"tag": "v2"}, resources=resources)
+    release = load(settings, "test").release("app")
+    lines = live_capacity.limit_range_refusals(live_capacity.read_limit_ranges(kube.api_client, namespace), release)
+    assert lines == ([f"LimitRange {namespace}/bounds: {expected}"] if expected else [])
+
+    template = next(obj["spec"]["template"] for obj in render(settings) if obj["kind"] == "Deployment"
+                    and obj["spec"]["template"]["metadata"]["labels"].get("version") == "green")
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "green", "labels": template["metadata"]["labels"]},
+           "spec": template["spec"]}
+    # The ServiceAccount admission refuses a pod before its namespace's `default` ServiceAccount exists.
+    watch_until(api.list_namespaced_service_account, lambda accounts: "default" in accounts,
+                "the namespace's default ServiceAccount", namespace=namespace)
+    if expected is None:
+        created = api.create_namespaced_pod(namespace, pod, dry_run="All")
+        assert created.spec.containers[0].resources.limits["cpu"] == "1"
+        return
+    with pytest.raises(ApiException) as refused:
+        api.create_namespaced_pod(namespace, pod, dry_run="All")
+    assert refused.value.status == 403, refused.value.body
+    assert json.loads(refused.value.body)["message"] == f'pods "green" is forbidden: {expected}'
