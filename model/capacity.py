@@ -16,7 +16,7 @@ limits). No Pulumi import.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -74,11 +74,13 @@ def _mib(value: Decimal) -> str:
     return f"{int(value / MIB)}Mi"
 
 
-def defaulted_requests(requests: Mapping[str, str] | None, limits: Mapping[str, str] | None) -> dict[str, str]:
-    """A container's CPU and memory requests as the API server creates its pods: a request not given takes its
-    limit (pkg/apis/core/v1/defaults.go, SetDefaults_Pod). The scheduler and a ResourceQuota count these."""
-    given = {k: str(v) for k, v in (limits or {}).items() if k in ("cpu", "memory")}
-    given.update({k: str(v) for k, v in (requests or {}).items() if k in ("cpu", "memory")})
+def defaulted_requests(requests: Mapping[str, str] | None, limits: Mapping[str, str] | None,
+                       resources: Collection[str] | None = ("cpu", "memory")) -> dict[str, str]:
+    """A container's requests as the API server creates its pods: a request not given takes its limit
+    (pkg/apis/core/v1/defaults.go, SetDefaults_Pod), for `resources` (None: every resource). The scheduler and a
+    ResourceQuota count CPU and memory, the default; a LimitRange bounds every resource."""
+    given = {k: str(v) for k, v in (limits or {}).items() if resources is None or k in resources}
+    given.update({k: str(v) for k, v in (requests or {}).items() if resources is None or k in resources})
     return given
 
 

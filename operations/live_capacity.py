@@ -103,8 +103,7 @@ def admitted_resources(release: Release, limit_ranges: list[Any] | None = None) 
     """(requests, limits) of the release's container as admitted, every resource the LimitRanges default
     included (`ephemeral-storage`...): what the LimitRanger validates its bounds against."""
     limits = {k: str(v) for k, v in (release.resources.limits or {}).items()}
-    requests = {**{k: str(v) for k, v in (release.resources.limits or {}).items()},
-                **{k: str(v) for k, v in (release.resources.requests or {}).items()}}
+    requests = defaulted_requests(release.resources.requests, release.resources.limits, resources=None)
     _, default_requests, default_limits = container_defaults(limit_ranges or [])
     return {**default_requests, **requests}, {**default_limits, **limits}
 
