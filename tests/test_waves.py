@@ -21,6 +21,7 @@ from operations.record_store import FileRecordStore, RecordConflict, S3RecordSto
 from operations.stacks import InputError, OperationError
 from tests.clock import VirtualClock
 from tests.fake_stack import deployed
+from tests.prometheus_server import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 RELEASES = "app-update:releases"
@@ -70,10 +71,10 @@ def fleet(tmp_path, monkeypatch):
     return fleet
 
 
-def wave(fleet, tmp_path, *, action=None, clock=None, **kwargs):
-    out = io.StringIO()
+def wave(fleet, tmp_path, *, action=None, clock=None, opener=None, out=None, **kwargs):
+    out = out or io.StringIO()
     store = FileRecordStore(tmp_path / "records")
-    opener = fleet.__getitem__
+    opener = opener or fleet.__getitem__
     code = waves.do_wave("rel", "app", project_dir=tmp_path, yes=True, confirm=yes, open_stack=opener,
                          store=store, clock=clock or VirtualClock(),
                          action=action or waves.Actions("app", lambda: opener("staging")), out=out,
@@ -349,16 +350,13 @@ def test_a_signal_before_a_stacks_guard_stops_the_stage_and_the_stack_never_star
     import os
     import signal
     import threading
-    import time
 
     started: list[str] = []
 
     def opener(name):
         if name == "use1" and threading.current_thread() is not threading.main_thread():
             os.kill(os.getpid(), signal.SIGINT)  # to the process: the main thread's handler takes it
-            deadline = time.monotonic() + 10  # a bound on a handler that never runs, not a threshold
-            while not interrupts.interrupted() and time.monotonic() < deadline:
-                time.sleep(0.01)
+            wait_for(interrupts.interrupted, 10, "the main thread's handler to take the signal")
         return fleet[name]
 
     def action(stack, stage, image):
@@ -367,9 +365,7 @@ def test_a_signal_before_a_stacks_guard_stops_the_stage_and_the_stack_never_star
 
     out = io.StringIO()
     with pytest.raises(KeyboardInterrupt):
-        waves.do_wave("rel", "app", project_dir=tmp_path, yes=True, confirm=yes, open_stack=opener,
-                      store=FileRecordStore(tmp_path / "records"), clock=VirtualClock(), action=action, out=out,
-                      resume=False, restart=False, until_stage=None)
+        wave(fleet, tmp_path, action=action, opener=opener, out=out)
     assert started == [], out.getvalue()
     record, _ = FileRecordStore(tmp_path / "records").read("rel/app")
     assert record["status"] == "stopped"
@@ -384,25 +380,20 @@ def test_a_signal_the_kernel_gives_a_worker_thread_reaches_the_stacks_update_whi
     workers' futures ran it only once the stack had ended)."""
     import signal
     import threading
-    import time
 
     while_updating: list[bool] = []
 
     def action(stack, stage, image):
         with interrupts.updating(f"promote {stack.name}"):
             signal.pthread_kill(threading.get_ident(), signal.SIGINT)  # this worker thread takes it
-            deadline = time.monotonic() + 10  # a bound on a handler that never runs, not a threshold
-            while not interrupts.pending() and time.monotonic() < deadline:
-                time.sleep(0.01)
+            wait_for(interrupts.pending, 10, "the signal to reach the update")
             while_updating.append(interrupts.pending())
         interrupts.checkpoint()  # the update has ended: the signal stops this stack
         return "done"
 
     out = io.StringIO()
     with pytest.raises(KeyboardInterrupt):
-        waves.do_wave("rel", "app", project_dir=tmp_path, yes=True, confirm=yes, open_stack=fleet.__getitem__,
-                      store=FileRecordStore(tmp_path / "records"), clock=VirtualClock(), action=action, out=out,
-                      resume=False, restart=False, until_stage=None)
+        wave(fleet, tmp_path, action=action, out=out)
     assert while_updating == [True], out.getvalue()
     assert "SIGINT: stopping after what runs now ends safely" in capsys.readouterr().err
     assert "SIGINT: letting the running update finish" in out.getvalue()
