@@ -155,14 +155,16 @@ def test_a_line_said_while_the_log_writes_another_on_the_same_thread_waits_and_f
 
 
 # A wave's main thread owns the signals and forwards them to its worker threads: each scenario in a process of its
-# own (with the handler that once took a worker's lock, the main thread waited forever on a lock it held).
-SECOND_SIGNAL_WHILE_THE_FIRST_IS_SAID = """
+# own (with the handler that once took a worker's lock, the main thread waited forever on a lock it held). SCENARIO is
+# what both start with: the lines said, and the worker's moments.
+SCENARIO = """
 import os, signal, threading
 from concurrent.futures import ThreadPoolExecutor
 from operations import interrupts
 
 said, in_update, answered = [], threading.Event(), threading.Event()
-
+"""
+SECOND_SIGNAL_WHILE_THE_FIRST_IS_SAID = SCENARIO + """
 def say(text):
     said.append(text)
     if "letting the running update finish" in text:
@@ -192,13 +194,7 @@ print("\\n".join(said))
 
 # The kernel may give a process's signal to a thread other than the main one (here: given to the worker by
 # pthread_kill); Python runs the handler in the main thread, which must wake to run it while its workers go on.
-A_SIGNAL_TAKEN_BY_A_WORKER_THREAD = """
-import signal, threading
-from concurrent.futures import ThreadPoolExecutor
-from operations import interrupts
-
-said, in_update, answered = [], threading.Event(), threading.Event()
-
+A_SIGNAL_TAKEN_BY_A_WORKER_THREAD = SCENARIO + """
 def say(text):
     said.append(text)
     if "letting the running update finish" in text:
@@ -245,9 +241,11 @@ def test_a_signal_during_a_workers_update_is_forwarded_to_it_at_once(script):
 def test_a_line_that_cannot_be_written_does_not_keep_the_signal_from_the_workers():
     """`rollout wave ... | tee log` and Ctrl-C: the same signal ends `tee`, and the wave's first line about it meets
     a closed pipe. The forwarding goes on: the worker's update still learns of the signal, and so does the next."""
+    import contextlib
     import threading
-    import time
     from concurrent.futures import ThreadPoolExecutor
+
+    from tests.prometheus_server import wait_for
 
     def closed_pipe(text):
         raise BrokenPipeError(32, "Broken pipe")
@@ -260,9 +258,8 @@ def test_a_line_that_cannot_be_written_does_not_keep_the_signal_from_the_workers
             with interrupts.updating("canary app v2: weight 50%"):
                 for signals in (1, 2):
                     signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
-                    deadline = time.monotonic() + 10  # a bound on a signal never forwarded, not a threshold
-                    while len(said) < signals and time.monotonic() < deadline:
-                        time.sleep(0.01)
+                    with contextlib.suppress(TimeoutError):  # (then `seen` says how far it got)
+                        wait_for(lambda n=signals: len(said) >= n, 10, f"signal {signals} to reach the worker")
                     seen.append(len(said))
         return said
 
