@@ -507,8 +507,9 @@ class _BlueGreenLoop:
             raise OperationError(
                 f"the namespace's LimitRanges refuse the pods of {self.new} of {self.o.release} (resources {each}): "
                 f"{'; '.join(found.refused)}{also}; the API server would refuse each pod and the preview update "
-                f"would wait 10 minutes for them: change the release's resources (or the LimitRange: kubectl edit "
-                f"limitrange -n {checked.namespace}); nothing was written")
+                f"would wait 10 minutes for them: change the release's resources (app-update:releases."
+                f"{self.o.release}.resources) or the LimitRange (kubectl edit limitrange -n {checked.namespace}); "
+                f"nothing was written")
         if found.short:
             requests = live_capacity.pod_requests(release)
             each = ", ".join(f"{k} {v}" for k, v in sorted(requests.items()) if k in ("cpu", "memory")) or "none"

@@ -511,6 +511,7 @@ def test_a_limit_range_that_refuses_the_new_colors_pods_refuses_the_run_before_a
         "LimitRange app-update/pods: cpu max limit to request ratio per Pod is 2, but provided ratio is 4.000000; "
         "the API server would refuse each pod"), err
     assert "roomy" not in err and "kubectl edit limitrange -n app-update" in err and "nothing was written" in err
+    assert "change the release's resources (app-update:releases.app.resources)" in err
     assert stack.up_messages == ["initial"] and {k: v.value for k, v in stack.get_all_config().items()} == before
     assert spec.read() is None  # no lease was taken
 
